@@ -1,0 +1,1 @@
+"""Vendor adapters that ship with Platypus, one folder per vendor (installed as `platypus_adapters`)."""

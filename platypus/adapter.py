@@ -1,0 +1,217 @@
+"""Adapters: the plugins that write events into other systems, and their registry.
+
+An adapter is a class with a typed settings model and a set of named actions.
+A *connection* (in ``platypus.yaml``) is an adapter with its settings; a flow
+step sends to ``connection.action``::
+
+    class HttpAdapter(Adapter):
+        name = "http"
+        Settings = HttpSettings
+        actions = {"post": Action(params=PostParams), "put": Action(params=PutParams)}
+
+        async def call(self, request: Request) -> Any:
+            ...   # raise RetryableError or PermanentError on failure
+
+Adapters are found by name in a registry that reads the ``platypus.adapters``
+entry-point group, so a third-party package adds a vendor with no engine edit::
+
+    [project.entry-points."platypus.adapters"]
+    acme = "acme_platypus:AcmeAdapter"
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from platypus.exceptions import ConfigurationError, PermanentError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Action",
+    "Adapter",
+    "AdapterRegistry",
+    "NoSettings",
+    "Request",
+]
+
+ENTRY_POINT_GROUP = "platypus.adapters"
+
+# Adapters that ship with Platypus, found even when the package metadata is not
+# installed (running from a source tree). Entry points override these.
+_BUILTIN: dict[str, str] = {
+    "http": "platypus_adapters.http:HttpAdapter",
+    "sink": "platypus_adapters.sink:SinkAdapter",
+}
+
+
+class NoSettings(BaseModel):
+    """Settings of an adapter that needs none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing an adapter can do.
+
+    ``params`` models the static options a step gives in ``params:``; ``input``
+    models the payload, when the action has a fixed shape (``None``: any JSON).
+    Both are used by ``platypus flows lint`` before anything runs.
+    """
+
+    params: type[BaseModel] | None = None
+    input: type[BaseModel] | None = None
+    description: str = ""
+    writes: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a step asks an adapter to do, once.
+
+    ``idempotency_key`` is stable across retries and replays of the same event
+    and step, so vendors that support it can drop duplicate writes.
+    """
+
+    action: str
+    payload: Any
+    params: Mapping[str, Any] = field(default_factory=dict)
+    event_id: str = ""
+    event_type: str = ""
+    key: str = ""
+    flow: str = ""
+    step: str = ""
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.event_id}:{self.flow}:{self.step}"
+
+
+class Adapter:
+    """Base class of adapters. Subclasses set `name`, `Settings`, `actions`, and `call`.
+
+    One instance serves one connection; `start` and `close` bracket its life
+    (open a client pool, log in). `call` raises `RetryableError` for failures a
+    later attempt may fix and `PermanentError` for the rest; any other exception
+    is treated as permanent by the runtime, since nobody classified it.
+    """
+
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+    actions: ClassVar[Mapping[str, Action]] = {}
+
+    def __init__(self, settings: BaseModel, *, connection: str = "") -> None:
+        self.settings = settings
+        self.connection = connection or self.name
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, connection: str = "") -> Adapter:
+        """Build from a raw settings mapping; bad settings raise `ConfigurationError`."""
+        try:
+            settings = cls.Settings.model_validate(dict(config))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
+                for err in exc.errors(include_input=False)
+            )
+            raise ConfigurationError(
+                f"connection {connection or cls.name!r} (adapter {cls.name!r}) "
+                f"has invalid settings: {problems}"
+            ) from None
+        return cls(settings, connection=connection)
+
+    def params_for(self, action: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Validate a step's static ``params`` for ``action`` (done once, at start-up)."""
+        spec = self.actions.get(action)
+        if spec is None:
+            raise ConfigurationError(_unknown_action(self.name, action, self.actions))
+        if spec.params is None:
+            return dict(params)
+        return spec.params.model_validate(dict(params)).model_dump()
+
+    async def start(self) -> None:
+        """Open connections or log in. Called once before the first `call`."""
+
+    async def close(self) -> None:
+        """Release what `start` opened."""
+
+    async def call(self, request: Request) -> Any:
+        """Perform ``request.action``; return its result (a JSON-able value or None)."""
+        raise NotImplementedError
+
+    def check_request(self, request: Request) -> None:
+        """Refuse a request whose action is unknown (permanent: a flow bug)."""
+        if request.action not in self.actions:
+            raise PermanentError(_unknown_action(self.name, request.action, self.actions))
+
+
+def _unknown_action(adapter: str, action: str, actions: Mapping[str, Action]) -> str:
+    close = difflib.get_close_matches(action, list(actions), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    known = ", ".join(sorted(actions)) or "(none)"
+    return f"adapter {adapter!r} has no action {action!r} (it has: {known}){hint}"
+
+
+class AdapterRegistry:
+    """Adapter classes by name, from built-ins and the ``platypus.adapters`` entry points."""
+
+    def __init__(self, adapters: Mapping[str, str | type[Adapter]] | None = None) -> None:
+        self._refs: dict[str, str | type[Adapter]] = dict(adapters or {})
+        self._loaded: dict[str, type[Adapter]] = {}
+
+    @classmethod
+    def default(cls) -> AdapterRegistry:
+        """Built-in adapters plus every installed ``platypus.adapters`` entry point."""
+        refs: dict[str, str | type[Adapter]] = dict(_BUILTIN)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            refs[ep.name] = ep.value
+        return cls(refs)
+
+    def register(self, name: str, adapter: str | type[Adapter]) -> None:
+        """Add an adapter class (or a ``"module:Class"`` reference) under ``name``."""
+        self._refs[name] = adapter
+        self._loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._refs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._refs))
+
+    def get(self, name: str) -> type[Adapter]:
+        """The adapter class called ``name``, imported on first use."""
+        if name in self._loaded:
+            return self._loaded[name]
+        ref = self._refs.get(name)
+        if ref is None:
+            close = difflib.get_close_matches(name, list(self._refs), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigurationError(
+                f"unknown adapter {name!r} (installed: {', '.join(sorted(self._refs))}){hint}"
+            )
+        adapter = _import(name, ref) if isinstance(ref, str) else ref
+        self._loaded[name] = adapter
+        return adapter
+
+
+def _import(name: str, ref: str) -> type[Adapter]:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"adapter {name!r} cannot be imported from {module_name!r}: {exc}. "
+            "Install the package that provides it."
+        ) from exc
+    adapter = getattr(module, attr, None)
+    if not (isinstance(adapter, type) and issubclass(adapter, Adapter)):
+        raise ConfigurationError(f"{ref!r} (adapter {name!r}) is not an Adapter subclass")
+    return adapter

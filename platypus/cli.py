@@ -1,0 +1,207 @@
+"""The ``platypus`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from platypus import __version__
+from platypus.exceptions import PlatypusError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PROJECT = click.option(
+    "--project",
+    "project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    show_default=True,
+    help="Project folder holding platypus.yaml and flows/.",
+)
+
+
+def _errors(func: F) -> F:
+    """Turn Platypus errors into a clear message and exit status 2, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PlatypusError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="platypus")
+def main() -> None:
+    """Platypus: business events in, checked against their schema, routed by YAML flows."""
+
+
+@main.command()
+@_PROJECT
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Event log folder (default: data_dir of platypus.yaml; a fresh one with --demo).",
+)
+@click.option("--host", help="Interface for the ingress (default from platypus.yaml).")
+@click.option("--port", type=int, help="Port for the ingress; 0 picks a free one.")
+@click.option("--demo", is_flag=True, help="Start a stand-in vendor and push the sample events.")
+@click.option("--once", is_flag=True, help="Exit once every event has an outcome.")
+@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a terminal.")
+@_errors
+def run(
+    project: Path,
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    demo: bool,
+    once: bool,
+    log_level: str,
+    log_json: bool | None,
+) -> None:
+    """Run the embedded runtime and the HTTP ingress with the flows in flows/."""
+    from platypus.logging import configure_logging
+
+    # The demo's story is its summary; keep the log to warnings unless asked.
+    level = "warning" if demo and log_level == "info" else log_level
+    configure_logging(json=log_json, level=level)
+    asyncio.run(_run(project, data_dir, host, port, demo, once))
+
+
+async def _run(
+    project: Path, data_dir: Path | None, host: str | None, port: int | None, demo: bool, once: bool
+) -> None:
+    from platypus.app import Platypus
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    vendor = None
+    if demo:
+        from platypus.demo import run_demo
+
+        folder = data_dir or Path(tempfile.mkdtemp(prefix="platypus-demo-"))
+        app, summary, vendor = await run_demo(
+            project, data_dir=folder, port=0 if port is None else port, echo=click.echo
+        )
+        click.echo("")
+        click.echo(summary.render())
+    else:
+        app = Platypus.from_project(project, data_dir=data_dir)
+        await app.start(host=host, port=port)
+        click.echo(f"Platypus is listening on {app.url}: POST CloudEvents to {app.url}/events")
+    try:
+        if once:
+            if not demo:
+                await app.drain()
+        else:
+            click.echo(f"\nServing on {app.url}/events; press Ctrl+C to stop.")
+            await stop.wait()
+    finally:
+        await app.stop()
+        if vendor is not None:
+            vendor.stop()
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8787",
+    show_default=True,
+    help="Base URL of a running Platypus ingress.",
+)
+@click.option("--batch-size", default=100, show_default=True, help="Events per request.")
+def send(file: Path, url: str, batch_size: int) -> None:
+    """Post the events of a JSON Lines FILE to a running Platypus, in file order."""
+    import httpx
+
+    from platypus.send import send_lines
+
+    endpoint = url.rstrip("/") + "/events"
+    try:
+        with file.open(encoding="utf-8") as handle:
+            report = asyncio.run(send_lines(endpoint, handle, batch_size=batch_size))
+    except httpx.HTTPError as exc:
+        click.echo(f"error: cannot post to {endpoint}: {exc}. Is `platypus run` up?", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{report.accepted} accepted, {report.duplicates} duplicate(s), "
+        f"{len(report.rejected)} rejected"
+    )
+    for number, reason in report.rejected:
+        click.echo(f"  {file}:{number}: {reason}", err=True)
+    if report.rejected:
+        sys.exit(1)
+
+
+@main.group()
+def schemas() -> None:
+    """Event schemas."""
+
+
+@schemas.command("list")
+def schemas_list() -> None:
+    """List every registered event type with its personal-data fields."""
+    from platypus.schema_registry import SchemaRegistry
+
+    registry = SchemaRegistry.default()
+    for schema in registry:
+        personal = ", ".join(sorted(registry.personal_paths(schema.type))) or "-"
+        summary = (schema.description or "").strip().splitlines()[0:1]
+        click.echo(f"{schema.type}\t{summary[0] if summary else ''}\tpersonal: {personal}")
+
+
+@schemas.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def schemas_export(directory: Path) -> None:
+    """Write each event type's JSON Schema into DIRECTORY."""
+    from platypus.schema_registry import SchemaRegistry
+
+    for path in SchemaRegistry.default().export(directory):
+        click.echo(str(path))
+
+
+@main.group()
+def flows() -> None:
+    """Flow files."""
+
+
+@flows.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_PROJECT
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_errors
+def flows_lint(paths: tuple[Path, ...], project: Path, fmt: str) -> None:
+    """Check flow files (default: the project's flows/ folder) against schemas and adapters."""
+    from platypus.adapter import AdapterRegistry
+    from platypus.config import load_config
+    from platypus.flow.lint import format_findings, lint_paths
+    from platypus.schema_registry import SchemaRegistry
+
+    config = load_config(root=project)
+    targets = list(paths) or [config.resolve(config.flows)]
+    missing = [str(p) for p in targets if not p.exists()]
+    if missing:
+        click.echo(f"error: no such file or folder: {', '.join(missing)}", err=True)
+        sys.exit(2)
+    findings = lint_paths(
+        targets, schemas=SchemaRegistry.default(), adapters=AdapterRegistry.default(), config=config
+    )
+    click.echo(format_findings(findings, fmt))  # type: ignore[arg-type]
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)

@@ -1,0 +1,144 @@
+"""The project configuration: ``platypus.yaml`` beside the ``flows/`` folder.
+
+::
+
+    flows: flows                        # folder of flow files, relative to this file
+    data_dir: .platypus                 # where the embedded event log lives
+    concurrency: 16                     # adapter calls in flight at once
+    partitions: 8                       # partitions of the embedded events topic
+    retry:                              # default retry policy; flows and steps override
+      max_attempts: 5
+      initial_delay: 500ms
+    connections:                        # adapter instances that steps write to
+      billing:
+        adapter: http
+        settings:
+          base_url: ${BILLING_URL:-http://127.0.0.1:8181}
+          auth: {type: bearer, token_env: BILLING_TOKEN}
+
+``${VAR}`` and ``${VAR:-default}`` are replaced from the environment, so secrets
+stay out of the file. A step may also name an adapter directly (``sink.send``)
+when that adapter needs no settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from platypus.exceptions import ConfigurationError
+from platypus.retry import RetryPolicy
+
+__all__ = ["ConnectionSpec", "IngressSettings", "ProjectConfig", "expand_env", "load_config"]
+
+CONFIG_FILE = "platypus.yaml"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConnectionSpec(BaseModel):
+    """An adapter with its settings, named so that flow steps can write to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    adapter: str = Field(description="Adapter name, e.g. http.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="The adapter's settings.")
+
+
+class IngressSettings(BaseModel):
+    """The HTTP ingress (``POST /events``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8787, ge=0, le=65535, description="Port; 0 picks a free one.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_batch: int = Field(default=1000, ge=1, description="Most events in one batch request.")
+
+
+class ProjectConfig(BaseModel):
+    """Everything ``platypus run`` needs besides the flows themselves."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flows: Path = Field(default=Path("flows"), description="Folder of flow YAML files.")
+    data_dir: Path = Field(default=Path(".platypus"), description="Embedded event log folder.")
+    partitions: int = Field(default=8, ge=1, le=256, description="Partitions of the topic.")
+    concurrency: int = Field(
+        default=16, ge=1, le=4096, description="Adapter calls in flight at once, all keys."
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Default retry policy.")
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    connections: dict[str, ConnectionSpec] = Field(default_factory=dict)
+
+    # Where the file was read from; relative paths resolve against its folder.
+    root: Path = Field(default=Path(), exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        """``path`` relative to the project root unless already absolute."""
+        return path if path.is_absolute() else self.root / path
+
+    def connection(self, name: str) -> ConnectionSpec:
+        """The connection called ``name``; an adapter name stands for itself, unconfigured."""
+        spec = self.connections.get(name)
+        return spec if spec is not None else ConnectionSpec(adapter=name)
+
+
+def expand_env(value: Any, environ: dict[str, str] | None = None) -> Any:
+    """Replace ``${VAR}``/``${VAR:-default}`` in every string of ``value``.
+
+    A variable that is unset and has no default is a `ConfigurationError`, so a
+    missing secret is noticed at start-up rather than at the first delivery.
+    """
+    env = os.environ if environ is None else environ
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigurationError(
+                f"environment variable {name} is not set and has no default "
+                f"(write ${{{name}:-default}} to give one)"
+            )
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env) for v in value]
+    return value
+
+
+def load_config(path: Path | None = None, *, root: Path | None = None) -> ProjectConfig:
+    """Read ``platypus.yaml`` (or defaults when there is none) from ``root``."""
+    if path is None:
+        base = root or Path.cwd()
+        path = base / CONFIG_FILE
+        if not path.exists():
+            return ProjectConfig(root=base)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{path}: expected a mapping at the top level")
+    try:
+        return ProjectConfig.model_validate({**expand_env(raw), "root": path.parent})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise ConfigurationError(f"{path}: {problems}") from None

@@ -1,0 +1,190 @@
+"""What happens to an event, decided without I/O.
+
+Every runtime (embedded, Kafka) asks the same questions here, in this order::
+
+    route(flows, event_type)            -> the flows that consume it
+    decide_flow(flow, ctx)              -> Filtered, or None to run its steps
+    decide_step(flow, step, ctx)        -> Filtered | Deliver | Failed
+    classify(error)                     -> Failed(retryable=...)
+    retry_policy(default, flow, step) -> the RetryPolicy (tenacity) of the step
+
+``ctx`` is the event as it is on the wire plus ``steps``: the results of the
+earlier steps of the same flow (`event_context`). Nothing here reads a clock,
+a socket or a file, so it is tested exhaustively and shared by the runtimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from platypus.exceptions import DeliveryError, EventValidationError, FieldError, MappingError
+from platypus.expression import Expression, truthy
+from platypus.flow.model import FlowSpec, OnError, StepSpec
+from platypus.retry import RetryPolicy
+from platypus.validation import field_errors
+
+__all__ = [
+    "Deliver",
+    "Failed",
+    "Filtered",
+    "StepDecision",
+    "check_payload",
+    "classify",
+    "decide_flow",
+    "decide_step",
+    "event_context",
+    "on_error",
+    "render",
+    "retry_policy",
+    "route",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """The flow (or one step) does not apply to this event: a rule said so."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Send ``payload`` to ``step.to``."""
+
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The step failed; ``retryable`` says whether trying again may help."""
+
+    error_class: str
+    message: str
+    retryable: bool
+    status_code: int | None = None
+    retry_after: float | None = None
+    vendor_code: str | None = None
+    errors: tuple[FieldError, ...] = ()
+
+
+StepDecision = Filtered | Deliver | Failed
+
+
+def route(flows: Iterable[FlowSpec], event_type: str) -> list[FlowSpec]:
+    """The flows that consume ``event_type``, in a stable order (by name)."""
+    return sorted((f for f in flows if event_type in f.consumes), key=lambda f: f.name)
+
+
+def event_context(event: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
+    """What expressions read: the wire-format event plus ``steps`` (earlier results)."""
+    return {**event, "steps": dict(results)}
+
+
+def decide_flow(flow: FlowSpec, ctx: Mapping[str, Any]) -> Filtered | Failed | None:
+    """`Filtered` when the flow's ``when`` is falsy, `Failed` if it cannot be evaluated."""
+    if flow.when is None:
+        return None
+    try:
+        ok = truthy(flow.when.evaluate(ctx))
+    except MappingError as exc:
+        return _mapping_failure(exc)
+    return None if ok else Filtered(f"flow condition is false: {flow.when.source}")
+
+
+def decide_step(flow: FlowSpec, step: StepSpec, ctx: Mapping[str, Any]) -> StepDecision:
+    """Whether to run ``step`` for this event, and with which payload."""
+    if step.when is not None:
+        try:
+            if not truthy(step.when.evaluate(ctx)):
+                return Filtered(f"step condition is false: {step.when.source}")
+        except MappingError as exc:
+            return _mapping_failure(exc)
+    try:
+        return Deliver(render(step.payload, ctx))
+    except MappingError as exc:
+        return _mapping_failure(exc)
+
+
+def render(template: Any, ctx: Mapping[str, Any]) -> Any:
+    """Fill a payload template: expressions evaluated, constants kept, structure kept."""
+    if isinstance(template, Expression):
+        return template.evaluate(ctx)
+    if isinstance(template, Mapping):
+        return {key: render(value, ctx) for key, value in template.items()}
+    if isinstance(template, Sequence) and not isinstance(template, str | bytes):
+        return [render(value, ctx) for value in template]
+    return template
+
+
+def _mapping_failure(exc: MappingError) -> Failed:
+    # A mapping that fails on a real event fails the same way on every retry.
+    return Failed(error_class=_qualname(exc), message=str(exc), retryable=False)
+
+
+def classify(error: BaseException) -> Failed:
+    """An exception from an adapter as a `Failed` decision.
+
+    Only `DeliveryError`s say whether they are retryable; anything else is an
+    unclassified bug or surprise, treated as permanent so it is looked at.
+    """
+    if isinstance(error, EventValidationError):
+        return Failed(
+            error_class=_qualname(error),
+            message=str(error),
+            retryable=False,
+            errors=tuple(error.errors),
+        )
+    if isinstance(error, DeliveryError):
+        return Failed(
+            error_class=_qualname(error),
+            message=error.message,
+            retryable=error.retryable,
+            status_code=error.status_code,
+            retry_after=error.retry_after,
+            vendor_code=error.vendor_code,
+        )
+    return Failed(
+        error_class=_qualname(error),
+        message=str(error) or error.__class__.__name__,
+        retryable=False,
+    )
+
+
+def check_payload(model: type[BaseModel] | None, payload: Any, step: StepSpec) -> Failed | None:
+    """`Failed` with field errors when ``payload`` does not fit the action's input model."""
+    if model is None:
+        return None
+    try:
+        model.model_validate(payload)
+    except ValidationError as exc:
+        errors = tuple(field_errors(exc, prefix="payload"))
+        return Failed(
+            error_class="platypus.exceptions.EventValidationError",
+            message=(
+                f"step {step.name!r}: the mapped payload does not fit the input of {step.to} "
+                f"({len(errors)} error{'s' if len(errors) != 1 else ''})"
+            ),
+            retryable=False,
+            errors=errors,
+        )
+    return None
+
+
+def retry_policy(default: RetryPolicy, flow: FlowSpec, step: StepSpec) -> RetryPolicy:
+    """The policy a step runs with: project default, then flow, then step overrides."""
+    return default.merged(flow.retry).merged(step.retry)
+
+
+def on_error(flow: FlowSpec, step: StepSpec) -> OnError:
+    """What happens to the event when ``step`` fails for good."""
+    return step.on_error or flow.on_error
+
+
+def _qualname(error: BaseException) -> str:
+    cls = type(error)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

@@ -1,0 +1,331 @@
+"""The expression language of flows: JMESPath, evaluated safely and checked statically.
+
+Mappings and conditions are JMESPath expressions (https://jmespath.org): no Python
+is ever evaluated. An expression reads the event as it is on the wire::
+
+    data.opportunity_id                  a field of the event's data
+    subject                              an envelope attribute
+    data.line_items[*].product_code      a list projection
+    steps.create_account.id              the result of an earlier step
+    'EUR'                                a string constant (raw literal)
+
+`check` walks an expression against the JSON Schema of what it reads, so a flow
+that reads a field the event does not have is refused before it runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jmespath
+from jmespath import exceptions as jmes_errors
+
+from platypus.exceptions import MappingError
+
+__all__ = ["Expression", "ExpressionIssue", "check", "compile_expression", "truthy"]
+
+Schema = Mapping[str, Any] | None  # None: any value, nothing to check against
+
+_OPTIONS = jmespath.Options(dict_cls=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled JMESPath expression."""
+
+    source: str
+    _parsed: Any = field(repr=False, compare=False)
+
+    @property
+    def ast(self) -> Mapping[str, Any]:
+        """The JMESPath syntax tree, for static checks."""
+        tree: Mapping[str, Any] = self._parsed.parsed
+        return tree
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against ``context``; a type error becomes `MappingError`."""
+        try:
+            return self._parsed.search(context, options=_OPTIONS)
+        except jmes_errors.JMESPathError as exc:
+            raise MappingError(f"expression {self.source!r} failed: {exc}") from None
+
+
+def compile_expression(source: str) -> Expression:
+    """Parse ``source``; a syntax error raises `MappingError` naming the column."""
+    try:
+        return Expression(source, jmespath.compile(source))
+    except jmes_errors.ParseError as exc:
+        raise MappingError(
+            f"invalid expression {source!r} at column {exc.lex_position + 1}: "
+            f"{exc.msg} near {exc.token_value!r}"
+        ) from None
+    except jmes_errors.LexerError as exc:
+        raise MappingError(
+            f"invalid expression {source!r} at column {exc.lex_position + 1}: {exc.msg}"
+        ) from None
+
+
+def truthy(value: Any) -> bool:
+    """JMESPath truth: false, null, and empty strings, lists and objects are false."""
+    return not (value is None or value is False or value in ("", [], {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionIssue:
+    """A problem `check` found: the path read and what is wrong with it."""
+
+    path: str
+    message: str
+
+
+def check(expr: Expression, schema: Schema, defs: Mapping[str, Any] | None = None) -> list[str]:
+    """Statically check ``expr`` against the JSON Schema it will read.
+
+    Returns human-readable problems (empty when the expression can only read
+    fields that exist). ``defs`` resolves ``$ref``s; by default, the schema's own.
+    """
+    checker = _Checker(defs if defs is not None else (schema or {}).get("$defs", {}))
+    checker.visit(expr.ast, schema, "")
+    return [issue.message for issue in checker.issues]
+
+
+_ANY: Schema = None
+_BOOL: Schema = {"type": "boolean"}
+_NUMBER: Schema = {"type": "number"}
+_STRING: Schema = {"type": "string"}
+
+_FUNCTION_RESULTS: dict[str, Schema] = {
+    "abs": _NUMBER,
+    "avg": _NUMBER,
+    "ceil": _NUMBER,
+    "contains": _BOOL,
+    "ends_with": _BOOL,
+    "floor": _NUMBER,
+    "join": _STRING,
+    "length": {"type": "integer"},
+    "starts_with": _BOOL,
+    "sum": _NUMBER,
+    "to_number": _NUMBER,
+    "to_string": _STRING,
+    "type": _STRING,
+}
+
+
+class _Checker:
+    def __init__(self, defs: Mapping[str, Any]) -> None:
+        self.defs = defs
+        self.issues: list[ExpressionIssue] = []
+
+    def resolve(self, schema: Schema) -> Schema:
+        seen = 0
+        while schema is not None and "$ref" in schema and seen < 32:
+            schema = self.defs.get(str(schema["$ref"]).rsplit("/", 1)[-1])
+            seen += 1
+        if schema is None:
+            return None
+        options = schema.get("anyOf") or schema.get("oneOf")
+        if options:
+            # Optional[X] is anyOf [X, null]: read through to X. Other unions are
+            # left unchecked rather than guessed at.
+            real = [o for o in options if self.resolve(o) != {"type": "null"}]
+            if len(real) == 1:
+                return self.resolve(real[0])
+            return _ANY
+        return schema
+
+    def kind(self, schema: Schema) -> str | None:
+        schema = self.resolve(schema)
+        if schema is None:
+            return None
+        kind = schema.get("type")
+        if isinstance(kind, str):
+            return kind
+        if "properties" in schema:
+            return "object"
+        return None
+
+    def visit(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        method = getattr(self, f"_{node['type']}", None)
+        if method is None:
+            for child in node.get("children", []):
+                self.visit(child, _ANY, path)
+            return _ANY
+        result: Schema = method(node, schema, path)
+        return result
+
+    # Each handler returns the schema of the value the node produces.
+
+    def _field(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        name = str(node["value"])
+        here = f"{path}.{name}" if path else name
+        resolved = self.resolve(schema)
+        if resolved is None:
+            return _ANY
+        kind = self.kind(resolved)
+        if kind == "array":
+            self.issues.append(
+                ExpressionIssue(here, f"{path or 'the value'} is a list: use {path}[*].{name}")
+            )
+            return _ANY
+        if kind not in (None, "object"):
+            self.issues.append(
+                ExpressionIssue(here, f"{path or 'the value'} is a {kind} and has no field {name!r}")
+            )
+            return _ANY
+        props: Mapping[str, Any] = resolved.get("properties", {})
+        if name in props:
+            return dict(props[name]) if isinstance(props[name], Mapping) else _ANY
+        extra = resolved.get("additionalProperties", True if not props else False)
+        if isinstance(extra, Mapping):
+            return extra
+        if extra is True or (not props and "properties" not in resolved):
+            return _ANY
+        close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
+        hint = f"; did you mean {(f'{path}.' if path else '') + close[0]!r}?" if close else ""
+        where = f"{path}" if path else "the event"
+        self.issues.append(ExpressionIssue(here, f"{where} has no field {name!r}{hint}"))
+        return _ANY
+
+    def _subexpression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        for child in node["children"]:
+            schema = self.visit(child, schema, path)
+            path = _extend(path, child)
+        return schema
+
+    def _index_expression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        left, right = node["children"]
+        inner = self.visit(left, schema, path)
+        return self.visit(right, inner, _extend(path, left))
+
+    def _index(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        return self._items(schema, path, "[{}]".format(node["value"]))
+
+    def _slice(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        self._items(schema, path, "[:]")
+        return schema
+
+    def _items(self, schema: Schema, path: str, how: str) -> Schema:
+        resolved = self.resolve(schema)
+        kind = self.kind(resolved)
+        if resolved is None or kind is None:
+            return _ANY
+        if kind != "array":
+            self.issues.append(ExpressionIssue(path, f"{path} is a {kind}, not a list: {how}"))
+            return _ANY
+        items = resolved.get("items")
+        return items if isinstance(items, Mapping) else _ANY
+
+    def _projection(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        left, right = node["children"]
+        listed = self.visit(left, schema, path)
+        lpath = _extend(path, left)
+        element = self._items(listed, lpath, "[*]") if listed is not None else _ANY
+        out = self.visit(right, element, lpath + "[*]")
+        return {"type": "array", "items": out} if out is not None else {"type": "array"}
+
+    def _flatten(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        (child,) = node["children"]
+        listed = self.visit(child, schema, path)
+        cpath = _extend(path, child)
+        element = self._items(listed, cpath, "[]") if listed is not None else _ANY
+        if self.kind(element) == "array":
+            return element
+        return {"type": "array", "items": element} if element is not None else {"type": "array"}
+
+    def _value_projection(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        left, right = node["children"]
+        obj = self.resolve(self.visit(left, schema, path))
+        values: Schema = _ANY
+        if obj is not None:
+            extra = obj.get("additionalProperties")
+            values = extra if isinstance(extra, Mapping) else _ANY
+        self.visit(right, values, _extend(path, left) + ".*")
+        return {"type": "array"}
+
+    def _filter_projection(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        left, right, condition = node["children"]
+        listed = self.visit(left, schema, path)
+        lpath = _extend(path, left)
+        element = self._items(listed, lpath, "[?]") if listed is not None else _ANY
+        self.visit(condition, element, lpath + "[?]")
+        out = self.visit(right, element, lpath + "[?]")
+        return {"type": "array", "items": out} if out is not None else {"type": "array"}
+
+    def _multi_select_dict(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        props = {}
+        for pair in node["children"]:
+            (value,) = pair["children"]
+            props[str(pair["value"])] = self.visit(value, schema, path) or {}
+        return {"type": "object", "properties": props}
+
+    def _multi_select_list(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        for child in node["children"]:
+            self.visit(child, schema, path)
+        return {"type": "array"}
+
+    def _function_expression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        previous: Schema = _ANY
+        for child in node["children"]:
+            if child["type"] == "expref":
+                # sort_by(list, &field): the reference applies to the list's items.
+                element = self._items(previous, path, "&") if previous is not None else _ANY
+                self.visit(child["children"][0], element, path + "[*]")
+            else:
+                previous = self.visit(child, schema, path)
+        return _FUNCTION_RESULTS.get(str(node["value"]), _ANY)
+
+    def _literal(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        value = node["value"]
+        if isinstance(value, bool):
+            return _BOOL
+        if isinstance(value, int | float):
+            return _NUMBER
+        if isinstance(value, str):
+            return _STRING
+        return _ANY
+
+    def _current(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        return schema
+
+    _identity = _current
+
+    def _pipe(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        left, right = node["children"]
+        return self.visit(right, self.visit(left, schema, path), _extend(path, left))
+
+    def _comparator(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        for child in node["children"]:
+            self.visit(child, schema, path)
+        return _BOOL
+
+    def _and_expression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        for child in node["children"]:
+            self.visit(child, schema, path)
+        return _ANY
+
+    _or_expression = _and_expression
+
+    def _not_expression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
+        for child in node["children"]:
+            self.visit(child, schema, path)
+        return _BOOL
+
+
+def _extend(path: str, node: Mapping[str, Any]) -> str:
+    """The path a node leads to, for messages (fields only; others keep the path)."""
+    kind = node["type"]
+    if kind == "field":
+        return f"{path}.{node['value']}" if path else str(node["value"])
+    if kind == "subexpression":
+        for child in node["children"]:
+            path = _extend(path, child)
+        return path
+    if kind == "index_expression":
+        left, right = node["children"]
+        return _extend(path, left) + (f"[{right['value']}]" if right["type"] == "index" else "")
+    if kind in ("projection", "flatten"):
+        return _extend(path, node["children"][0]) + "[*]"
+    return path

@@ -1,0 +1,442 @@
+"""``platypus flows lint``: every mistake in flow files, found before anything runs.
+
+Beyond what the loader refuses (YAML, unknown keys, bad expressions), lint checks
+each flow against the project: the event types it consumes are registered, every
+expression reads only fields those events have and only steps that ran before,
+each step writes to a connection that exists, with an action its adapter has,
+valid ``params`` and a payload that maps what the action's input needs.
+
+Each `Finding` names the file, line and column of the offending YAML node::
+
+    flows/billing.yaml:14:20: error[expression-field]: 'data.opportunity_idd': data has
+    no field 'opportunity_idd'; did you mean 'data.opportunity_id'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from platypus.adapter import Action, Adapter, AdapterRegistry
+from platypus.config import ProjectConfig
+from platypus.exceptions import ConfigurationError, SchemaError, SourceLocation
+from platypus.expression import Expression, check
+from platypus.flow._yaml import Locations, Problem, YamlPath
+from platypus.flow.loader import FlowFile, duplicate_names, flow_files, read_flow_file
+from platypus.flow.model import FlowSpec, StepSpec
+from platypus.schema_registry import SchemaRegistry
+from platypus.validation import format_loc
+
+__all__ = ["Finding", "format_findings", "lint_paths"]
+
+_STRING: dict[str, Any] = {"type": "string"}
+_NULLABLE_STRING: dict[str, Any] = {"anyOf": [_STRING, {"type": "null"}]}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem in a flow file, at the YAML node that causes it.
+
+    ``code`` is stable, for tools and for searching the docs; ``severity`` is
+    ``"error"`` (the flow cannot run as written) or ``"warning"``.
+    """
+
+    location: SourceLocation
+    code: str
+    message: str
+    severity: str = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form: file, line, column, severity, code and message."""
+        return {
+            "file": self.location.file,
+            "line": self.location.line,
+            "column": self.location.column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.severity}[{self.code}]: {self.message}"
+
+
+def lint_paths(
+    paths: Sequence[Path],
+    *,
+    schemas: SchemaRegistry,
+    adapters: AdapterRegistry,
+    config: ProjectConfig,
+) -> list[Finding]:
+    """Check flow files, and every flow file under folders, in ``paths``.
+
+    Returns the findings in file order, then by line and column; an empty list
+    means every flow can run. Flow names must be unique across all ``paths``.
+    """
+    findings: list[Finding] = []
+    files: list[FlowFile] = []
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            candidates = flow_files(path)
+        elif path.exists():
+            candidates = [path]
+        else:
+            where = SourceLocation(str(path), 1, 1)
+            findings.append(Finding(where, "file-unreadable", "no such file or folder"))
+            continue
+        for candidate in candidates:
+            if candidate.resolve() not in seen:
+                seen.add(candidate.resolve())
+                files.append(read_flow_file(candidate))
+
+    order = {str(flow.path): index for index, flow in enumerate(files)}
+    for flow in files:
+        findings.extend(_finding(flow, problem) for problem in flow.problems)
+        if flow.spec is not None:
+            checker = _FlowChecker(flow.spec, flow.locations, schemas, adapters, config)
+            findings.extend(checker.run())
+    findings.extend(_finding(files[0], problem) for problem in duplicate_names(files))
+
+    def position(finding: Finding) -> tuple[int, int, int]:
+        where = finding.location
+        return (order.get(where.file, -1), where.line, where.column)
+
+    return sorted(findings, key=position)
+
+
+def format_findings(findings: Sequence[Finding], fmt: Literal["text", "json"] = "text") -> str:
+    """Findings as compiler-style text lines with a summary, or as a JSON list."""
+    if fmt == "json":
+        return json.dumps([finding.to_dict() for finding in findings], indent=2)
+    if not findings:
+        return "no problems found"
+    errors = sum(1 for finding in findings if finding.severity == "error")
+    warnings = len(findings) - errors
+    files = len({finding.location.file for finding in findings})
+    counts = [_plural(errors, "error")] if errors or not warnings else []
+    if warnings:
+        counts.append(_plural(warnings, "warning"))
+    summary = f"{' and '.join(counts)} in {_plural(files, 'file')}"
+    return "\n".join([*(str(finding) for finding in findings), summary])
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _finding(flow: FlowFile, problem: Problem) -> Finding:
+    error = problem.error
+    where = error.location or SourceLocation(str(flow.path), 1, 1)
+    message = f"{error.path}: {error.message}" if error.path else error.message
+    return Finding(where, problem.code, message)
+
+
+class _FlowChecker:
+    """The checks of one valid flow against the project's schemas, adapters and config."""
+
+    def __init__(
+        self,
+        flow: FlowSpec,
+        locations: Locations,
+        schemas: SchemaRegistry,
+        adapters: AdapterRegistry,
+        config: ProjectConfig,
+    ) -> None:
+        self.flow = flow
+        self.locations = locations
+        self.schemas = schemas
+        self.adapters = adapters
+        self.config = config
+        self.findings: list[Finding] = []
+
+    def report(self, code: str, path: YamlPath, message: str, *, key: bool = False) -> None:
+        where = self.locations.key(path) if key else self.locations.value(path)
+        self.findings.append(Finding(where, code, message))
+
+    def run(self) -> list[Finding]:
+        wires = self.wire_schemas()
+        step_names = [step.name for step in self.flow.steps]
+        if self.flow.when is not None:
+            self.expression(self.flow.when, ("when",), wires, None, step_names, [])
+        for index, step in enumerate(self.flow.steps):
+            earlier = step_names[:index]
+            base: YamlPath = ("steps", index)
+            if step.when is not None:
+                self.expression(step.when, (*base, "when"), wires, step.name, step_names, earlier)
+            for path, expr in _expressions(step.payload, (*base, "payload")):
+                self.expression(expr, path, wires, step.name, step_names, earlier)
+            self.target(step, base)
+        return self.findings
+
+    # -- event types and expressions ---------------------------------------------
+
+    def wire_schemas(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(type, schema of the event on the wire, $defs) for each known consumed type."""
+        wires = []
+        for index, event_type in enumerate(self.flow.consumes):
+            try:
+                self.schemas.get(event_type)
+            except SchemaError as exc:
+                self.report("unknown-event-type", ("consumes", index), str(exc))
+                continue
+            data = dict(self.schemas.json_schema(event_type))
+            defs = data.pop("$defs", {})
+            wires.append((event_type, _wire(data), defs))
+        if not wires:
+            # Nothing to check data against; the envelope and steps still are.
+            wires.append(("", _wire({}), {}))
+        return wires
+
+    def expression(
+        self,
+        expr: Expression,
+        path: YamlPath,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        step: str | None,
+        steps: list[str],
+        earlier: list[str],
+    ) -> None:
+        reader = f"step {step!r}" if step is not None else "the flow's when"
+        for name in _step_refs(expr.ast):
+            if name in earlier:
+                continue
+            if name == step:
+                why = "which is this step itself: a step can read only steps before it"
+            elif name in steps:
+                why = "which runs later: a step can read only steps before it"
+                if step is None:
+                    why = "but it is evaluated before any step runs"
+            else:
+                close = difflib.get_close_matches(name, earlier, n=1, cutoff=0.6)
+                why = "which does not exist" + (f"; did you mean {close[0]!r}?" if close else "")
+            self.report("step-reference", path, f"{reader} reads steps.{name}, {why}")
+
+        by_message: dict[str, list[str]] = {}
+        for event_type, schema, defs in wires:
+            for message in check(expr, schema, defs):
+                by_message.setdefault(message, []).append(event_type)
+        for message, types in by_message.items():
+            only = ""
+            if len(wires) > 1 and len(types) < len(wires):
+                only = f" (in event type {', '.join(types)})"
+            self.report("expression-field", path, f"{expr.source!r}: {message}{only}")
+
+    # -- connections, adapters, actions ------------------------------------------
+
+    def target(self, step: StepSpec, base: YamlPath) -> None:
+        to: YamlPath = (*base, "to")
+        name = step.connection
+        configured = self.config.connections.get(name)
+        if configured is None and name not in self.adapters:
+            known = sorted({*self.config.connections, *self.adapters})
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.report(
+                "unknown-connection",
+                to,
+                f"connection {name!r} is not in platypus.yaml and is not an installed "
+                f"adapter{hint}",
+            )
+            return
+        adapter_name = configured.adapter if configured is not None else name
+        if adapter_name not in self.adapters:
+            close = difflib.get_close_matches(adapter_name, list(self.adapters), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self.report(
+                "unknown-adapter",
+                to,
+                f"connection {name!r} uses adapter {adapter_name!r}, which is not installed "
+                f"(installed: {', '.join(self.adapters) or 'none'}){hint}",
+            )
+            return
+        try:
+            adapter = self.adapters.get(adapter_name)
+        except ConfigurationError as exc:
+            self.report("adapter-unavailable", to, str(exc))
+            return
+        if configured is None:
+            self.unconfigured(adapter, name, to)
+        action = adapter.actions.get(step.action)
+        if action is None:
+            close = difflib.get_close_matches(step.action, list(adapter.actions), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            actions = ", ".join(sorted(adapter.actions)) or "none"
+            self.report(
+                "unknown-action",
+                to,
+                f"adapter {adapter_name!r} has no action {step.action!r} (it has: {actions}){hint}",
+            )
+            return
+        self.params(step, action, base)
+        self.payload(step, action, base)
+
+    def unconfigured(self, adapter: type[Adapter], name: str, to: YamlPath) -> None:
+        """A step naming an adapter directly: fine only if it needs no settings."""
+        try:
+            adapter.Settings.model_validate({})
+        except ValidationError as exc:
+            needed = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+            self.report(
+                "connection-settings",
+                to,
+                f"adapter {name!r} needs settings ({', '.join(needed)}): add a connection "
+                "that uses it to platypus.yaml and write to that connection",
+            )
+
+    def params(self, step: StepSpec, action: Action, base: YamlPath) -> None:
+        if action.params is None:
+            return
+        try:
+            action.params.model_validate(dict(step.params))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = tuple(err["loc"])
+                label = format_loc(loc, "params")
+                if err["type"] == "extra_forbidden" and len(loc) == 1:
+                    message = f"{label}: unknown param {loc[0]!r}" + _suggest(
+                        str(loc[0]), _field_names(action.params)
+                    )
+                    self.report("invalid-params", (*base, "params", *loc), message, key=True)
+                    continue
+                message = f"{label}: {err['msg']}"
+                if err["type"] != "missing":
+                    message += f", got {err['input']!r}"
+                self.report("invalid-params", (*base, "params", *loc), message)
+
+    def payload(self, step: StepSpec, action: Action, base: YamlPath) -> None:
+        model = action.input
+        if model is None or not isinstance(step.payload, dict):
+            # No fixed input, or a payload computed by one expression: nothing to compare.
+            return
+        path: YamlPath = (*base, "payload")
+        fields = _field_names(model)
+        required = [
+            info.alias or name for name, info in model.model_fields.items() if info.is_required()
+        ]
+        for name in required:
+            if name not in step.payload:
+                self.report(
+                    "input-missing",
+                    path,
+                    f"action {step.to!r} needs {name!r} in its input, but the payload "
+                    "never maps it",
+                )
+        if model.model_config.get("extra") != "forbid":
+            return
+        for key in step.payload:
+            if key not in fields:
+                self.report(
+                    "input-unknown-key",
+                    (*path, key),
+                    f"action {step.to!r} takes no {key!r} in its input{_suggest(key, fields)}",
+                    key=True,
+                )
+
+
+def _wire(data: dict[str, Any]) -> dict[str, Any]:
+    """The schema of what expressions read: the CloudEvents envelope around ``data``.
+
+    ``steps`` is left open here; which steps may be read is checked separately.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "id": _STRING,
+            "source": _STRING,
+            "type": _STRING,
+            "specversion": _STRING,
+            "subject": _STRING,
+            "time": _NULLABLE_STRING,
+            "datacontenttype": _NULLABLE_STRING,
+            "dataschema": _NULLABLE_STRING,
+            "data": data,
+            "steps": {"type": "object"},
+        },
+        "additionalProperties": False,
+    }
+
+
+def _expressions(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, Expression]]:
+    """Every expression of a compiled payload template, with its path."""
+    if isinstance(value, Expression):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _expressions(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _expressions(item, (*path, index))
+
+
+# JMESPath nodes whose first child is read from the same value as the node itself;
+# the other children read from what the first one produced.
+_LEFT_SCOPED = {
+    "subexpression",
+    "index_expression",
+    "projection",
+    "filter_projection",
+    "value_projection",
+    "pipe",
+}
+
+
+def _step_refs(ast: Any) -> list[str]:
+    """Names of steps an expression reads as ``steps.<name>`` from the event root."""
+    found: list[str] = []
+
+    def visit(node: Any, root: bool) -> None:
+        if root:
+            head = _head(node)
+            if len(head) >= 2 and head[0] == "steps" and head[1] not in found:
+                found.append(head[1])
+        children = node.get("children", [])
+        if node["type"] in _LEFT_SCOPED:
+            if children:
+                visit(children[0], root)
+            for child in children[1:]:
+                visit(child, False)
+        elif node["type"] == "expref":
+            for child in children:
+                visit(child, False)
+        else:
+            for child in children:
+                visit(child, root)
+
+    visit(ast, True)
+    return found
+
+
+def _head(node: Any) -> list[str]:
+    """The leading field names an expression reads, e.g. ``steps.a[0].b`` -> steps, a."""
+    kind = node["type"]
+    children = node.get("children", [])
+    if kind == "field":
+        return [str(node["value"])]
+    if kind == "subexpression":
+        names: list[str] = []
+        for child in children:
+            names += _head(child)
+            if child["type"] != "field":
+                break
+        return names
+    if (kind in _LEFT_SCOPED or kind == "flatten") and children:
+        return _head(children[0])
+    return []
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _suggest(name: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (it takes: {', '.join(options)})" if options else ""

@@ -1,0 +1,110 @@
+"""structlog set up once: JSON when not on a terminal, secrets and personal data masked.
+
+Two things are masked in every log line, whoever wrote it:
+
+* values of keys that look like credentials (``password``, ``token``,
+  ``authorization``, ``secret``, ``api_key``...), and pydantic ``SecretStr``s;
+* the personal-data values of the event being processed, wherever they appear
+  (a vendor echoing an e-mail address in an error message, say). The runtime
+  declares them with `redaction_scope` around the processing of each event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from pydantic import SecretBytes, SecretStr
+
+from platypus.redaction import MASK, scrub_text
+
+__all__ = ["configure_logging", "get_logger", "redaction_scope", "scrub_event_dict"]
+
+_SECRET_KEYS = ("authorization", "password", "passwd", "secret", "token", "api_key", "apikey")
+
+_personal: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "platypus_personal_values", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def redaction_scope(values: Iterable[str]) -> Iterator[None]:
+    """Mask ``values`` (one event's personal data) in every log line written inside."""
+    token = _personal.set(_personal.get() | frozenset(values))
+    try:
+        yield
+    finally:
+        _personal.reset(token)
+
+
+def scrub_event_dict(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog processor: mask credentials by key and personal values anywhere."""
+    values = _personal.get()
+    return {key: _scrub(key, value, values) for key, value in event_dict.items()}
+
+
+def _scrub(key: str, value: Any, values: frozenset[str]) -> Any:
+    if isinstance(value, SecretStr | SecretBytes):
+        return MASK
+    if isinstance(key, str) and any(word in key.lower() for word in _SECRET_KEYS):
+        return MASK if value not in (None, "") else value
+    if isinstance(value, str):
+        return scrub_text(value, values) if values else value
+    if isinstance(value, Mapping):
+        return {k: _scrub(str(k), v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub("", v, values) for v in value]
+    if isinstance(value, BaseException):
+        return scrub_text(f"{type(value).__name__}: {value}", values)
+    return value
+
+
+def configure_logging(
+    *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog for the process.
+
+    ``json=None`` picks JSON unless the stream is a terminal. Standard-library
+    loggers (uvicorn, httpx) go through the same processors.
+    """
+    out = stream or sys.stderr
+    use_json = not out.isatty() if json is None else json
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        scrub_event_dict,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+
+
+def get_logger(name: str = "platypus") -> Any:
+    """A structlog logger bound with ``logger=name``."""
+    return structlog.get_logger(name).bind(logger=name)

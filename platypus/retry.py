@@ -1,0 +1,161 @@
+"""One retry definition: `RetryPolicy`, turned into tenacity arguments in one place.
+
+Backoff is exponential with full jitter (AWS architecture blog, "Exponential
+Backoff And Jitter"): attempt *n* waits a uniform random time in
+``[0, min(max_delay, initial_delay * multiplier**(n-1))]``. A vendor's
+``Retry-After`` is honoured: the wait is never shorter than what the vendor asked
+for (capped by ``max_retry_after``). Only errors classified retryable are retried.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
+from tenacity.wait import wait_base
+
+from platypus.exceptions import DeliveryError
+
+__all__ = ["Duration", "RetryPolicy", "parse_duration"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``250ms``, ``2s``, ``5m``, ``1h``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '2s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: use seconds (1.5) or a string like '250ms', '2s', '5m', '1h'"
+        )
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written as a number or as ``250ms``/``2s``/``5m``/``1h`` in flows."""
+
+
+class RetryPolicy(BaseModel):
+    """How a step retries a delivery that failed with a retryable error.
+
+    Set defaults in the project configuration; override per flow and per step.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(
+        default=5, ge=1, le=1000, description="Attempts in all, the first one included."
+    )
+    initial_delay: Duration = Field(
+        default=0.5, description="Upper bound of the first backoff, before jitter."
+    )
+    max_delay: Duration = Field(default=60.0, description="Cap of one backoff, before jitter.")
+    multiplier: float = Field(default=2.0, ge=1.0, description="Growth of the backoff bound.")
+    max_elapsed: Duration = Field(
+        default=600.0,
+        description="Give up once this much time has passed since the first attempt.",
+    )
+    respect_retry_after: bool = Field(
+        default=True, description="Wait at least as long as the vendor's Retry-After asks."
+    )
+    max_retry_after: Duration = Field(
+        default=300.0, description="Longest Retry-After honoured; longer ones are capped."
+    )
+
+    def merged(self, override: RetryPolicyOverride | None) -> RetryPolicy:
+        """This policy with the fields ``override`` sets replaced."""
+        if override is None:
+            return self
+        changes = override.model_dump(exclude_unset=True)
+        return self.model_copy(update=changes) if changes else self
+
+    def backoff_bound(self, attempt: int) -> float:
+        """The upper bound of the wait after failed attempt number ``attempt`` (1-based)."""
+        exponent = min(max(attempt - 1, 0), 64)
+        return float(min(self.max_delay, self.initial_delay * self.multiplier**exponent))
+
+    def delay(
+        self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
+        """The wait after failed attempt ``attempt``: full jitter, at least ``Retry-After``."""
+        jittered = (rng or _RANDOM).uniform(0.0, self.backoff_bound(attempt))
+        if retry_after is not None and self.respect_retry_after:
+            return max(jittered, min(max(retry_after, 0.0), self.max_retry_after))
+        return jittered
+
+    def should_retry(self, error: BaseException, attempt: int, elapsed: float) -> bool:
+        """Whether to try again after ``error`` at ``attempt``, ``elapsed`` seconds in.
+
+        The decision the tenacity arguments below make, as a plain function.
+        """
+        return (
+            isinstance(error, DeliveryError)
+            and error.retryable
+            and attempt < self.max_attempts
+            and elapsed < self.max_elapsed
+        )
+
+    def tenacity_kwargs(self) -> dict[str, Any]:
+        """Arguments for `tenacity.AsyncRetrying`/`Retrying` implementing this policy."""
+        return {
+            "stop": stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_elapsed),
+            "wait": _WaitPolicy(self),
+            "retry": retry_if_exception(_is_retryable),
+            "reraise": True,
+        }
+
+    def retrying(self, **extra: Any) -> AsyncRetrying:
+        """An `AsyncRetrying` for this policy; ``extra`` adds hooks such as ``before_sleep``."""
+        return AsyncRetrying(**self.tenacity_kwargs(), **extra)
+
+
+class RetryPolicyOverride(BaseModel):
+    """The fields of a `RetryPolicy` that a flow or step changes; unset ones inherit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    initial_delay: Duration | None = None
+    max_delay: Duration | None = None
+    multiplier: float | None = Field(default=None, ge=1.0)
+    max_elapsed: Duration | None = None
+    respect_retry_after: bool | None = None
+    max_retry_after: Duration | None = None
+
+
+_RANDOM = random.Random()  # noqa: S311 -- jitter, not cryptography
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, DeliveryError) and error.retryable
+
+
+class _WaitPolicy(wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        retry_after = error.retry_after if isinstance(error, DeliveryError) else None
+        delay = self.policy.delay(retry_state.attempt_number, retry_after)
+        # Never sleep past the elapsed budget just to give up afterwards.
+        remaining = self.policy.max_elapsed - (retry_state.seconds_since_start or 0.0)
+        return max(0.0, min(delay, remaining)) if retry_after is None else max(0.0, delay)

@@ -1,0 +1,1 @@
+"""Runtimes: where events are read from and outcomes written to (embedded, Kafka)."""

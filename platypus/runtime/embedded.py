@@ -1,0 +1,264 @@
+"""The embedded runtime: flows run on one machine over the SQLite event log.
+
+Ordering and commits follow the model of Confluent's Parallel Consumer:
+
+* every partition is read in offset order;
+* events are queued per key; each key has at most one event in processing, so
+  one record's events are handled strictly in order, while different keys run
+  concurrently (adapter calls are bounded by ``concurrency``, and a key waiting
+  out a retry backoff holds no slot, so it never holds other keys up);
+* a partition's committed offset is the lowest offset still in flight (or the
+  next to read when none is): it never passes an event still being processed or
+  waiting for a retry, and it is written in the same transaction as the outcome
+  that allows it. After a crash, processing resumes there; steps already
+  delivered are skipped; the step that was in flight is sent again (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from platypus.deadletter import DEAD_LETTER_TOPIC, SourceRecord
+from platypus.runtime.log import AppendItem, EventLog, LogRecord, OutcomeRow, WriteBatch
+from platypus.runtime.processor import (
+    EVENT_ID_HEADER,
+    VALIDATED_HEADER,
+    EventResult,
+    Processor,
+)
+
+__all__ = ["EVENTS_TOPIC", "GROUP", "EmbeddedRuntime"]
+
+EVENTS_TOPIC = "platypus.events"
+GROUP = "platypus"
+
+_log = structlog.get_logger("platypus.runtime")
+
+
+@dataclass(slots=True)
+class _Partition:
+    position: int  # next offset to fetch
+    in_flight: list[int] = field(default_factory=list)  # heap of offsets being processed
+    finished: set[int] = field(default_factory=set)  # done but still in the heap (lazy delete)
+
+    def committable(self, done: int) -> int:
+        """The commit allowed once ``done`` finishes: the lowest offset still in flight."""
+        self.finished.add(done)
+        while self.in_flight and self.in_flight[0] in self.finished:
+            self.finished.discard(heapq.heappop(self.in_flight))
+        return self.in_flight[0] if self.in_flight else self.position
+
+
+class EmbeddedRuntime:
+    """Consumes the events topic of an `EventLog` and runs every event through a `Processor`."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        processor: Processor,
+        *,
+        max_in_flight: int = 10_000,
+        fetch_size: int = 500,
+    ) -> None:
+        self.log = log
+        self.processor = processor
+        self._max_in_flight = max_in_flight
+        self._fetch_size = fetch_size
+        self._partitions: dict[int, _Partition] = {}
+        self._keys: dict[str, deque[_Item]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self.counts: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Resume every partition from its committed offset and start consuming."""
+        loop = asyncio.get_running_loop()
+        self.log.subscribe(lambda: loop.call_soon_threadsafe(self._wakeup.set))
+        committed = self.log.committed(GROUP, EVENTS_TOPIC)
+        self._partitions = {p: _Partition(position=off) for p, off in committed.items()}
+        self._task = asyncio.create_task(self._consume(), name="platypus-consumer")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop fetching, let events in processing finish (up to ``grace`` s), then cancel."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._workers:
+            _done, pending = await asyncio.wait(set(self._workers), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def drain(self, poll: float = 0.02) -> None:
+        """Wait until every appended event has an outcome and its offset is committed."""
+        while True:
+            if self._failure is not None:
+                raise RuntimeError("the embedded runtime failed") from self._failure
+            ends = self.log.end_offsets(EVENTS_TOPIC)
+            if self._in_flight == 0 and all(
+                self._partitions[p].position >= end for p, end in ends.items()
+            ):
+                committed = self.log.committed(GROUP, EVENTS_TOPIC)
+                if all(committed[p] >= end for p, end in ends.items()):
+                    return
+            await asyncio.sleep(poll)
+
+    @property
+    def in_flight(self) -> int:
+        """Events fetched whose outcome is not yet durable."""
+        return self._in_flight
+
+    async def _consume(self) -> None:
+        try:
+            while True:
+                if self._in_flight >= self._max_in_flight:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                self._wakeup.clear()
+                positions = {p: part.position for p, part in self._partitions.items()}
+                records = self.log.fetch(
+                    EVENTS_TOPIC,
+                    positions,
+                    min(self._fetch_size, self._max_in_flight - self._in_flight),
+                )
+                if not records:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+                    continue
+                delivered = self.log.deliveries([_event_id(r) for r in records])
+                for record in records:
+                    item = _Item(record, _for_event(delivered, _event_id(record)))
+                    part = self._partitions[record.partition]
+                    part.position = record.offset + 1
+                    heapq.heappush(part.in_flight, record.offset)
+                    self._in_flight += 1
+                    queued = self._keys.get(record.key)
+                    if queued is None:
+                        self._keys[record.key] = deque([item])
+                        task = asyncio.create_task(self._run_key(record.key))
+                        self._workers.add(task)
+                        task.add_done_callback(self._workers.discard)
+                    else:
+                        queued.append(item)
+                # Let key workers run before the next fetch; fairness for the loop.
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failure = exc
+            _log.exception("consumer failed")
+            raise
+
+    async def _run_key(self, key: str) -> None:
+        queued = self._keys[key]
+        try:
+            while queued:
+                item = queued[0]
+                await self._handle(item.record, item.delivered)
+                queued.popleft()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failure = exc
+            _log.exception("processing failed", key=key)
+            raise
+        finally:
+            if not queued or self._failure is not None:
+                self._keys.pop(key, None)
+
+    async def _handle(self, record: LogRecord, delivered: dict[tuple[str, str, str], Any]) -> None:
+        source = SourceRecord(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+        )
+        result = await self.processor.process(
+            source, delivered, validated_type=record.header(VALIDATED_HEADER)
+        )
+        part = self._partitions[record.partition]
+        batch = _batch(record, result)
+        # The offset this outcome allows, computed as if it were already done; the
+        # outcome and the commit land in one transaction, and commits never go back.
+        next_offset = part.committable(record.offset)
+        batch.commit = (GROUP, record.topic, record.partition, next_offset)
+        await self.log.write(batch)
+        self._in_flight -= 1
+        self._room.set()
+        for outcome in result.outcomes:
+            self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    record: LogRecord
+    delivered: dict[tuple[str, str, str], Any]
+
+
+def _event_id(record: LogRecord) -> str:
+    # The ingress puts the event id in a header so it is known without parsing.
+    found = record.header(EVENT_ID_HEADER)
+    if found is not None:
+        return found
+    try:
+        event = json.loads(record.value)
+    except ValueError:
+        return ""
+    return str(event.get("id", "")) if isinstance(event, dict) else ""
+
+
+def _for_event(
+    delivered: dict[tuple[str, str, str], Any], event_id: str
+) -> dict[tuple[str, str, str], Any]:
+    if not delivered:
+        return delivered
+    return {k: v for k, v in delivered.items() if k[0] == event_id}
+
+
+def _batch(record: LogRecord, result: EventResult) -> WriteBatch:
+    batch = WriteBatch()
+    for outcome in result.outcomes:
+        batch.outcomes.append(
+            OutcomeRow(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                flow=outcome.flow,
+                event_id=result.event_id,
+                event_type=result.event_type,
+                key=record.key,
+                status=outcome.status,
+                flow_version=outcome.flow_version,
+                step=outcome.step,
+                detail=outcome.detail,
+                attempts=outcome.attempts,
+            )
+        )
+        if outcome.dead_letter is not None:
+            letter = outcome.dead_letter
+            batch.appends.append(
+                (DEAD_LETTER_TOPIC, AppendItem(letter.key, letter.value, letter.headers))
+            )
+    return batch
+
+
+def dead_letters(log: EventLog) -> Sequence[LogRecord]:
+    """Every record on the dead-letter topic."""
+    return log.read(DEAD_LETTER_TOPIC)

@@ -1,0 +1,443 @@
+"""Running one event through its flows: the part every runtime shares.
+
+The decisions come from `platypus.core`; this module adds what needs I/O and
+time: calling adapters with the step's `RetryPolicy` (tenacity), remembering
+delivered steps, and building dead-letter records. A runtime hands it a record
+and gets back the outcomes to write; it owns partitions, keys and offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from platypus import core
+from platypus.adapter import Adapter, AdapterRegistry, Request
+from platypus.config import ProjectConfig
+from platypus.deadletter import DeadLetter, SourceRecord, dead_letter
+from platypus.envelope import CloudEvent
+from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
+from platypus.flow.model import FlowSpec, OnError, StepSpec
+from platypus.logging import redaction_scope
+from platypus.redaction import personal_values
+from platypus.retry import RetryPolicy
+from platypus.schema_registry import SchemaRegistry
+from platypus.validation import field_errors
+
+__all__ = [
+    "EVENT_ID_HEADER",
+    "VALIDATED_HEADER",
+    "Connections",
+    "EventResult",
+    "FlowOutcome",
+    "Processor",
+]
+
+EVENT_ID_HEADER = "platypus.event.id"
+"""Set by the ingress: the event's id, so runtimes know it without parsing the value."""
+
+VALIDATED_HEADER = "platypus.validated"
+"""Set by the ingress on records whose data it validated against the schema of their type."""
+
+_log = structlog.get_logger("platypus.runtime")
+
+RecordDelivery = Callable[[str, str, str, str, Any, int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOutcome:
+    """How an event ended in one flow."""
+
+    flow: str
+    status: str  # delivered | filtered | dead_lettered | discarded
+    flow_version: str = ""
+    step: str = ""
+    detail: str = ""
+    attempts: int = 0
+    retried: bool = False
+    dead_letter: DeadLetter | None = None
+
+
+@dataclass(slots=True)
+class EventResult:
+    """Everything one event produced: an outcome per flow (or one if none applied)."""
+
+    event_id: str
+    event_type: str
+    outcomes: list[FlowOutcome] = field(default_factory=list)
+
+
+class Connections:
+    """The adapter instances steps write to, one per connection, started once."""
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        registry: AdapterRegistry,
+        overrides: Mapping[str, Adapter] | None = None,
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._adapters: dict[str, Adapter] = dict(overrides or {})
+        self._started: set[str] = set()
+
+    def prepare(self, flows: Sequence[FlowSpec]) -> dict[tuple[str, str], Mapping[str, Any]]:
+        """Build every connection the flows use and check each step's params.
+
+        Returns the validated params by (flow, step). Raises `ConfigurationError`
+        naming the flow and step for an unknown connection, adapter or action.
+        """
+        params: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for flow in flows:
+            for step in flow.steps:
+                where = f"{flow.source_file}: flow {flow.name!r}, step {step.name!r}"
+                try:
+                    adapter = self.get(step.connection)
+                    params[(flow.name, step.name)] = adapter.params_for(step.action, step.params)
+                except ConfigurationError as exc:
+                    raise ConfigurationError(f"{where}: {exc}") from None
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                        for e in exc.errors(include_input=False)
+                    )
+                    raise ConfigurationError(f"{where}: {problems}") from None
+        return params
+
+    def get(self, name: str) -> Adapter:
+        """The adapter instance of connection ``name``."""
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            spec = self._config.connection(name)
+            cls = self._registry.get(spec.adapter)
+            adapter = cls.from_config(spec.settings, connection=name)
+            self._adapters[name] = adapter
+        return adapter
+
+    async def start(self) -> None:
+        """Start every built connection (open clients, read secrets)."""
+        for name, adapter in self._adapters.items():
+            if name not in self._started:
+                await adapter.start()
+                self._started.add(name)
+
+    async def close(self) -> None:
+        """Close every started connection."""
+        for name in list(self._started):
+            await self._adapters[name].close()
+            self._started.discard(name)
+
+
+class Processor:
+    """Runs events through the flows that consume them."""
+
+    def __init__(
+        self,
+        flows: Sequence[FlowSpec],
+        schemas: SchemaRegistry,
+        connections: Connections,
+        *,
+        retry: RetryPolicy,
+        concurrency: int,
+        record_delivery: RecordDelivery,
+        params: Mapping[tuple[str, str], Mapping[str, Any]],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.flows = list(flows)
+        self.schemas = schemas
+        self.connections = connections
+        self.retry = retry
+        self._slots = asyncio.Semaphore(concurrency)
+        self._record_delivery = record_delivery
+        self._params = params
+        self._sleep = sleep
+        self._routes: dict[str, list[FlowSpec]] = {}
+
+    def route(self, event_type: str) -> list[FlowSpec]:
+        """The flows for ``event_type`` (cached)."""
+        found = self._routes.get(event_type)
+        if found is None:
+            found = self._routes[event_type] = core.route(self.flows, event_type)
+        return found
+
+    async def process(
+        self,
+        source: SourceRecord,
+        delivered: Mapping[tuple[str, str, str], Any],
+        validated_type: str | None = None,
+    ) -> EventResult:
+        """Run the event in ``source`` through its flows.
+
+        ``delivered`` holds steps already delivered in an earlier run
+        ((event id, flow, step) -> result): they are not sent again.
+        ``validated_type`` is the type the ingress already validated the data
+        against; anything else (another producer, a changed type) is validated here.
+        """
+        try:
+            event = json.loads(source.value)
+            if not isinstance(event, dict):
+                raise TypeError("a CloudEvent is a JSON object")
+        except (ValueError, TypeError) as exc:
+            return self._unreadable(source, f"the stored record is not a JSON event: {exc}", ())
+        event_id = str(event.get("id", ""))
+        event_type = str(event.get("type", ""))
+        if validated_type != event_type:
+            problem = self._validate(event)
+            if problem is not None:
+                return self._unreadable(source, str(problem), problem.errors, event)
+        patterns = self.schemas.personal_paths(event_type)
+        values = personal_values(event.get("data"), patterns) if patterns else set()
+        result = EventResult(event_id, event_type)
+        flows = self.route(event_type)
+        with (
+            structlog.contextvars.bound_contextvars(event_id=event_id, event_type=event_type),
+            redaction_scope(values),
+        ):
+            if not flows:
+                detail = f"no flow consumes {event_type}"
+                result.outcomes.append(FlowOutcome(flow="", status="filtered", detail=detail))
+                _log.info("event filtered", reason=detail)
+                return result
+            for flow in flows:
+                with structlog.contextvars.bound_contextvars(flow=flow.name):
+                    outcome = await self._run_flow(flow, source, event, delivered, values)
+                result.outcomes.append(outcome)
+        return result
+
+    def _validate(self, event: dict[str, Any]) -> EventValidationError | None:
+        try:
+            envelope = CloudEvent.model_validate(event)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            return EventValidationError(
+                f"event {event.get('id')!r} is not a valid CloudEvent", errors, str(event.get("id"))
+            )
+        try:
+            self.schemas.validate(envelope)
+        except EventValidationError as exc:
+            return exc
+        return None
+
+    def _unreadable(
+        self,
+        source: SourceRecord,
+        message: str,
+        errors: Sequence[FieldError],
+        event: Mapping[str, Any] | None = None,
+    ) -> EventResult:
+        event = event or {}
+        event_id, event_type = str(event.get("id", "")), str(event.get("type", ""))
+        patterns = self.schemas.personal_paths(event_type) if event_type in self.schemas else ()
+        values = personal_values(event.get("data"), patterns)
+        failure = core.Failed(
+            error_class="platypus.exceptions.EventValidationError",
+            message=message,
+            retryable=False,
+            errors=tuple(errors),
+        )
+        now = datetime.now(UTC)
+        letter = dead_letter(
+            source,
+            failure,
+            flow="",
+            flow_version="",
+            step="",
+            event_id=event_id,
+            event_type=event_type,
+            attempts=1,
+            first_failure=now,
+            last_failure=now,
+            personal=values,
+        )
+        with redaction_scope(values):
+            _log.warning("event dead-lettered", event_id=event_id, error=message)
+        outcome = FlowOutcome(
+            flow="",
+            status="dead_lettered",
+            detail=letter.header("__connect.errors.exception.message") or "",
+            attempts=1,
+            dead_letter=letter,
+        )
+        return EventResult(event_id, event_type, [outcome])
+
+    async def _run_flow(
+        self,
+        flow: FlowSpec,
+        source: SourceRecord,
+        event: Mapping[str, Any],
+        delivered: Mapping[tuple[str, str, str], Any],
+        values: set[str],
+    ) -> FlowOutcome:
+        event_id = str(event.get("id", ""))
+        results: dict[str, Any] = {}
+        ctx = core.event_context(event, results)
+        decision = core.decide_flow(flow, ctx)
+        if isinstance(decision, core.Filtered):
+            _log.info("event filtered", reason=decision.reason)
+            return FlowOutcome(flow.name, "filtered", flow.version, detail=decision.reason)
+        if isinstance(decision, core.Failed):
+            return self._failed(flow, None, source, event, decision, 1, time.time(), values)
+        attempts_total = 0
+        retried = False
+        for step in flow.steps:
+            done_key = (event_id, flow.name, step.name)
+            if done_key in delivered:
+                results[step.name] = delivered[done_key]
+                continue
+            ctx = core.event_context(event, results)
+            with structlog.contextvars.bound_contextvars(step=step.name):
+                decision = core.decide_step(flow, step, ctx)
+                if isinstance(decision, core.Filtered):
+                    results[step.name] = None
+                    _log.debug("step skipped", reason=decision.reason)
+                    continue
+                if isinstance(decision, core.Deliver):
+                    adapter = self.connections.get(step.connection)
+                    spec = adapter.actions.get(step.action)
+                    problem = core.check_payload(
+                        spec.input if spec else None, decision.payload, step
+                    )
+                    if problem is not None:
+                        decision = problem
+                if isinstance(decision, core.Failed):
+                    return self._failed(flow, step, source, event, decision, 1, time.time(), values)
+                request = Request(
+                    action=step.action,
+                    payload=decision.payload,
+                    params=self._params.get((flow.name, step.name), step.params),
+                    event_id=event_id,
+                    event_type=str(event.get("type", "")),
+                    key=source.key,
+                    flow=flow.name,
+                    step=step.name,
+                )
+                delivery = await self._deliver(
+                    adapter, request, core.retry_policy(self.retry, flow, step)
+                )
+                attempts_total += delivery.attempts
+                retried = retried or delivery.attempts > 1
+                if delivery.failure is not None:
+                    return self._failed(
+                        flow,
+                        step,
+                        source,
+                        event,
+                        delivery.failure,
+                        delivery.attempts,
+                        delivery.first_failure,
+                        values,
+                        last=delivery.last_failure,
+                        retried=retried,
+                    )
+                await self._record_delivery(
+                    event_id, flow.name, step.name, flow.version, delivery.result, delivery.attempts
+                )
+                results[step.name] = delivery.result
+                _log.info("step delivered", to=step.to, attempts=delivery.attempts)
+        return FlowOutcome(
+            flow.name, "delivered", flow.version, attempts=attempts_total, retried=retried
+        )
+
+    async def _deliver(self, adapter: Adapter, request: Request, policy: RetryPolicy) -> _Delivery:
+        out = _Delivery()
+        try:
+            async for attempt in policy.retrying(sleep=self._sleep, before_sleep=_log_retry):
+                with attempt:
+                    out.attempts += 1
+                    call = _with_attempt(request, out.attempts)
+                    try:
+                        async with self._slots:
+                            out.result = await adapter.call(call)
+                    except Exception:
+                        now = time.time()
+                        out.first_failure = out.first_failure or now
+                        out.last_failure = now
+                        raise
+        except Exception as exc:  # noqa: BLE001 -- every failure is classified, none escapes
+            out.failure = core.classify(exc)
+        return out
+
+    def _failed(
+        self,
+        flow: FlowSpec,
+        step: StepSpec | None,
+        source: SourceRecord,
+        event: Mapping[str, Any],
+        failure: core.Failed,
+        attempts: int,
+        first: float,
+        values: set[str],
+        *,
+        last: float | None = None,
+        retried: bool = False,
+    ) -> FlowOutcome:
+        step_name = step.name if step else ""
+        policy = core.on_error(flow, step) if step else flow.on_error
+        letter = dead_letter(
+            source,
+            failure,
+            flow=flow.name,
+            flow_version=flow.version,
+            step=step_name,
+            event_id=str(event.get("id", "")),
+            event_type=str(event.get("type", "")),
+            attempts=attempts,
+            first_failure=datetime.fromtimestamp(first, UTC),
+            last_failure=datetime.fromtimestamp(last or first, UTC),
+            personal=values,
+        )
+        detail = letter.header("__connect.errors.exception.message") or ""
+        if policy is OnError.DISCARD:
+            _log.warning("event discarded", step=step_name, error=detail, attempts=attempts)
+            return FlowOutcome(
+                flow.name, "discarded", flow.version, step_name, detail, attempts, retried
+            )
+        _log.warning(
+            "event dead-lettered",
+            step=step_name,
+            error_class=failure.error_class,
+            error=detail,
+            attempts=attempts,
+        )
+        return FlowOutcome(
+            flow.name,
+            "dead_lettered",
+            flow.version,
+            step_name,
+            detail,
+            attempts,
+            retried,
+            dead_letter=letter,
+        )
+
+
+@dataclass(slots=True)
+class _Delivery:
+    attempts: int = 0
+    result: Any = None
+    failure: core.Failed | None = None
+    first_failure: float = 0.0
+    last_failure: float = 0.0
+
+
+def _with_attempt(request: Request, attempt: int) -> Request:
+    return request if attempt == request.attempt else dataclasses.replace(request, attempt=attempt)
+
+
+def _log_retry(state: Any) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    _log.info(
+        "delivery failed, will retry",
+        attempt=state.attempt_number,
+        wait_s=round(state.upcoming_sleep, 3),
+        error=str(error),
+    )
