@@ -1,1 +1,4 @@
-"""Vendor adapters that ship with Platypus, one folder per vendor (installed as `platypus_adapters`)."""
+"""Vendor adapters that ship with Platypus, one folder per vendor.
+
+Installed as the `platypus_adapters` package.
+"""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +68,12 @@ class Platypus:
         )
         self.runtime = EmbeddedRuntime(self.log, self.processor)
         self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self.url = ""
 
     @classmethod
-    def from_project(
-        cls, root: Path, *, data_dir: Path | None = None, **kwargs: Any
-    ) -> Platypus:
+    def from_project(cls, root: Path, *, data_dir: Path | None = None, **kwargs: Any) -> Platypus:
         """Read ``platypus.yaml`` and the flows folder under ``root``."""
         config = load_config(root=root)
         if data_dir is not None:
@@ -83,13 +81,17 @@ class Platypus:
         flows = load_flows(config.resolve(config.flows))
         return cls(config, flows, **kwargs)
 
-    async def start(self, *, http: bool = True, host: str | None = None, port: int | None = None) -> None:
+    async def start(
+        self, *, http: bool = True, host: str | None = None, port: int | None = None
+    ) -> None:
         """Open the log, start connections and the consumer, then serve HTTP."""
         self.log.open()
         await self.connections.start()
         await self.runtime.start()
         if http:
-            await self._serve(host or self.config.ingress.host, self.config.ingress.port if port is None else port)
+            await self._serve(
+                host or self.config.ingress.host, self.config.ingress.port if port is None else port
+            )
         _log.info(
             "platypus started",
             flows=len(self.flows),
@@ -103,9 +105,7 @@ class Platypus:
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
         )
-        server = uvicorn.Server(config)
-        # The process owner (CLI) handles signals; uvicorn must not steal them.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _Server(config)
         self._server = server
         self._serving = asyncio.create_task(server.serve(), name="platypus-http")
         while not server.started:
@@ -133,3 +133,11 @@ class Platypus:
         await self.runtime.stop()
         await self.connections.close()
         self.log.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the process owner (the CLI) handles signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

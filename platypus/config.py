@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ class ProjectConfig(BaseModel):
         return spec if spec is not None else ConnectionSpec(adapter=name)
 
 
-def expand_env(value: Any, environ: dict[str, str] | None = None) -> Any:
+def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``${VAR}``/``${VAR:-default}`` in every string of ``value``.
 
     A variable that is unset and has no default is a `ConfigurationError`, so a
@@ -102,7 +103,8 @@ def expand_env(value: Any, environ: dict[str, str] | None = None) -> Any:
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in env:
+            # As in the shell: ``:-`` uses the default when the variable is unset or empty.
+            if env.get(name) or (name in env and default is None):
                 return env[name]
             if default is not None:
                 return default

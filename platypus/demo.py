@@ -45,9 +45,9 @@ class DemoSummary:
                 if status in statuses:
                     self.status[status] += 1
                     break
-        self.retried = sum(
-            1 for row in app.log.delivery_rows() if row["attempts"] > 1
-        ) + sum(1 for row in outcomes if row["status"] == "dead_lettered" and row["attempts"] > 1)
+        self.retried = sum(1 for row in app.log.delivery_rows() if row["attempts"] > 1) + sum(
+            1 for row in outcomes if row["status"] == "dead_lettered" and row["attempts"] > 1
+        )
         self.dead_letters = [
             describe_headers(record.headers) for record in app.log.read(DEAD_LETTER_TOPIC)
         ]

@@ -35,12 +35,16 @@ class CloudEvent(BaseModel):
     type: str = Field(
         min_length=1,
         max_length=256,
-        description="Registered event type with version suffix, e.g. sales.opportunity.closed_won.v1.",
+        description=(
+            "Registered event type with version suffix, e.g. sales.opportunity.closed_won.v1."
+        ),
     )
     subject: str = Field(
         min_length=1,
         max_length=256,
-        description="Business key (opportunity id, worker id): orders events and picks the partition.",
+        description=(
+            "Business key (opportunity id, worker id): orders events and picks the partition."
+        ),
     )
     time: datetime | None = Field(default=None, description="When the occurrence happened.")
     datacontenttype: str | None = Field(default="application/json")

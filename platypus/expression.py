@@ -66,6 +66,8 @@ def compile_expression(source: str) -> Expression:
         raise MappingError(
             f"invalid expression {source!r} at column {exc.lex_position + 1}: {exc.msg}"
         ) from None
+    except jmes_errors.EmptyExpressionError:
+        raise MappingError("invalid expression '': an expression cannot be empty") from None
 
 
 def truthy(value: Any) -> bool:
@@ -172,13 +174,15 @@ class _Checker:
             return _ANY
         if kind not in (None, "object"):
             self.issues.append(
-                ExpressionIssue(here, f"{path or 'the value'} is a {kind} and has no field {name!r}")
+                ExpressionIssue(
+                    here, f"{path or 'the value'} is a {kind} and has no field {name!r}"
+                )
             )
             return _ANY
         props: Mapping[str, Any] = resolved.get("properties", {})
         if name in props:
             return dict(props[name]) if isinstance(props[name], Mapping) else _ANY
-        extra = resolved.get("additionalProperties", True if not props else False)
+        extra = resolved.get("additionalProperties", not props)
         if isinstance(extra, Mapping):
             return extra
         if extra is True or (not props and "properties" not in resolved):
@@ -223,7 +227,9 @@ class _Checker:
         listed = self.visit(left, schema, path)
         lpath = _extend(path, left)
         element = self._items(listed, lpath, "[*]") if listed is not None else _ANY
-        out = self.visit(right, element, lpath + "[*]")
+        # A flatten already ends its path with [*].
+        epath = lpath if left["type"] == "flatten" else lpath + "[*]"
+        out = self.visit(right, element, epath)
         return {"type": "array", "items": out} if out is not None else {"type": "array"}
 
     def _flatten(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
@@ -268,13 +274,17 @@ class _Checker:
 
     def _function_expression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
         previous: Schema = _ANY
+        previous_path = path
         for child in node["children"]:
             if child["type"] == "expref":
                 # sort_by(list, &field): the reference applies to the list's items.
-                element = self._items(previous, path, "&") if previous is not None else _ANY
-                self.visit(child["children"][0], element, path + "[*]")
+                element = (
+                    self._items(previous, previous_path, "&") if previous is not None else _ANY
+                )
+                self.visit(child["children"][0], element, previous_path + "[*]")
             else:
                 previous = self.visit(child, schema, path)
+                previous_path = _extend(path, child)
         return _FUNCTION_RESULTS.get(str(node["value"]), _ANY)
 
     def _literal(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:

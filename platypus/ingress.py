@@ -54,7 +54,7 @@ class IngressResult:
     body: dict[str, Any]
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     def __init__(self, status: int, reason: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
         super().__init__(reason)
         self.status = status
@@ -76,13 +76,11 @@ class Ingress:
     async def accept(self, body: bytes, content_type: str) -> IngressResult:
         """Validate ``body`` and append its events; never raises for bad input."""
         try:
-            events, batch = self._parse(body, content_type)
+            events = self._parse(body, content_type)
             items = [self._item(event, raw) for event, raw in events]
-        except _Refused as refused:
+        except _RefusedError as refused:
             rejection = await self.log.reject(refused.reason, refused.errors, body)
-            _log.info(
-                "request refused", status=refused.status, reason=refused.reason, id=rejection
-            )
+            _log.info("request refused", status=refused.status, reason=refused.reason, id=rejection)
             return IngressResult(
                 refused.status,
                 {"error": refused.reason, "errors": refused.errors, "rejection_id": rejection},
@@ -105,10 +103,10 @@ class Ingress:
         _log.info("request refused", status=status, reason=reason, id=rejection)
         return IngressResult(status, {"error": reason, "errors": [], "rejection_id": rejection})
 
-    def _parse(self, body: bytes, content_type: str) -> tuple[list[tuple[CloudEvent, bytes]], bool]:
+    def _parse(self, body: bytes, content_type: str) -> list[tuple[CloudEvent, bytes]]:
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in (*_SINGLE, *_BATCH, *_JSON):
-            raise _Refused(
+            raise _RefusedError(
                 415,
                 f"unsupported content type {media or '(none)'!r}: send "
                 "application/cloudevents+json, application/cloudevents-batch+json "
@@ -117,18 +115,18 @@ class Ingress:
         try:
             parsed = json.loads(body)
         except UnicodeDecodeError:
-            raise _Refused(400, "malformed JSON: the body is not UTF-8 text") from None
+            raise _RefusedError(400, "malformed JSON: the body is not UTF-8 text") from None
         except json.JSONDecodeError as exc:
-            raise _Refused(
+            raise _RefusedError(
                 400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
             ) from None
         if media in _BATCH or (media in _JSON and isinstance(parsed, list)):
             if not isinstance(parsed, list):
-                raise _Refused(400, "a batch is a JSON array of events")
+                raise _RefusedError(400, "a batch is a JSON array of events")
             if not parsed:
-                raise _Refused(400, "the batch is empty")
+                raise _RefusedError(400, "the batch is empty")
             if len(parsed) > self.settings.max_batch:
-                raise _Refused(
+                raise _RefusedError(
                     413,
                     f"the batch has {len(parsed)} events; at most {self.settings.max_batch} "
                     "are accepted in one request",
@@ -136,16 +134,16 @@ class Ingress:
             checked = [self._check(item, f"[{i}]") for i, item in enumerate(parsed)]
             errors = [e for _, errs in checked for e in errs]
             if errors:
-                raise _Refused(422, _summary(errors, batch=True), errors)
+                raise _RefusedError(422, _summary(errors, batch=True), errors)
             events = [ev for ev, _ in checked if ev is not None]
-            return [(ev, _encode(raw)) for ev, raw in zip(events, parsed, strict=True)], True
+            return [(ev, _encode(raw)) for ev, raw in zip(events, parsed, strict=True)]
         if not isinstance(parsed, dict):
-            raise _Refused(400, "an event is a JSON object (send an array for a batch)")
+            raise _RefusedError(400, "an event is a JSON object (send an array for a batch)")
         event, errors = self._check(parsed, "")
         if errors or event is None:
-            raise _Refused(422, _summary(errors, batch=False), errors)
+            raise _RefusedError(422, _summary(errors, batch=False), errors)
         # A single event is stored byte for byte as it arrived.
-        return [(event, body)], False
+        return [(event, body)]
 
     def _check(self, raw: Any, where: str) -> tuple[CloudEvent | None, list[dict[str, Any]]]:
         if not isinstance(raw, dict):
@@ -192,7 +190,9 @@ def _summary(errors: Sequence[Mapping[str, Any]], *, batch: bool) -> str:
     return f"{scope}: {first['path'] or 'event'}: {first['message']}{more}"
 
 
-def create_app(ingress: Ingress, health: Callable[[], Mapping[str, Any]] | None = None) -> Starlette:
+def create_app(
+    ingress: Ingress, health: Callable[[], Mapping[str, Any]] | None = None
+) -> Starlette:
     """The Starlette application serving ``POST /events`` and ``GET /healthz``."""
     limit = ingress.settings.max_body_bytes
 

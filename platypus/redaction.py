@@ -70,7 +70,19 @@ def is_personal(path: str, patterns: Iterable[str]) -> bool:
     for pattern in patterns:
         if norm == pattern or norm.startswith(pattern + ".") or norm.startswith(pattern + "["):
             return True
+        # ``emails.*`` (values of a dict) matches any key: ``emails.work``.
+        if "*" in pattern.replace("[*]", "") and _wildcard(pattern).match(norm):
+            return True
     return False
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """A regex for a pattern whose ``*`` segments stand for any one dict key."""
+    parts = [
+        r"[^.\[]+" + re.escape(part[1:]) if part.startswith("*") else re.escape(part)
+        for part in pattern.split(".")
+    ]
+    return re.compile(r"\.".join(parts) + r"(?:$|[.\[])")
 
 
 def mask_data(data: Any, patterns: Iterable[str]) -> Any:
@@ -85,9 +97,7 @@ def _mask(value: Any, path: str, patterns: frozenset[str]) -> Any:
     if path and is_personal(path, patterns):
         return None if value is None else MASK
     if isinstance(value, Mapping):
-        return {
-            k: _mask(v, f"{path}.{k}" if path else str(k), patterns) for k, v in value.items()
-        }
+        return {k: _mask(v, f"{path}.{k}" if path else str(k), patterns) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask(v, f"{path}[{i}]", patterns) for i, v in enumerate(value)]
     return value

@@ -41,8 +41,11 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ValueError(
-            f"invalid duration {value!r}: use seconds (1.5) or a string like '250ms', '2s', '5m', '1h'"
+            f"invalid duration {value!r}: use seconds (1.5) "
+            "or a string like '250ms', '2s', '5m', '1h'"
         )
+    if seconds != seconds:  # NaN compares false with everything, so `< 0` lets it through
+        raise ValueError("a duration must be a number, not NaN")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -83,7 +86,7 @@ class RetryPolicy(BaseModel):
         """This policy with the fields ``override`` sets replaced."""
         if override is None:
             return self
-        changes = override.model_dump(exclude_unset=True)
+        changes = override.model_dump(exclude_unset=True, exclude_none=True)
         return self.model_copy(update=changes) if changes else self
 
     def backoff_bound(self, attempt: int) -> float:

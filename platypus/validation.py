@@ -54,9 +54,7 @@ def field_errors(
         got = "" if err["type"] == "missing" else _show(err.get("input"))
         if got and patterns and is_personal(rel, patterns):
             got = MASK
-        out.append(
-            FieldError(path=path, message=err["msg"], expected=_expected(err), got=got)
-        )
+        out.append(FieldError(path=path, message=err["msg"], expected=_expected(err), got=got))
     return out
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from platypus.schema import PersonalData, event_schema
-from platypus_schemas._common import CurrencyCode, Money, NonEmpty
+
+from ._common import CurrencyCode, Money, NonEmpty
 
 
 class InvoiceLine(BaseModel):
@@ -18,7 +20,7 @@ class InvoiceLine(BaseModel):
 
     charge_name: NonEmpty
     amount: Money
-    tax_amount: Money = Field(default=0)
+    tax_amount: Money = Field(default=Decimal(0))
 
 
 @event_schema("finance.invoice.posted", version=1)

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict
 
 from platypus.schema import PersonalData, event_schema
-from platypus_schemas._common import NonEmpty
+
+from ._common import NonEmpty
 
 
 class Position(BaseModel):

@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from platypus.schema import PersonalData, event_schema
-from platypus_schemas._common import CurrencyCode, Money, NonEmpty
+
+from ._common import CurrencyCode, Money, NonEmpty
 
 
 class Contact(BaseModel):

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from platypus_adapters.sink import SinkAdapter
 from pydantic import BaseModel, ConfigDict
 
 from platypus.adapter import Action, Adapter, AdapterRegistry
@@ -16,6 +15,7 @@ from platypus.config import ConnectionSpec, ProjectConfig
 from platypus.exceptions import SourceLocation
 from platypus.flow.lint import Finding, format_findings, lint_paths
 from platypus.schema_registry import SchemaRegistry
+from platypus_adapters.sink import SinkAdapter
 
 HERE = Path(__file__).parent
 

@@ -10,10 +10,10 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from platypus_adapters.http import HttpAdapter, HttpSettings, parse_retry_after
 
 from platypus.adapter import AdapterRegistry, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus_adapters.http import HttpAdapter, HttpSettings, parse_retry_after
 from tests.fakes import FakeVendor, Reply
 
 MakeAdapter = Callable[..., Awaitable[HttpAdapter]]

@@ -35,7 +35,7 @@ _NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _TARGET = re.compile(r"^([a-z][a-z0-9_-]*)\.([a-z][a-z0-9_]*)$")
 
 
-class OnError(str, enum.Enum):
+class OnError(enum.StrEnum):
     """What happens to an event when a step fails for good."""
 
     DEAD_LETTER = "dead_letter"
@@ -93,9 +93,7 @@ class StepSpec(BaseModel):
     @classmethod
     def _check_target(cls, value: str) -> str:
         if not _TARGET.match(value):
-            raise ValueError(
-                f"{value!r} is not connection.action (lower-case, e.g. billing.post)"
-            )
+            raise ValueError(f"{value!r} is not connection.action (lower-case, e.g. billing.post)")
         return value
 
     @property

@@ -86,13 +86,22 @@ class EmbeddedRuntime:
     async def start(self) -> None:
         """Resume every partition from its committed offset and start consuming."""
         loop = asyncio.get_running_loop()
-        self.log.subscribe(lambda: loop.call_soon_threadsafe(self._wakeup.set))
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+        self.log.subscribe(wake)
         committed = self.log.committed(GROUP, EVENTS_TOPIC)
         self._partitions = {p: _Partition(position=off) for p, off in committed.items()}
         self._task = asyncio.create_task(self._consume(), name="platypus-consumer")
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop fetching, let events in processing finish (up to ``grace`` s), then cancel."""
+        """Stop fetching, let adapter calls in progress finish (up to ``grace`` s).
+
+        Events waiting out a retry backoff stop waiting and stay unfinished: their
+        offsets are not committed, so the next start picks them up.
+        """
+        self.processor.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -230,7 +230,10 @@ class EventLog:
 
     async def append(self, topic: str, items: Sequence[AppendItem]) -> list[tuple[int, int] | None]:
         """Append ``items`` atomically; (partition, offset) each, None for a duplicate."""
-        return await self._submit(lambda conn: self._append(conn, topic, items), notify=True)
+        placed: list[tuple[int, int] | None] = await self._submit(
+            lambda conn: self._append(conn, topic, items), notify=True
+        )
+        return placed
 
     async def write(self, batch: WriteBatch) -> None:
         """Write outcomes, dead letters and an offset commit in one transaction."""

@@ -150,7 +150,6 @@ class Processor:
         concurrency: int,
         record_delivery: RecordDelivery,
         params: Mapping[tuple[str, str], Mapping[str, Any]],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.flows = list(flows)
         self.schemas = schemas
@@ -159,8 +158,22 @@ class Processor:
         self._slots = asyncio.Semaphore(concurrency)
         self._record_delivery = record_delivery
         self._params = params
-        self._sleep = sleep
+        self._stopping = asyncio.Event()
         self._routes: dict[str, list[FlowSpec]] = {}
+
+    def stop(self) -> None:
+        """Cut short every retry backoff: events waiting in one are left unfinished.
+
+        Their offsets are not committed, so the next run picks them up again.
+        """
+        self._stopping.set()
+
+    async def _backoff(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError
 
     def route(self, event_type: str) -> list[FlowSpec]:
         """The flows for ``event_type`` (cached)."""
@@ -295,24 +308,24 @@ class Processor:
                 continue
             ctx = core.event_context(event, results)
             with structlog.contextvars.bound_contextvars(step=step.name):
-                decision = core.decide_step(flow, step, ctx)
-                if isinstance(decision, core.Filtered):
+                planned = core.decide_step(flow, step, ctx)
+                if isinstance(planned, core.Filtered):
                     results[step.name] = None
-                    _log.debug("step skipped", reason=decision.reason)
+                    _log.debug("step skipped", reason=planned.reason)
                     continue
-                if isinstance(decision, core.Deliver):
-                    adapter = self.connections.get(step.connection)
+                adapter = self.connections.get(step.connection)
+                if isinstance(planned, core.Deliver):
                     spec = adapter.actions.get(step.action)
                     problem = core.check_payload(
-                        spec.input if spec else None, decision.payload, step
+                        spec.input if spec else None, planned.payload, step
                     )
                     if problem is not None:
-                        decision = problem
-                if isinstance(decision, core.Failed):
-                    return self._failed(flow, step, source, event, decision, 1, time.time(), values)
+                        planned = problem
+                if isinstance(planned, core.Failed):
+                    return self._failed(flow, step, source, event, planned, 1, time.time(), values)
                 request = Request(
                     action=step.action,
-                    payload=decision.payload,
+                    payload=planned.payload,
                     params=self._params.get((flow.name, step.name), step.params),
                     event_id=event_id,
                     event_type=str(event.get("type", "")),
@@ -350,7 +363,7 @@ class Processor:
     async def _deliver(self, adapter: Adapter, request: Request, policy: RetryPolicy) -> _Delivery:
         out = _Delivery()
         try:
-            async for attempt in policy.retrying(sleep=self._sleep, before_sleep=_log_retry):
+            async for attempt in policy.retrying(sleep=self._backoff, before_sleep=_log_retry):
                 with attempt:
                     out.attempts += 1
                     call = _with_attempt(request, out.attempts)

@@ -1,0 +1,163 @@
+"""Builders shared by the integration tests: events, projects and running apps."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import textwrap
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from platypus.adapter import Adapter
+from platypus.app import Platypus
+from platypus.config import ConnectionSpec, ProjectConfig
+from platypus.flow.loader import load_flows
+from platypus.retry import RetryPolicy
+
+_ids = itertools.count(1)
+
+
+# Salesforce ids: 006 + 15 characters for opportunities, 001 + 15 for accounts.
+def opportunity_id(n: int) -> str:
+    return f"006{n:015d}"
+
+
+def closed_won(
+    subject: str | None = None,
+    *,
+    amount: float = 5000,
+    event_id: str | None = None,
+    owner_email: str = "owner.person@example.com",
+    **data: Any,
+) -> dict[str, Any]:
+    """A valid ``sales.opportunity.closed_won.v1`` event."""
+    opp = subject or opportunity_id(next(_ids))
+    body: dict[str, Any] = {
+        "opportunity_id": opp,
+        "account_id": "001" + opp[3:],
+        "account_name": "Acme Pty Ltd",
+        "amount": amount,
+        "currency": "EUR",
+        "close_date": "2026-11-02",
+        "owner_email": owner_email,
+        "line_items": [
+            {"product_code": "PLAT-ENT", "quantity": 2, "unit_price": 100, "currency": "EUR"}
+        ],
+    }
+    body.update(data)
+    return {
+        "specversion": "1.0",
+        "id": event_id or f"evt-{next(_ids)}",
+        "source": "/salesforce/test",
+        "type": "sales.opportunity.closed_won.v1",
+        "subject": opp,
+        "time": "2026-11-02T09:15:00Z",
+        "data": body,
+    }
+
+
+def worker_hired(worker_id: str = "W-1", **data: Any) -> dict[str, Any]:
+    """A valid ``people.worker.hired.v1`` event."""
+    body: dict[str, Any] = {
+        "worker_id": worker_id,
+        "first_name": "Ada",
+        "last_name": "Quillfeather",
+        "work_email": "ada.quillfeather@example.com",
+        "hire_date": "2026-12-01",
+        "position": {"title": "Analyst", "department": "Finance", "location": "Sydney"},
+    }
+    body.update(data)
+    return {
+        "specversion": "1.0",
+        "id": f"evt-{next(_ids)}",
+        "source": "/workday/test",
+        "type": "people.worker.hired.v1",
+        "subject": worker_id,
+        "data": body,
+    }
+
+
+ORDER_FLOW = """
+name: orders
+consumes: sales.opportunity.closed_won.v1
+when: "data.amount >= `1000`"
+steps:
+  - name: create_order
+    to: vendor.post
+    params: {path: /orders}
+    payload:
+      external_id: data.opportunity_id
+      amount: data.amount
+      currency: "'EUR'"
+      skus: data.line_items[*].product_code
+"""
+
+
+def write_project(root: Path, flows: Mapping[str, str]) -> Path:
+    """Write flow files into ``root/flows``; returns that folder."""
+    folder = root / "flows"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in flows.items():
+        (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return folder
+
+
+def project_config(root: Path, vendor_url: str, **overrides: Any) -> ProjectConfig:
+    """A configuration whose ``vendor`` connection is the http adapter at ``vendor_url``."""
+    settings: dict[str, Any] = {
+        "root": root,
+        "data_dir": root / "data",
+        "partitions": 4,
+        "concurrency": 8,
+        # Short waits so retry tests are quick; tests that need longer ones say so.
+        "retry": RetryPolicy(initial_delay=0.01, max_delay=0.05, max_attempts=4),
+        "connections": {
+            "vendor": ConnectionSpec(
+                adapter="http", settings={"base_url": vendor_url, "timeout": 5}
+            )
+        },
+    }
+    settings.update(overrides)
+    return ProjectConfig(**settings)
+
+
+@asynccontextmanager
+async def running(
+    root: Path,
+    vendor_url: str,
+    flows: Mapping[str, str],
+    *,
+    http: bool = False,
+    connections: Mapping[str, Adapter] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Platypus]:
+    """A started `Platypus` over ``flows``, stopped on exit."""
+    folder = write_project(root, flows)
+    config = project_config(root, vendor_url, **overrides)
+    app = Platypus(config, load_flows(folder), connections=connections)
+    await app.start(http=http, port=0)
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def ingest(app: Platypus, *events: Mapping[str, Any]) -> list[bytes]:
+    """Append events through the ingress (one request each); returns their bytes."""
+    raws = []
+    for event in events:
+        raw = json.dumps(event).encode()
+        result = await app.ingress.accept(raw, "application/cloudevents+json")
+        assert result.status == 202, result.body
+        raws.append(raw)
+    return raws
+
+
+def outcome_of(app: Platypus, event_id: str) -> list[dict[str, Any]]:
+    """The recorded outcomes of one event."""
+    return [row for row in app.log.outcomes() if row["event_id"] == event_id]
+
+
+Predicate = Callable[[], bool]
