@@ -57,7 +57,7 @@ STATUS_CODE = "platypus.error.status.code"
 VENDOR_CODE = "platypus.error.vendor.code"
 ERRORS = "platypus.errors"
 
-_SECRET_WORDS = ("authorization", "password", "secret", "token", "api_key", "apikey")
+_SECRET_WORDS = ("authorization", "password", "secret", "token", "api_key", "api-key", "apikey")
 
 
 @dataclass(frozen=True, slots=True)

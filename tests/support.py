@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import os
+import socket
+import subprocess
+import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from platypus.adapter import Adapter
 from platypus.app import Platypus
@@ -130,13 +138,17 @@ async def running(
     flows: Mapping[str, str],
     *,
     http: bool = False,
-    connections: Mapping[str, Adapter] | None = None,
+    adapters: Mapping[str, Adapter] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Platypus]:
-    """A started `Platypus` over ``flows``, stopped on exit."""
+    """A started `Platypus` over ``flows``, stopped on exit.
+
+    ``adapters`` replaces connections by adapter instances; ``overrides`` go to
+    `project_config`.
+    """
     folder = write_project(root, flows)
     config = project_config(root, vendor_url, **overrides)
-    app = Platypus(config, load_flows(folder), connections=connections)
+    app = Platypus(config, load_flows(folder), connections=adapters)
     await app.start(http=http, port=0)
     try:
         yield app
@@ -160,4 +172,46 @@ def outcome_of(app: Platypus, event_id: str) -> list[dict[str, Any]]:
     return [row for row in app.log.outcomes() if row["event_id"] == event_id]
 
 
-Predicate = Callable[[], bool]
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_platypus(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """``platypus run`` for the project in ``root``, as a subprocess."""
+    command = Path(sys.executable).parent / "platypus"
+    return subprocess.Popen(
+        [
+            str(command),
+            "run",
+            "--project",
+            str(root),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until ``GET /healthz`` answers; fail with the process's stderr if it died."""
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise AssertionError(f"platypus run exited with {process.returncode}: {stderr}")
+            try:
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("platypus run did not become healthy within 30 s")

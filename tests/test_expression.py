@@ -193,7 +193,10 @@ def test_check_accepts_expressions_that_read_existing_fields(
     [
         ("subjct", "the event has no field 'subjct'; did you mean 'subject'?"),
         ("xyz", "the event has no field 'xyz'"),
-        ("data.oportunity_id", "data has no field 'oportunity_id'; did you mean 'data.opportunity_id'?"),
+        (
+            "data.oportunity_id",
+            "data has no field 'oportunity_id'; did you mean 'data.opportunity_id'?",
+        ),
         (
             "data.billing_contact.emial",
             "data.billing_contact has no field 'emial'; did you mean 'data.billing_contact.email'?",
@@ -207,11 +210,17 @@ def test_check_accepts_expressions_that_read_existing_fields(
         ("data.line_items[].qty", "data.line_items[*] has no field 'qty'"),
         ("data.line_items[?qty > `1`].currency", "data.line_items[?] has no field 'qty'"),
         ("sort_by(data.line_items, &qty)", "data.line_items[*] has no field 'qty'"),
-        ("data.line_items.product_code", "data.line_items is a list: use data.line_items[*].product_code"),
+        (
+            "data.line_items.product_code",
+            "data.line_items is a list: use data.line_items[*].product_code",
+        ),
         ("data.opportunity_id[0]", "data.opportunity_id is a string, not a list: [0]"),
         ("data.opportunity_id[*]", "data.opportunity_id is a string, not a list: [*]"),
         ("time.zone", "time is a string and has no field 'zone'"),
-        ("data.billing_contact.phone.x", "data.billing_contact.phone is a string and has no field 'x'"),
+        (
+            "data.billing_contact.phone.x",
+            "data.billing_contact.phone is a string and has no field 'x'",
+        ),
         ("to_string(data.amount).x", "the value is a string and has no field 'x'"),
         ("{a: data.nope}", "data has no field 'nope'"),
     ],
@@ -277,7 +286,10 @@ def test_additional_properties_schema_is_used_for_unknown_keys() -> None:
 
 
 def test_pipe_continues_from_the_left_side_s_result() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": STRING}}}}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "object", "properties": {"b": STRING}}},
+    }
     assert check(compile_expression("a | b"), schema) == []
     assert check(compile_expression("a | bb"), schema) == [
         "a has no field 'bb'; did you mean 'a.b'?"

@@ -75,7 +75,9 @@ def test_event_schema_attaches_name_version_and_first_docstring_paragraph() -> N
         1,
         OpportunityClosedWon,
     )
-    assert schema.description == "A Salesforce opportunity moved to Closed Won, with its line items."
+    assert (
+        schema.description == "A Salesforce opportunity moved to Closed Won, with its line items."
+    )
 
 
 def registry_get(event_type: str) -> EventSchema:
