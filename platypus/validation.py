@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from platypus.exceptions import FieldError
-from platypus.redaction import MASK, is_personal
+from platypus.redaction import MASK, is_personal, normalize_path
 
 __all__ = ["field_errors", "format_loc"]
 
@@ -41,7 +41,7 @@ def field_errors(
     """Structured errors (path, expected, got) from a pydantic `ValidationError`.
 
     ``personal`` holds personal-data path patterns relative to ``personal_prefix``;
-    the ``got`` of a matching field is masked.
+    the ``got`` of a matching field, or of anything that would contain one, is masked.
     """
     patterns = tuple(personal)
     out: list[FieldError] = []
@@ -52,10 +52,19 @@ def field_errors(
         if personal_prefix and path.startswith(personal_prefix):
             rel = path[len(personal_prefix) :].lstrip(".")
         got = "" if err["type"] == "missing" else _show(err.get("input"))
-        if got and patterns and is_personal(rel, patterns):
+        if got and patterns and (is_personal(rel, patterns) or _holds_personal(rel, patterns)):
             got = MASK
         out.append(FieldError(path=path, message=err["msg"], expected=_expected(err), got=got))
     return out
+
+
+def _holds_personal(path: str, patterns: Sequence[str]) -> bool:
+    # A wrong value where an object holding personal fields belongs (a string
+    # for a contact, say) is as personal as those fields would have been.
+    norm = normalize_path(path)
+    if not norm:
+        return True
+    return any(p.startswith(norm + ".") or p.startswith(norm + "[") for p in patterns)
 
 
 def _expected(err: Any) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -128,7 +127,7 @@ def test_relative_paths_resolve_against_the_file_s_folder(tmp_path: Path) -> Non
 
 
 def test_an_explicit_path_that_does_not_exist_is_a_configuration_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="cannot read .*nope.yaml"):
+    with pytest.raises(ConfigurationError, match=r"cannot read .*nope\.yaml"):
         load_config(tmp_path / "nope.yaml")
 
 
@@ -181,5 +180,3 @@ def test_root_is_not_part_of_the_dump() -> None:
 def test_unknown_connection_spec_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="Extra inputs"):
         ConnectionSpec.model_validate({"adapter": "http", "extra": 1})
-
-

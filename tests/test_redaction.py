@@ -55,7 +55,7 @@ PATTERNS = personal_paths(Order)
 
 
 def test_personal_paths_cover_nested_lists_optionals_and_dicts() -> None:
-    assert PATTERNS == {
+    assert personal_paths(Order) == {
         "owner_email",
         "note",
         "contact.name",
@@ -297,3 +297,20 @@ def test_long_got_values_are_cut_to_120_characters() -> None:
     [(_, _, got)] = errors_for({**ORDER, "order_id": ["x" * 500]})
     assert len(got) == 120
     assert got.endswith("...")
+
+
+def test_got_is_masked_where_an_object_holding_personal_fields_belongs() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    class Contact(BaseModel):
+        name: Annotated[str, PersonalData]
+
+    class Deal(BaseModel):
+        contact: Contact
+        amount: int
+
+    try:
+        Deal.model_validate({"contact": "Alice <alice@example.com>", "amount": "x"})
+    except ValidationError as exc:
+        errors = {e.path: e.got for e in field_errors(exc, personal=["contact.name"])}
+    assert errors == {"contact": MASK, "amount": "'x'"}
