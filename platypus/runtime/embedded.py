@@ -21,7 +21,6 @@ import contextlib
 import heapq
 import json
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,7 +266,3 @@ def _batch(record: LogRecord, result: EventResult) -> WriteBatch:
             )
     return batch
 
-
-def dead_letters(log: EventLog) -> Sequence[LogRecord]:
-    """Every record on the dead-letter topic."""
-    return log.read(DEAD_LETTER_TOPIC)
