@@ -22,6 +22,7 @@ from typing import Any
 
 import jmespath
 from jmespath import exceptions as jmes_errors
+from jmespath.visitor import TreeInterpreter
 
 from platypus.exceptions import MappingError
 
@@ -30,6 +31,9 @@ __all__ = ["Expression", "ExpressionIssue", "check", "compile_expression", "trut
 Schema = Mapping[str, Any] | None  # None: any value, nothing to check against
 
 _OPTIONS = jmespath.Options(dict_cls=dict)
+# One interpreter for every search: it keeps no state between calls, and building
+# one per call (what ``ParsedResult.search`` does) costs more than most searches.
+_INTERPRETER = TreeInterpreter(_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,9 @@ class Expression:
 
     source: str
     _parsed: Any = field(repr=False, compare=False)
+    # Most mappings are plain paths (``data.opportunity_id``): those are read with
+    # dict lookups, with JMESPath's semantics (null when a step is not an object).
+    _path: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ast(self) -> Mapping[str, Any]:
@@ -47,8 +54,15 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against ``context``; a type error becomes `MappingError`."""
+        if self._path is not None:
+            value: Any = context
+            for key in self._path:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(key)
+            return value
         try:
-            return self._parsed.search(context, options=_OPTIONS)
+            return _INTERPRETER.visit(self._parsed.parsed, context)
         except jmes_errors.JMESPathError as exc:
             raise MappingError(f"expression {self.source!r} failed: {exc}") from None
 
@@ -56,7 +70,7 @@ class Expression:
 def compile_expression(source: str) -> Expression:
     """Parse ``source``; a syntax error raises `MappingError` naming the column."""
     try:
-        return Expression(source, jmespath.compile(source))
+        parsed = jmespath.compile(source)
     except jmes_errors.ParseError as exc:
         raise MappingError(
             f"invalid expression {source!r} at column {exc.lex_position + 1}: "
@@ -68,6 +82,21 @@ def compile_expression(source: str) -> Expression:
         ) from None
     except jmes_errors.EmptyExpressionError:
         raise MappingError("invalid expression '': an expression cannot be empty") from None
+    return Expression(source, parsed, _field_path(parsed.parsed))
+
+
+def _field_path(node: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression":
+        path: tuple[str, ...] = ()
+        for child in node["children"]:
+            part = _field_path(child)
+            if part is None:
+                return None
+            path += part
+        return path
+    return None
 
 
 def truthy(value: Any) -> bool:

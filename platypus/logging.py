@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -27,24 +27,37 @@ __all__ = ["configure_logging", "get_logger", "redaction_scope", "scrub_event_di
 
 _SECRET_KEYS = ("authorization", "password", "passwd", "secret", "token", "api_key", "apikey")
 
-_personal: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
-    "platypus_personal_values", default=frozenset()
+Values = Iterable[str] | Callable[[], Iterable[str]]
+
+_personal: contextvars.ContextVar[tuple[Values, ...]] = contextvars.ContextVar(
+    "platypus_personal_values", default=()
 )
 
 
 @contextlib.contextmanager
-def redaction_scope(values: Iterable[str]) -> Iterator[None]:
-    """Mask ``values`` (one event's personal data) in every log line written inside."""
-    token = _personal.set(_personal.get() | frozenset(values))
+def redaction_scope(values: Values) -> Iterator[None]:
+    """Mask ``values`` (one event's personal data) in every log line written inside.
+
+    ``values`` may be a callable returning them: it is called only if a line is
+    actually written, so events that log nothing never pay for finding them.
+    """
+    token = _personal.set((*_personal.get(), values))
     try:
         yield
     finally:
         _personal.reset(token)
 
 
+def _values_in_scope() -> frozenset[str]:
+    found: set[str] = set()
+    for source in _personal.get():
+        found.update(source() if callable(source) else source)
+    return frozenset(found)
+
+
 def scrub_event_dict(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: mask credentials by key and personal values anywhere."""
-    values = _personal.get()
+    values = _values_in_scope()
     return {key: _scrub(key, value, values) for key, value in event_dict.items()}
 
 

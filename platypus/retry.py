@@ -115,18 +115,28 @@ class RetryPolicy(BaseModel):
             and elapsed < self.max_elapsed
         )
 
-    def tenacity_kwargs(self) -> dict[str, Any]:
-        """Arguments for `tenacity.AsyncRetrying`/`Retrying` implementing this policy."""
+    def tenacity_kwargs(self, *, after_attempts: int = 0, elapsed: float = 0.0) -> dict[str, Any]:
+        """Arguments for `tenacity.AsyncRetrying`/`Retrying` implementing this policy.
+
+        ``after_attempts`` and ``elapsed`` continue a delivery that already made
+        that many attempts over that many seconds: the runtime makes the first
+        attempt itself, since most deliveries succeed at once.
+        """
         return {
-            "stop": stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_elapsed),
-            "wait": _WaitPolicy(self),
+            "stop": stop_after_attempt(max(self.max_attempts - after_attempts, 1))
+            | stop_after_delay(max(self.max_elapsed - elapsed, 0.0)),
+            "wait": _WaitPolicy(self, after_attempts, elapsed),
             "retry": retry_if_exception(_is_retryable),
             "reraise": True,
         }
 
-    def retrying(self, **extra: Any) -> AsyncRetrying:
+    def retrying(
+        self, *, after_attempts: int = 0, elapsed: float = 0.0, **extra: Any
+    ) -> AsyncRetrying:
         """An `AsyncRetrying` for this policy; ``extra`` adds hooks such as ``before_sleep``."""
-        return AsyncRetrying(**self.tenacity_kwargs(), **extra)
+        return AsyncRetrying(
+            **self.tenacity_kwargs(after_attempts=after_attempts, elapsed=elapsed), **extra
+        )
 
 
 class RetryPolicyOverride(BaseModel):
@@ -151,14 +161,18 @@ def _is_retryable(error: BaseException) -> bool:
 
 
 class _WaitPolicy(wait_base):
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, after_attempts: int = 0, elapsed: float = 0.0) -> None:
         self.policy = policy
+        self.after_attempts = after_attempts
+        self.elapsed = elapsed
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
         retry_after = error.retry_after if isinstance(error, DeliveryError) else None
-        delay = self.policy.delay(retry_state.attempt_number, retry_after)
+        attempt = retry_state.attempt_number + self.after_attempts
+        delay = self.policy.delay(attempt, retry_after)
         # Never sleep past the elapsed budget just to give up afterwards.
-        remaining = self.policy.max_elapsed - (retry_state.seconds_since_start or 0.0)
+        spent = self.elapsed + (retry_state.seconds_since_start or 0.0)
+        remaining = self.policy.max_elapsed - spent
         return max(0.0, min(delay, remaining)) if retry_after is None else max(0.0, delay)

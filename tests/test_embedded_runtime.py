@@ -275,6 +275,21 @@ async def test_a_key_waiting_out_a_backoff_does_not_hold_up_other_keys(
     assert max(r.time for r in fast) < slow[1].time
 
 
+async def test_every_delivered_step_is_on_record_with_its_attempts(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    fake_vendor.script("/notify", [(503,)])
+    async with running(tmp_path, fake_vendor.url, {"orders": TWO_STEPS}) as app:
+        event = closed_won()
+        await ingest(app, event)
+        await app.drain()
+
+        rows = {(r["event_id"], r["flow"], r["step"]): r for r in app.log.delivery_rows()}
+    assert rows[(event["id"], "orders", "create_order")]["attempts"] == 1
+    assert rows[(event["id"], "orders", "notify")]["attempts"] == 2
+    assert json.loads(rows[(event["id"], "orders", "create_order")]["result"]) == {"id": "fake-1"}
+
+
 async def test_restart_resumes_from_the_commit_and_skips_steps_already_delivered(
     tmp_path: Path, fake_vendor: FakeVendor
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jmespath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -294,3 +295,25 @@ def test_pipe_continues_from_the_left_side_s_result() -> None:
     assert check(compile_expression("a | bb"), schema) == [
         "a has no field 'bb'; did you mean 'a.b'?"
     ]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "c"]), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    context=st.dictionaries(st.sampled_from(["a", "b", "c"]), _json, max_size=3),
+    path=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=4),
+)
+def test_plain_paths_read_by_lookup_agree_with_jmespath(
+    context: dict[str, Any], path: list[str]
+) -> None:
+    source = ".".join(path)
+    expr = compile_expression(source)
+    assert expr._path == tuple(path)  # the fast path is the one under test
+    assert expr.evaluate(context) == jmespath.search(source, context)

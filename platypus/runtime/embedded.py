@@ -241,7 +241,7 @@ def _for_event(
 
 
 def _batch(record: LogRecord, result: EventResult) -> WriteBatch:
-    batch = WriteBatch()
+    batch = WriteBatch(deliveries=list(result.deliveries))
     for outcome in result.outcomes:
         batch.outcomes.append(
             OutcomeRow(
@@ -265,4 +265,3 @@ def _batch(record: LogRecord, result: EventResult) -> WriteBatch:
                 (DEAD_LETTER_TOPIC, AppendItem(letter.key, letter.value, letter.headers))
             )
     return batch
-

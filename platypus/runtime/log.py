@@ -127,6 +127,8 @@ class WriteBatch:
 
     outcomes: list[OutcomeRow] = field(default_factory=list)
     appends: list[tuple[str, AppendItem]] = field(default_factory=list)
+    # (event id, flow, step, flow version, result, attempts)
+    deliveries: list[tuple[str, str, str, str, Any, int]] = field(default_factory=list)
     commit: tuple[str, str, int, int] | None = None  # group, topic, partition, next offset
 
 
@@ -243,13 +245,8 @@ class EventLog:
         self, event_id: str, flow: str, step: str, flow_version: str, result: Any, attempts: int
     ) -> None:
         """Remember that ``step`` of ``flow`` delivered ``event_id`` (durably)."""
-        payload = json.dumps(result, default=str)
-        await self._submit(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_id, flow, step, flow_version, payload, attempts, time.time()),
-            )
-        )
+        row = (event_id, flow, step, flow_version, result, attempts)
+        await self._submit(lambda conn: _record_deliveries(conn, [row]))
 
     async def reject(self, reason: str, errors: Sequence[Mapping[str, Any]], body: bytes) -> int:
         """Record a refused request body with why; returns its rejection id."""
@@ -335,6 +332,8 @@ class EventLog:
                 for o in batch.outcomes
             ],
         )
+        if batch.deliveries:
+            _record_deliveries(conn, batch.deliveries)
         if batch.commit is not None:
             _commit(conn, batch.commit)
 
@@ -477,6 +476,19 @@ class EventLog:
             {"id": i, "received_at": at, "reason": r, "errors": json.loads(e), "body": bytes(b)}
             for i, at, r, e, b in cur.fetchall()
         ]
+
+
+def _record_deliveries(
+    conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, str, Any, int]]
+) -> None:
+    now = time.time()
+    conn.executemany(
+        "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (event_id, flow, step, version, json.dumps(result, default=str), attempts, now)
+            for event_id, flow, step, version, result, attempts in rows
+        ],
+    )
 
 
 def _commit(conn: sqlite3.Connection, commit: tuple[str, str, int, int]) -> None:

@@ -74,6 +74,9 @@ class EventResult:
     event_id: str
     event_type: str
     outcomes: list[FlowOutcome] = field(default_factory=list)
+    # Deliveries of final steps, to be written with the outcomes:
+    # (event id, flow, step, flow version, result, attempts).
+    deliveries: list[tuple[str, str, str, str, Any, int]] = field(default_factory=list)
 
 
 class Connections:
@@ -160,6 +163,7 @@ class Processor:
         self._params = params
         self._stopping = asyncio.Event()
         self._routes: dict[str, list[FlowSpec]] = {}
+        self._policies: dict[tuple[str, str], RetryPolicy] = {}
 
     def stop(self) -> None:
         """Cut short every retry backoff: events waiting in one are left unfinished.
@@ -207,23 +211,22 @@ class Processor:
             problem = self._validate(event)
             if problem is not None:
                 return self._unreadable(source, str(problem), problem.errors, event)
-        patterns = self.schemas.personal_paths(event_type)
-        values = personal_values(event.get("data"), patterns) if patterns else set()
+        values = _PersonalValues(event.get("data"), self.schemas.personal_paths(event_type))
         result = EventResult(event_id, event_type)
         flows = self.route(event_type)
-        with (
-            structlog.contextvars.bound_contextvars(event_id=event_id, event_type=event_type),
-            redaction_scope(values),
-        ):
-            if not flows:
-                detail = f"no flow consumes {event_type}"
-                result.outcomes.append(FlowOutcome(flow="", status="filtered", detail=detail))
-                _log.info("event filtered", reason=detail)
-                return result
-            for flow in flows:
-                with structlog.contextvars.bound_contextvars(flow=flow.name):
-                    outcome = await self._run_flow(flow, source, event, delivered, values)
-                result.outcomes.append(outcome)
+        tokens = structlog.contextvars.bind_contextvars(event_id=event_id, event_type=event_type)
+        try:
+            with redaction_scope(values):
+                if not flows:
+                    detail = f"no flow consumes {event_type}"
+                    result.outcomes.append(FlowOutcome(flow="", status="filtered", detail=detail))
+                    _log.debug("event filtered", reason=detail)
+                    return result
+                for flow in flows:
+                    outcome = await self._run_flow(flow, source, event, delivered, values, result)
+                    result.outcomes.append(outcome)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         return result
 
     def _validate(self, event: dict[str, Any]) -> EventValidationError | None:
@@ -288,92 +291,145 @@ class Processor:
         source: SourceRecord,
         event: Mapping[str, Any],
         delivered: Mapping[tuple[str, str, str], Any],
-        values: set[str],
+        values: _PersonalValues,
+        result: EventResult,
     ) -> FlowOutcome:
-        event_id = str(event.get("id", ""))
+        tokens = structlog.contextvars.bind_contextvars(flow=flow.name)
+        try:
+            return await self._run_steps(flow, source, event, delivered, values, result)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _run_steps(
+        self,
+        flow: FlowSpec,
+        source: SourceRecord,
+        event: Mapping[str, Any],
+        delivered: Mapping[tuple[str, str, str], Any],
+        values: _PersonalValues,
+        result: EventResult,
+    ) -> FlowOutcome:
+        event_id = result.event_id
         results: dict[str, Any] = {}
-        ctx = core.event_context(event, results)
-        decision = core.decide_flow(flow, ctx)
+        decision = core.decide_flow(flow, core.event_context(event, results))
         if isinstance(decision, core.Filtered):
-            _log.info("event filtered", reason=decision.reason)
+            _log.debug("event filtered", reason=decision.reason)
             return FlowOutcome(flow.name, "filtered", flow.version, detail=decision.reason)
         if isinstance(decision, core.Failed):
             return self._failed(flow, None, source, event, decision, 1, time.time(), values)
         attempts_total = 0
         retried = False
+        last = flow.steps[-1]
         for step in flow.steps:
             done_key = (event_id, flow.name, step.name)
             if done_key in delivered:
                 results[step.name] = delivered[done_key]
                 continue
-            ctx = core.event_context(event, results)
-            with structlog.contextvars.bound_contextvars(step=step.name):
-                planned = core.decide_step(flow, step, ctx)
-                if isinstance(planned, core.Filtered):
-                    results[step.name] = None
-                    _log.debug("step skipped", reason=planned.reason)
-                    continue
-                adapter = self.connections.get(step.connection)
-                if isinstance(planned, core.Deliver):
-                    spec = adapter.actions.get(step.action)
-                    problem = core.check_payload(
-                        spec.input if spec else None, planned.payload, step
-                    )
-                    if problem is not None:
-                        planned = problem
-                if isinstance(planned, core.Failed):
-                    return self._failed(flow, step, source, event, planned, 1, time.time(), values)
-                request = Request(
-                    action=step.action,
-                    payload=planned.payload,
-                    params=self._params.get((flow.name, step.name), step.params),
-                    event_id=event_id,
-                    event_type=str(event.get("type", "")),
-                    key=source.key,
-                    flow=flow.name,
-                    step=step.name,
+            planned = core.decide_step(flow, step, core.event_context(event, results))
+            if isinstance(planned, core.Filtered):
+                results[step.name] = None
+                _log.debug("step skipped", step=step.name, reason=planned.reason)
+                continue
+            adapter = self.connections.get(step.connection)
+            if isinstance(planned, core.Deliver):
+                spec = adapter.actions.get(step.action)
+                problem = core.check_payload(spec.input if spec else None, planned.payload, step)
+                if problem is not None:
+                    planned = problem
+            if isinstance(planned, core.Failed):
+                return self._failed(flow, step, source, event, planned, 1, time.time(), values)
+            request = Request(
+                action=step.action,
+                payload=planned.payload,
+                params=self._params.get((flow.name, step.name), step.params),
+                event_id=event_id,
+                event_type=result.event_type,
+                key=source.key,
+                flow=flow.name,
+                step=step.name,
+            )
+            tokens = structlog.contextvars.bind_contextvars(step=step.name)
+            try:
+                delivery = await self._deliver(adapter, request, self._policy(flow, step))
+            finally:
+                structlog.contextvars.reset_contextvars(**tokens)
+            attempts_total += delivery.attempts
+            retried = retried or delivery.attempts > 1
+            if delivery.failure is not None:
+                return self._failed(
+                    flow,
+                    step,
+                    source,
+                    event,
+                    delivery.failure,
+                    delivery.attempts,
+                    delivery.first_failure,
+                    values,
+                    last=delivery.last_failure,
+                    retried=retried,
                 )
-                delivery = await self._deliver(
-                    adapter, request, core.retry_policy(self.retry, flow, step)
-                )
-                attempts_total += delivery.attempts
-                retried = retried or delivery.attempts > 1
-                if delivery.failure is not None:
-                    return self._failed(
-                        flow,
-                        step,
-                        source,
-                        event,
-                        delivery.failure,
-                        delivery.attempts,
-                        delivery.first_failure,
-                        values,
-                        last=delivery.last_failure,
-                        retried=retried,
-                    )
-                await self._record_delivery(
-                    event_id, flow.name, step.name, flow.version, delivery.result, delivery.attempts
-                )
-                results[step.name] = delivery.result
-                _log.info("step delivered", to=step.to, attempts=delivery.attempts)
+            record = (
+                event_id,
+                flow.name,
+                step.name,
+                flow.version,
+                delivery.result,
+                delivery.attempts,
+            )
+            if step is last:
+                # Written with the outcome, in one transaction: one write per event.
+                result.deliveries.append(record)
+            else:
+                # Later steps may fail; a restart must know this one is done.
+                await self._record_delivery(*record)
+            results[step.name] = delivery.result
+            _log.debug("step delivered", step=step.name, to=step.to, attempts=delivery.attempts)
         return FlowOutcome(
             flow.name, "delivered", flow.version, attempts=attempts_total, retried=retried
         )
 
+    def _policy(self, flow: FlowSpec, step: StepSpec) -> RetryPolicy:
+        found = self._policies.get((flow.name, step.name))
+        if found is None:
+            found = self._policies[(flow.name, step.name)] = core.retry_policy(
+                self.retry, flow, step
+            )
+        return found
+
     async def _deliver(self, adapter: Adapter, request: Request, policy: RetryPolicy) -> _Delivery:
-        out = _Delivery()
+        out = _Delivery(attempts=1)
+        started = time.monotonic()
+        # The first attempt is made directly: most deliveries succeed at once, and
+        # the retry machinery is only set up when one does not.
         try:
-            async for attempt in policy.retrying(sleep=self._backoff, before_sleep=_log_retry):
+            async with self._slots:
+                out.result = await adapter.call(request)
+        except Exception as exc:  # noqa: BLE001 -- every failure is classified, none escapes
+            out.first_failure = out.last_failure = time.time()
+            failure = core.classify(exc)
+            elapsed = time.monotonic() - started
+            if not policy.should_retry(exc, 1, elapsed):
+                out.failure = failure
+                return out
+            _log.info("delivery failed, will retry", attempt=1, error=failure.message)
+            await self._backoff(policy.delay(1, failure.retry_after))
+        else:
+            return out
+        try:
+            retrying = policy.retrying(
+                after_attempts=1,
+                elapsed=time.monotonic() - started,
+                sleep=self._backoff,
+                before_sleep=_log_retry,
+            )
+            async for attempt in retrying:
                 with attempt:
                     out.attempts += 1
-                    call = _with_attempt(request, out.attempts)
                     try:
                         async with self._slots:
-                            out.result = await adapter.call(call)
+                            out.result = await adapter.call(_with_attempt(request, out.attempts))
                     except Exception:
-                        now = time.time()
-                        out.first_failure = out.first_failure or now
-                        out.last_failure = now
+                        out.last_failure = time.time()
                         raise
         except Exception as exc:  # noqa: BLE001 -- every failure is classified, none escapes
             out.failure = core.classify(exc)
@@ -388,7 +444,7 @@ class Processor:
         failure: core.Failed,
         attempts: int,
         first: float,
-        values: set[str],
+        values: _PersonalValues,
         *,
         last: float | None = None,
         retried: bool = False,
@@ -406,7 +462,7 @@ class Processor:
             attempts=attempts,
             first_failure=datetime.fromtimestamp(first, UTC),
             last_failure=datetime.fromtimestamp(last or first, UTC),
-            personal=values,
+            personal=values(),
         )
         detail = letter.header("__connect.errors.exception.message") or ""
         if policy is OnError.DISCARD:
@@ -431,6 +487,26 @@ class Processor:
             retried,
             dead_letter=letter,
         )
+
+
+class _PersonalValues:
+    """The event's personal-data values, looked for only when something needs them."""
+
+    __slots__ = ("_data", "_found", "_patterns")
+
+    def __init__(self, data: Any, patterns: frozenset[str]) -> None:
+        self._data = data
+        self._patterns = patterns
+        self._found: frozenset[str] | None = None
+
+    def __call__(self) -> frozenset[str]:
+        if self._found is None:
+            self._found = (
+                frozenset(personal_values(self._data, self._patterns))
+                if self._patterns
+                else frozenset()
+            )
+        return self._found
 
 
 @dataclass(slots=True)
