@@ -16,7 +16,7 @@ that reads a field the event does not have is refused before it runs.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,9 @@ class Expression:
     # Most mappings are plain paths (``data.opportunity_id``): those are read with
     # dict lookups, with JMESPath's semantics (null when a step is not an object).
     _path: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    # Other common shapes (projections, multi-selects, literals) compiled to Python
+    # functions with the interpreter's exact semantics; the rest is interpreted.
+    _compiled: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ast(self) -> Mapping[str, Any]:
@@ -61,6 +64,8 @@ class Expression:
                     return None
                 value = value.get(key)
             return value
+        if self._compiled is not None:
+            return self._compiled(context)
         try:
             return _INTERPRETER.visit(self._parsed.parsed, context)
         except jmes_errors.JMESPathError as exc:
@@ -82,7 +87,80 @@ def compile_expression(source: str) -> Expression:
         ) from None
     except jmes_errors.EmptyExpressionError:
         raise MappingError("invalid expression '': an expression cannot be empty") from None
-    return Expression(source, parsed, _field_path(parsed.parsed))
+    path = _field_path(parsed.parsed)
+    compiled = None if path is not None else _compile(parsed.parsed)
+    return Expression(source, parsed, path, compiled)
+
+
+Compiled = Callable[[Any], Any]
+
+
+def _compile(node: Mapping[str, Any]) -> Compiled | None:
+    """A Python function doing what jmespath's TreeInterpreter does for ``node``.
+
+    Each branch mirrors the interpreter's ``visit_<type>`` method; node types not
+    handled here return None and the expression is interpreted.
+    """
+    kind = node["type"]
+    if kind == "field":
+        name = node["value"]
+        return lambda value: value.get(name) if isinstance(value, dict) else None
+    if kind in ("literal",):
+        constant = node["value"]
+        return lambda _value: constant
+    if kind in ("identity", "current"):
+        return lambda value: value
+    if kind == "index":
+        index = node["value"]
+
+        def at(value: Any) -> Any:
+            if not isinstance(value, list):
+                return None
+            try:
+                return value[index]
+            except IndexError:
+                return None
+
+        return at
+    if not all(isinstance(child, Mapping) for child in node["children"]):
+        return None  # slices keep plain numbers as children
+    children = [_compile(child) for child in node["children"]]
+    if any(child is None for child in children):
+        return None
+    parts: list[Compiled] = [c for c in children if c is not None]
+    if kind in ("subexpression", "index_expression"):
+
+        def chain(value: Any) -> Any:
+            for part in parts:
+                value = part(value)
+            return value
+
+        return chain
+    if kind == "projection":
+        left, right = parts
+
+        def project(value: Any) -> Any:
+            base = left(value)
+            if not isinstance(base, list):
+                return None
+            collected = []
+            for element in base:
+                current = right(element)
+                if current is not None:
+                    collected.append(current)
+            return collected
+
+        return project
+    if kind == "key_val_pair":
+        return parts[0]
+    if kind == "multi_select_dict":
+        pairs = [
+            (child["value"], part) for child, part in zip(node["children"], parts, strict=True)
+        ]
+        return lambda value: None if value is None else {k: f(value) for k, f in pairs}
+    if kind == "multi_select_list":
+        return lambda value: None if value is None else [f(value) for f in parts]
+    return None
 
 
 def _field_path(node: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -299,8 +299,10 @@ def test_pipe_continues_from_the_left_side_s_result() -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=3),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from(["a", "b", "c"]), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c"]), children, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -317,3 +319,40 @@ def test_plain_paths_read_by_lookup_agree_with_jmespath(
     expr = compile_expression(source)
     assert expr._path == tuple(path)  # the fast path is the one under test
     assert expr.evaluate(context) == jmespath.search(source, context)
+
+
+COMPILED_SHAPES = [
+    "a[*].b",
+    "a[*]",
+    "a.b[*].c.a",
+    "a[*].{x: b, y: c}",
+    "a.{x: b, y: c.a}",
+    "a.[b, c]",
+    "[a, b.c]",
+    "{x: a, y: `1`}",
+    "a[0]",
+    "a[-1].b",
+    "a[0][1]",
+    "a[*].b[*].c",
+    "'lit'",
+    "`[1, 2]`",
+    "@",
+    "a[*].[@, b]",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    context=st.dictionaries(st.sampled_from(["a", "b", "c"]), _json, max_size=3),
+    source=st.sampled_from(COMPILED_SHAPES),
+)
+def test_compiled_shapes_agree_with_jmespath(context: dict[str, Any], source: str) -> None:
+    expr = compile_expression(source)
+    assert expr._compiled is not None  # the compiled path is the one under test
+    assert expr.evaluate(context) == jmespath.search(source, context)
+
+
+def test_shapes_not_compiled_are_still_evaluated_by_jmespath() -> None:
+    expr = compile_expression("length(a[?b > `1`])")
+    assert expr._compiled is None
+    assert expr.evaluate({"a": [{"b": 1}, {"b": 2}, {"b": 3}]}) == 2

@@ -166,6 +166,7 @@ class EventLog:
         self._next: dict[tuple[str, int], int] = {}
         self._listeners: list[Callable[[], None]] = []
         self._failure: BaseException | None = None
+        self._pending: list[tuple[WriteBatch, asyncio.Future[None]]] = []
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -238,8 +239,43 @@ class EventLog:
         return placed
 
     async def write(self, batch: WriteBatch) -> None:
-        """Write outcomes, dead letters and an offset commit in one transaction."""
-        await self._submit(lambda conn: self._write_batch(conn, batch), notify=bool(batch.appends))
+        """Write outcomes, dead letters and an offset commit in one transaction.
+
+        Writes made in the same turn of the event loop share one operation of the
+        writer (one statement per table instead of one per event).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((batch, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush_writes)
+        await future
+
+    def _flush_writes(self) -> None:
+        pending, self._pending = self._pending, []
+        batches = [batch for batch, _ in pending]
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+            for _, waiter in pending:
+                if waiter.done():
+                    continue
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+        try:
+            op = self._submit(
+                lambda conn: self._write_batches(conn, batches),
+                notify=any(batch.appends for batch in batches),
+            )
+        except RuntimeError as exc:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            settle(failed)
+            return
+        op.add_done_callback(settle)
 
     async def record_delivery(
         self, event_id: str, flow: str, step: str, flow_version: str, result: Any, attempts: int
@@ -307,10 +343,16 @@ class EventLog:
             out.append((partition, offset))
         return out
 
-    def _write_batch(self, conn: sqlite3.Connection, batch: WriteBatch) -> None:
+    def _write_batches(self, conn: sqlite3.Connection, batches: Sequence[WriteBatch]) -> None:
         now = time.time()
-        for topic, item in batch.appends:
-            self._append(conn, topic, [item])
+        commits: dict[tuple[str, str, int], int] = {}
+        for batch in batches:
+            for topic, item in batch.appends:
+                self._append(conn, topic, [item])
+            if batch.commit is not None:
+                group, topic, partition, offset = batch.commit
+                where = (group, topic, partition)
+                commits[where] = max(offset, commits.get(where, offset))
         conn.executemany(
             "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -329,13 +371,15 @@ class EventLog:
                     o.attempts,
                     now,
                 )
+                for batch in batches
                 for o in batch.outcomes
             ],
         )
-        if batch.deliveries:
-            _record_deliveries(conn, batch.deliveries)
-        if batch.commit is not None:
-            _commit(conn, batch.commit)
+        deliveries = [row for batch in batches for row in batch.deliveries]
+        if deliveries:
+            _record_deliveries(conn, deliveries)
+        for (group, topic, partition), offset in commits.items():
+            _commit(conn, (group, topic, partition, offset))
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         stopping = False
