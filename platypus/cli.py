@@ -117,6 +117,59 @@ async def _run(
             vendor.stop()
 
 
+_BROKER = click.option(
+    "--broker",
+    envvar="PLATYPUS_BROKER",
+    help="Kafka broker URL, e.g. kafka://host:9092 (default: kafka.broker of platypus.yaml).",
+)
+
+
+@main.command()
+@_PROJECT
+@_BROKER
+@click.option("--web-port", type=int, help="Port of the worker's /healthz (default 6066).")
+@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a terminal.")
+@_errors
+def worker(
+    project: Path, broker: str | None, web_port: int | None, log_level: str, log_json: bool | None
+) -> None:
+    """Run the flows as a Kafka consumer-group worker (faust-streaming).
+
+    Start as many workers as needed: they share the partitions of the events
+    topic, and when one stops, its partitions move to the others.
+    """
+    from platypus.logging import configure_logging
+    from platypus.runtime.kafka import run_worker
+
+    configure_logging(json=log_json, level=log_level)
+    run_worker(project, broker=broker, web_port=web_port, log_level=log_level)
+
+
+@main.command()
+@_PROJECT
+@_BROKER
+@click.option("--host", help="Interface to listen on (default from platypus.yaml).")
+@click.option("--port", type=int, help="Port (default from platypus.yaml).")
+@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a terminal.")
+@_errors
+def web(
+    project: Path,
+    broker: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    log_json: bool | None,
+) -> None:
+    """Run the HTTP ingress, producing accepted events to Kafka (acks=all)."""
+    from platypus.logging import configure_logging
+    from platypus.runtime.kafka import run_web
+
+    configure_logging(json=log_json, level=log_level)
+    run_web(project, broker=broker, host=host, port=port)
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

@@ -35,7 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from platypus.exceptions import ConfigurationError
 from platypus.retry import RetryPolicy
 
-__all__ = ["ConnectionSpec", "IngressSettings", "ProjectConfig", "expand_env", "load_config"]
+__all__ = [
+    "ConnectionSpec",
+    "IngressSettings",
+    "KafkaSettings",
+    "ProjectConfig",
+    "expand_env",
+    "load_config",
+]
 
 CONFIG_FILE = "platypus.yaml"
 
@@ -64,6 +71,46 @@ class IngressSettings(BaseModel):
     max_batch: int = Field(default=1000, ge=1, description="Most events in one batch request.")
 
 
+class KafkaSettings(BaseModel):
+    """The Kafka runtime (``platypus worker``, ``platypus web``).
+
+    Topics are ``<topic_prefix>.events`` (CloudEvents keyed by ``subject``),
+    ``<topic_prefix>.dead-letter`` and ``<topic_prefix>.rejected``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    broker: str = Field(
+        default="kafka://127.0.0.1:9092",
+        description="Broker URL(s), kafka://host:port[;host:port]; PLATYPUS_BROKER overrides it.",
+    )
+    group_id: str = Field(default="platypus", description="Consumer group of the workers.")
+    topic_prefix: str = Field(default="platypus", description="Prefix of every topic name.")
+    partitions: int = Field(default=8, ge=1, description="Partitions of topics Platypus creates.")
+    replication_factor: int = Field(default=1, ge=1, description="Of topics Platypus creates.")
+    max_in_flight: int = Field(
+        default=5000, ge=1, description="Events fetched but not yet finished, per worker."
+    )
+    session_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds before a silent worker's partitions move."
+    )
+    rebalance_timeout: float = Field(default=10.0, gt=0, description="Rebalance timeout (s).")
+    heartbeat_interval: float = Field(default=2.0, gt=0, description="Heartbeat interval (s).")
+    web_port: int = Field(
+        default=6066, ge=0, le=65535, description="Worker's health endpoint (/healthz)."
+    )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port[,host:port]`` for Kafka clients."""
+        servers = self.broker.split("://", 1)[-1]
+        return servers.replace(";", ",")
+
+    def topic(self, name: str) -> str:
+        """The full name of topic ``name`` (events, dead-letter, rejected)."""
+        return f"{self.topic_prefix}.{name}"
+
+
 class ProjectConfig(BaseModel):
     """Everything ``platypus run`` needs besides the flows themselves."""
 
@@ -77,6 +124,7 @@ class ProjectConfig(BaseModel):
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Default retry policy.")
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     connections: dict[str, ConnectionSpec] = Field(default_factory=dict)
 
     # Where the file was read from; relative paths resolve against its folder.

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fakes.vendor"]
+pytest_plugins = ["tests.fakes.vendor", "tests.kafka_broker"]

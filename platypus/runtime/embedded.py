@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import json
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from platypus.deadletter import DEAD_LETTER_TOPIC, SourceRecord
 from platypus.runtime.log import AppendItem, EventLog, LogRecord, OutcomeRow, WriteBatch
+from platypus.runtime.ordering import KeyedExecutor, PartitionProgress
 from platypus.runtime.processor import (
     EVENT_ID_HEADER,
     VALIDATED_HEADER,
@@ -41,20 +40,6 @@ EVENTS_TOPIC = "platypus.events"
 GROUP = "platypus"
 
 _log = structlog.get_logger("platypus.runtime")
-
-
-@dataclass(slots=True)
-class _Partition:
-    position: int  # next offset to fetch
-    in_flight: list[int] = field(default_factory=list)  # heap of offsets being processed
-    finished: set[int] = field(default_factory=set)  # done but still in the heap (lazy delete)
-
-    def committable(self, done: int) -> int:
-        """The commit allowed once ``done`` finishes: the lowest offset still in flight."""
-        self.finished.add(done)
-        while self.in_flight and self.in_flight[0] in self.finished:
-            self.finished.discard(heapq.heappop(self.in_flight))
-        return self.in_flight[0] if self.in_flight else self.position
 
 
 class EmbeddedRuntime:
@@ -72,12 +57,11 @@ class EmbeddedRuntime:
         self.processor = processor
         self._max_in_flight = max_in_flight
         self._fetch_size = fetch_size
-        self._partitions: dict[int, _Partition] = {}
-        self._keys: dict[str, deque[_Item]] = {}
-        self._workers: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
+        self._partitions: dict[int, PartitionProgress] = {}
+        self._executor: KeyedExecutor[_Item] = KeyedExecutor(
+            self._handle, max_in_flight=max_in_flight
+        )
         self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self.counts: dict[str, int] = {}
@@ -91,7 +75,7 @@ class EmbeddedRuntime:
 
         self.log.subscribe(wake)
         committed = self.log.committed(GROUP, EVENTS_TOPIC)
-        self._partitions = {p: _Partition(position=off) for p, off in committed.items()}
+        self._partitions = {p: PartitionProgress(off) for p, off in committed.items()}
         self._task = asyncio.create_task(self._consume(), name="platypus-consumer")
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -106,19 +90,16 @@ class EmbeddedRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._workers:
-            _done, pending = await asyncio.wait(set(self._workers), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._executor.stop(grace)
 
     async def drain(self, poll: float = 0.02) -> None:
         """Wait until every appended event has an outcome and its offset is committed."""
         while True:
-            if self._failure is not None:
-                raise RuntimeError("the embedded runtime failed") from self._failure
+            failure = self._failure or self._executor.failure
+            if failure is not None:
+                raise RuntimeError("the embedded runtime failed") from failure
             ends = self.log.end_offsets(EVENTS_TOPIC)
-            if self._in_flight == 0 and all(
+            if self._executor.in_flight == 0 and all(
                 self._partitions[p].position >= end for p, end in ends.items()
             ):
                 committed = self.log.committed(GROUP, EVENTS_TOPIC)
@@ -129,41 +110,28 @@ class EmbeddedRuntime:
     @property
     def in_flight(self) -> int:
         """Events fetched whose outcome is not yet durable."""
-        return self._in_flight
+        return self._executor.in_flight
 
     async def _consume(self) -> None:
         try:
             while True:
-                if self._in_flight >= self._max_in_flight:
-                    self._room.clear()
-                    await self._room.wait()
+                room = self._executor.room
+                if room == 0:
+                    # Full: submitting waits for room without fetching more.
+                    await asyncio.sleep(0.005)
                     continue
                 self._wakeup.clear()
                 positions = {p: part.position for p, part in self._partitions.items()}
-                records = self.log.fetch(
-                    EVENTS_TOPIC,
-                    positions,
-                    min(self._fetch_size, self._max_in_flight - self._in_flight),
-                )
+                records = self.log.fetch(EVENTS_TOPIC, positions, min(self._fetch_size, room))
                 if not records:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
                     continue
                 delivered = self.log.deliveries([_event_id(r) for r in records])
                 for record in records:
+                    self._partitions[record.partition].started(record.offset)
                     item = _Item(record, _for_event(delivered, _event_id(record)))
-                    part = self._partitions[record.partition]
-                    part.position = record.offset + 1
-                    heapq.heappush(part.in_flight, record.offset)
-                    self._in_flight += 1
-                    queued = self._keys.get(record.key)
-                    if queued is None:
-                        self._keys[record.key] = deque([item])
-                        task = asyncio.create_task(self._run_key(record.key))
-                        self._workers.add(task)
-                        task.add_done_callback(self._workers.discard)
-                    else:
-                        queued.append(item)
+                    await self._executor.submit(record.key, item)
                 # Let key workers run before the next fetch; fairness for the loop.
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
@@ -173,24 +141,8 @@ class EmbeddedRuntime:
             _log.exception("consumer failed")
             raise
 
-    async def _run_key(self, key: str) -> None:
-        queued = self._keys[key]
-        try:
-            while queued:
-                item = queued[0]
-                await self._handle(item.record, item.delivered)
-                queued.popleft()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._failure = exc
-            _log.exception("processing failed", key=key)
-            raise
-        finally:
-            if not queued or self._failure is not None:
-                self._keys.pop(key, None)
-
-    async def _handle(self, record: LogRecord, delivered: dict[tuple[str, str, str], Any]) -> None:
+    async def _handle(self, item: _Item) -> None:
+        record, delivered = item.record, item.delivered
         source = SourceRecord(
             topic=record.topic,
             partition=record.partition,
@@ -205,11 +157,9 @@ class EmbeddedRuntime:
         batch = _batch(record, result)
         # The offset this outcome allows, computed as if it were already done; the
         # outcome and the commit land in one transaction, and commits never go back.
-        next_offset = part.committable(record.offset)
-        batch.commit = (GROUP, record.topic, record.partition, next_offset)
+        part.finish(record.offset)
+        batch.commit = (GROUP, record.topic, record.partition, part.committable)
         await self.log.write(batch)
-        self._in_flight -= 1
-        self._room.set()
         for outcome in result.outcomes:
             self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
 
