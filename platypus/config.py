@@ -99,6 +99,13 @@ class KafkaSettings(BaseModel):
     web_port: int = Field(
         default=6066, ge=0, le=65535, description="Worker's health endpoint (/healthz)."
     )
+    idempotent_producer: bool = Field(
+        default=True,
+        description=(
+            "Idempotent producer for the ingress (no duplicates from producer retries). "
+            "Turn off for brokers without InitProducerId, such as Tansu."
+        ),
+    )
 
     @property
     def bootstrap_servers(self) -> str:

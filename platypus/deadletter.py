@@ -69,6 +69,9 @@ class SourceRecord:
     offset: int
     key: str
     value: bytes
+    # The record's own headers (CloudEvents ``ce_*`` attributes in Kafka's binary
+    # mode, say): kept on the dead letter, so that with the value it is the original.
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,9 @@ def dead_letter(
         text.append((STATUS_CODE, str(failure.status_code)))
     if failure.vendor_code:
         text.append((VENDOR_CODE, failure.vendor_code))
-    headers: Headers = [(name, value.encode()) for name, value in text]
+    ours = {name for name, _ in text}
+    kept = [(name, value) for name, value in source.headers if name not in ours]
+    headers: Headers = kept + [(name, value.encode()) for name, value in text]
     return DeadLetter(key=source.key, value=source.value, headers=headers)
 
 

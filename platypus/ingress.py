@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -32,12 +32,12 @@ from starlette.routing import Route
 from platypus.config import IngressSettings
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, FieldError
-from platypus.runtime.log import AppendItem, EventLog
+from platypus.runtime.log import AppendItem
 from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
-__all__ = ["Ingress", "IngressResult", "create_app"]
+__all__ = ["EventSink", "Ingress", "IngressResult", "create_app"]
 
 _log = structlog.get_logger("platypus.ingress")
 
@@ -62,11 +62,23 @@ class _RefusedError(Exception):
         self.errors = list(errors)
 
 
+class EventSink(Protocol):
+    """Where accepted events go: the embedded `EventLog`, or a Kafka producer."""
+
+    async def append(self, topic: str, items: Sequence[AppendItem]) -> list[tuple[int, int] | None]:
+        """Durably append ``items``; (partition, offset) each, None for a duplicate."""
+        ...
+
+    async def reject(self, reason: str, errors: Sequence[Mapping[str, Any]], body: bytes) -> int:
+        """Record a refused body with the reasons; returns an id to quote."""
+        ...
+
+
 class Ingress:
     """Validates request bodies and appends the events they carry to the log."""
 
     def __init__(
-        self, log: EventLog, schemas: SchemaRegistry, settings: IngressSettings, topic: str
+        self, log: EventSink, schemas: SchemaRegistry, settings: IngressSettings, topic: str
     ) -> None:
         self.log = log
         self.schemas = schemas

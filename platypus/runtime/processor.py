@@ -191,6 +191,7 @@ class Processor:
         source: SourceRecord,
         delivered: Mapping[tuple[str, str, str], Any],
         validated_type: str | None = None,
+        event: dict[str, Any] | None = None,
     ) -> EventResult:
         """Run the event in ``source`` through its flows.
 
@@ -198,13 +199,17 @@ class Processor:
         ((event id, flow, step) -> result): they are not sent again.
         ``validated_type`` is the type the ingress already validated the data
         against; anything else (another producer, a changed type) is validated here.
+        ``event`` is the event already decoded (from Kafka's binary mode, say);
+        by default it is parsed from ``source.value``.
         """
-        try:
-            event = json.loads(source.value)
-            if not isinstance(event, dict):
-                raise TypeError("a CloudEvent is a JSON object")
-        except (ValueError, TypeError) as exc:
-            return self._unreadable(source, f"the stored record is not a JSON event: {exc}", ())
+        if event is None:
+            try:
+                event = json.loads(source.value)
+                if not isinstance(event, dict):
+                    raise TypeError("a CloudEvent is a JSON object")
+            except (ValueError, TypeError) as exc:
+                message = f"the stored record is not a JSON event: {exc}"
+                return self._unreadable(source, message, ())
         event_id = str(event.get("id", ""))
         event_type = str(event.get("type", ""))
         if validated_type != event_type:
