@@ -207,6 +207,7 @@ def write_kafka_project(
     concurrency: int = 8,
     retry: RetryPolicy = TEST_RETRY,
     name: str = "conformance",
+    **kafka_options: Any,
 ) -> KafkaSettings:
     """Write ``platypus.yaml`` and flows for a worker with its own topics and group."""
     (root / "flows").mkdir(parents=True, exist_ok=True)
@@ -224,6 +225,7 @@ def write_kafka_project(
         "web_port": free_port(),
         # Tansu answers InitProducerId with an error; a real Kafka does not.
         "idempotent_producer": broker.external,
+        **kafka_options,
     }
     config = {
         "concurrency": concurrency,
@@ -237,14 +239,24 @@ def write_kafka_project(
     return KafkaSettings(**kafka)
 
 
-def start_worker(root: Path) -> subprocess.Popen[bytes]:
+def start_worker(root: Path, *extra: str) -> subprocess.Popen[bytes]:
     """``platypus worker`` for the project in ``root``."""
     command = Path(sys.executable).parent / "platypus"
     return subprocess.Popen(
-        [str(command), "worker", "--project", str(root), "--log-level", "warning"],
+        [str(command), "worker", "--project", str(root), "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def start_web(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """``platypus web`` for the project in ``root``, on ``port``."""
+    command = Path(sys.executable).parent / "platypus"
+    return subprocess.Popen(
+        [str(command), "web", "--project", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

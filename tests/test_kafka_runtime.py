@@ -1,0 +1,186 @@
+"""What only the Kafka runtime does: the CloudEvents Kafka bindings, ``platypus web``.
+
+Records are produced and read with confluent-kafka, an independent Kafka client,
+against a real Kafka-protocol broker over TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from platypus.deadletter import describe_headers
+from platypus.partitioning import partition_for
+from platypus.runtime.kafka import decode_record
+from tests.fakes.vendor import FakeVendor
+from tests.kafka_broker import KafkaBroker
+from tests.runtimes import (
+    KafkaDriver,
+    kafka_ingress,
+    start_web,
+    start_worker,
+    stop_worker,
+    wait_worker_healthy,
+    write_kafka_project,
+)
+from tests.support import ORDER_FLOW, closed_won, free_port, wait_healthy
+
+# -- decoding, pure ----------------------------------------------------------------
+
+
+def test_a_structured_mode_record_is_the_event_itself() -> None:
+    event = closed_won()
+    decoded, problem = decode_record(
+        json.dumps(event).encode(), [("content-type", b"application/cloudevents+json")]
+    )
+    assert (decoded, problem) == (event, None)
+
+
+def test_a_binary_mode_record_takes_its_attributes_from_ce_headers() -> None:
+    event = closed_won()
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event["id"].encode()),
+        ("ce_source", b"/salesforce/test"),
+        ("ce_type", b"sales.opportunity.closed_won.v1"),
+        ("ce_subject", event["subject"].encode()),
+        ("content-type", b"application/json"),
+    ]
+    decoded, problem = decode_record(json.dumps(event["data"]).encode(), headers)
+
+    assert problem is None
+    assert decoded == {
+        "specversion": "1.0",
+        "id": event["id"],
+        "source": "/salesforce/test",
+        "type": "sales.opportunity.closed_won.v1",
+        "subject": event["subject"],
+        "datacontenttype": "application/json",
+        "data": event["data"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "problem"),
+    [
+        (b"{nope", [], "not a JSON event"),
+        (b"[1, 2]", [], "a CloudEvent is a JSON object"),
+        (b"{nope", [("ce_specversion", b"1.0")], "data is not JSON"),
+    ],
+)
+def test_a_record_that_cannot_be_read_says_why(
+    value: bytes, headers: list[tuple[str, bytes]], problem: str
+) -> None:
+    decoded, why = decode_record(value, headers)
+    assert decoded is None
+    assert why is not None
+    assert problem in why
+
+
+# -- against the broker -------------------------------------------------------------
+
+
+@pytest.fixture
+async def worker(
+    tmp_path: Path, fake_vendor: FakeVendor, kafka_broker: KafkaBroker
+) -> AsyncIterator[KafkaDriver]:
+    settings = write_kafka_project(
+        tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, kafka_broker, name="interop"
+    )
+    process = start_worker(tmp_path)
+    try:
+        await wait_worker_healthy(process, settings.web_port)
+        async with kafka_ingress(settings) as ingress:
+            yield KafkaDriver(kafka_broker, settings, ingress)
+    finally:
+        stop_worker(process)
+
+
+def _binary(event: dict[str, object]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    attributes = ("specversion", "id", "source", "type", "subject", "time")
+    headers = [(f"ce_{name}", str(event[name]).encode()) for name in attributes if name in event]
+    headers.append(("content-type", b"application/json"))
+    return str(event["subject"]).encode(), json.dumps(event["data"]).encode(), headers
+
+
+async def test_events_from_a_plain_kafka_client_in_both_bindings_are_delivered(
+    worker: KafkaDriver, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    binary = closed_won(amount=1111)
+    structured = closed_won(amount=2222)
+    records = [
+        _binary(binary),
+        (
+            structured["subject"].encode(),
+            json.dumps(structured).encode(),
+            [("content-type", b"application/cloudevents+json")],
+        ),
+    ]
+    await asyncio.to_thread(kafka_broker.produce, worker.events_topic, records)
+    await fake_vendor.wait_for(2, path="/orders", within=30)
+    await worker.drain()
+
+    received = {r.json["amount"]: r for r in fake_vendor.requests_to("/orders")}
+    assert set(received) == {1111, 2222}
+    assert received[1111].json["external_id"] == binary["subject"]
+    assert received[1111].headers["idempotency-key"] == f"{binary['id']}:orders:create_order"
+
+
+async def test_a_binary_mode_dead_letter_keeps_the_original_value_and_ce_headers(
+    worker: KafkaDriver, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    event = closed_won(amount="lots")  # invalid: never validated by an ingress
+    key, value, headers = _binary(event)
+    await asyncio.to_thread(kafka_broker.produce, worker.events_topic, [(key, value, headers)])
+    await worker.drain()
+
+    # Read back with a plain Kafka client, not through Platypus.
+    [letter] = await asyncio.to_thread(
+        kafka_broker.read, worker.settings.topic("dead-letter"), expected=1
+    )
+    assert letter.value == value
+    assert letter.key == key
+    assert [h for h in letter.headers if h[0].startswith("ce_")] == headers[:-1]
+    described = describe_headers(letter.headers)
+    assert described["platypus.event.id"] == event["id"]
+    assert [e["path"] for e in described["platypus.errors"]] == ["data.amount"]
+    assert fake_vendor.requests == []
+
+
+async def test_platypus_web_answers_202_once_the_broker_has_the_event(
+    tmp_path: Path, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    settings = write_kafka_project(
+        tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, kafka_broker, name="web"
+    )
+    port = free_port()
+    process = start_web(tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(url, process)
+        event = closed_won()
+        async with httpx.AsyncClient(base_url=url) as client:
+            accepted = await client.post("/events", json=event)
+            refused = await client.post("/events", json=closed_won(amount="lots"))
+        # Read at once, with another client: the 202 came after the broker's ack.
+        [record] = await asyncio.to_thread(
+            kafka_broker.read, settings.topic("events"), expected=1, timeout=2
+        )
+        [rejected] = await asyncio.to_thread(
+            kafka_broker.read, settings.topic("rejected"), expected=1, timeout=2
+        )
+    finally:
+        stop_worker(process)
+
+    assert accepted.status_code == 202
+    assert accepted.json()["events"][0]["partition"] == record.partition
+    assert record.partition == partition_for(event["subject"], settings.partitions)
+    assert json.loads(record.value or b"") == event
+    assert record.key == event["subject"].encode()
+    assert refused.status_code == 422
+    assert json.loads(rejected.value or b"")["errors"][0]["path"] == "data.amount"
