@@ -51,7 +51,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
@@ -71,8 +70,8 @@ from starlette.routing import Route
 # Run as a script, this file's folder is on sys.path, not the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.throughput import FLOW, generate  # noqa: E402 -- needs the path above
-from platypus._server import ServerThread  # noqa: E402
+from bench.throughput import FLOW, generate
+from platypus._server import ServerThread
 
 SINK_GOAL = 0.8  # (b) / (a)
 HTTP_GOAL = 0.8  # (c) / (concurrency / vendor latency)
@@ -221,9 +220,11 @@ def broker_for_bench() -> Iterator[Broker]:
 
 def create_topics(broker: Broker, prefix: str, partitions: int) -> None:
     """The topics `platypus.runtime.kafka.ensure_topics` would create, made up front."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
 
     admin = AdminClient(broker.config())
+    topic = f"{prefix}.events"
     topics = [
         NewTopic(f"{prefix}.events", num_partitions=partitions, replication_factor=1),
         NewTopic(f"{prefix}.dead-letter", num_partitions=partitions, replication_factor=1),
@@ -232,8 +233,7 @@ def create_topics(broker: Broker, prefix: str, partitions: int) -> None:
     for future in admin.create_topics(topics, operation_timeout=10, request_timeout=10).values():
         future.result(timeout=10)
     deadline = time.monotonic() + 10
-    while len(admin.list_topics(f"{prefix}.events", timeout=5).topics[f"{prefix}.events"]
-              .partitions) < partitions:  # fmt: skip
+    while len(admin.list_topics(topic, timeout=5).topics[topic].partitions) < partitions:
         if time.monotonic() > deadline:
             raise BenchError(f"{prefix}.events not visible with {partitions} partitions")
         time.sleep(0.05)
@@ -258,13 +258,6 @@ def produce(broker: Broker, topic: str, events: Sequence[tuple[str, str, bytes]]
     )
     records: dict[str, tuple[int, int, int]] = {}
     errors: list[Any] = []
-
-    def on_delivery(err: Any, msg: Any) -> None:
-        if err is not None:
-            errors.append(err)
-        else:
-            records[msg.opaque() if hasattr(msg, "opaque") else ""] = (0, 0, 0)
-
     started = time.perf_counter()
     for event_id, key, value in events:
         producer.produce(
@@ -293,3 +286,459 @@ def _delivered(
             records[event_id] = (msg.partition(), msg.offset(), msg.timestamp()[1])
 
     return on_delivery
+
+
+class CommitWatch:
+    """Reads a group's committed offsets without joining it (OffsetFetch only)."""
+
+    def __init__(self, broker: Broker, group: str, topic: str, partitions: int) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self._consumer = Consumer(broker.config(**{"group.id": group, "enable.auto.commit": False}))
+        self._asked = [TopicPartition(topic, p) for p in range(partitions)]
+
+    def committed(self) -> dict[int, int]:
+        """Partition -> committed offset (0 when the group has committed nothing there)."""
+        found = self._consumer.committed(self._asked, timeout=10)
+        return {tp.partition: max(tp.offset, 0) for tp in found}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def records_in(broker: Broker, topic: str, partitions: int) -> int:
+    """Whether ``topic`` holds records: the sum of its high watermarks.
+
+    Tansu 0.6.0 answers ListOffsets(latest) with the last batch's base offset + 1,
+    so this undercounts there, but it is never 0 for a topic that has a record.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(broker.config(**{"group.id": f"bench-reader-{uuid.uuid4().hex[:8]}"}))
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        )
+    finally:
+        consumer.close()
+
+
+# -- the consumers --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Consumer:
+    """A consumer subprocess and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    platypus: bool
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(
+                f"the consumer exited with {self.process.returncode}:\n{_tail(self.log)}"
+            )
+
+    def problems(self) -> list[str]:
+        """Warnings and errors the worker logged (JSON lines), e.g. dead letters."""
+        if not self.platypus:
+            return []
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in {"warning", "error", "critical"}:
+                found.append(line)
+        return found
+
+
+def _tail(log: Path, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] or "(no output)"
+
+
+def start_bare_faust(root: Path, broker: Broker, prefix: str, partitions: int) -> Consumer:
+    app = root / "bare_agent.py"
+    app.write_text(
+        BARE_AGENT.format(
+            group=prefix, broker=broker.url, partitions=partitions, topic=f"{prefix}.events"
+        )
+    )
+    log = root / "consumer.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(app), "worker", "--loglevel", "warn"],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Consumer(process, log, platypus=False)
+
+
+def start_platypus(
+    root: Path,
+    broker: Broker,
+    prefix: str,
+    partitions: int,
+    *,
+    to: str,
+    concurrency: int,
+    vendor_url: str,
+    log_level: str,
+) -> Consumer:
+    (root / "flows").mkdir()
+    flow = json.loads(json.dumps(FLOW))  # a deep copy
+    flow["steps"][0]["to"] = to
+    if to.startswith("vendor."):
+        flow["steps"][0]["params"] = {"path": "/orders"}
+    (root / "flows" / "bench.yaml").write_text(yaml.safe_dump(flow, sort_keys=False))
+    config = {
+        "concurrency": concurrency,
+        "kafka": {
+            "broker": broker.url,
+            "group_id": prefix,
+            "topic_prefix": prefix,
+            "partitions": partitions,
+            # As the tests: a 3 s first group join instead of faust's 30 s.
+            "session_timeout": 6,
+            "rebalance_timeout": 3,
+            "heartbeat_interval": 1,
+            "web_port": _free_port(),
+            # Tansu answers InitProducerId with an error.
+            "idempotent_producer": broker.external,
+        },
+        "connections": {
+            "sink": {"adapter": "sink"},
+            "vendor": {"adapter": "http", "settings": {"base_url": vendor_url, "timeout": 5}},
+        },
+    }
+    (root / "platypus.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    command = Path(sys.executable).parent / "platypus"
+    log = root / "consumer.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(command), "worker", "--project", str(root), "--log-level", log_level],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return Consumer(process, log, platypus=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` and its threads (0 if unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the vendor -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Vendor:
+    """A loopback vendor that answers every POST after ``delay`` seconds."""
+
+    delay: float
+    answered: dict[str, list[float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> Starlette:
+        async def orders(request: Request) -> JSONResponse:
+            await request.body()
+            await asyncio.sleep(self.delay)
+            # Idempotency-Key: <event id>:<flow>:<step>
+            event_id = request.headers.get("idempotency-key", "").split(":", 1)[0]
+            with self.lock:
+                self.answered.setdefault(event_id, []).append(time.time())
+            return JSONResponse({"id": event_id}, status_code=201)
+
+        return Starlette(routes=[Route("/orders", orders, methods=["POST"])])
+
+    def reset(self) -> None:
+        with self.lock:
+            self.answered.clear()
+
+
+# -- one measurement ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    warmup: list[tuple[str, str, bytes]]
+    measured: list[tuple[str, str, bytes]]
+
+
+def make_events(count: int, keys: int, seed: int) -> Events:
+    def keyed(pairs: list[tuple[str, bytes]]) -> list[tuple[str, str, bytes]]:
+        return [(event_id, json.loads(raw)["subject"], raw) for event_id, raw in pairs]
+
+    return Events(
+        warmup=keyed(generate(WARMUP_EVENTS, keys, seed + 1)),
+        measured=keyed(generate(count, keys, seed)),
+    )
+
+
+def _wait_committed(
+    watch: CommitWatch, ends: dict[int, int], consumer: Consumer, patience: float
+) -> list[tuple[float, dict[int, int]]]:
+    """Poll until every partition is committed to ``ends``; the history of polls."""
+    deadline = time.monotonic() + patience
+    history: list[tuple[float, dict[int, int]]] = []
+    while True:
+        done = watch.committed()
+        history.append((time.time(), done))
+        if all(done.get(p, 0) >= end for p, end in ends.items()):
+            return history
+        consumer.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"not committed within {patience:.0f} s: {done}, expected {ends}")
+        time.sleep(POLL_S)
+
+
+def _commit_times(
+    history: list[tuple[float, dict[int, int]]], produced: Produced
+) -> dict[str, float]:
+    """Event id -> when a poll first saw its offset committed."""
+    per_partition: dict[int, tuple[list[int], list[float]]] = {}
+    for at, committed in history:
+        for partition, offset in committed.items():
+            offsets, times = per_partition.setdefault(partition, ([], []))
+            offsets.append(offset)
+            times.append(at)
+    out = {}
+    for event_id, (partition, offset, _) in produced.records.items():
+        offsets, times = per_partition[partition]
+        out[event_id] = times[bisect_right(offsets, offset)]  # first committed > offset
+    return out
+
+
+def measure(
+    name: str,
+    broker: Broker,
+    events: Events,
+    partitions: int,
+    start: Callable[[Path, str], Consumer],
+    vendor: Vendor | None = None,
+    bound: float | None = None,
+) -> Result:
+    """Warm a fresh consumer up, produce the burst, wait until all of it is committed."""
+    prefix = f"bench-{name.split()[0]}-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.events"
+    create_topics(broker, prefix, partitions)
+    warm = produce(broker, topic, events.warmup)
+    if vendor is not None:
+        vendor.reset()
+    with tempfile.TemporaryDirectory(prefix="platypus-bench-kafka-") as tmp:
+        consumer = start(Path(tmp), prefix)
+        watch = CommitWatch(broker, prefix, topic, partitions)
+        try:
+            _wait_committed(watch, warm.ends(), consumer, DRAIN_PATIENCE_S)
+            cpu0, broker0, wall0 = _cpu_seconds(consumer.process.pid), _cpu_seconds(broker.pid), 0.0
+            wall0 = time.perf_counter()
+            produced = produce(broker, topic, events.measured)
+            ends = {p: max(warm.ends().get(p, 0), e) for p, e in produced.ends().items()}
+            history = _wait_committed(watch, ends, consumer, DRAIN_PATIENCE_S)
+            wall = time.perf_counter() - wall0
+            cpu = _cpu_seconds(consumer.process.pid) - cpu0
+            broker_cpu = _cpu_seconds(broker.pid) - broker0
+        finally:
+            watch.close()
+            _stop(consumer.process)
+        problems = consumer.problems()
+        if problems:
+            shown = "\n".join(problems[:5])
+            raise BenchError(f"{name}: the worker logged {len(problems)} warning(s):\n{shown}")
+    if consumer.platypus:
+        dead = records_in(broker, f"{prefix}.dead-letter", partitions)
+        if dead:
+            raise BenchError(f"{name}: records on the dead-letter topic ({dead}+)")
+    first_ts = min(ts for _, _, ts in produced.records.values()) / 1000
+    if vendor is None:
+        arrived = _commit_times(history, produced)
+        latency_to = "commit"
+    else:
+        arrived = _check_vendor(name, vendor, events)
+        latency_to = "vendor"
+    last = max(arrived.values())
+    latencies = sorted(arrived[i] - produced.records[i][2] / 1000 for i in produced.records)
+    seconds = last - first_ts
+    return Result(
+        name=name,
+        events=len(events.measured),
+        events_per_s=len(events.measured) / seconds,
+        seconds=seconds,
+        p50_ms=_quantile(latencies, 0.50) * 1000,
+        p99_ms=_quantile(latencies, 0.99) * 1000,
+        latency_to=latency_to,
+        consumer_cpu=cpu / wall,
+        broker_cpu=broker_cpu / wall if broker.pid else None,
+        produce_per_s=len(events.measured) / produced.seconds,
+        bound_per_s=bound,
+    )
+
+
+def _check_vendor(name: str, vendor: Vendor, events: Events) -> dict[str, float]:
+    """Event id -> the vendor's answer; fails unless each event came exactly once."""
+    with vendor.lock:
+        answered = {k: list(v) for k, v in vendor.answered.items()}
+    expected = {event_id for event_id, _, _ in (*events.warmup, *events.measured)}
+    problems = []
+    missing = expected - answered.keys()
+    if missing:
+        problems.append(f"{len(missing)} events never delivered, e.g. {sorted(missing)[:3]}")
+    extra = answered.keys() - expected
+    if extra:
+        problems.append(f"{len(extra)} unknown event ids delivered, e.g. {sorted(extra)[:3]}")
+    repeated = Counter({i: len(t) for i, t in answered.items() if len(t) != 1})
+    if repeated:
+        problems.append(
+            f"{len(repeated)} events delivered more than once: {repeated.most_common(3)}"
+        )
+    if problems:
+        raise BenchError(f"{name}: " + "; ".join(problems))
+    return {event_id: answered[event_id][0] for event_id, _, _ in events.measured}
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- the report -----------------------------------------------------------------------
+
+
+def _report(args: argparse.Namespace, broker: Broker, results: list[Result]) -> str:
+    bare, sink, *http = results
+    header = (
+        f"{'':<28}{'events':>7}{'events/s':>10}{'seconds':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'latency to':>11}{'worker CPU':>11}{'broker CPU':>11}"
+    )
+    rows = [header]
+    for r in results:
+        broker_cpu = f"{r.broker_cpu:.0%}" if r.broker_cpu is not None else "-"
+        rows.append(
+            f"{r.name:<28}{r.events:>7}{r.events_per_s:>10,.0f}{r.seconds:>8.2f}"
+            f"{r.p50_ms:>8.0f}{r.p99_ms:>8.0f}{r.latency_to:>11}{r.consumer_cpu:>11.0%}"
+            f"{broker_cpu:>11}"
+        )
+    ratio = sink.events_per_s / bare.events_per_s
+    lines = [
+        f"platypus kafka: {args.events} events ({args.http_events} to http), {args.keys} keys, "
+        f"{args.partitions} partitions, broker "
+        f"{'external ' + broker.bootstrap if broker.external else 'Tansu (memory)'}, "
+        f"worker log {args.log_level}, python {sys.version.split()[0]}",
+        *rows,
+        "producer (confluent-kafka, acks=all): "
+        + ", ".join(f"{r.produce_per_s:,.0f}" for r in results)
+        + " events/s",
+        f"(b)/(a): {ratio:.2f}x -- goal >= {SINK_GOAL}x: "
+        f"{'met' if ratio >= SINK_GOAL else 'NOT met'}",
+    ]
+    for r in http:
+        assert r.bound_per_s is not None
+        share = r.events_per_s / r.bound_per_s
+        verdict = "met" if share >= HTTP_GOAL else "NOT met"
+        lines.append(
+            f"{r.name}: {r.events_per_s:,.0f} of a {r.bound_per_s:,.0f} events/s bound "
+            f"(concurrency / {args.vendor_ms} ms) = {share:.0%} -- goal >= {HTTP_GOAL:.0%}: "
+            f"{verdict}; {r.events_per_s / args.partitions:,.0f} events/s per partition"
+        )
+    lines.append(
+        "every event committed; (c) each delivered exactly once; no dead letter, no warning"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three measurements against one broker and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=30_000, help="events for (a) and (b)")
+    parser.add_argument("--http-events", type=int, default=3_000, help="events for (c)")
+    parser.add_argument("--keys", type=int, default=2_000, help="distinct opportunities")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the topics")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[16, 64], help="(c) runs, one per value"
+    )
+    parser.add_argument("--vendor-ms", type=int, default=50, help="the vendor's answer time")
+    parser.add_argument(
+        "--log-level", default="info", help="the worker's --log-level (JSON, to a file)"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if min(args.events, args.http_events, args.keys, args.partitions, *args.concurrency) < 1:
+        parser.error("--events, --http-events, --keys, --partitions, --concurrency must be >= 1")
+    events = make_events(args.events, args.keys, args.seed)
+    http_events = Events(events.warmup, events.measured[: args.http_events])
+    vendor = Vendor(args.vendor_ms / 1000)
+    try:
+        with broker_for_bench() as broker, ServerThread(vendor.app()) as server:
+
+            def platypus(to: str, concurrency: int) -> Callable[[Path, str], Consumer]:
+                return lambda root, prefix: start_platypus(
+                    root,
+                    broker,
+                    prefix,
+                    args.partitions,
+                    to=to,
+                    concurrency=concurrency,
+                    vendor_url=server.url,
+                    log_level=args.log_level,
+                )
+
+            results = [
+                measure(
+                    "(a) bare faust agent",
+                    broker,
+                    events,
+                    args.partitions,
+                    lambda root, prefix: start_bare_faust(root, broker, prefix, args.partitions),
+                ),
+                measure(
+                    "(b) platypus -> sink",
+                    broker,
+                    events,
+                    args.partitions,
+                    platypus("sink.send", 16),
+                ),
+            ]
+            for concurrency in args.concurrency:
+                results.append(
+                    measure(
+                        f"(c) platypus -> http, c={concurrency}",
+                        broker,
+                        http_events,
+                        args.partitions,
+                        platypus("vendor.post", concurrency),
+                        vendor=vendor,
+                        bound=concurrency / vendor.delay,
+                    )
+                )
+            print(_report(args, broker, results))
+    except BenchError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
