@@ -60,6 +60,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import yaml
 from starlette.applications import Starlette
@@ -480,6 +481,49 @@ class Vendor:
             self.answered.clear()
 
 
+class _TcpSockets:
+    """The ``socket`` module as `platypus._server` sees it while `serve` starts one."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(socket, name)
+
+    @staticmethod
+    def socket(family: int, kind: int) -> socket.socket:
+        return socket.socket(family, kind, socket.IPPROTO_TCP)
+
+
+@contextlib.contextmanager
+def serve(vendor: Vendor) -> Iterator[ServerThread]:
+    """The vendor on loopback, answering without Nagle's algorithm in the way.
+
+    `ServerThread` binds ``socket(AF_INET, SOCK_STREAM)``, whose ``proto`` is 0;
+    asyncio sets ``TCP_NODELAY`` only on sockets whose ``proto`` is
+    ``IPPROTO_TCP``, so every response (headers and body written separately)
+    waited ~40 ms for the client's delayed ACK. Passing ``IPPROTO_TCP`` while it
+    binds fixes that; harmless once ``platypus/_server.py`` does it itself.
+    """
+    server = ServerThread(vendor.app())
+    with mock.patch("platypus._server.socket", _TcpSockets()):
+        server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def probe_ms(url: str, count: int = 20) -> float:
+    """Median round trip of a POST to the vendor, in ms (its delay included)."""
+    import httpx
+
+    times = []
+    with httpx.Client(base_url=url) as client:
+        for i in range(count):
+            started = time.perf_counter()
+            client.post("/orders", json={}, headers={"Idempotency-Key": f"probe-{i}:bench:probe"})
+            times.append(time.perf_counter() - started)
+    return sorted(times)[count // 2] * 1000
+
+
 # -- one measurement ------------------------------------------------------------------
 
 
@@ -554,7 +598,7 @@ def measure(
         watch = CommitWatch(broker, prefix, topic, partitions)
         try:
             _wait_committed(watch, warm.ends(), consumer, DRAIN_PATIENCE_S)
-            cpu0, broker0, wall0 = _cpu_seconds(consumer.process.pid), _cpu_seconds(broker.pid), 0.0
+            cpu0, broker0 = _cpu_seconds(consumer.process.pid), _cpu_seconds(broker.pid)
             wall0 = time.perf_counter()
             produced = produce(broker, topic, events.measured)
             ends = {p: max(warm.ends().get(p, 0), e) for p, e in produced.ends().items()}
@@ -627,7 +671,9 @@ def _quantile(ordered: list[float], q: float) -> float:
 # -- the report -----------------------------------------------------------------------
 
 
-def _report(args: argparse.Namespace, broker: Broker, results: list[Result]) -> str:
+def _report(
+    args: argparse.Namespace, broker: Broker, results: list[Result], vendor_ms: float
+) -> str:
     bare, sink, *http = results
     header = (
         f"{'':<28}{'events':>7}{'events/s':>10}{'seconds':>8}{'p50 ms':>8}{'p99 ms':>8}"
@@ -663,6 +709,7 @@ def _report(args: argparse.Namespace, broker: Broker, results: list[Result]) -> 
             f"(concurrency / {args.vendor_ms} ms) = {share:.0%} -- goal >= {HTTP_GOAL:.0%}: "
             f"{verdict}; {r.events_per_s / args.partitions:,.0f} events/s per partition"
         )
+    lines.append(f"vendor round trip (one client, median of 20 POSTs): {vendor_ms:.1f} ms")
     lines.append(
         "every event committed; (c) each delivered exactly once; no dead letter, no warning"
     )
@@ -691,7 +738,9 @@ def main(argv: list[str] | None = None) -> int:
     http_events = Events(events.warmup, events.measured[: args.http_events])
     vendor = Vendor(args.vendor_ms / 1000)
     try:
-        with broker_for_bench() as broker, ServerThread(vendor.app()) as server:
+        with broker_for_bench() as broker, serve(vendor) as server:
+            vendor_ms = probe_ms(server.url)
+            vendor.reset()
 
             def platypus(to: str, concurrency: int) -> Callable[[Path, str], Consumer]:
                 return lambda root, prefix: start_platypus(
@@ -733,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
                         bound=concurrency / vendor.delay,
                     )
                 )
-            print(_report(args, broker, results))
+            print(_report(args, broker, results, vendor_ms))
     except BenchError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -47,7 +47,12 @@ ENTRY_POINT_GROUP = "platypus.adapters"
 # installed (running from a source tree). Entry points override these.
 _BUILTIN: dict[str, str] = {
     "http": "platypus_adapters.http:HttpAdapter",
+    "netsuite": "platypus_adapters.netsuite:NetSuiteAdapter",
+    "salesforce": "platypus_adapters.salesforce:SalesforceAdapter",
     "sink": "platypus_adapters.sink:SinkAdapter",
+    "slack": "platypus_adapters.slack:SlackAdapter",
+    "workday": "platypus_adapters.workday:WorkdayAdapter",
+    "zuora": "platypus_adapters.zuora:ZuoraAdapter",
 }
 
 
@@ -64,12 +69,19 @@ class Action:
     ``params`` models the static options a step gives in ``params:``; ``input``
     models the payload, when the action has a fixed shape (``None``: any JSON).
     Both are used by ``platypus flows lint`` before anything runs.
+
+    ``writes`` is False for lookups, which are safe to repeat. ``idempotent``
+    says the vendor itself turns a repeated write into one record (an upsert by
+    external id, an ``Idempotency-Key`` it honours). A write that is not is
+    guarded by the runtime's delivery ledger: a step already delivered for an
+    event is not sent again when the event is replayed.
     """
 
     params: type[BaseModel] | None = None
     input: type[BaseModel] | None = None
     description: str = ""
     writes: bool = True
+    idempotent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

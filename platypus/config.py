@@ -56,6 +56,17 @@ class ConnectionSpec(BaseModel):
 
     adapter: str = Field(description="Adapter name, e.g. http.")
     settings: dict[str, Any] = Field(default_factory=dict, description="The adapter's settings.")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Calls in flight to this connection at once, shared by every flow that uses it "
+            "(Salesforce allows 25 long-running requests per org, for instance)."
+        ),
+    )
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="Most calls per second to this connection."
+    )
 
 
 class IngressSettings(BaseModel):

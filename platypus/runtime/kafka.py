@@ -43,6 +43,7 @@ from platypus.deadletter import SourceRecord
 from platypus.exceptions import ConfigurationError
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
+from platypus.ledger import SqliteLedger
 from platypus.runtime.log import AppendItem
 from platypus.runtime.ordering import KeyedExecutor, PartitionProgress
 from platypus.runtime.processor import VALIDATED_HEADER, Connections, Processor
@@ -150,6 +151,7 @@ class KafkaRuntime:
             concurrency=config.concurrency,
             record_delivery=_no_ledger,
             params=params,
+            ledger=SqliteLedger(config.resolve(config.data_dir) / "ledger.db"),
         )
         s = self.settings
         self.app = faust.App(
@@ -303,9 +305,9 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 
 async def _no_ledger(*_args: Any) -> None:
-    # On Kafka, steps already delivered are not remembered across restarts: an
-    # event in flight at a crash is sent again from its first step, with the same
-    # idempotency keys (see docs/operations.md).
+    # On Kafka, the step-by-step record of the embedded log is replaced by the
+    # delivery ledger, which guards the writes vendors do not de-duplicate
+    # themselves; writes they do de-duplicate are simply sent again.
     return None
 
 

@@ -27,9 +27,11 @@ from platypus.deadletter import DeadLetter, SourceRecord, dead_letter
 from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
 from platypus.flow.model import FlowSpec, OnError, StepSpec
+from platypus.ledger import DeliveryLedger, needs_ledger
 from platypus.logging import redaction_scope
 from platypus.redaction import personal_values
 from platypus.retry import RetryPolicy
+from platypus.runtime.limits import ConnectionLimit
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -92,6 +94,7 @@ class Connections:
         self._registry = registry
         self._adapters: dict[str, Adapter] = dict(overrides or {})
         self._started: set[str] = set()
+        self._limits: dict[str, ConnectionLimit] = {}
 
     def prepare(self, flows: Sequence[FlowSpec]) -> dict[tuple[str, str], Mapping[str, Any]]:
         """Build every connection the flows use and check each step's params.
@@ -126,6 +129,14 @@ class Connections:
             self._adapters[name] = adapter
         return adapter
 
+    def limit(self, name: str) -> ConnectionLimit:
+        """The concurrency and rate budget of connection ``name``, shared by all flows."""
+        found = self._limits.get(name)
+        if found is None:
+            spec = self._config.connection(name)
+            found = self._limits[name] = ConnectionLimit(spec.max_concurrency, spec.rate_limit)
+        return found
+
     async def start(self) -> None:
         """Start every built connection (open clients, read secrets)."""
         for name, adapter in self._adapters.items():
@@ -153,6 +164,7 @@ class Processor:
         concurrency: int,
         record_delivery: RecordDelivery,
         params: Mapping[tuple[str, str], Mapping[str, Any]],
+        ledger: DeliveryLedger | None = None,
     ) -> None:
         self.flows = list(flows)
         self.schemas = schemas
@@ -162,6 +174,7 @@ class Processor:
         self._record_delivery = record_delivery
         self._params = params
         self._stopping = asyncio.Event()
+        self._ledger = ledger
         self._routes: dict[str, list[FlowSpec]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
 
@@ -336,8 +349,8 @@ class Processor:
                 _log.debug("step skipped", step=step.name, reason=planned.reason)
                 continue
             adapter = self.connections.get(step.connection)
+            spec = adapter.actions.get(step.action)
             if isinstance(planned, core.Deliver):
-                spec = adapter.actions.get(step.action)
                 problem = core.check_payload(spec.input if spec else None, planned.payload, step)
                 if problem is not None:
                     planned = problem
@@ -353,11 +366,22 @@ class Processor:
                 flow=flow.name,
                 step=step.name,
             )
+            # Writes the vendor does not de-duplicate itself are guarded by the ledger.
+            ledger = self._ledger if needs_ledger(spec) else None
+            if ledger is not None:
+                found, earlier = await ledger.get(request.idempotency_key)
+                if found:
+                    # Delivered before (a replay): the vendor has the record already.
+                    results[step.name] = earlier
+                    _log.info("step already delivered, not sent again", step=step.name)
+                    continue
             tokens = structlog.contextvars.bind_contextvars(step=step.name)
             try:
                 delivery = await self._deliver(adapter, request, self._policy(flow, step))
             finally:
                 structlog.contextvars.reset_contextvars(**tokens)
+            if ledger is not None and delivery.failure is None:
+                await ledger.put(request.idempotency_key, delivery.result)
             attempts_total += delivery.attempts
             retried = retried or delivery.attempts > 1
             if delivery.failure is not None:
@@ -406,8 +430,9 @@ class Processor:
         started = time.monotonic()
         # The first attempt is made directly: most deliveries succeed at once, and
         # the retry machinery is only set up when one does not.
+        limit = self.connections.limit(adapter.connection)
         try:
-            async with self._slots:
+            async with self._slots, limit.slot():
                 out.result = await adapter.call(request)
         except Exception as exc:  # noqa: BLE001 -- every failure is classified, none escapes
             out.first_failure = out.last_failure = time.time()
@@ -431,7 +456,7 @@ class Processor:
                 with attempt:
                     out.attempts += 1
                     try:
-                        async with self._slots:
+                        async with self._slots, limit.slot():
                             out.result = await adapter.call(_with_attempt(request, out.attempts))
                     except Exception:
                         out.last_failure = time.time()

@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
 
-__all__ = ["FakeVendor", "RecordedRequest", "Reply", "fake_vendor"]
+__all__ = ["RESET", "FakeVendor", "RecordedRequest", "Reply", "fake_vendor"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     time: float  # time.monotonic() on arrival
+    status: int = 0  # what the fake answered (-1: it reset the connection)
 
     @property
     def json(self) -> Any:
@@ -202,28 +203,46 @@ class FakeVendor:
             if not message.get("more_body", False):
                 break
         path: str = scope["path"]
-        recorded = RecordedRequest(
-            method=scope["method"],
-            path=path,
-            query=scope["query_string"].decode("latin-1"),
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-            body=b"".join(chunks),
-            time=time.monotonic(),
-        )
+        arrived = time.monotonic()
         with self._lock:
-            self._log.append(recorded)
             script = self._scripts.get(path)
             reply = script.popleft() if script else None
             delay = self._delays.get(path, 0.0)
             default_id = f"{self.id_prefix}-{next(self._ids)}"
-        if reply is None:
-            reply = Reply(201 if scope["method"] == "POST" else 200, {"id": default_id})
+            if reply is None:
+                reply = Reply(201 if scope["method"] == "POST" else 200, {"id": default_id})
+            self._log.append(
+                RecordedRequest(
+                    method=scope["method"],
+                    path=path,
+                    query=scope["query_string"].decode("latin-1"),
+                    headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+                    body=b"".join(chunks),
+                    time=arrived,
+                    status=reply.status,
+                )
+            )
         if delay + reply.delay > 0:
             await asyncio.sleep(delay + reply.delay)
         await _send_reply(send, reply)
 
 
+RESET = Reply(-1)
+"""A scripted reply that drops the connection mid-answer, as a reset would."""
+
+
+class _ConnectionResetError(Exception):
+    pass
+
+
 async def _send_reply(send: Send, reply: Reply) -> None:
+    if reply.status == RESET.status:
+        # Promise a body, send none, and fail: uvicorn then closes the connection,
+        # and the client sees it cut off mid-response.
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
+        )
+        raise _ConnectionResetError("the fake vendor resets this connection")
     headers = {k.lower(): v for k, v in reply.headers.items()}
     if reply.body is None:
         body = b""
