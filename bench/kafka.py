@@ -143,6 +143,7 @@ class Result:
     latency_to: str  # "commit" or "vendor"
     consumer_cpu: float  # consumer process CPU seconds / wall seconds over the burst
     broker_cpu: float | None  # the same for Tansu, when this script started it
+    bench_cpu: float  # the same for this process: the vendor (c), the producer, the polls
     produce_per_s: float
     bound_per_s: float | None = None  # (c): concurrency / vendor latency
 
@@ -599,6 +600,7 @@ def measure(
         try:
             _wait_committed(watch, warm.ends(), consumer, DRAIN_PATIENCE_S)
             cpu0, broker0 = _cpu_seconds(consumer.process.pid), _cpu_seconds(broker.pid)
+            own0 = time.process_time()
             wall0 = time.perf_counter()
             produced = produce(broker, topic, events.measured)
             ends = {p: max(warm.ends().get(p, 0), e) for p, e in produced.ends().items()}
@@ -606,6 +608,7 @@ def measure(
             wall = time.perf_counter() - wall0
             cpu = _cpu_seconds(consumer.process.pid) - cpu0
             broker_cpu = _cpu_seconds(broker.pid) - broker0
+            own_cpu = time.process_time() - own0
         finally:
             watch.close()
             _stop(consumer.process)
@@ -637,6 +640,7 @@ def measure(
         latency_to=latency_to,
         consumer_cpu=cpu / wall,
         broker_cpu=broker_cpu / wall if broker.pid else None,
+        bench_cpu=own_cpu / wall,
         produce_per_s=len(events.measured) / produced.seconds,
         bound_per_s=bound,
     )
@@ -677,7 +681,7 @@ def _report(
     bare, sink, *http = results
     header = (
         f"{'':<28}{'events':>7}{'events/s':>10}{'seconds':>8}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'latency to':>11}{'worker CPU':>11}{'broker CPU':>11}"
+        f"{'latency to':>11}{'worker CPU':>11}{'broker CPU':>11}{'bench CPU':>10}"
     )
     rows = [header]
     for r in results:
@@ -685,7 +689,7 @@ def _report(
         rows.append(
             f"{r.name:<28}{r.events:>7}{r.events_per_s:>10,.0f}{r.seconds:>8.2f}"
             f"{r.p50_ms:>8.0f}{r.p99_ms:>8.0f}{r.latency_to:>11}{r.consumer_cpu:>11.0%}"
-            f"{broker_cpu:>11}"
+            f"{broker_cpu:>11}{r.bench_cpu:>10.0%}"
         )
     ratio = sink.events_per_s / bare.events_per_s
     lines = [

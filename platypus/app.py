@@ -65,6 +65,7 @@ class Platypus:
             concurrency=config.concurrency,
             record_delivery=self.log.record_delivery,
             params=params,
+            ledger=self.log,
         )
         self.runtime = EmbeddedRuntime(self.log, self.processor)
         self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)

@@ -4,7 +4,8 @@ Vendors with their own idempotency (an upsert by external id, an
 ``Idempotency-Key`` they honour) turn a repeated write into one record. For the
 others, the runtime asks the ledger before a write and records the result after
 it, so replaying an event does not create a second record. The embedded runtime
-keeps this in its event log; the Kafka runtime uses a `SqliteLedger`.
+reads it from its event log's delivery records (`platypus.runtime.log`); the
+Kafka runtime uses a `SqliteLedger` in the worker's data directory.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 from platypus.adapter import Action
 
-__all__ = ["DeliveryLedger", "MemoryLedger", "SqliteLedger", "needs_ledger"]
+__all__ = ["DeliveryLedger", "Key", "MemoryLedger", "SqliteLedger", "needs_ledger"]
 
 
 def needs_ledger(action: Action | None) -> bool:
@@ -28,14 +29,18 @@ def needs_ledger(action: Action | None) -> bool:
     return action is not None and action.writes and not action.idempotent
 
 
-class DeliveryLedger(Protocol):
-    """Remembers the result of each delivered write, by idempotency key."""
+Key = tuple[str, str, str]
+"""(event id, flow, step): what a delivery is remembered by."""
 
-    async def get(self, key: str) -> tuple[bool, Any]:
+
+class DeliveryLedger(Protocol):
+    """Remembers the result of each delivered write, by (event id, flow, step)."""
+
+    async def get(self, key: Key) -> tuple[bool, Any]:
         """(True, result) if ``key`` was delivered, else (False, None)."""
         ...
 
-    async def put(self, key: str, result: Any) -> None:
+    async def put(self, key: Key, result: Any) -> None:
         """Record, durably, that ``key`` was delivered with ``result``."""
         ...
 
@@ -44,12 +49,12 @@ class MemoryLedger:
     """A ledger in memory, for tests and one-off runs."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, Any] = {}
+        self._entries: dict[Key, Any] = {}
 
-    async def get(self, key: str) -> tuple[bool, Any]:
+    async def get(self, key: Key) -> tuple[bool, Any]:
         return (True, self._entries[key]) if key in self._entries else (False, None)
 
-    async def put(self, key: str, result: Any) -> None:
+    async def put(self, key: Key, result: Any) -> None:
         self._entries[key] = result
 
 
@@ -64,27 +69,29 @@ class SqliteLedger:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS ledger ("
-            "key TEXT PRIMARY KEY, result TEXT NOT NULL, delivered_at REAL NOT NULL"
-            ") WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS ledger (event_id TEXT NOT NULL, flow TEXT NOT NULL, "
+            "step TEXT NOT NULL, result TEXT NOT NULL, delivered_at REAL NOT NULL, "
+            "PRIMARY KEY (event_id, flow, step)) WITHOUT ROWID"
         )
 
-    async def get(self, key: str) -> tuple[bool, Any]:
+    async def get(self, key: Key) -> tuple[bool, Any]:
         row = await asyncio.to_thread(self._get, key)
         return (True, json.loads(row[0])) if row else (False, None)
 
-    async def put(self, key: str, result: Any) -> None:
+    async def put(self, key: Key, result: Any) -> None:
         await asyncio.to_thread(self._put, key, json.dumps(result, default=str))
 
-    def _get(self, key: str) -> tuple[str] | None:
+    def _get(self, key: Key) -> tuple[str] | None:
         with self._lock:
-            row = self._conn.execute("SELECT result FROM ledger WHERE key = ?", (key,)).fetchone()
+            row = self._conn.execute(
+                "SELECT result FROM ledger WHERE event_id = ? AND flow = ? AND step = ?", key
+            ).fetchone()
         return None if row is None else (str(row[0]),)
 
-    def _put(self, key: str, result: str) -> None:
+    def _put(self, key: Key, result: str) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", (key, result, time.time())
+                "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?)", (*key, result, time.time())
             )
 
     def close(self) -> None:

@@ -299,3 +299,20 @@ async def test_a_step_retry_override_applies_to_that_step(
 
     assert len(fake_vendor.requests_to("/orders")) == 2
     assert letter.headers["platypus.attempts"] == "2"
+
+
+async def test_the_same_event_replayed_leaves_one_record_at_a_vendor_without_idempotency(
+    make_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    # The http adapter's post is not idempotent at the vendor: the delivery ledger
+    # must stop the replay from writing twice.
+    event = closed_won()
+    raw = json.dumps(event).encode()
+    async with make_runtime({"orders": ORDER_FLOW}) as runtime:
+        await runtime.produce_raw(event["subject"], raw)
+        await fake_vendor.wait_for(1, path="/orders", within=30)
+        await runtime.drain()
+        await runtime.produce_raw(event["subject"], raw)  # a replay, later
+        await runtime.drain()
+
+    assert len(fake_vendor.requests_to("/orders")) == 1

@@ -17,7 +17,10 @@ class SinkAdapter(Adapter):
     """Accepts every payload; counts deliveries per step."""
 
     name = "sink"
-    actions: ClassVar = {"send": Action(description="Accept the payload and drop it.")}
+    # Nothing is kept, so a repeated delivery changes nothing: idempotent.
+    actions: ClassVar = {
+        "send": Action(description="Accept the payload and drop it.", idempotent=True)
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

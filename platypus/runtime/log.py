@@ -489,6 +489,17 @@ class EventLog:
                 out[(event_id, flow, step)] = json.loads(result)
         return out
 
+    async def get(self, key: tuple[str, str, str]) -> tuple[bool, Any]:
+        """The delivery ledger's read (`platypus.ledger.DeliveryLedger`): a step's result."""
+        row = self._db.execute(
+            "SELECT result FROM deliveries WHERE event_id = ? AND flow = ? AND step = ?", key
+        ).fetchone()
+        return (True, json.loads(row[0])) if row else (False, None)
+
+    async def put(self, key: tuple[str, str, str], result: Any) -> None:
+        """The delivery ledger's write: a no-op, since the runtime records every
+        delivered step in this log already (with the outcome, for the last step)."""
+
     def read(self, topic: str) -> list[LogRecord]:
         """Every record of ``topic``, by partition then offset (for tools and tests)."""
         rows = self._db.execute(

@@ -369,7 +369,7 @@ class Processor:
             # Writes the vendor does not de-duplicate itself are guarded by the ledger.
             ledger = self._ledger if needs_ledger(spec) else None
             if ledger is not None:
-                found, earlier = await ledger.get(request.idempotency_key)
+                found, earlier = await ledger.get((event_id, flow.name, step.name))
                 if found:
                     # Delivered before (a replay): the vendor has the record already.
                     results[step.name] = earlier
@@ -381,7 +381,7 @@ class Processor:
             finally:
                 structlog.contextvars.reset_contextvars(**tokens)
             if ledger is not None and delivery.failure is None:
-                await ledger.put(request.idempotency_key, delivery.result)
+                await ledger.put((event_id, flow.name, step.name), delivery.result)
             attempts_total += delivery.attempts
             retried = retried or delivery.attempts > 1
             if delivery.failure is not None:

@@ -134,13 +134,14 @@ class AdapterContract:
         ledger = MemoryLedger()
         request = self.write("evt-contract-twice")
         guarded = needs_ledger(adapter.actions[request.action])
+        key = (request.event_id, request.flow, request.step)
         try:
             for _ in range(2):
-                if guarded and (await ledger.get(request.idempotency_key))[0]:
+                if guarded and (await ledger.get(key))[0]:
                     continue
                 result = await adapter.call(request)
                 if guarded:
-                    await ledger.put(request.idempotency_key, result)
+                    await ledger.put(key, result)
         finally:
             await adapter.close()
         assert self.record_count(vendor, request) == 1

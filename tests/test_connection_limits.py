@@ -1,0 +1,85 @@
+"""Per-connection budgets, shared by every flow that writes to the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+from platypus.config import ConnectionSpec
+from platypus.ledger import MemoryLedger, SqliteLedger
+from platypus.runtime.limits import ConnectionLimit
+from tests.fakes.vendor import FakeVendor
+from tests.support import ORDER_FLOW, closed_won, ingest, running
+
+
+async def test_a_limit_holds_calls_in_flight_to_its_maximum() -> None:
+    limit = ConnectionLimit(max_concurrency=2)
+    running_now = 0
+    most = 0
+
+    async def call() -> None:
+        nonlocal running_now, most
+        async with limit.slot():
+            running_now += 1
+            most = max(most, running_now)
+            await asyncio.sleep(0.01)
+            running_now -= 1
+
+    await asyncio.gather(*(call() for _ in range(10)))
+    assert most == 2
+
+
+async def test_a_rate_limit_spaces_call_starts() -> None:
+    limit = ConnectionLimit(rate=50)
+    starts: list[float] = []
+
+    async def call() -> None:
+        async with limit.slot():
+            starts.append(time.monotonic())
+
+    await asyncio.gather(*(call() for _ in range(6)))
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.019  # 1/50 s apart, allowing the clock's grain
+
+
+async def test_two_flows_share_one_connection_s_concurrency_limit(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    fake_vendor.delay("/orders", 0.3)
+    second = ORDER_FLOW.replace("name: orders", "name: orders-again")
+    vendor = ConnectionSpec(
+        adapter="http", settings={"base_url": fake_vendor.url}, max_concurrency=2
+    )
+    async with running(
+        tmp_path,
+        fake_vendor.url,
+        {"orders": ORDER_FLOW, "again": second},
+        connections={"vendor": vendor},
+        concurrency=16,
+    ) as app:
+        await ingest(app, *(closed_won() for _ in range(4)))
+        await app.drain()
+
+    starts = sorted(r.time for r in fake_vendor.requests_to("/orders"))
+    assert len(starts) == 8  # two flows, four events
+    # Each call holds its slot 0.3 s: at most two may start within any 0.3 s.
+    assert all(later - earlier >= 0.25 for earlier, later in zip(starts, starts[2:], strict=False))
+
+
+async def test_the_sqlite_ledger_remembers_results_across_instances(tmp_path: Path) -> None:
+    first = SqliteLedger(tmp_path / "ledger.db")
+    await first.put(("evt-1", "orders", "create"), {"id": "A-1"})
+    first.close()
+    second = SqliteLedger(tmp_path / "ledger.db")
+    assert await second.get(("evt-1", "orders", "create")) == (True, {"id": "A-1"})
+    assert await second.get(("evt-2", "orders", "create")) == (False, None)
+    second.close()
+
+
+async def test_the_memory_ledger_keys_on_event_flow_and_step() -> None:
+    ledger = MemoryLedger()
+    await ledger.put(("evt-1", "orders", "create"), 1)
+    assert (await ledger.get(("evt-1", "orders", "notify")))[0] is False
+    assert await ledger.get(("evt-1", "orders", "create")) == (True, 1)
