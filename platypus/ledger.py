@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sqlite3
 import threading
 import time
@@ -59,27 +60,39 @@ class MemoryLedger:
 
 
 class SqliteLedger:
-    """A ledger in a SQLite file (WAL, ``synchronous=FULL``)."""
+    """A ledger in a SQLite file (WAL, ``synchronous=FULL``), with group commit.
+
+    Puts queue up for one writer thread, which commits whatever has queued in one
+    transaction: one fsync for many deliveries, not one each. A put returns once
+    its transaction is on disk.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = _connect(path)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS ledger (event_id TEXT NOT NULL, flow TEXT NOT NULL, "
             "step TEXT NOT NULL, result TEXT NOT NULL, delivered_at REAL NOT NULL, "
             "PRIMARY KEY (event_id, flow, step)) WITHOUT ROWID"
         )
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(_connect(path),), name="platypus-ledger", daemon=True
+        )
+        self._writer.start()
 
     async def get(self, key: Key) -> tuple[bool, Any]:
         row = await asyncio.to_thread(self._get, key)
         return (True, json.loads(row[0])) if row else (False, None)
 
     async def put(self, key: Key, result: Any) -> None:
-        await asyncio.to_thread(self._put, key, json.dumps(result, default=str))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        row = (*key, json.dumps(result, default=str), time.time())
+        self._queue.put((row, done, loop))
+        await done
 
     def _get(self, key: Key) -> tuple[str] | None:
         with self._lock:
@@ -88,12 +101,54 @@ class SqliteLedger:
             ).fetchone()
         return None if row is None else (str(row[0]),)
 
-    def _put(self, key: Key, result: str) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?)", (*key, result, time.time())
-            )
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(item)
+            error: BaseException | None = None
+            try:
+                with conn:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?)",
+                        [row for row, _, _ in group],
+                    )
+            except sqlite3.Error as exc:
+                error = exc
+            for _, done, loop in group:
+                loop.call_soon_threadsafe(_settle, done, error)
+        conn.close()
 
     def close(self) -> None:
+        """Finish queued puts and close the file."""
+        self._queue.put(None)
+        self._writer.join()
         with self._lock:
             self._conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

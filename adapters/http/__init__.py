@@ -196,7 +196,9 @@ class HttpAdapter(Adapter):
             timeout=httpx.Timeout(config.timeout),
             limits=httpx.Limits(
                 max_connections=config.max_connections,
-                max_keepalive_connections=min(config.max_connections, 20),
+                # Keep as many connections alive as may be in use, or each call above
+                # the cap opens a new TCP connection.
+                max_keepalive_connections=config.max_connections,
             ),
             verify=config.verify_tls,
             auth=_SecretHeaders(self._secrets) if self._secrets else None,

@@ -97,9 +97,7 @@ class _Wire(BaseModel):
 def _custom_fields(value: dict[str, Any]) -> dict[str, Any]:
     wrong = sorted(name for name in value if not name.endswith("__c"))
     if wrong:
-        raise ValueError(
-            f"custom field names end in __c, as Zuora names them: {', '.join(wrong)}"
-        )
+        raise ValueError(f"custom field names end in __c, as Zuora names them: {', '.join(wrong)}")
     return value
 
 
@@ -168,7 +166,9 @@ class InitialTerm(_Wire):
     period_type: Literal["Month", "Year", "Day", "Week"] | None = Field(
         default=None, description="Unit of period."
     )
-    start_date: dt.date | None = Field(default=None, description="Term start; default: the order's.")
+    start_date: dt.date | None = Field(
+        default=None, description="Term start; default: the order's."
+    )
 
 
 class RenewalTerm(_Wire):

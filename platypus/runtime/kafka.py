@@ -143,6 +143,7 @@ class KafkaRuntime:
         self.schemas = schemas or SchemaRegistry.default()
         self.connections = Connections(config, adapters or AdapterRegistry.default())
         params = self.connections.prepare(flows)
+        self.ledger = SqliteLedger(config.resolve(config.data_dir) / "ledger.db")
         self.processor = Processor(
             flows,
             self.schemas,
@@ -151,7 +152,7 @@ class KafkaRuntime:
             concurrency=config.concurrency,
             record_delivery=_no_ledger,
             params=params,
-            ledger=SqliteLedger(config.resolve(config.data_dir) / "ledger.db"),
+            ledger=self.ledger,
         )
         s = self.settings
         self.app = faust.App(
@@ -225,6 +226,7 @@ class KafkaRuntime:
         self.processor.stop()
         await self.executor.stop(grace=5.0)
         await self.connections.close()
+        self.ledger.close()
 
     async def _on_revoked(
         self, _sender: Any, *args: Any, signal: Any = None, **kwargs: Any

@@ -1,0 +1,54 @@
+"""The ``netsuite`` adapter: upserts over SuiteTalk SOAP (2023.2) with token-based auth.
+
+::
+
+    connections:
+      erp:
+        adapter: netsuite
+        max_concurrency: 5          # the account's concurrency limit
+        settings:
+          account: "1234567_SB1"
+          consumer_key: 3f1c...
+          consumer_secret: {env: NETSUITE_CONSUMER_SECRET}
+          token_id: 9ab2...
+          token_secret: {env: NETSUITE_TOKEN_SECRET}
+
+Actions ``upsert_customer``, ``upsert_sales_order`` and ``upsert_invoice`` upsert
+by ``externalId``, so a retried or replayed delivery updates the same record;
+each returns ``{"internalId", "externalId", "type"}``. Faults and record
+statuses are classified in `platypus_adapters.netsuite.errors`; see
+``docs/adapters/netsuite.md``.
+"""
+
+from __future__ import annotations
+
+from platypus_adapters.netsuite.adapter import BINDING, NetSuiteAdapter
+from platypus_adapters.netsuite.errors import CredentialsError
+from platypus_adapters.netsuite.passport import Passport, new_passport, signature
+from platypus_adapters.netsuite.records import (
+    CustomerInput,
+    InvoiceInput,
+    InvoiceLine,
+    RecordRef,
+    SalesOrderInput,
+    SalesOrderLine,
+)
+from platypus_adapters.netsuite.settings import DEFAULT_WSDL, NetSuiteSettings, endpoint_for
+
+__all__ = [
+    "BINDING",
+    "DEFAULT_WSDL",
+    "CredentialsError",
+    "CustomerInput",
+    "InvoiceInput",
+    "InvoiceLine",
+    "NetSuiteAdapter",
+    "NetSuiteSettings",
+    "Passport",
+    "RecordRef",
+    "SalesOrderInput",
+    "SalesOrderLine",
+    "endpoint_for",
+    "new_passport",
+    "signature",
+]
