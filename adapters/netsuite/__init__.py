@@ -22,10 +22,10 @@ statuses are classified in `platypus_adapters.netsuite.errors`; see
 
 from __future__ import annotations
 
-from platypus_adapters.netsuite.adapter import BINDING, NetSuiteAdapter
-from platypus_adapters.netsuite.errors import CredentialsError
-from platypus_adapters.netsuite.passport import Passport, new_passport, signature
-from platypus_adapters.netsuite.records import (
+from .adapter import BINDING, NetSuiteAdapter
+from .errors import CredentialsError
+from .passport import Passport, new_passport, signature
+from .records import (
     CustomerInput,
     InvoiceInput,
     InvoiceLine,
@@ -33,7 +33,7 @@ from platypus_adapters.netsuite.records import (
     SalesOrderInput,
     SalesOrderLine,
 )
-from platypus_adapters.netsuite.settings import DEFAULT_WSDL, NetSuiteSettings, endpoint_for
+from .settings import DEFAULT_WSDL, NetSuiteSettings, endpoint_for
 
 __all__ = [
     "BINDING",

@@ -20,21 +20,24 @@ from zeep.wsdl import Document
 
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
-from platypus_adapters.netsuite.errors import (
+
+from .errors import (
     SESSION_FAULT,
     CredentialsError,
     classify_fault,
     classify_status,
+    fault_type,
 )
-from platypus_adapters.netsuite.passport import ALGORITHM, new_passport
-from platypus_adapters.netsuite.records import RECORDS, RecordSpec
-from platypus_adapters.netsuite.settings import NetSuiteSettings
+from .passport import ALGORITHM, new_passport
+from .records import RECORDS, RecordSpec
+from .settings import NetSuiteSettings
 
 __all__ = ["BINDING", "NetSuiteAdapter"]
 
 BINDING = "{urn:platform_2023_2.webservices.netsuite.com}NetSuiteBinding"
 _MESSAGES_NS = "urn:messages_2023_2.platform.webservices.netsuite.com"
 _FAULTS_NS = "urn:faults_2023_2.platform.webservices.netsuite.com"
+_SOAP_ENV = b"http://schemas.xmlsoap.org/soap/envelope/"
 _RETRYABLE_HTTP = frozenset({408, 425, 429})
 _WSDL_LOAD_TIMEOUT = 60
 
@@ -56,10 +59,34 @@ def _document(location: str) -> Document:
     with _documents_lock:
         document = _documents.get(location)
         if document is None:
-            transport = Transport(timeout=_WSDL_LOAD_TIMEOUT)
-            document = Document(location, transport, settings=ZeepSettings())
+            # zeep's annotations are partial: untyped constructors, and Document's
+            # transport typed as a class where it takes an instance.
+            transport = Transport(timeout=_WSDL_LOAD_TIMEOUT)  # type: ignore[no-untyped-call]
+            document = Document(location, transport, settings=ZeepSettings())  # type: ignore[arg-type]
             _documents[location] = document
         return document
+
+
+class _Transport(Transport):
+    """zeep's transport, but an HTTP error without a SOAP fault stays an HTTP error.
+
+    zeep parses any XML-ish error page (a proxy's 503 in XHTML, say) as a fault
+    "Unknown fault occured"; classifying it needs the status code instead.
+    """
+
+    def post(self, address: str, message: Any, headers: Any) -> requests.Response:
+        response: requests.Response = super().post(address, message, headers)  # type: ignore[no-untyped-call]
+        status = response.status_code
+        if status != 200 and not _is_soap_fault(response.content):
+            raise TransportError(  # type: ignore[no-untyped-call]
+                f"HTTP {status} without a SOAP answer", status_code=status
+            )
+        return response
+
+
+def _is_soap_fault(content: bytes) -> bool:
+    head = content[:2048]
+    return _SOAP_ENV in head and b"Fault" in head
 
 
 class NetSuiteAdapter(Adapter):
@@ -116,9 +143,10 @@ class NetSuiteAdapter(Adapter):
         pool_size = config.max_workers
         session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=pool_size))
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=pool_size))
-        transport = Transport(session=session, operation_timeout=config.timeout)
-        client = Client(document, transport=transport)
-        self._service = client.create_service(BINDING, config.service_url)
+        # zeep's constructors are unannotated, hence the ignores.
+        transport = _Transport(session=session, operation_timeout=config.timeout)  # type: ignore[no-untyped-call]
+        client = Client(document, transport=transport)  # type: ignore[no-untyped-call]
+        self._service = client.create_service(BINDING, config.service_url)  # type: ignore[no-untyped-call]
         self._session = session
         self._client = client
         self._pool = ThreadPoolExecutor(
@@ -140,8 +168,8 @@ class NetSuiteAdapter(Adapter):
         """Upsert the record in ``request.payload``; return its ``internalId``, ``externalId``
         and ``type``."""
         self.check_request(request)
-        pool = self._pool
-        if pool is None:
+        pool, client, service = self._pool, self._client, self._service
+        if pool is None or client is None:
             raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
         spec = RECORDS[request.action]
         try:
@@ -158,7 +186,9 @@ class NetSuiteAdapter(Adapter):
             ) from None
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(pool, self._upsert, spec, data)
+            return await loop.run_in_executor(
+                pool, self._upsert, client.get_type, service, spec, data
+            )
         except CredentialsError as exc:
             _log.error(
                 "netsuite_credentials_refused",
@@ -171,21 +201,20 @@ class NetSuiteAdapter(Adapter):
 
     # -- in a worker thread -------------------------------------------------
 
-    def _upsert(self, spec: RecordSpec, data: Any) -> dict[str, Any]:
+    def _upsert(self, get_type: Any, service: Any, spec: RecordSpec, data: Any) -> dict[str, Any]:
         """One upsert; an InvalidSessionFault is answered by re-signing once."""
-        assert self._client is not None
-        record = spec.build(self._client.get_type, data)
+        record = spec.build(get_type, data)
         where = (
             f"connection {self.connection!r}: upsert {spec.record_type} "
             f"externalId={data.external_id!r}"
         )
         for attempt in (1, 2):
             try:
-                answer = self._send(record, where)
+                answer = self._send(service, record, where)
             except Fault as exc:
                 element, code, message = _fault_detail(exc)
                 error = classify_fault(element, code, self._scrub(message), where=where)
-                if attempt == 1 and element and element[:1].upper() + element[1:] == SESSION_FAULT:
+                if attempt == 1 and fault_type(element) == SESSION_FAULT:
                     _log.info(
                         "netsuite_session_refused_resigning",
                         connection=self.connection,
@@ -196,7 +225,7 @@ class NetSuiteAdapter(Adapter):
             return self._outcome(spec, answer, where)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, record: Any, where: str) -> Any:
+    def _send(self, service: Any, record: Any, where: str) -> Any:
         config = self._config
         passport = new_passport(
             account=config.account,
@@ -216,7 +245,7 @@ class NetSuiteAdapter(Adapter):
             }
         }
         try:
-            return self._service.upsert(record=record, _soapheaders=header)
+            return service.upsert(record=record, _soapheaders=header)
         except Fault:
             raise
         except TransportError as exc:
@@ -250,8 +279,8 @@ class NetSuiteAdapter(Adapter):
             ) from None
 
     def _outcome(self, spec: RecordSpec, answer: Any, where: str) -> dict[str, Any]:
-        body = answer["body"] if _has(answer, "body") else answer
-        write = body["writeResponse"] if _has(body, "writeResponse") else body
+        # zeep answers {"header": {"documentInfo": ...}, "body": {"writeResponse": ...}}.
+        write = answer["body"]["writeResponse"]
         status = write["status"]
         if not status["isSuccess"]:
             details = [
@@ -260,6 +289,8 @@ class NetSuiteAdapter(Adapter):
             ]
             raise classify_status(details, where=where)
         ref = write["baseRef"]
+        if ref is None:
+            raise PermanentError(f"{where}: NetSuite reported success but named no record")
         return {
             "internalId": ref["internalId"],
             "externalId": ref["externalId"],
@@ -281,14 +312,6 @@ class NetSuiteAdapter(Adapter):
         )
 
 
-def _has(value: Any, key: str) -> bool:
-    try:
-        value[key]
-    except (KeyError, TypeError, AttributeError, IndexError):
-        return False
-    return True
-
-
 def _fault_detail(fault: Fault) -> tuple[str, str | None, str]:
     """(detail element's local name, its code, its message) of a NetSuite fault.
 
@@ -296,7 +319,7 @@ def _fault_detail(fault: Fault) -> tuple[str, str | None, str]:
     could not parse the request, say); the message is then the faultstring.
     """
     detail = fault.detail
-    if detail is not None:
+    if detail is not None and not isinstance(detail, bytes | str):
         for child in detail:
             tag = child.tag if isinstance(child.tag, str) else ""
             if tag.startswith(f"{{{_FAULTS_NS}}}"):

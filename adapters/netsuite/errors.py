@@ -24,6 +24,7 @@ __all__ = [
     "CredentialsError",
     "classify_fault",
     "classify_status",
+    "fault_type",
 ]
 
 
@@ -73,8 +74,8 @@ code (``INVALID_FLD_VALUE``, ``USER_ERROR``, ``DUP_ENTITY``, ``INVALID_KEY_OR_RE
 ``INSUFFICIENT_PERMISSION``...) is permanent: the data or the setup must change."""
 
 
-def _fault_name(detail_element: str) -> str:
-    """``exceededRequestLimitFault`` (the element) → ``ExceededRequestLimitFault`` (the type)."""
+def fault_type(detail_element: str) -> str:
+    """``exceededRequestLimitFault`` (the detail element) → ``ExceededRequestLimitFault``."""
     return detail_element[:1].upper() + detail_element[1:]
 
 
@@ -86,7 +87,7 @@ def classify_fault(
     ``element`` is empty for a fault without NetSuite detail (a request NetSuite
     could not parse, say): permanent, since sending it again gives the same answer.
     """
-    name = _fault_name(element) if element else "SOAP Fault"
+    name = fault_type(element) if element else "SOAP Fault"
     vendor_code = code or (name if element else None)
     text = f"{where}: NetSuite answered {name}" + (f" ({code})" if code else "")
     text = f"{text}: {message or 'no message'}"

@@ -79,7 +79,7 @@ class SalesOrderLine(_Input):
     item: RecordRef = Field(description="The item sold.")
     quantity: float | None = Field(default=None, gt=0, description="Quantity.")
     rate: Decimal | None = Field(default=None, description="Unit price.")
-    amount: float | None = Field(default=None, description="Line amount, if not quantity×rate.")
+    amount: float | None = Field(default=None, description="Line amount, if not quantity * rate.")
     description: str | None = Field(default=None, description="Line description.")
 
 
@@ -201,8 +201,6 @@ RECORDS: dict[str, RecordSpec] = {
     "upsert_sales_order": RecordSpec(
         "salesOrder", f"{{{SALES_NS}}}SalesOrder", SalesOrderInput, _build_sales_order
     ),
-    "upsert_invoice": RecordSpec(
-        "invoice", f"{{{SALES_NS}}}Invoice", InvoiceInput, _build_invoice
-    ),
+    "upsert_invoice": RecordSpec("invoice", f"{{{SALES_NS}}}Invoice", InvoiceInput, _build_invoice),
 }
 """Every action, by name, and the record it upserts."""

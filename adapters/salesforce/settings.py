@@ -24,7 +24,8 @@ __all__ = [
     "login_base_url",
 ]
 
-_DOMAIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"^{_LABEL}(?:\.{_LABEL})*$"
 _NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _DOMAIN_DESCRIPTION = (
     "Login domain: 'login' for production, 'test' for a sandbox, or a My Domain prefix "

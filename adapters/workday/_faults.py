@@ -24,14 +24,14 @@ from zeep.exceptions import Fault, TransportError, ValidationError
 
 from platypus.exceptions import DeliveryError, PermanentError, RetryableError
 
-__all__ = ["AuthenticationFailed", "FaultInfo", "classify", "fault_info"]
+__all__ = ["AuthenticationFaultError", "FaultInfo", "classify", "fault_info"]
 
 WD = "urn:com.workday/bsvc"
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _EXCERPT = 300
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFaultError(Exception):
     """Workday rejected the WS-Security UsernameToken (no detail; handled by the adapter)."""
 
     def __init__(self, fault_code: str) -> None:
@@ -54,7 +54,7 @@ def fault_info(fault: Fault) -> FaultInfo:
     code = str(fault.code or "")
     text = str(fault.message or "").strip()
     detail = fault.detail
-    if detail is not None:
+    if getattr(detail, "tag", None) is not None:  # zeep puts a non-Fault reply here as text
         validation = detail.find(f"{{{WD}}}Validation_Fault")
         if validation is not None:
             messages, xpaths = [], []
@@ -80,13 +80,13 @@ def fault_info(fault: Fault) -> FaultInfo:
 def classify(exc: BaseException, *, where: str, timeout: float) -> DeliveryError:
     """The delivery error for what zeep or requests raised while calling ``where``.
 
-    An authentication fault is not classified here: it raises `AuthenticationFailed`,
+    An authentication fault is not classified here: it raises `AuthenticationFaultError`,
     since only the adapter knows whether the password was already re-read.
     """
     if isinstance(exc, Fault):
         info = fault_info(exc)
         if info.kind == "authentication":
-            raise AuthenticationFailed(info.code) from None
+            raise AuthenticationFaultError(info.code) from None
         message = _excerpt(info.message) or "(no message)"
         if info.kind == "Validation_Fault":
             at = f" at {info.xpath}" if info.xpath else ""
@@ -104,8 +104,9 @@ def classify(exc: BaseException, *, where: str, timeout: float) -> DeliveryError
                 vendor_code="Processing_Fault",
             )
         # A fault without Workday detail: the SOAP convention says Client faults are
-        # the caller's to fix and Server faults may pass.
-        retryable = info.code.split(":")[-1].lower().startswith("server")
+        # the caller's to fix and Server faults may pass. An error answer that is no
+        # SOAP fault at all (no faultcode) came from something in between: retryable.
+        retryable = not info.code or info.code.split(":")[-1].lower().startswith("server")
         error = RetryableError if retryable else PermanentError
         return error(
             f"{where}: SOAP fault {info.code or '(no faultcode)'}: {message}",

@@ -34,10 +34,14 @@ def get_workers_request(
     updated_through: datetime | None,
     page: int,
     count: int,
+    as_of_entry: datetime | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of ``Get_Workers`` by references or by updated-in-range."""
+    response_filter: dict[str, Any] = {"Page": page, "Count": count}
+    if as_of_entry is not None:
+        response_filter["As_Of_Entry_DateTime"] = as_of_entry
     kwargs: dict[str, Any] = {
-        "Response_Filter": {"Page": page, "Count": count},
+        "Response_Filter": response_filter,
         "Response_Group": {
             "Include_Reference": True,
             "Include_Personal_Information": True,

@@ -42,7 +42,8 @@ class TokenCache:
     ) -> None:
         self._fetch = fetch
         self._margin = margin
-        self._clock = clock
+        self.clock = clock
+        """Monotonic seconds; replaceable, so tests can move time on."""
         self._token: Token | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
@@ -53,7 +54,7 @@ class TokenCache:
         return self._token
 
     def _fresh(self, token: Token | None) -> bool:
-        return token is not None and self._clock() < token.expires_at - self._margin
+        return token is not None and self.clock() < token.expires_at - self._margin
 
     async def get(self) -> Token:
         """A token valid for at least ``margin`` more seconds, fetched if need be."""
@@ -66,7 +67,7 @@ class TokenCache:
             if self._fresh(token):
                 assert token is not None
                 return token
-            started = self._clock()
+            started = self.clock()
             value, lifetime = await self._fetch()
             self.fetches += 1
             self._token = Token(value, started + lifetime)

@@ -74,7 +74,7 @@ class ZuoraAdapter(Adapter):
         self._client: httpx.AsyncClient | None = None
         self._client_id = SecretStr("")
         self._client_secret = SecretStr("")
-        self._spent: list[SecretStr] = []  # earlier tokens, still scrubbed from messages
+        self._issued: list[SecretStr] = []  # the latest tokens, scrubbed from messages
         self.tokens = TokenCache(self._fetch_token, margin=settings.token_refresh_margin)
 
     # -- life ---------------------------------------------------------------
@@ -278,9 +278,7 @@ class ZuoraAdapter(Adapter):
             token = SecretStr(str(body["access_token"]))
             lifetime = body.get("expires_in")
             seconds = float(lifetime) if isinstance(lifetime, int | float) else 3600.0
-            current = self.tokens.current
-            if current is not None:
-                self._spent = [*self._spent[-3:], current.value]
+            self._issued = [*self._issued[-3:], token]
             _log.debug("zuora token fetched", connection=self.connection, expires_in=seconds)
             return token, seconds
         excerpt = self._scrub(response.text[:_BODY_EXCERPT].strip()) or "(empty body)"
@@ -301,10 +299,7 @@ class ZuoraAdapter(Adapter):
 
     def _scrub(self, text: str) -> str:
         # Zuora or a library may echo a credential back; never pass it on.
-        secrets = [self._client_secret, *self._spent]
-        if self.tokens.current is not None:
-            secrets.append(self.tokens.current.value)
-        for secret in secrets:
+        for secret in [self._client_secret, *self._issued]:
             value = secret.get_secret_value()
             if value:
                 text = text.replace(value, "***")

@@ -1,0 +1,627 @@
+"""The ``zuora`` adapter: the adapter contract and Zuora's own behaviour, on a loopback fake."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from platypus.adapter import Adapter, Request
+from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.logging import configure_logging
+from platypus_adapters.zuora import ZuoraAdapter, ZuoraSettings
+from platypus_adapters.zuora._errors import Verdict, classify
+from platypus_adapters.zuora._token import TokenCache
+from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.zuora import AUTH_ERROR, RESET, FakeZuora, Reply, Slow
+
+SECRET = FakeZuora.client_secret
+
+
+@pytest.fixture(scope="module")
+def _zuora_server() -> Iterator[FakeZuora]:
+    fake = FakeZuora()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def zuora(_zuora_server: FakeZuora, monkeypatch: pytest.MonkeyPatch) -> FakeZuora:
+    """The fake tenant, emptied, with the OAuth client's secrets in the environment."""
+    _zuora_server.reset()
+    monkeypatch.setenv("ZUORA_CLIENT_ID", FakeZuora.client_id)
+    monkeypatch.setenv("ZUORA_CLIENT_SECRET", FakeZuora.client_secret)
+    return _zuora_server
+
+
+def make_adapter(fake: FakeZuora, **settings: Any) -> ZuoraAdapter:
+    adapter = ZuoraAdapter.from_config(
+        {
+            "base_url": fake.url,
+            "client_id": {"env": "ZUORA_CLIENT_ID"},
+            "client_secret": {"env": "ZUORA_CLIENT_SECRET"},
+            "timeout": 0.5,
+            **settings,
+        },
+        connection="billing",
+    )
+    assert isinstance(adapter, ZuoraAdapter)
+    return adapter
+
+
+def account_request(event_id: str, crm_id: str | None = None, **extra: Any) -> Request:
+    return Request(
+        action="create_account",
+        payload={
+            "name": "Acme Ltd",
+            "currency": "EUR",
+            "billCycleDay": 1,
+            "crmId": crm_id or event_id,
+            "billToContact": {
+                "firstName": "Ada",
+                "lastName": "Lovelace",
+                "workEmail": "ada@example.com",
+                "country": "GB",
+            },
+            **extra,
+        },
+        event_id=event_id,
+        flow="onboard",
+        step="account",
+    )
+
+
+def subscription_request(event_id: str, account_number: str) -> Request:
+    return Request(
+        action="create_subscription",
+        payload={
+            "accountNumber": account_number,
+            "orderDate": "2024-05-01",
+            "terms": {
+                "initialTerm": {"termType": "TERMED", "period": 12, "periodType": "Month"},
+                "renewalSetting": "RENEW_WITH_SPECIFIC_TERM",
+                "renewalTerms": [{"period": 12, "periodType": "Month"}],
+                "autoRenew": True,
+            },
+            "ratePlans": [{"productRatePlanId": "8a8aa0a0plan"}],
+            "contractEffectiveDate": "2024-05-01",
+        },
+        event_id=event_id,
+        flow="onboard",
+        step="subscription",
+    )
+
+
+def find_request(crm_id: str) -> Request:
+    return Request(action="find_account", payload={"crmId": crm_id}, event_id="evt-find")
+
+
+@pytest.fixture
+async def adapter(zuora: FakeZuora) -> Any:
+    adapter = make_adapter(zuora)
+    await adapter.start()
+    yield adapter
+    await adapter.close()
+
+
+class TestContract(AdapterContract):
+    secret: ClassVar[str] = SECRET
+
+    @pytest.fixture
+    def vendor(self, zuora: FakeZuora) -> FakeZuora:
+        return zuora
+
+    def make_adapter(self, vendor: FakeZuora) -> Adapter:
+        return make_adapter(vendor)
+
+    def write(self, event_id: str) -> Request:
+        return account_request(event_id)
+
+    def record_count(self, vendor: FakeZuora, request: Request) -> int:
+        return len(vendor.accounts_with_crm_id(request.payload["crmId"]))
+
+    def fail_next(self, vendor: FakeZuora, failure: Failure) -> None:
+        if failure == "expired_credential":
+            # The adapter may hold no token yet: make the next answer Zuora's 401 for
+            # an expired token as well as expiring every token already issued.
+            vendor.expire_tokens()
+            vendor.fail_next("/v1/accounts", Reply(401, AUTH_ERROR))
+            return
+        answers: dict[str, Any] = {
+            "permanent": Reply(
+                200,
+                {
+                    "success": False,
+                    "reasons": [{"code": "53000020", "message": f"invalid value {SECRET}"}],
+                },
+            ),
+            "retryable": Reply(503, {"message": "Service Unavailable"}),
+            "timeout": Slow(2.0),
+            "reset": RESET,
+        }
+        vendor.fail_next("/v1/accounts", answers[failure])
+
+
+# -- OAuth tokens --------------------------------------------------------------
+
+
+async def test_one_token_serves_many_calls(zuora: FakeZuora, adapter: ZuoraAdapter) -> None:
+    for n in range(5):
+        await adapter.call(account_request(f"evt-many-{n}"))
+    assert len(zuora.requests_to("/oauth/token")) == 1
+    token_request = zuora.requests_to("/oauth/token")[0]
+    assert token_request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert b"grant_type=client_credentials" in token_request.body
+    assert all(
+        r.headers["authorization"].startswith("Bearer ") for r in zuora.requests_to("/v1/accounts")
+    )
+
+
+async def test_a_token_is_refreshed_before_it_expires(zuora: FakeZuora) -> None:
+    zuora.token_lifetime = 120
+    adapter = make_adapter(zuora, token_refresh_margin="60s")
+    now = [1000.0]
+    adapter.tokens.clock = lambda: now[0]
+    await adapter.start()
+    try:
+        await adapter.call(account_request("evt-early-1"))
+        # 100 s on, the token has 20 s left: Zuora would still take it, but it is
+        # within the margin, so the adapter fetches a new one before sending.
+        now[0] += 100
+        zuora.advance(100)
+        await adapter.call(account_request("evt-early-2"))
+    finally:
+        await adapter.close()
+    assert len(zuora.requests_to("/oauth/token")) == 2
+    assert [r.status for r in zuora.requests_to("/v1/accounts")] == [200, 200]
+
+
+async def test_an_expired_token_is_refreshed_once_and_the_call_retried(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    await adapter.call(account_request("evt-expiry-1"))
+    zuora.expire_tokens()
+    result = await adapter.call(account_request("evt-expiry-2"))
+    assert result["accountNumber"]
+    assert [r.status for r in zuora.requests_to("/v1/accounts")] == [200, 401, 200]
+    assert len(zuora.requests_to("/oauth/token")) == 2
+
+
+async def test_a_token_refused_twice_is_a_permanent_error(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    zuora.fail_next("/v1/accounts", Reply(401, AUTH_ERROR), Reply(401, AUTH_ERROR))
+    with pytest.raises(PermanentError) as caught:
+        await adapter.call(account_request("evt-refused"))
+    assert caught.value.status_code == 401
+    assert caught.value.vendor_code == "90000011"
+    assert "freshly fetched token" in str(caught.value)
+    assert len(zuora.requests_to("/oauth/token")) == 2
+    assert zuora.accounts == {}
+
+
+async def test_concurrent_calls_share_one_token_fetch() -> None:
+    fetched = 0
+
+    async def fetch() -> tuple[SecretStr, float]:
+        nonlocal fetched
+        fetched += 1
+        await asyncio.sleep(0.01)
+        return SecretStr(f"tok-{fetched}"), 3600.0
+
+    cache = TokenCache(fetch, margin=60)
+    tokens = await asyncio.gather(*(cache.get() for _ in range(10)))
+    assert fetched == 1
+    assert {t.value.get_secret_value() for t in tokens} == {"tok-1"}
+    cache.invalidate(tokens[0])
+    assert (await cache.get()).value.get_secret_value() == "tok-2"
+    cache.invalidate(tokens[0])  # a stale 401: the newer token stays
+    assert (await cache.get()).value.get_secret_value() == "tok-2"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Reply(401, {"error": "invalid_client"}), PermanentError),
+        (Reply(400, {"error": "invalid_request"}), PermanentError),
+        (Reply(429, {"message": "Too many requests"}, {"Retry-After": "3"}), RetryableError),
+        (Reply(503), RetryableError),
+        (RESET, RetryableError),
+    ],
+)
+async def test_token_endpoint_failures_are_classified(
+    zuora: FakeZuora, adapter: ZuoraAdapter, reply: Reply, error: type[Exception]
+) -> None:
+    zuora.fail_next("/oauth/token", reply)
+    with pytest.raises(error):
+        await adapter.call(account_request("evt-token-fail"))
+    assert zuora.requests_to("/v1/accounts") == []
+
+
+async def test_wrong_client_credentials_are_a_permanent_error(
+    zuora: FakeZuora, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZUORA_CLIENT_SECRET", "not-the-secret")
+    adapter = make_adapter(zuora)
+    await adapter.start()
+    try:
+        with pytest.raises(PermanentError, match="client_id and client_secret") as caught:
+            await adapter.call(account_request("evt-bad-client"))
+    finally:
+        await adapter.close()
+    assert caught.value.status_code == 401
+    assert "not-the-secret" not in str(caught.value)
+
+
+# -- rate limits ---------------------------------------------------------------
+
+
+async def test_429_retry_after_is_the_errors_retry_after(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    zuora.fail_next(
+        "/v1/accounts",
+        Reply(429, {"message": "Too many requests"}, {"Retry-After": "7", "RateLimit-Reset": "40"}),
+    )
+    with pytest.raises(RetryableError) as caught:
+        await adapter.call(account_request("evt-429"))
+    assert caught.value.status_code == 429
+    assert caught.value.retry_after == 7.0
+
+
+async def test_429_without_retry_after_waits_for_the_ratelimit_reset(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    zuora.fail_next(
+        "/v1/accounts",
+        Reply(429, {"message": "Too many requests"}, {"RateLimit-Reset": "12"}),
+    )
+    with pytest.raises(RetryableError) as caught:
+        await adapter.call(account_request("evt-429-reset"))
+    assert caught.value.retry_after == 12.0
+
+
+async def test_a_503_ignores_the_ratelimit_reset_every_answer_carries(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    zuora.fail_next("/v1/accounts", Reply(503))
+    with pytest.raises(RetryableError) as caught:
+        await adapter.call(account_request("evt-503"))
+    assert caught.value.retry_after is None
+
+
+# -- idempotency ---------------------------------------------------------------
+
+
+async def test_the_same_event_twice_creates_one_account(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    request = account_request("evt-twice")
+    first = await adapter.call(request)
+    second = await adapter.call(request)
+    assert first == second
+    assert len(zuora.accounts) == 1
+    keys = [r.headers["idempotency-key"] for r in zuora.requests_to("/v1/accounts")]
+    assert keys == ["evt-twice:onboard:account"] * 2
+
+
+async def test_the_same_key_with_another_body_is_a_permanent_error(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    await adapter.call(account_request("evt-reuse"))
+    with pytest.raises(PermanentError, match="another body") as caught:
+        await adapter.call(account_request("evt-reuse", name="Other Ltd"))
+    assert caught.value.status_code == 422
+    assert len(zuora.accounts) == 1
+
+
+async def test_a_request_still_in_flight_with_the_same_key_is_retryable(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    zuora.fail_next("/v1/accounts", Reply(409, {"success": False, "reasons": []}))
+    with pytest.raises(RetryableError) as caught:
+        await adapter.call(account_request("evt-409"))
+    assert caught.value.status_code == 409
+
+
+async def test_a_long_idempotency_key_is_sent_as_a_stable_digest(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    request = account_request("e" * 300, crm_id="crm-long-key")
+    await adapter.call(request)
+    await adapter.call(request)
+    keys = {r.headers["idempotency-key"] for r in zuora.requests_to("/v1/accounts")}
+    assert len(keys) == 1
+    assert len(keys.pop()) < 255
+    assert len(zuora.accounts) == 1
+
+
+# -- actions -------------------------------------------------------------------
+
+
+async def test_create_account_sends_zuoras_body_and_returns_the_ids(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    result = await adapter.call(
+        account_request("evt-body", customFields={"Segment__c": "SMB"}, autoPay=False)
+    )
+    body = zuora.requests_to("/v1/accounts")[0].json
+    assert body == {
+        "name": "Acme Ltd",
+        "currency": "EUR",
+        "billCycleDay": 1,
+        "crmId": "evt-body",
+        "autoPay": False,
+        "Segment__c": "SMB",
+        "billToContact": {
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+            "workEmail": "ada@example.com",
+            "country": "GB",
+        },
+    }
+    assert set(result) == {"accountId", "accountNumber", "billToContactId", "soldToContactId"}
+    assert zuora.accounts[result["accountNumber"]]["id"] == result["accountId"]
+
+
+async def test_create_subscription_places_a_create_subscription_order(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    account = await adapter.call(account_request("evt-sub"))
+    request = subscription_request("evt-sub", account["accountNumber"])
+    result = await adapter.call(request)
+
+    sent = zuora.requests_to("/v1/orders")[0]
+    assert sent.headers["idempotency-key"] == request.idempotency_key
+    assert sent.json == {
+        "existingAccountNumber": account["accountNumber"],
+        "orderDate": "2024-05-01",
+        "subscriptions": [
+            {
+                "orderActions": [
+                    {
+                        "type": "CreateSubscription",
+                        "triggerDates": [
+                            {"name": "ContractEffective", "triggerDate": "2024-05-01"}
+                        ],
+                        "createSubscription": {
+                            "terms": {
+                                "initialTerm": {
+                                    "termType": "TERMED",
+                                    "period": 12,
+                                    "periodType": "Month",
+                                },
+                                "renewalSetting": "RENEW_WITH_SPECIFIC_TERM",
+                                "renewalTerms": [{"period": 12, "periodType": "Month"}],
+                                "autoRenew": True,
+                            },
+                            "subscribeToRatePlans": [{"productRatePlanId": "8a8aa0a0plan"}],
+                        },
+                    }
+                ]
+            }
+        ],
+        "processingOptions": {"runBilling": False, "collectPayment": False},
+    }
+    assert result["accountNumber"] == account["accountNumber"]
+    assert result["orderNumber"] in zuora.orders
+    assert (
+        result["subscriptionNumbers"] == zuora.orders[result["orderNumber"]]["subscriptionNumbers"]
+    )
+    assert result["status"] == "Completed"
+
+
+async def test_a_subscription_for_an_unknown_account_is_a_permanent_error(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await adapter.call(subscription_request("evt-no-account", "A99999999"))
+    assert caught.value.vendor_code == "50000040"
+    assert caught.value.status_code == 200
+    assert zuora.orders == {}
+
+
+async def test_find_account_by_crm_id(zuora: FakeZuora, adapter: ZuoraAdapter) -> None:
+    created = await adapter.call(account_request("evt-find", crm_id="0061x00000O'Hara"))
+    found = await adapter.call(find_request("0061x00000O'Hara"))
+    missing = await adapter.call(find_request("0061x00000nobody"))
+
+    assert found == {
+        "found": True,
+        "accountId": created["accountId"],
+        "accountNumber": created["accountNumber"],
+    }
+    assert missing == {"found": False, "accountId": None, "accountNumber": None}
+    query = zuora.requests_to("/v1/action/query")[0]
+    assert query.json == {
+        "queryString": "select Id, AccountNumber from Account where CrmId = '0061x00000O\\'Hara'"
+    }
+    assert "idempotency-key" not in query.headers  # a lookup is no write
+
+
+async def test_two_accounts_with_one_crm_id_are_a_permanent_error(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    await adapter.call(account_request("evt-dup-1", crm_id="crm-dup"))
+    await adapter.call(account_request("evt-dup-2", crm_id="crm-dup"))
+    with pytest.raises(PermanentError, match="2 accounts with crmId 'crm-dup'"):
+        await adapter.call(find_request("crm-dup"))
+
+
+async def test_a_payload_that_does_not_fit_is_refused_before_sending(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    request = account_request("evt-bad")
+    del request.payload["billToContact"]
+    with pytest.raises(PermanentError, match="billToContact"):
+        await adapter.call(request)
+    with pytest.raises(PermanentError, match="__c"):
+        await adapter.call(account_request("evt-bad-2", customFields={"Segment": "SMB"}))
+    assert zuora.requests == []
+
+
+# -- error classification --------------------------------------------------------
+
+
+def _reasons(code: str, message: str = "refused") -> dict[str, Any]:
+    return {"success": False, "reasons": [{"code": code, "message": message}]}
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "vendor_code"),
+    [
+        (Reply(400, _reasons("53000020")), PermanentError, "53000020"),
+        (Reply(404, _reasons("50000040")), PermanentError, "50000040"),
+        (Reply(422, _reasons("50000090")), PermanentError, "50000090"),
+        (Reply(200, _reasons("53100320")), PermanentError, "53100320"),  # invalid value
+        (Reply(200, _reasons("53000030")), PermanentError, "53000030"),  # business rule
+        (Reply(200, _reasons("53000010")), PermanentError, "53000010"),  # permission
+        (Reply(200, _reasons("53000050")), RetryableError, "53000050"),  # lock contention
+        (Reply(200, _reasons("53000060")), RetryableError, "53000060"),  # internal error
+        (Reply(200, _reasons("53000061")), RetryableError, "53000061"),  # temporary error
+        (Reply(200, _reasons("53000070")), RetryableError, "53000070"),  # exceeded limit
+        (Reply(500, _reasons("50000060")), RetryableError, "50000060"),
+        (Reply(502, "<html>Bad Gateway</html>"), RetryableError, None),
+        (Reply(503), RetryableError, None),
+        (Reply(429, {"message": "Too many requests"}), RetryableError, None),
+        (Reply(409), RetryableError, None),
+        (Reply(403, _reasons("50000010")), PermanentError, "50000010"),
+    ],
+)
+async def test_answers_are_classified(
+    zuora: FakeZuora,
+    adapter: ZuoraAdapter,
+    reply: Reply,
+    error: type[Exception],
+    vendor_code: str | None,
+) -> None:
+    zuora.fail_next("/v1/accounts", reply)
+    with pytest.raises(error) as caught:
+        await adapter.call(account_request("evt-classify"))
+    assert getattr(caught.value, "vendor_code", None) == vendor_code
+    assert getattr(caught.value, "status_code", None) == reply.status
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "verdict"),
+    [
+        (200, {"success": True, "accountId": "x"}, Verdict.OK),
+        (200, {"records": [], "size": 0, "done": True}, Verdict.OK),
+        (200, _reasons("90000011"), Verdict.REFRESH),
+        (200, {"FaultCode": "INVALID_SESSION", "FaultMessage": "expired"}, Verdict.REFRESH),
+        (200, {"FaultCode": "LOCK_COMPETITION", "FaultMessage": "busy"}, Verdict.RETRYABLE),
+        (400, {"FaultCode": "MALFORMED_QUERY", "FaultMessage": "bad"}, Verdict.PERMANENT),
+        (
+            200,
+            {"Success": False, "Errors": [{"Code": "INVALID_VALUE", "Message": "bad"}]},
+            Verdict.PERMANENT,
+        ),
+        (
+            200,
+            {
+                "success": False,
+                "reasons": [{"code": "53000050", "message": "lock"}, {"code": "53000020"}],
+            },
+            Verdict.PERMANENT,  # one permanent reason: a retry meets it again
+        ),
+        (200, {"success": False}, Verdict.PERMANENT),
+        (401, None, Verdict.REFRESH),
+        (408, None, Verdict.RETRYABLE),
+        (400, _reasons("53000050"), Verdict.RETRYABLE),
+        (301, None, Verdict.PERMANENT),
+    ],
+)
+def test_classify(status: int, body: Any, verdict: Verdict) -> None:
+    assert classify(status, body).verdict is verdict
+
+
+async def test_a_malformed_query_is_a_permanent_error(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    zuora.fail_next(
+        "/v1/action/query",
+        Reply(400, {"FaultCode": "MALFORMED_QUERY", "FaultMessage": "You have an error"}),
+    )
+    with pytest.raises(PermanentError) as caught:
+        await adapter.call(find_request("crm-x"))
+    assert caught.value.vendor_code == "MALFORMED_QUERY"
+
+
+# -- settings and secrecy ----------------------------------------------------------
+
+
+def test_settings_need_the_oauth_client_and_refuse_unknown_keys() -> None:
+    with pytest.raises(ConfigurationError, match="client_secret"):
+        ZuoraAdapter.from_config({"client_id": {"env": "X"}})
+    with pytest.raises(ConfigurationError, match="tenant"):
+        ZuoraAdapter.from_config(
+            {"client_id": {"env": "X"}, "client_secret": {"env": "Y"}, "tenant": "t"}
+        )
+    adapter = ZuoraAdapter.from_config({"client_id": {"env": "X"}, "client_secret": {"env": "Y"}})
+    assert isinstance(adapter.settings, ZuoraSettings)
+    assert adapter.settings.base_url == "https://rest.zuora.com"
+
+
+async def test_optional_headers_are_sent(zuora: FakeZuora) -> None:
+    adapter = make_adapter(zuora, zuora_version="2023-09-06", entity_ids="ent-1")
+    await adapter.start()
+    try:
+        await adapter.call(account_request("evt-headers"))
+    finally:
+        await adapter.close()
+    sent = zuora.requests_to("/v1/accounts")[0]
+    assert sent.headers["zuora-version"] == "2023-09-06"
+    assert sent.headers["zuora-entity-ids"] == "ent-1"
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging(json=True, level="debug", stream=stream)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
+
+
+async def test_neither_the_client_secret_nor_a_token_leaks(
+    zuora: FakeZuora, captured_logs: io.StringIO
+) -> None:
+    adapter = make_adapter(zuora)
+    await adapter.start()
+    errors: list[str] = []
+    try:
+        await adapter.call(account_request("evt-leak-1"))
+        first_token = next(iter(zuora.tokens))
+        zuora.expire_tokens()
+        await adapter.call(account_request("evt-leak-2"))  # refreshed after a 401
+        tokens = list(zuora.tokens)
+        echo = f"echo {first_token} {tokens[-1]} {SECRET}"
+        for path, reply in [
+            ("/v1/accounts", Reply(400, _reasons("53000020", echo))),
+            ("/v1/accounts", Reply(503, echo)),
+            ("/oauth/token", Reply(401, {"error": "invalid_client", "echo": echo})),
+        ]:
+            zuora.fail_next(path, reply)
+            if path == "/oauth/token":
+                adapter.tokens.clear()
+            try:
+                await adapter.call(account_request(f"evt-leak-{path}"))
+            except (PermanentError, RetryableError) as exc:
+                errors.append(f"{exc!s} {exc!r}")
+        texts = [captured_logs.getvalue(), *errors, repr(adapter), repr(adapter.tokens)]
+        texts.append(repr(adapter.settings))
+    finally:
+        await adapter.close()
+    assert len(errors) == 3
+    for secret in [SECRET, *tokens]:
+        assert all(secret not in text for text in texts), secret
