@@ -69,6 +69,7 @@ class Failed:
     retry_after: float | None = None
     vendor_code: str | None = None
     errors: tuple[FieldError, ...] = ()
+    alert: bool = False  # the adapter says a person must act (credentials refused, say)
 
 
 StepDecision = Filtered | Deliver | Failed
@@ -146,6 +147,7 @@ def classify(error: BaseException) -> Failed:
             status_code=error.status_code,
             retry_after=error.retry_after,
             vendor_code=error.vendor_code,
+            alert=bool(getattr(error, "alert", False)),
         )
     return Failed(
         error_class=_qualname(error),

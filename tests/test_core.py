@@ -346,3 +346,11 @@ def test_on_error_of_a_step_overrides_the_flow() -> None:
         steps=[{"name": "s", "to": "billing.post", "on_error": "dead_letter"}],
     )
     assert on_error(spec, spec.steps[0]) is OnError.DEAD_LETTER
+
+
+def test_an_alert_worthy_adapter_error_is_marked_for_alerting() -> None:
+    class RefusedCredentialsError(PermanentError):
+        alert = True
+
+    assert classify(RefusedCredentialsError("credentials refused")).alert is True
+    assert classify(PermanentError("bad data")).alert is False

@@ -500,12 +500,15 @@ class Processor:
             return FlowOutcome(
                 flow.name, "discarded", flow.version, step_name, detail, attempts, retried
             )
-        _log.warning(
+        # An alert-worthy failure (refused credentials, say) will fail every event
+        # of the connection until a person acts: log it at error level, marked.
+        (_log.error if failure.alert else _log.warning)(
             "event dead-lettered",
             step=step_name,
             error_class=failure.error_class,
             error=detail,
             attempts=attempts,
+            alert=failure.alert,
         )
         return FlowOutcome(
             flow.name,
