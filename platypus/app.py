@@ -25,6 +25,8 @@ from platypus.config import ProjectConfig, load_config
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
 from platypus.ingress import Ingress, create_app
+from platypus.ops.indexer import Indexer
+from platypus.ops.store import FailureStore, default_store_url
 from platypus.runtime.embedded import EVENTS_TOPIC, EmbeddedRuntime
 from platypus.runtime.log import Durability, EventLog
 from platypus.runtime.processor import Connections, Processor
@@ -68,6 +70,10 @@ class Platypus:
             ledger=self.log,
         )
         self.runtime = EmbeddedRuntime(self.log, self.processor)
+        data_dir = config.resolve(config.data_dir)
+        self.failures = FailureStore(config.failures_store or default_store_url(data_dir))
+        self.indexer = Indexer(self.log, self.failures, flows=self.flows, quiet=True)
+        self._indexing: asyncio.Task[None] | None = None
         self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)
         self._server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -89,6 +95,9 @@ class Platypus:
         self.log.open()
         await self.connections.start()
         await self.runtime.start()
+        # Dead letters are indexed into the failed-event store as they come.
+        await asyncio.to_thread(self.failures.create)
+        self._indexing = asyncio.create_task(self.indexer.run_forever(1.0), name="platypus-dlq")
         if http:
             await self._serve(
                 host or self.config.ingress.host, self.config.ingress.port if port is None else port
@@ -102,7 +111,12 @@ class Platypus:
         )
 
     async def _serve(self, host: str, port: int) -> None:
-        app = create_app(self.ingress, health=self._health)
+        app = create_app(
+            self.ingress,
+            health=self._health,
+            sources=self.config.sources,
+            data_dir=self.log.data_dir,
+        )
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
         )
@@ -131,9 +145,15 @@ class Platypus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serving
             self._server = None
+        if self._indexing is not None:
+            self._indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._indexing
+            self._indexing = None
         await self.runtime.stop()
         await self.connections.close()
         self.log.close()
+        self.failures.close()
 
 
 class _Server(uvicorn.Server):

@@ -183,21 +183,26 @@ def send(file: Path, url: str, batch_size: int) -> None:
     """Post the events of a JSON Lines FILE to a running Platypus, in file order."""
     import httpx
 
-    from platypus.send import send_lines
+    from platypus.send import count_lines, render_summary, send_lines
 
     endpoint = url.rstrip("/") + "/events"
+    with file.open(encoding="utf-8") as handle:
+        total = count_lines(handle)
     try:
-        with file.open(encoding="utf-8") as handle:
-            report = asyncio.run(send_lines(endpoint, handle, batch_size=batch_size))
+        with (
+            file.open(encoding="utf-8") as handle,
+            click.progressbar(length=total, label=f"Sending {file.name}", file=sys.stderr) as bar,
+        ):
+            report = asyncio.run(
+                send_lines(endpoint, handle, batch_size=batch_size, on_progress=bar.update)
+            )
     except httpx.HTTPError as exc:
         click.echo(f"error: cannot post to {endpoint}: {exc}. Is `platypus run` up?", err=True)
         sys.exit(2)
-    click.echo(
-        f"{report.accepted} accepted, {report.duplicates} duplicate(s), "
-        f"{len(report.rejected)} rejected"
-    )
-    for number, reason in report.rejected:
-        click.echo(f"  {file}:{number}: {reason}", err=True)
+    click.echo(report.headline)
+    summary = render_summary(report, str(file))
+    if summary:
+        click.echo(summary, err=True)
     if report.rejected:
         sys.exit(1)
 
@@ -258,3 +263,25 @@ def flows_lint(paths: tuple[Path, ...], project: Path, fmt: str) -> None:
     click.echo(format_findings(findings, fmt))  # type: ignore[arg-type]
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
+
+
+def _register_groups() -> None:
+    # Commands that live beside the code they drive.
+    from platypus.authoring.cli import (
+        flows_graph_command,
+        flows_run_command,
+        flows_test_command,
+        new_group,
+        schemas_check_command,
+    )
+    from platypus.ops.cli import dlq
+
+    flows.add_command(flows_test_command)
+    flows.add_command(flows_run_command)
+    flows.add_command(flows_graph_command)
+    schemas.add_command(schemas_check_command)
+    main.add_command(new_group)
+    main.add_command(dlq)
+
+
+_register_groups()

@@ -15,6 +15,8 @@
         settings:
           base_url: ${BILLING_URL:-http://127.0.0.1:8181}
           auth: {type: bearer, token_env: BILLING_TOKEN}
+    sources:                            # webhooks taken in at POST /webhooks/<name>
+      greenhouse: {decoder: hmac, secret: {env: GREENHOUSE_SECRET}, format: "sha256 {hex}"}
 
 ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment, so secrets
 stay out of the file. A step may also name an adapter directly (``sink.send``)
@@ -27,10 +29,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from platypus.exceptions import ConfigurationError
 from platypus.retry import RetryPolicy
@@ -40,6 +42,7 @@ __all__ = [
     "IngressSettings",
     "KafkaSettings",
     "ProjectConfig",
+    "SourceSpec",
     "expand_env",
     "load_config",
 ]
@@ -67,6 +70,30 @@ class ConnectionSpec(BaseModel):
     rate_limit: float | None = Field(
         default=None, gt=0, description="Most calls per second to this connection."
     )
+
+
+class SourceSpec(BaseModel):
+    """A webhook receiver at ``POST /webhooks/<name>``: a decoder and its settings.
+
+    The settings sit beside ``decoder`` (``{decoder: hmac, secret: {env: KEY}}``);
+    which ones exist depends on the decoder, which checks them at start-up.
+    docs/sources.md describes each decoder.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    decoder: str = Field(
+        description="Webhook decoder: zuora_callout, salesforce_outbound or hmac (or a plugin)."
+    )
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The decoder's settings: every key but ``decoder``."""
+        return dict(self.model_extra or {})
+
+
+# A source name is the last segment of its URL.
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
 
 class IngressSettings(BaseModel):
@@ -143,7 +170,18 @@ class ProjectConfig(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Default retry policy.")
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    failures_store: str | None = Field(
+        default=None,
+        description=(
+            "Failed-event store URL (SQLAlchemy), e.g. postgresql+psycopg://host/db; "
+            "default: a SQLite file in data_dir."
+        ),
+    )
     connections: dict[str, ConnectionSpec] = Field(default_factory=dict)
+    sources: dict[SourceName, SourceSpec] = Field(
+        default_factory=dict,
+        description="Webhook receivers by name, each served at POST /webhooks/<name>.",
+    )
 
     # Where the file was read from; relative paths resolve against its folder.
     root: Path = Field(default=Path(), exclude=True)

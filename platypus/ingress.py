@@ -13,6 +13,10 @@ or ``application/json`` with an array). A batch is all or nothing. Answers:
   event or its data does not match its schema, including an unknown type.
 
 Every refused body is recorded in the rejected store with its reasons.
+
+``POST /webhooks/{source}`` takes a vendor's webhook as the vendor sends it, for
+each source configured in ``platypus.yaml`` (`platypus.sources`), and
+``GET /openapi.json`` describes every endpoint.
 """
 
 from __future__ import annotations
@@ -20,21 +24,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from platypus.config import IngressSettings
+from platypus.config import IngressSettings, SourceSpec
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, FieldError
 from platypus.runtime.log import AppendItem
 from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
 from platypus.schema_registry import SchemaRegistry
+from platypus.sources.openapi import openapi_document
+from platypus.sources.receiver import WebhookReceiver
 from platypus.validation import field_errors
 
 __all__ = ["EventSink", "Ingress", "IngressResult", "create_app"]
@@ -97,6 +104,34 @@ class Ingress:
                 refused.status,
                 {"error": refused.reason, "errors": refused.errors, "rejection_id": rejection},
             )
+        return await self._append(items)
+
+    async def accept_events(
+        self, events: Sequence[Any], body: bytes, *, context: str = ""
+    ) -> IngressResult:
+        """Validate events built from a vendor's payload and append them, all or none.
+
+        The same checks as `accept`; a refusal (422) records ``body``, the request as
+        the vendor sent it, with ``context`` (``"webhook zuora: "``) before the reason.
+        """
+        batch = len(events) != 1
+        checked = [self._check(raw, f"[{i}]" if batch else "") for i, raw in enumerate(events)]
+        errors = [e for _, errs in checked for e in errs]
+        if errors:
+            reason = context + _summary(errors, batch=batch)
+            rejection = await self.log.reject(reason, errors, body)
+            _log.info("request refused", status=422, reason=reason, id=rejection)
+            return IngressResult(
+                422, {"error": reason, "errors": errors, "rejection_id": rejection}
+            )
+        items = [
+            self._item(event, _encode(raw))
+            for (event, _), raw in zip(checked, events, strict=True)
+            if event is not None
+        ]
+        return await self._append(items)
+
+    async def _append(self, items: Sequence[AppendItem]) -> IngressResult:
         placed = await self.log.append(self.topic, items)
         accepted = [
             {"id": item.dedupe[1] if item.dedupe else "", "partition": p[0], "offset": p[1]}
@@ -203,31 +238,43 @@ def _summary(errors: Sequence[Mapping[str, Any]], *, batch: bool) -> str:
 
 
 def create_app(
-    ingress: Ingress, health: Callable[[], Mapping[str, Any]] | None = None
+    ingress: Ingress,
+    health: Callable[[], Mapping[str, Any]] | None = None,
+    *,
+    sources: Mapping[str, SourceSpec] | None = None,
+    data_dir: Path | None = None,
 ) -> Starlette:
-    """The Starlette application serving ``POST /events`` and ``GET /healthz``."""
+    """The Starlette application serving the ingress endpoints.
+
+    ``sources`` are the webhook receivers of ``platypus.yaml``; their decoders are
+    built (and their secrets read) here, so a missing secret stops start-up.
+    Delivery ids are remembered in ``<data_dir>/webhooks.db`` (in memory without one).
+    """
     limit = ingress.settings.max_body_bytes
+    webhooks = WebhookReceiver.from_config(ingress, sources or {}, data_dir)
+    document = openapi_document(ingress.schemas, ingress.settings, webhooks.decoders)
 
     async def post_events(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            result = await ingress.refuse(
-                413, f"the body has {declared} bytes; the limit is {limit}"
-            )
+        body = await _read_body(request, limit)
+        if isinstance(body, tuple):
+            result = await ingress.refuse(*body)
             return JSONResponse(result.body, status_code=result.status)
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    result = await ingress.refuse(
-                        413, f"the body is larger than the limit of {limit} bytes"
-                    )
-                    return JSONResponse(result.body, status_code=result.status)
-        except ClientDisconnect:
-            return JSONResponse({"error": "client disconnected"}, status_code=400)
-        result = await ingress.accept(bytes(body), request.headers.get("content-type", ""))
+        result = await ingress.accept(body, request.headers.get("content-type", ""))
         return JSONResponse(result.body, status_code=result.status)
+
+    async def post_webhook(request: Request) -> Response:
+        source = request.path_params["source"]
+        body = await _read_body(request, limit)
+        if isinstance(body, tuple):
+            reply = await webhooks.refuse(source, *body)
+        else:
+            reply = await webhooks.receive(source, request.headers, body)
+        return Response(
+            reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers
+        )
+
+    async def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
 
     async def healthz(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", **(health() if health else {})})
@@ -235,6 +282,24 @@ def create_app(
     return Starlette(
         routes=[
             Route("/events", post_events, methods=["POST"]),
+            Route("/webhooks/{source}", post_webhook, methods=["POST"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
+
+
+async def _read_body(request: Request, limit: int) -> bytes | tuple[int, str]:
+    """The body, or (status, reason) when it is over ``limit`` or the client went away."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return 413, f"the body has {declared} bytes; the limit is {limit}"
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return 413, f"the body is larger than the limit of {limit} bytes"
+    except ClientDisconnect:
+        return 400, "client disconnected"
+    return bytes(body)

@@ -4,7 +4,10 @@ Beyond what the loader refuses (YAML, unknown keys, bad expressions), lint check
 each flow against the project: the event types it consumes are registered, every
 expression reads only fields those events have and only steps that ran before,
 each step writes to a connection that exists, with an action its adapter has,
-valid ``params`` and a payload that maps what the action's input needs.
+valid ``params`` and a payload that maps what the action's input needs, with
+values of types that input can take. Conditions are checked too: a comparison
+that cannot work (a string field against a number), an unknown JMESPath function
+or a wrong number of arguments, and a ``when`` that never yields true/false.
 
 Each `Finding` names the file, line and column of the offending YAML node::
 
@@ -14,19 +17,21 @@ Each `Finding` names the file, line and column of the offending YAML node::
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from jmespath import functions as jmes_functions
 from pydantic import BaseModel, ValidationError
 
 from platypus.adapter import Action, Adapter, AdapterRegistry
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError, SchemaError, SourceLocation
-from platypus.expression import Expression, check
+from platypus.expression import Expression, _Checker, check
 from platypus.flow._yaml import Locations, Problem, YamlPath
 from platypus.flow.loader import FlowFile, duplicate_names, flow_files, read_flow_file
 from platypus.flow.model import FlowSpec, StepSpec
@@ -164,15 +169,18 @@ class _FlowChecker:
         wires = self.wire_schemas()
         step_names = [step.name for step in self.flow.steps]
         if self.flow.when is not None:
-            self.expression(self.flow.when, ("when",), wires, None, step_names, [])
+            self.expression(self.flow.when, ("when",), wires, None, step_names, [], condition=True)
         for index, step in enumerate(self.flow.steps):
             earlier = step_names[:index]
             base: YamlPath = ("steps", index)
             if step.when is not None:
-                self.expression(step.when, (*base, "when"), wires, step.name, step_names, earlier)
+                when = (*base, "when")
+                self.expression(
+                    step.when, when, wires, step.name, step_names, earlier, condition=True
+                )
             for path, expr in _expressions(step.payload, (*base, "payload")):
                 self.expression(expr, path, wires, step.name, step_names, earlier)
-            self.target(step, base)
+            self.target(step, base, wires)
         return self.findings
 
     # -- event types and expressions ---------------------------------------------
@@ -202,6 +210,8 @@ class _FlowChecker:
         step: str | None,
         steps: list[str],
         earlier: list[str],
+        *,
+        condition: bool = False,
     ) -> None:
         reader = f"step {step!r}" if step is not None else "the flow's when"
         for name in _step_refs(expr.ast):
@@ -228,9 +238,51 @@ class _FlowChecker:
                 only = f" (in event type {', '.join(types)})"
             self.report("expression-field", path, f"{expr.source!r}: {message}{only}")
 
+        problems: dict[tuple[str, str], list[str]] = {}
+        results: list[frozenset[str] | None] = []
+        for event_type, schema, defs in wires:
+            checker = _ConditionChecker(defs)
+            results.append(_json_types(checker.visit(expr.ast, schema, ""), defs))
+            for problem in checker.problems:
+                problems.setdefault(problem, []).append(event_type)
+        for (code, message), types in problems.items():
+            only = ""
+            if len(wires) > 1 and len(types) < len(wires):
+                only = f" (in event type {', '.join(types)})"
+            self.report(code, path, f"{expr.source!r}: {message}{only}")
+        if condition:
+            self.condition_result(expr, path, _union(results))
+
+    def condition_result(
+        self, expr: Expression, path: YamlPath, produced: frozenset[str] | None
+    ) -> None:
+        """A ``when`` whose value is never true/false is almost always a mistake."""
+        kinds = (produced or frozenset()) - {"null"}
+        if not kinds or "boolean" in kinds:
+            return
+        if kinds <= {"number", "integer"}:
+            message = (
+                f"{expr.source!r} is a number, not true/false: JMESPath counts every number "
+                "(0 too) as true, so this condition holds for every event that has the field; "
+                f"compare it, e.g. {expr.source} > `0`"
+            )
+            self.report("condition-not-boolean", path, message)
+            return
+        message = (
+            f"{expr.source!r} is {_kinds(kinds)}, not true/false: it is true when present and "
+            "not empty; compare it if that is not what you mean"
+        )
+        where = self.locations.value(path)
+        self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
+
     # -- connections, adapters, actions ------------------------------------------
 
-    def target(self, step: StepSpec, base: YamlPath) -> None:
+    def target(
+        self,
+        step: StepSpec,
+        base: YamlPath,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
         to: YamlPath = (*base, "to")
         name = step.connection
         configured = self.config.connections.get(name)
@@ -275,7 +327,7 @@ class _FlowChecker:
             )
             return
         self.params(step, action, base)
-        self.payload(step, action, base)
+        self.payload(step, action, base, wires)
 
     def unconfigured(self, adapter: type[Adapter], name: str, to: YamlPath) -> None:
         """A step naming an adapter directly: fine only if it needs no settings."""
@@ -310,7 +362,13 @@ class _FlowChecker:
                     message += f", got {err['input']!r}"
                 self.report("invalid-params", (*base, "params", *loc), message)
 
-    def payload(self, step: StepSpec, action: Action, base: YamlPath) -> None:
+    def payload(
+        self,
+        step: StepSpec,
+        action: Action,
+        base: YamlPath,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
         model = action.input
         if model is None or not isinstance(step.payload, dict):
             # No fixed input, or a payload computed by one expression: nothing to compare.
@@ -328,14 +386,71 @@ class _FlowChecker:
                     f"action {step.to!r} needs {name!r} in its input, but the payload "
                     "never maps it",
                 )
-        if model.model_config.get("extra") != "forbid":
-            return
-        for key in step.payload:
-            if key not in fields:
+        if model.model_config.get("extra") == "forbid":
+            for key in step.payload:
+                if key not in fields:
+                    self.report(
+                        "input-unknown-key",
+                        (*path, key),
+                        f"action {step.to!r} takes no {key!r} in its input{_suggest(key, fields)}",
+                        key=True,
+                    )
+        schema = model.model_json_schema()
+        defs = schema.get("$defs", {})
+        properties = schema.get("properties", {})
+        for key, value in step.payload.items():
+            if key in properties:
+                self.value(step, value, properties[key], defs, (*path, key), key, wires)
+
+    def value(
+        self,
+        step: StepSpec,
+        value: Any,
+        target: Mapping[str, Any],
+        defs: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """Whether ``value`` (a template) can fit ``target``: only definite misfits count."""
+        target = _deref(target, defs)
+        objects = [o for o in _options(target, defs) if "properties" in o]
+        if isinstance(value, dict) and len(objects) == 1:
+            self.nested(step, value, objects[0], defs, path, label, wires)
+        problem = _misfit(value, target, defs, wires)
+        if problem is not None:
+            self.report("input-type", path, f"action {step.to!r} takes {label!r} as {problem}")
+
+    def nested(
+        self,
+        step: StepSpec,
+        value: dict[str, Any],
+        target: Mapping[str, Any],
+        defs: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """Required, unknown and mistyped keys of a mapped object inside the input."""
+        properties: Mapping[str, Any] = target.get("properties", {})
+        for name in target.get("required", []):
+            if name not in value:
+                self.report(
+                    "input-missing",
+                    path,
+                    f"action {step.to!r} needs {label}.{name} in its input, but the payload "
+                    "never maps it",
+                )
+        for key, item in value.items():
+            if key in properties:
+                inner = properties[key]
+                self.value(step, item, inner, defs, (*path, key), f"{label}.{key}", wires)
+            elif target.get("additionalProperties") is False:
                 self.report(
                     "input-unknown-key",
                     (*path, key),
-                    f"action {step.to!r} takes no {key!r} in its input{_suggest(key, fields)}",
+                    f"action {step.to!r} takes no {label}.{key} in its input"
+                    f"{_suggest(key, list(properties))}",
                     key=True,
                 )
 
@@ -440,3 +555,288 @@ def _suggest(name: str, options: Sequence[str]) -> str:
     if close:
         return f"; did you mean {close[0]!r}?"
     return f" (it takes: {', '.join(options)})" if options else ""
+
+
+# -- types: what an expression produces, what an input field takes -----------------------
+
+_FUNCTIONS: Mapping[str, Any] = jmes_functions.Functions.FUNCTION_TABLE
+_ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_EQUALITY = {"eq": "==", "ne": "!="}
+_BOOLEAN: dict[str, Any] = {"type": "boolean"}
+
+# Which JSON types pydantic (lax mode, as the runtime validates) turns into a field
+# of each JSON Schema type: numbers take numeric strings, booleans take 0/1 and
+# "true", but a ``str`` field refuses numbers and a date refuses anything but text.
+_ACCEPTS: dict[str, frozenset[str]] = {
+    "string": frozenset({"string"}),
+    "number": frozenset({"number", "integer", "string", "boolean"}),
+    "integer": frozenset({"number", "integer", "string", "boolean"}),
+    "boolean": frozenset({"boolean", "number", "integer", "string"}),
+    "object": frozenset({"object"}),
+    "array": frozenset({"array"}),
+    "null": frozenset({"null"}),
+}
+
+
+# `_Checker`'s walk returns the JSON Schema of what each node produces; lint
+# extends it for conditions rather than walking expressions a second way.
+class _ConditionChecker(_Checker):
+    """The expression checker, also finding comparisons and calls that cannot work.
+
+    ``problems`` holds (code, message) pairs: ``condition-type`` for a comparison
+    of values that are never comparable, ``unknown-function`` and
+    ``function-arguments`` for calls JMESPath refuses at run time.
+    """
+
+    def __init__(self, defs: Mapping[str, Any]) -> None:
+        super().__init__(defs)
+        self.problems: list[tuple[str, str]] = []
+
+    def add(self, code: str, message: str) -> None:
+        if (code, message) not in self.problems:
+            self.problems.append((code, message))
+
+    def _comparator(
+        self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
+    ) -> Mapping[str, Any] | None:
+        left, right = node["children"]
+        sides = [
+            (child, _json_types(self.visit(child, schema, path), self.defs))
+            for child in (left, right)
+        ]
+        kinds = [_numbers(types - {"null"}) if types is not None else None for _, types in sides]
+        op = str(node["value"])
+        if op in _ORDERING:
+            for (child, _), found in zip(sides, kinds, strict=True):
+                if found and "number" not in found:
+                    self.add(
+                        "condition-type",
+                        f"{_describe(child)} is {_kinds(found)}, but {_ORDERING[op]} compares "
+                        "only numbers: the condition fails on every event",
+                    )
+        elif op in _EQUALITY and kinds[0] and kinds[1] and not kinds[0] & kinds[1]:
+            always = "false" if op == "eq" else "true"
+            self.add(
+                "condition-type",
+                f"{_describe(left)} is {_kinds(kinds[0])} and {_describe(right)} is "
+                f"{_kinds(kinds[1])}: values of different types are never equal, so "
+                f"{_EQUALITY[op]} is always {always}",
+            )
+        return _BOOLEAN
+
+    def _function_expression(
+        self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
+    ) -> Mapping[str, Any] | None:
+        name = str(node["value"])
+        entry = _FUNCTIONS.get(name)
+        if entry is None:
+            close = difflib.get_close_matches(name, list(_FUNCTIONS), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}()?" if close else ""
+            self.add(
+                "unknown-function",
+                f"JMESPath has no function {name}(){hint} "
+                "(https://jmespath.org/specification.html#built-in-functions)",
+            )
+        else:
+            signature = entry["signature"]
+            variadic = any(arg.get("variadic") for arg in signature)
+            given = len(node["children"])
+            if given < len(signature) or (given > len(signature) and not variadic):
+                least = "at least " if variadic else ""
+                self.add(
+                    "function-arguments",
+                    f"{name}() takes {least}{_plural(len(signature), 'argument')}, given {given}",
+                )
+        result: Mapping[str, Any] | None = super()._function_expression(node, schema, path)
+        return result
+
+
+def _deref(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    seen = 0
+    while "$ref" in schema and seen < 32:
+        found = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1])
+        if not isinstance(found, Mapping):
+            return {}
+        schema, seen = found, seen + 1
+    return schema
+
+
+def _json_types(schema: Mapping[str, Any] | None, defs: Mapping[str, Any]) -> frozenset[str] | None:
+    """The JSON types a value of ``schema`` can have; None when that is not known."""
+    if schema is None:
+        return None
+    schema = _deref(schema, defs)
+    if "const" in schema:
+        return _value_types(schema["const"])
+    if isinstance(schema.get("enum"), list):
+        return frozenset().union(*(_value_types(v) for v in schema["enum"]))
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        return _union([_json_types(option, defs) for option in options])
+    every = schema.get("allOf")
+    if isinstance(every, list) and len(every) == 1:
+        return _json_types(every[0], defs)
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return frozenset({kind})
+    if isinstance(kind, list):
+        return frozenset(str(k) for k in kind)
+    if "properties" in schema:
+        return frozenset({"object"})
+    return None
+
+
+def _union(found: Sequence[frozenset[str] | None]) -> frozenset[str] | None:
+    if not found or any(types is None for types in found):
+        return None
+    return frozenset().union(*(types for types in found if types is not None))
+
+
+def _numbers(types: frozenset[str]) -> frozenset[str]:
+    """Integers are numbers, for comparisons."""
+    return frozenset("number" if kind == "integer" else kind for kind in types)
+
+
+def _value_types(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset({"null"})
+    if isinstance(value, bool):
+        return frozenset({"boolean"})
+    if isinstance(value, int):
+        return frozenset({"integer"})
+    if isinstance(value, float):
+        return frozenset({"number"})
+    if isinstance(value, str):
+        return frozenset({"string"})
+    if isinstance(value, list):
+        return frozenset({"array"})
+    return frozenset({"object"})
+
+
+_ARTICLES = {"integer": "an integer", "object": "an object", "array": "a list", "null": "null"}
+
+
+def _kinds(types: frozenset[str]) -> str:
+    names = [_ARTICLES.get(kind, f"a {kind}") for kind in sorted(types)]
+    return " or ".join(names)
+
+
+def _describe(node: Mapping[str, Any]) -> str:
+    if node["type"] == "literal":
+        value = node["value"]
+        return f"'{value}'" if isinstance(value, str) else f"`{json.dumps(value)}`"
+    if node["type"] in ("field", "subexpression"):
+        parts = []
+        for child in node.get("children") or [node]:
+            if child["type"] != "field":
+                return "the value"
+            parts.append(str(child["value"]))
+        return ".".join(parts)
+    if node["type"] == "function_expression":
+        return f"{node['value']}(...)"
+    return "the value"
+
+
+def _misfit(
+    value: Any,
+    target: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+) -> str | None:
+    """Why ``value`` (a payload template) can never fit ``target``; None if it may."""
+    accepted = _json_types(target, defs)
+    if accepted is None:
+        return None
+    constant = _constant(value)
+    if constant is not _UNKNOWN:
+        return _constant_misfit(constant, target, defs, accepted)
+    if isinstance(value, Expression):
+        produced = _union(
+            [_json_types(_Checker(d).visit(value.ast, w, ""), d) for _, w, d in wires]
+        )
+    elif isinstance(value, dict):
+        produced = frozenset({"object"})
+    elif isinstance(value, list):
+        produced = frozenset({"array"})
+    else:  # pragma: no cover - templates hold only these
+        return None
+    if produced is None:
+        return None
+    produced -= {"null"}  # optional fields: nothing definite about a missing value
+    takes = frozenset().union(*(_ACCEPTS.get(kind, frozenset()) for kind in accepted))
+    if not produced or produced & takes:
+        return None
+    return f"{_wanted(target, defs, accepted)}, but it is mapped to {_kinds(produced)}"
+
+
+_UNKNOWN = object()
+
+
+def _constant(value: Any) -> Any:
+    """The value of a constant template (a YAML scalar or a JMESPath literal)."""
+    if isinstance(value, Expression):
+        node = value.ast
+        return node["value"] if node["type"] == "literal" else _UNKNOWN
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _UNKNOWN
+
+
+def _constant_misfit(
+    constant: Any, target: Mapping[str, Any], defs: Mapping[str, Any], accepted: frozenset[str]
+) -> str | None:
+    options = _options(target, defs)
+    if any(_fits(constant, option, defs) for option in options):
+        return None
+    return f"{_wanted(target, defs, accepted)}, but it is mapped to the constant {constant!r}"
+
+
+def _options(target: Mapping[str, Any], defs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    target = _deref(target, defs)
+    found = target.get("anyOf") or target.get("oneOf")
+    if isinstance(found, list):
+        return [o for option in found for o in _options(option, defs)]
+    return [target]
+
+
+def _fits(value: Any, option: Mapping[str, Any], defs: Mapping[str, Any]) -> bool:
+    """Whether a constant may be valid for one (non-union) schema; True when unsure."""
+    if "const" in option:
+        return bool(value == option["const"])
+    if isinstance(option.get("enum"), list):
+        return value in option["enum"]
+    kinds = _json_types(option, defs)
+    if kinds is None:
+        return True
+    takes = frozenset().union(*(_ACCEPTS.get(kind, frozenset()) for kind in kinds))
+    if not _value_types(value) & takes:
+        return False
+    if isinstance(value, str) and kinds & {"number", "integer"} and "string" not in kinds:
+        try:
+            float(value)
+        except ValueError:
+            return False
+    if isinstance(value, str) and kinds == {"string"}:
+        return _string_fits(value, option)
+    return True
+
+
+def _string_fits(value: str, option: Mapping[str, Any]) -> bool:
+    parsers = {"date": dt.date.fromisoformat, "date-time": dt.datetime.fromisoformat}
+    parse = parsers.get(str(option.get("format")))
+    if parse is not None:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+    return True
+
+
+def _wanted(target: Mapping[str, Any], defs: Mapping[str, Any], accepted: frozenset[str]) -> str:
+    target = _deref(target, defs)
+    if isinstance(target.get("enum"), list):
+        return "one of " + ", ".join(repr(v) for v in target["enum"])
+    fmt = target.get("format")
+    if isinstance(fmt, str) and accepted == {"string"}:
+        return f"a {fmt} (text, e.g. {'2026-11-02' if fmt == 'date' else 'ISO 8601'})"
+    return _kinds(accepted)

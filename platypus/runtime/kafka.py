@@ -450,7 +450,7 @@ def run_web(
     _wait_for_broker(settings)
     sink = KafkaEventSink(settings)
     ingress = Ingress(sink, SchemaRegistry.default(), config.ingress, settings.topic("events"))
-    app = create_app(ingress)
+    app = create_app(ingress, sources=config.sources, data_dir=config.resolve(config.data_dir))
 
     async def serve() -> None:
         await sink.start()

@@ -1,0 +1,618 @@
+"""Flow tests: cases kept beside a flow, run through the real processor with fake adapters.
+
+A flow ``flows/big-deals.yaml`` has its tests in ``flows/big-deals.test.yaml``::
+
+    cases:
+      - name: a big deal becomes an order
+        event_file: ../samples/big-deals.event.json   # or event: {...} inline
+        patch: {data: {amount: 25000}}                # merged into the event (optional)
+        results:                                      # what each step's call returns
+          create_order: {id: ORD-1}
+        calls:                                        # the adapter calls expected, in order
+          - to: vendor.post
+            params: {path: /orders}                   # compared only when given
+            payload: {external_id: 006Kd00000A1b2cAAA, amount: 25000}
+
+      - name: small deals are filtered out
+        event_file: ../samples/big-deals.event.json
+        patch: {data: {amount: 10}}
+        filtered: true
+
+      - name: a refused order is dead-lettered
+        event_file: ../samples/big-deals.event.json
+        fail:                                         # make a step's call raise
+          create_order: {error: PermanentError, message: 400 Bad Request}
+        dead_lettered: {step: create_order, error: PermanentError, message_contains: "400"}
+
+Each case runs its event through `platypus.runtime.processor.Processor`, the code
+the embedded and Kafka runtimes run, so schema validation, conditions, mapping,
+the action's input check, retries (with no waiting) and the dead-letter decision
+are the real ones. Only the adapters are replaced: a `RecordingAdapter` per
+connection records each call and answers from ``results`` (``{}`` by default) or
+raises what ``fail`` says. Nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import structlog
+import structlog.testing
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from platypus.adapter import Action, Adapter, AdapterRegistry, Request
+from platypus.config import CONFIG_FILE, ProjectConfig, load_config
+from platypus.deadletter import SourceRecord
+from platypus.exceptions import (
+    ConfigurationError,
+    FlowError,
+    FlowLoadError,
+    PermanentError,
+    PlatypusError,
+    RetryableError,
+)
+from platypus.flow._yaml import Locations, parse_yaml
+from platypus.flow.loader import FLOW_SUFFIXES, TEST_SUFFIXES, load_flow
+from platypus.flow.model import FlowSpec
+from platypus.runtime.processor import Connections, FlowOutcome, Processor
+from platypus.schema_registry import SchemaRegistry
+
+__all__ = [
+    "CallSpec",
+    "CaseResult",
+    "DeadLetteredSpec",
+    "FailSpec",
+    "FlowHarness",
+    "FlowTestFile",
+    "RecordedCall",
+    "RecordingAdapter",
+    "TestCase",
+    "find_project_root",
+    "flow_for_tests",
+    "read_test_file",
+    "test_files",
+]
+
+
+class CallSpec(BaseModel):
+    """One adapter call a case expects: ``to`` and ``payload``, ``params`` if given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(description="connection.action the call goes to, e.g. vendor.post.")
+    step: str | None = Field(default=None, description="The step making it (compared if given).")
+    params: dict[str, Any] | None = Field(
+        default=None, description="Compared only if given, and only the keys given."
+    )
+    payload: Any = Field(default=None, description="The rendered payload, exactly.")
+
+
+class FailSpec(BaseModel):
+    """Make a step's call raise, as the vendor's adapter would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: Literal["RetryableError", "PermanentError"] = "PermanentError"
+    message: str = "the fake vendor refused the call"
+    times: int | None = Field(
+        default=None, ge=1, description="Fail this many attempts, then answer; default: all."
+    )
+    status_code: int | None = None
+
+
+class DeadLetteredSpec(BaseModel):
+    """How a case expects the event to fail: at which step, with which error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str | None = None
+    error: str | None = Field(default=None, description="Class name, e.g. PermanentError.")
+    message_contains: str | None = None
+    attempts: int | None = None
+
+
+class TestCase(BaseModel):
+    """One case of a flow test file."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    event: dict[str, Any] | None = Field(default=None, description="The CloudEvent, inline.")
+    event_file: str | None = Field(
+        default=None, description="A JSON file holding the event, relative to the test file."
+    )
+    patch: dict[str, Any] = Field(
+        default_factory=dict, description="Merged into the event, e.g. {data: {amount: 10}}."
+    )
+    results: dict[str, Any] = Field(
+        default_factory=dict, description="What each step's call returns, by step name."
+    )
+    fail: dict[str, FailSpec] = Field(
+        default_factory=dict, description="Steps whose call raises, by step name."
+    )
+    calls: list[CallSpec] | None = None
+    filtered: bool = False
+    dead_lettered: DeadLetteredSpec | None = None
+    discarded: bool = False
+
+    @model_validator(mode="after")
+    def _one_event_one_outcome(self) -> TestCase:
+        if (self.event is None) == (self.event_file is None):
+            raise ValueError("give the event either inline (event:) or as event_file:")
+        outcomes = [self.filtered, self.dead_lettered is not None, self.discarded]
+        if sum(outcomes) > 1:
+            raise ValueError("expect at most one of filtered, dead_lettered and discarded")
+        if not any(outcomes) and self.calls is None:
+            raise ValueError("say what to expect: calls, filtered, dead_lettered or discarded")
+        return self
+
+
+class FlowTestFile(BaseModel):
+    """A ``<flow>.test.yaml`` file: optionally the flow's name, and its cases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flow: str | None = Field(default=None, description="Default: the flow file beside it.")
+    cases: list[TestCase] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCall:
+    """One call a step made to a fake adapter (every attempt is recorded)."""
+
+    to: str
+    step: str
+    params: dict[str, Any]
+    payload: Any
+    attempt: int
+
+    def as_expected(self, like: CallSpec | None) -> dict[str, Any]:
+        """This call with the keys ``like`` compares, for the diff."""
+        out: dict[str, Any] = {"to": self.to}
+        if like is None or like.step is not None:
+            out["step"] = self.step
+        if like is None:
+            out["params"] = self.params
+        elif like.params is not None:
+            # Only the keys the case gives: the rest are the action's defaults.
+            out["params"] = {k: v for k, v in self.params.items() if k in like.params}
+        out["payload"] = self.payload
+        return out
+
+
+@dataclass(slots=True)
+class CaseResult:
+    """What one case did, and whether that is what it expected."""
+
+    name: str
+    file: str = ""
+    line: int = 0
+    calls: list[RecordedCall] = field(default_factory=list)
+    outcome: str = ""  # delivered | filtered | dead_lettered | discarded | error
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    """What the processor logged while running the case (structlog event dicts)."""
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def report(self) -> str:
+        """The case's name and, if it failed, why: readable text with a diff."""
+        if self.passed:
+            return f"PASS {self.where} {self.name}"
+        lines = [f"FAIL {self.where} {self.name}"]
+        for problem in self.problems:
+            lines.extend("  " + line for line in problem.splitlines())
+        return "\n".join(lines)
+
+
+class RecordingAdapter(Adapter):
+    """A stand-in for a connection's adapter: records calls, answers from the case.
+
+    It has the real adapter's actions (so ``params`` and input models are
+    checked as in production) and never touches the network.
+    """
+
+    name = "recording"
+
+    def __init__(
+        self,
+        connection: str,
+        actions: Mapping[str, Action],
+        calls: list[RecordedCall],
+        results: Mapping[str, Any],
+        fail: Mapping[str, FailSpec],
+    ) -> None:
+        super().__init__(self.Settings(), connection=connection)
+        self.actions = actions  # type: ignore[misc]  # per-instance: the real adapter's
+        self._calls = calls
+        self._results = results
+        self._fail = fail
+        self._failures: dict[str, int] = {}
+
+    async def call(self, request: Request) -> Any:
+        self._calls.append(
+            RecordedCall(
+                to=f"{self.connection}.{request.action}",
+                step=request.step,
+                params=dict(request.params),
+                payload=copy.deepcopy(request.payload),
+                attempt=request.attempt,
+            )
+        )
+        fail = self._fail.get(request.step)
+        if fail is not None:
+            count = self._failures.get(request.step, 0)
+            if fail.times is None or count < fail.times:
+                self._failures[request.step] = count + 1
+                error = RetryableError if fail.error == "RetryableError" else PermanentError
+                raise error(fail.message, status_code=fail.status_code)
+        return copy.deepcopy(self._results.get(request.step, {}))
+
+
+class _TestProcessor(Processor):
+    """The processor with retry backoffs cut to nothing: tests never wait."""
+
+    async def _backoff(self, seconds: float) -> None:
+        return None
+
+
+async def _no_record(*_args: Any) -> None:
+    return None
+
+
+class FlowHarness:
+    """Runs test cases of one flow through the runtime's processor, adapters faked.
+
+    ::
+
+        from platypus.testing import FlowHarness
+
+        def test_small_deals_are_filtered() -> None:
+            harness = FlowHarness("flows/big-deals.yaml")
+            result = harness.run({
+                "name": "small deal",
+                "event_file": "../samples/big-deals.event.json",
+                "patch": {"data": {"amount": 10}},
+                "filtered": True,
+            })
+            assert result.passed, result.report()
+
+    ``project`` is the folder holding ``platypus.yaml`` (default: the nearest one
+    above the flow file); relative ``event_file`` paths resolve against ``base``
+    (default: the flow's folder).
+    """
+
+    def __init__(
+        self,
+        flow: Path | str | FlowSpec,
+        *,
+        project: Path | str | None = None,
+        base: Path | str | None = None,
+        schemas: SchemaRegistry | None = None,
+        adapters: AdapterRegistry | None = None,
+        config: ProjectConfig | None = None,
+    ) -> None:
+        if isinstance(flow, FlowSpec):
+            self.flow = flow
+        else:
+            self.flow = load_flow(Path(flow))
+        source = Path(self.flow.source_file)
+        root = Path(project) if project is not None else find_project_root(source.parent)
+        self.config = config or load_config(root=root)
+        self.base = Path(base) if base is not None else source.parent
+        self.schemas = schemas or SchemaRegistry.default()
+        self.adapters = adapters or AdapterRegistry.default()
+
+    def run(self, case: TestCase | Mapping[str, Any]) -> CaseResult:
+        """Run one case (a `TestCase` or its YAML form as a dict) and compare."""
+        return asyncio.run(self.arun(case))
+
+    async def arun(self, case: TestCase | Mapping[str, Any], *, line: int = 0) -> CaseResult:
+        """`run`, for async tests."""
+        if not isinstance(case, TestCase):
+            case = TestCase.model_validate(dict(case))
+        result = CaseResult(case.name, self.flow.source_file, line)
+        try:
+            event = self.event(case)
+        except (OSError, ValueError) as exc:
+            result.outcome = "error"
+            result.problems.append(f"cannot read the event: {exc}")
+            return result
+        try:
+            # The processor logs each outcome; keep those with the result, off the terminal.
+            with structlog.testing.capture_logs() as logs:
+                outcome = await self._process(case, event, result.calls)
+            result.logs = [dict(entry) for entry in logs]
+        except PlatypusError as exc:
+            result.outcome = "error"
+            result.problems.append(f"the flow cannot run: {exc}")
+            return result
+        result.outcome, result.detail = outcome.status, outcome.detail
+        result.problems.extend(_compare(case, outcome, result.calls))
+        return result
+
+    def event(self, case: TestCase) -> dict[str, Any]:
+        """The case's event: inline or from ``event_file``, with ``patch`` merged in."""
+        if case.event is not None:
+            event = copy.deepcopy(case.event)
+        else:
+            path = self.base / str(case.event_file)
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path} does not hold a JSON object (a CloudEvent)")
+            event = loaded
+        merged: dict[str, Any] = _merge(event, case.patch)
+        return merged
+
+    async def _process(
+        self, case: TestCase, event: dict[str, Any], calls: list[RecordedCall]
+    ) -> FlowOutcome:
+        fakes: dict[str, Adapter] = {}
+        for step in self.flow.steps:
+            if step.connection not in fakes:
+                actions = self._actions(step.connection)
+                fakes[step.connection] = RecordingAdapter(
+                    step.connection, actions, calls, case.results, case.fail
+                )
+        connections = Connections(self.config, self.adapters, fakes)
+        try:
+            params = connections.prepare([self.flow])
+        except ConfigurationError as exc:
+            raise FlowError(str(exc)) from None
+        processor = _TestProcessor(
+            [self.flow],
+            self.schemas,
+            connections,
+            retry=self.config.retry,
+            concurrency=1,
+            record_delivery=_no_record,
+            params=params,
+        )
+        value = json.dumps(event).encode()
+        source = SourceRecord("platypus.test", 0, 0, str(event.get("subject", "")), value)
+        result = await processor.process(source, {})
+        for outcome in result.outcomes:
+            if outcome.flow in (self.flow.name, ""):
+                return outcome
+        return FlowOutcome(self.flow.name, "filtered", detail="the flow did not run")
+
+    def _actions(self, connection: str) -> Mapping[str, Action]:
+        """The real adapter's actions, so params and input are checked as in production."""
+        spec = self.config.connection(connection)
+        try:
+            return self.adapters.get(spec.adapter).actions
+        except ConfigurationError:
+            # Unknown here; `platypus flows lint` reports it. Accept any action.
+            names = {s.action for s in self.flow.steps if s.connection == connection}
+            return {name: Action() for name in names}
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            out[key] = _merge(out.get(key), value)
+        return out
+    return copy.deepcopy(patch)
+
+
+def _compare(case: TestCase, outcome: FlowOutcome, calls: list[RecordedCall]) -> list[str]:
+    problems: list[str] = []
+    expected_status = "delivered"
+    if case.filtered:
+        expected_status = "filtered"
+    elif case.dead_lettered is not None:
+        expected_status = "dead_lettered"
+    elif case.discarded:
+        expected_status = "discarded"
+    if outcome.status != expected_status:
+        detail = f" at step {outcome.step!r}" if outcome.step else ""
+        why = f": {outcome.detail}" if outcome.detail else ""
+        problems.append(
+            f"expected the event to be {expected_status.replace('_', '-')}, "
+            f"but it was {outcome.status.replace('_', '-')}{detail}{why}"
+        )
+    expected_calls = case.calls
+    if expected_calls is None and case.filtered:
+        expected_calls = []
+    if expected_calls is not None:
+        diff = _calls_diff(expected_calls, calls)
+        if diff:
+            problems.append("the adapter calls differ (- expected, + actual):\n" + diff)
+    letter = case.dead_lettered
+    if letter is not None and outcome.status in ("dead_lettered", "discarded"):
+        if letter.step is not None and outcome.step != letter.step:
+            problems.append(f"expected the failure at step {letter.step!r}, got {outcome.step!r}")
+        error_class = ""
+        if outcome.dead_letter is not None:
+            error_class = outcome.dead_letter.header("__connect.errors.exception.class.name") or ""
+        if letter.error is not None and error_class.rsplit(".", 1)[-1] != letter.error:
+            problems.append(f"expected error {letter.error}, got {error_class or 'none'}")
+        if letter.message_contains is not None and letter.message_contains not in outcome.detail:
+            problems.append(
+                f"expected the error message to contain {letter.message_contains!r}, "
+                f"got {outcome.detail!r}"
+            )
+        if letter.attempts is not None and outcome.attempts != letter.attempts:
+            problems.append(f"expected {letter.attempts} attempt(s), got {outcome.attempts}")
+    return problems
+
+
+def _calls_diff(expected: Sequence[CallSpec], actual: Sequence[RecordedCall]) -> str:
+    """A unified diff of the expected and actual calls, as YAML; empty when equal."""
+    want = [call.model_dump(exclude_none=True, exclude={"payload"}) for call in expected]
+    for row, call in zip(want, expected, strict=True):
+        row["payload"] = call.payload
+    got = [
+        call.as_expected(expected[index] if index < len(expected) else None)
+        for index, call in enumerate(actual)
+    ]
+    if want == got:
+        return ""
+    lines = difflib.unified_diff(
+        _yaml_lines(want), _yaml_lines(got), "expected", "actual", lineterm=""
+    )
+    return "\n".join(lines)
+
+
+def _yaml_lines(value: Any) -> list[str]:
+    text = yaml.safe_dump(_plain(value), sort_keys=False, allow_unicode=True, width=100)
+    return text.splitlines()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like values only (a Decimal or date from a result becomes its JSON form)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+# -- test files -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TestFileRead:
+    """A test file as read: its cases (with their lines) or why it cannot be used."""
+
+    __test__: ClassVar[bool] = False
+
+    path: Path
+    spec: FlowTestFile | None
+    locations: Locations
+    error: str = ""
+
+    def line_of(self, index: int) -> int:
+        return self.locations.value(("cases", index)).line
+
+
+def read_test_file(path: Path) -> TestFileRead:
+    """Parse and validate a ``*.test.yaml`` file, keeping the line of each case."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return TestFileRead(path, None, Locations(str(path)), f"cannot read it: {exc}")
+    parsed = parse_yaml(text, str(path))
+    if parsed.problems:
+        first = parsed.problems[0].error
+        return TestFileRead(path, None, parsed.locations, f"{first.location}: {first.message}")
+    try:
+        spec = FlowTestFile.model_validate(parsed.value or {})
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            where = parsed.locations.value(loc)
+            label = ".".join(str(part) for part in loc)
+            messages.append(f"{where}: {label}: {err['msg']}")
+        return TestFileRead(path, None, parsed.locations, "\n".join(messages))
+    return TestFileRead(path, spec, parsed.locations)
+
+
+def test_files(path: Path) -> list[Path]:
+    """The test files for ``path``: a test file, the one beside a flow, or all in a folder."""
+    if path.is_dir():
+        found = [
+            p
+            for p in path.rglob("*")
+            if p.name.endswith(TEST_SUFFIXES)
+            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts[:-1])
+        ]
+        return sorted(found)
+    if path.name.endswith(TEST_SUFFIXES):
+        return [path]
+    for suffix in TEST_SUFFIXES:
+        candidate = path.with_name(_stem(path) + suffix)
+        if candidate.exists():
+            return [candidate]
+    return []
+
+
+test_files.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def flow_for_tests(test_file: Path, spec: FlowTestFile) -> Path:
+    """The flow file a test file tests: named by ``flow:``, else the one beside it."""
+    stem = test_file.name
+    for suffix in TEST_SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    if spec.flow is None:
+        for suffix in FLOW_SUFFIXES:
+            candidate = test_file.with_name(stem + suffix)
+            if candidate.exists():
+                return candidate
+        raise FlowError(f"{test_file}: no flow file {stem}.yaml beside it; name it with flow:")
+    for candidate in sorted(test_file.parent.iterdir()):
+        if candidate.name.endswith(TEST_SUFFIXES) or not candidate.name.endswith(FLOW_SUFFIXES):
+            continue
+        raw = yaml.safe_load(candidate.read_text(encoding="utf-8"))
+        if isinstance(raw, dict) and raw.get("name") == spec.flow:
+            return candidate
+    raise FlowError(f"{test_file}: no flow named {spec.flow!r} in {test_file.parent}")
+
+
+def _stem(path: Path) -> str:
+    for suffix in FLOW_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding ``platypus.yaml`` (else ``start``)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).exists():
+            return folder
+    return start
+
+
+async def run_test_file(
+    path: Path,
+    *,
+    project: Path | None = None,
+    schemas: SchemaRegistry | None = None,
+    adapters: AdapterRegistry | None = None,
+) -> list[CaseResult]:
+    """Run every case of one test file; a file that cannot be used is one failed result."""
+    read = read_test_file(path)
+    if read.spec is None:
+        return [CaseResult("(test file)", str(path), 1, problems=[read.error])]
+    try:
+        flow_path = flow_for_tests(path, read.spec)
+        harness = FlowHarness(
+            flow_path, project=project, base=path.parent, schemas=schemas, adapters=adapters
+        )
+    except (FlowLoadError, FlowError, ConfigurationError, OSError, yaml.YAMLError) as exc:
+        return [CaseResult("(flow)", str(path), 1, problems=[f"the flow cannot be loaded:\n{exc}"])]
+    results = []
+    for index, case in enumerate(read.spec.cases):
+        result = await harness.arun(case, line=read.line_of(index))
+        result.file = str(path)
+        results.append(result)
+    return results
+
+
+def summary(results: Sequence[CaseResult], files: int) -> str:
+    """``3 passed, 1 failed in 2 files``."""
+    passed = sum(1 for r in results if r.passed)
+    failed = len(results) - passed
+    parts = [f"{passed} passed"]
+    if failed:
+        parts.append(f"{failed} failed")
+    return f"{', '.join(parts)} in {files} file{'' if files == 1 else 's'}"

@@ -1,0 +1,412 @@
+"""``platypus new flow``: a flow, its tests and a sample event, ready to edit.
+
+The three files pass ``platypus flows lint`` and ``platypus flows test`` as
+written, so an engineer starts from green and changes one thing at a time:
+
+- ``flows/<name>.yaml``: consumes the type, a ``when`` on one of its fields, one
+  step writing to the target, with a payload mapping the event's fields (or the
+  action's input fields, when the action declares an input model);
+- ``flows/<name>.test.yaml``: a happy path, a filtered event and a failure;
+- ``samples/<name>.event.json``: a minimal valid event built from the schema,
+  on one line so that ``platypus send`` takes the file as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from platypus import core
+from platypus.adapter import AdapterRegistry
+from platypus.config import ProjectConfig
+from platypus.exceptions import ConfigurationError
+from platypus.flow.loader import load_flow
+from platypus.schema_registry import SchemaRegistry
+
+try:  # Python 3.11+ keeps the regex parser here
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_parse
+
+__all__ = ["Scaffold", "sample_instance", "scaffold_flow"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+SAMPLE_TIME = "2026-01-15T09:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Scaffold:
+    """The files `scaffold_flow` wrote."""
+
+    flow: Path
+    tests: Path
+    sample: Path
+
+
+def scaffold_flow(
+    root: Path,
+    name: str,
+    *,
+    consumes: str,
+    to: str,
+    schemas: SchemaRegistry,
+    adapters: AdapterRegistry,
+    config: ProjectConfig,
+) -> Scaffold:
+    """Write the flow (in the project's flows folder), its tests and a sample event.
+
+    The sample goes to ``root/samples/``; ``root`` is the project folder.
+
+    Refuses (`ConfigurationError`) a bad name, an unknown type, or files that exist.
+    """
+    if not _NAME.match(name):
+        raise ConfigurationError(
+            f"invalid flow name {name!r}: use lower-case letters, digits, '-' and '_'"
+        )
+    schema = schemas.get(consumes)
+    flows_dir = config.resolve(config.flows)
+    flow_path = flows_dir / f"{name}.yaml"
+    test_path = flows_dir / f"{name}.test.yaml"
+    sample_path = root / "samples" / f"{name}.event.json"
+    existing = [str(p) for p in (flow_path, test_path, sample_path) if p.exists()]
+    if existing:
+        raise ConfigurationError(f"not overwriting {', '.join(existing)}")
+
+    data_schema = schemas.json_schema(consumes)
+    defs = data_schema.get("$defs", {})
+    data = sample_instance(data_schema, defs)
+    schema.model.model_validate(data)  # the sample must be valid; a bug here if not
+    subject = next(
+        (str(v) for k, v in data.items() if k.endswith("_id") and isinstance(v, str)),
+        f"{name}-1",
+    )
+    event = {
+        "specversion": "1.0",
+        "id": f"evt-{name}-1",
+        "source": f"/samples/{name}",
+        "type": consumes,
+        "subject": subject,
+        "time": SAMPLE_TIME,
+        "data": data,
+    }
+    when, filtered_patch = _condition(data_schema, defs, data)
+    connection, _, action = to.partition(".")
+    step = action.replace("-", "_") if action else "send"
+    step_name = f"{step}_to_{connection}".replace("-", "_")
+    params, payload = _mapping(to, data_schema, defs, adapters, config)
+
+    flow_text = _flow_yaml(name, consumes, when, step_name, to, params, payload)
+    flows_dir.mkdir(parents=True, exist_ok=True)
+    sample_path.parent.mkdir(parents=True, exist_ok=True)
+    flow_path.write_text(flow_text, encoding="utf-8")
+    sample_path.write_text(json.dumps(event) + "\n", encoding="utf-8")
+
+    flow = load_flow(flow_path)
+    rendered = core.render(flow.steps[0].payload, core.event_context(event, {}))
+    event_file = Path(os.path.relpath(sample_path, flows_dir)).as_posix()
+    test_text = _tests_yaml(name, event_file, step_name, to, params, rendered, filtered_patch)
+    test_path.write_text(test_text, encoding="utf-8")
+    return Scaffold(flow_path, test_path, sample_path)
+
+
+def _condition(
+    schema: Mapping[str, Any], defs: Mapping[str, Any], data: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A ``when`` on a numeric field of the data, and a patch that makes it false.
+
+    Falls back to the envelope's ``source`` when no numeric field can be zero.
+    """
+    required = set(schema.get("required", []))
+    for key, prop in schema.get("properties", {}).items():
+        if key not in required or not _PLAIN.match(key):
+            continue
+        options = _options(prop, defs)
+        numeric = [o for o in options if o.get("type") in ("number", "integer")]
+        if not numeric or any(
+            ("minimum" in o and o["minimum"] > 0) or "exclusiveMinimum" in o for o in numeric
+        ):
+            continue
+        return f"data.{key} > `0`", {"data": {key: 0}}
+    return "source != '/ignored'", {"source": "/ignored"}
+
+
+def _mapping(
+    to: str,
+    schema: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    adapters: AdapterRegistry,
+    config: ProjectConfig,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Params for the action, and a payload: the action's input fields if it has a
+    model (mapped from same-named event fields, else a sample constant), else every
+    top-level field of the event's data."""
+    connection, _, action = to.partition(".")
+    spec = None
+    with contextlib.suppress(ConfigurationError):
+        spec = adapters.get(config.connection(connection).adapter).actions.get(action)
+    params: dict[str, Any] = {}
+    if spec is not None and spec.params is not None:
+        fields = spec.params.model_fields
+        if "path" in fields:
+            params["path"] = f"/{connection}"
+        params_schema = spec.params.model_json_schema()
+        for key in params_schema.get("required", []):
+            params.setdefault(
+                key,
+                sample_instance(params_schema["properties"][key], params_schema.get("$defs", {})),
+            )
+    data_props = schema.get("properties", {})
+    if spec is not None and spec.input is not None:
+        input_schema = spec.input.model_json_schema()
+        input_defs = input_schema.get("$defs", {})
+        payload: dict[str, Any] = {}
+        for key in input_schema.get("required", []):
+            if key in data_props and _PLAIN.match(key):
+                payload[key] = f"data.{key}"
+            else:
+                payload[key] = _constant(
+                    sample_instance(input_schema["properties"][key], input_defs)
+                )
+        return params, payload
+    return params, {key: f"data.{key}" for key in data_props if _PLAIN.match(key)}
+
+
+def _constant(value: Any) -> Any:
+    """A sample value as a payload template: strings become quoted JMESPath literals."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    if isinstance(value, dict | list):
+        return "`" + json.dumps(value) + "`"
+    return value
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str) and _PLAIN.match(value):
+        return value
+    return json.dumps(value)
+
+
+def _flow_yaml(
+    name: str,
+    consumes: str,
+    when: str,
+    step: str,
+    to: str,
+    params: Mapping[str, Any],
+    payload: Mapping[str, Any],
+) -> str:
+    lines = [
+        f"name: {name}",
+        "description: >",
+        f"  TODO: say what {name} is for, in a sentence the business would recognise.",
+        f"consumes: {consumes}",
+        f"when: {json.dumps(when)}    # events for which this is false are filtered out",
+        "steps:",
+        f"  - name: {step}",
+        f"    to: {to}",
+    ]
+    if params:
+        lines.append(f"    params: {json.dumps(dict(params))}")
+    lines.append("    payload:                 # JMESPath over the event; 'text' is a constant")
+    lines.extend(f"      {key}: {_scalar(value)}" for key, value in payload.items())
+    return "\n".join(lines) + "\n"
+
+
+def _tests_yaml(
+    name: str,
+    event_file: str,
+    step: str,
+    to: str,
+    params: Mapping[str, Any],
+    payload: Any,
+    filtered_patch: Mapping[str, Any],
+) -> str:
+    call: dict[str, Any] = {"to": to}
+    if params:
+        call["params"] = dict(params)
+    call["payload"] = payload
+    lines = [
+        f"# Tests of {name}.yaml; run them with `platypus flows test`.",
+        "# Adapters are fakes here: `results:` says what a step's call returns,",
+        "# `fail:` makes it raise. Nothing is sent anywhere.",
+        "cases:",
+        "  - name: the sample event is delivered",
+        f"    event_file: {event_file}",
+        "    calls:",
+        _indent(yaml.safe_dump([call], sort_keys=False, allow_unicode=True, width=88), 6),
+        "",
+        "  - name: events the condition rejects are filtered out",
+        f"    event_file: {event_file}",
+        f"    patch: {_json(filtered_patch)}",
+        "    filtered: true",
+        "",
+        "  - name: a refused call is dead-lettered",
+        f"    event_file: {event_file}",
+        "    fail:",
+        f"      {step}: {{error: PermanentError, message: 400 Bad Request}}",
+        "    dead_lettered:",
+        f"      step: {step}",
+        "      error: PermanentError",
+        "      message_contains: 400 Bad Request",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.rstrip("\n").splitlines())
+
+
+def _json(value: Any) -> str:
+    """JSON is YAML: one line, exact, and no quoting surprises."""
+    return json.dumps(value, default=str)
+
+
+# -- a minimal valid instance from a JSON Schema -------------------------------------
+
+
+def _options(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    schema = _deref(schema, defs)
+    found = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(found, list):
+        return [o for option in found for o in _options(option, defs)]
+    return [schema]
+
+
+def _deref(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    for _ in range(32):
+        ref = schema.get("$ref")
+        if not isinstance(ref, str):
+            break
+        schema = defs.get(ref.rsplit("/", 1)[-1], {})
+    return schema
+
+
+def sample_instance(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None) -> Any:
+    """A small value valid for ``schema`` (pydantic's JSON Schema): required fields only.
+
+    Handles what event schemas use: objects, lists (one item), enums and consts,
+    strings with a format, length or pattern, and bounded numbers.
+    """
+    defs = defs if defs is not None else schema.get("$defs", {})
+    schema = _deref(schema, defs)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(options, list):
+        real = [o for o in options if _deref(o, defs).get("type") != "null"]
+        return sample_instance(real[0] if real else options[0], defs)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {key: sample_instance(props[key], defs) for key in schema.get("required", [])}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems", 1)))
+        item = schema.get("items", {})
+        return [sample_instance(item, defs) for _ in range(count)]
+    if kind == "string":
+        return _sample_string(schema)
+    if kind in ("number", "integer"):
+        return _sample_number(schema, kind)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "sample"
+
+
+def _sample_string(schema: Mapping[str, Any]) -> str:
+    formats = {
+        "date": "2026-01-15",
+        "date-time": SAMPLE_TIME,
+        "email": "someone@example.com",
+        "uri": "https://example.com/",
+        "uuid": "00000000-0000-4000-8000-000000000001",
+        "time": "09:00:00",
+    }
+    fmt = schema.get("format")
+    if isinstance(fmt, str) and fmt in formats:
+        return formats[fmt]
+    pattern = schema.get("pattern")
+    text = _from_pattern(pattern) if isinstance(pattern, str) else "sample"
+    least = int(schema.get("minLength", 0))
+    if len(text) < least:
+        text += "x" * (least - len(text))
+    most = schema.get("maxLength")
+    return text[: int(most)] if isinstance(most, int) else text
+
+
+def _sample_number(schema: Mapping[str, Any], kind: str) -> int | float:
+    value: float = 100
+    if "minimum" in schema:
+        value = max(value, float(schema["minimum"]))
+    if "exclusiveMinimum" in schema:
+        value = max(value, float(schema["exclusiveMinimum"]) + 1)
+    if "maximum" in schema:
+        value = min(value, float(schema["maximum"]))
+    if "exclusiveMaximum" in schema:
+        value = min(value, float(schema["exclusiveMaximum"]) - 1)
+    return int(value) if kind == "integer" or value == int(value) else value
+
+
+def _from_pattern(pattern: str) -> str:
+    """The shortest simple string a regular expression matches (best effort)."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return "sample"
+    return _walk(parsed)
+
+
+def _walk(items: Any) -> str:
+    out = []
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(chr(arg))
+        elif name == "IN":
+            out.append(_first_in(arg))
+        elif name == "ANY":
+            out.append("a")
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, _high, sub = arg
+            out.append(_walk(sub) * int(low))
+        elif name == "SUBPATTERN":
+            out.append(_walk(arg[-1]))
+        elif name == "BRANCH":
+            out.append(_walk(arg[1][0]))
+        elif name == "CATEGORY":
+            out.append(_category(str(arg)))
+    return "".join(out)
+
+
+def _first_in(options: Any) -> str:
+    for op, arg in options:
+        name = str(op)
+        if name == "LITERAL":
+            return chr(arg)
+        if name == "RANGE":
+            return chr(arg[0])
+        if name == "CATEGORY":
+            return _category(str(arg))
+    return "a"
+
+
+def _category(name: str) -> str:
+    if "DIGIT" in name and "NOT" not in name:
+        return "0"
+    if "SPACE" in name and "NOT" not in name:
+        return " "
+    return "a"

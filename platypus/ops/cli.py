@@ -1,0 +1,437 @@
+"""``platypus dlq``: failed events from the command line, as the dashboard will offer them.
+
+Every command brings the store up to date first, when it can: if no running
+``platypus run`` owns the event log (`LogOwnerLock` is free), the command opens
+the log itself, indexes new dead letters, appends replays and settles the
+entries whose replays have an outcome. While ``platypus run`` is up, its indexer
+does that, and ``replay`` only marks the entries for it to append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import getpass
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from platypus.config import ProjectConfig, load_config
+from platypus.exceptions import PlatypusError
+from platypus.ops.actions import Actor, InvalidReplayError, Operations
+from platypus.ops.indexer import Indexer, LogOwnerLock
+from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
+from platypus.runtime.log import EventLog
+from platypus.schema_registry import SchemaRegistry
+
+__all__ = ["dlq"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(func: F) -> F:
+    options = [
+        click.option(
+            "--project",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path(),
+            show_default=True,
+            help="Project folder holding platypus.yaml.",
+        ),
+        click.option(
+            "--store",
+            "store_url",
+            envvar="PLATYPUS_DLQ_STORE",
+            help="Store URL, e.g. postgresql+psycopg://user@host/db "
+            "(default: failures.db in the project's data_dir).",
+        ),
+        click.option(
+            "--actor",
+            default=lambda: os.environ.get("USER") or getpass.getuser(),
+            help="Who acts, for the audit trail (default: $USER).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return _errors(func)
+
+
+def _filters(func: F) -> F:
+    options = [
+        click.option("--flow", help="Flow name."),
+        click.option("--step", help="Step name."),
+        click.option("--type", "event_type", help="Event type, e.g. people.worker.hired.v1."),
+        click.option("--error-class", help="Error class, e.g. platypus.exceptions.PermanentError."),
+        click.option("--fingerprint", help="Failure group (the FP column)."),
+        click.option(
+            "--status",
+            multiple=True,
+            type=click.Choice([s.value for s in FailureStatus]),
+            help="Status (repeat for several).",
+        ),
+        click.option("--key", "business_key", help="Business key (the event's subject)."),
+        click.option("--search", "text", help="Text in the error message (case-insensitive)."),
+        click.option("--since", help="Last failure at or after this ISO time (UTC if no zone)."),
+        click.option("--until", help="Last failure before this ISO time."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InvalidReplayError as exc:
+            click.echo(f"error: {exc}", err=True)
+            for error in exc.errors:
+                click.echo(f"  {error.get('path') or 'event'}: {error.get('message')}", err=True)
+            sys.exit(2)
+        except PlatypusError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _filter(
+    *,
+    flow: str | None,
+    step: str | None,
+    event_type: str | None,
+    error_class: str | None,
+    fingerprint: str | None,
+    status: Sequence[str],
+    business_key: str | None,
+    text: str | None,
+    since: str | None,
+    until: str | None,
+) -> FailureFilter:
+    return FailureFilter(
+        flow=flow,
+        step=step,
+        event_type=event_type,
+        error_class=error_class,
+        fingerprint=fingerprint,
+        status=tuple(FailureStatus(s) for s in status),
+        business_key=business_key,
+        text=text,
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+    )
+
+
+def _time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 time", param_hint=option) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class _Session:
+    config: ProjectConfig
+    store: FailureStore
+    ops: Operations
+    log: EventLog | None  # open when this process owns the log
+    owner_running: bool  # a running platypus holds the log (and appends queued replays)
+
+
+@asynccontextmanager
+async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Session]:
+    config = load_config(root=project)
+    data_dir = config.resolve(config.data_dir)
+    if store_url:
+        store = FailureStore(store_url)
+        store.create()
+    else:
+        store = FailureStore.for_data_dir(data_dir)
+    schemas = SchemaRegistry.default()
+    lock = LogOwnerLock(data_dir)
+    log: EventLog | None = None
+    try:
+        owned = lock.acquire()
+        if owned and (data_dir / "events.db").exists():
+            log = EventLog(data_dir, partitions=config.partitions)
+            log.open()
+            indexer = Indexer(log, store, flows=_flows(config), quiet=True)
+            try:
+                await indexer.index_once()
+            finally:
+                indexer.close()
+        ops = Operations(store, schemas, log=log)
+        yield _Session(config, store, ops, log, owner_running=not owned)
+    finally:
+        if log is not None:
+            log.close()
+        lock.release()
+        store.close()
+
+
+def _flows(config: ProjectConfig) -> list[Any]:
+    from platypus.flow.loader import load_flows
+
+    try:
+        return list(load_flows(config.resolve(config.flows)))
+    except (PlatypusError, OSError):
+        return []  # only used to name each step's connection
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@click.group("dlq")
+def dlq() -> None:
+    """Failed events: list, show, replay, discard, and the audit trail."""
+
+
+@dlq.command("list")
+@_common
+@_filters
+@click.option("--limit", default=50, show_default=True, help="Most entries to show.")
+@click.option("--offset", default=0, show_default=True, help="Entries to skip.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def list_command(
+    project: Path,
+    store_url: str | None,
+    actor: str,
+    limit: int,
+    offset: int,
+    fmt: str,
+    **filters: Any,
+) -> None:
+    """List failed events, newest failure first."""
+    where = _filter(**filters)
+
+    async def body() -> tuple[list[Failure], int]:
+        async with _session(project, store_url) as session:
+            found = session.store.search(where, limit=limit, offset=offset)
+            return found, session.store.count(where)
+
+    found, total = _run(body())
+    if fmt == "json":
+        click.echo(json.dumps({"total": total, "entries": [f.summary() for f in found]}, indent=2))
+        return
+    if not found:
+        click.echo("No failed events match.")
+        return
+    rows = [
+        (
+            str(f.id),
+            f.status.value,
+            f.last_failure.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{f.flow}/{f.step}" if f.step else f.flow or "-",
+            f.business_key,
+            str(f.attempts),
+            f.fingerprint,
+            _shorten(f.error_message, 60),
+        )
+        for f in found
+    ]
+    header = ("ID", "STATUS", "LAST FAILURE (UTC)", "FLOW/STEP", "KEY", "ATT", "FP", "ERROR")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
+    click.echo(f"\n{len(found)} of {total} shown (--limit/--offset for more).")
+
+
+@dlq.command("show")
+@click.argument("failure_id", type=int)
+@_common
+@click.option("--reveal", is_flag=True, help="Show personal data unmasked (audited).")
+def show_command(
+    failure_id: int, project: Path, store_url: str | None, actor: str, reveal: bool
+) -> None:
+    """Show one failed event with its headers; personal data masked unless --reveal."""
+
+    async def body() -> dict[str, Any]:
+        async with _session(project, store_url) as session:
+            return session.ops.show(failure_id, Actor.operator(actor), reveal=reveal)
+
+    click.echo(json.dumps(_run(body()), indent=2, default=str))
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@_common
+@click.option("--all-matching", is_flag=True, help="Replay every entry matching the filters.")
+@_filters
+@click.option(
+    "--edit",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replay one entry with this edited event (JSON); validated first.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before a bulk replay.")
+@click.option(
+    "--wait",
+    default=30.0,
+    show_default=True,
+    help="While platypus run is up: seconds to wait for it to take the replays.",
+)
+def replay_command(
+    ids: tuple[int, ...],
+    project: Path,
+    store_url: str | None,
+    actor: str,
+    all_matching: bool,
+    edit: Path | None,
+    yes: bool,
+    wait: float,
+    **filters: Any,
+) -> None:
+    """Replay failed events: IDs, or --all-matching the filters (open ones by default).
+
+    Each event is appended again with its key, in the order the events were first
+    read, and its entry is `replaying` until the replay is delivered.
+    """
+    selection = _selection(ids, all_matching, filters)
+    payload = edit.read_bytes() if edit is not None else None
+
+    async def body() -> None:
+        async with _session(project, store_url) as session:
+            size = _size(session, selection)
+            if all_matching and not yes and size > 1:
+                click.confirm(f"Replay {size} failed events?", abort=True)
+            who = Actor.operator(actor)
+            with click.progressbar(length=size, label="Replaying", file=sys.stderr) as bar:
+                report = await session.ops.replay(
+                    selection, who, payload=payload, progress=bar.update
+                )
+                if report.queued and session.owner_running:
+                    await _wait_for_owner(session.store, report.ids, bar, wait)
+            if report.queued and not session.owner_running:
+                click.echo(
+                    f"{len(report.ids)} marked for replay; no platypus run owns the event log, "
+                    "so they are appended when it starts."
+                )
+            elif report.queued:
+                left = session.store.undispatched(report.ids)
+                taken = len(report.ids) - left
+                click.echo(
+                    f"{len(report.ids)} marked for replay; the running platypus took {taken}."
+                    + (f" {left} are still waiting for it." if left else "")
+                )
+            else:
+                click.echo(
+                    f"{len(report.ids)} replayed: appended to the events topic; "
+                    "they run when `platypus run` does."
+                )
+
+    _run(body())
+
+
+async def _wait_for_owner(store: FailureStore, ids: Sequence[int], bar: Any, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    taken = 0
+    while time.monotonic() < deadline:
+        now = len(ids) - store.undispatched(ids)
+        if now > taken:
+            bar.update(now - taken)
+            taken = now
+        if taken >= len(ids):
+            return
+        await asyncio.sleep(0.2)
+
+
+@dlq.command("discard")
+@click.argument("ids", nargs=-1, type=int)
+@_common
+@click.option("--all-matching", is_flag=True, help="Discard every open entry matching the filters.")
+@_filters
+@click.option("--reason", required=True, help="Why: kept in the entry and the audit trail.")
+@click.option("--yes", is_flag=True, help="Do not ask before a bulk discard.")
+def discard_command(
+    ids: tuple[int, ...],
+    project: Path,
+    store_url: str | None,
+    actor: str,
+    all_matching: bool,
+    reason: str,
+    yes: bool,
+    **filters: Any,
+) -> None:
+    """Discard failed events (IDs, or --all-matching the filters), saying why."""
+    selection = _selection(ids, all_matching, filters)
+
+    async def body() -> list[int]:
+        async with _session(project, store_url) as session:
+            size = _size(session, selection)
+            if all_matching and not yes and size > 1:
+                click.confirm(f"Discard {size} failed events?", abort=True)
+            return session.ops.discard(selection, Actor.operator(actor), reason=reason)
+
+    done = _run(body())
+    click.echo(f"{len(done)} discarded.")
+
+
+@dlq.command("audit")
+@_common
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def audit_command(
+    project: Path, store_url: str | None, actor: str, limit: int, offset: int, fmt: str
+) -> None:
+    """The audit trail: who did what to failed events, newest first."""
+
+    async def body() -> list[Any]:
+        async with _session(project, store_url) as session:
+            return session.store.audit_log(limit=limit, offset=offset)
+
+    entries = _run(body())
+    if fmt == "json":
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        return
+    for entry in entries:
+        detail = json.dumps(entry.detail, separators=(",", ":"))
+        click.echo(
+            f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor}  {entry.action}  "
+            f"{entry.count}  {_shorten(detail, 100)}"
+        )
+
+
+def _selection(
+    ids: Sequence[int], all_matching: bool, filters: dict[str, Any]
+) -> Sequence[int] | FailureFilter:
+    given = any(v for v in filters.values())
+    if ids and (all_matching or given):
+        raise click.UsageError("give IDs or --all-matching with filters, not both")
+    if ids:
+        return list(ids)
+    if not all_matching:
+        raise click.UsageError("give the IDs to act on, or --all-matching with filters")
+    return _filter(**filters)
+
+
+def _size(session: _Session, selection: Sequence[int] | FailureFilter) -> int:
+    if isinstance(selection, FailureFilter):
+        where = selection
+        if not where.status:
+            where = FailureFilter(**{**_fields(where), "status": (FailureStatus.OPEN,)})
+        return session.store.count(where)
+    return len(selection)
+
+
+def _fields(where: FailureFilter) -> dict[str, Any]:
+    return {name: getattr(where, name) for name in where.__dataclass_fields__}
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

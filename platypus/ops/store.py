@@ -1,0 +1,964 @@
+"""The failed-event store: one row per failed (event, flow), an audit trail, positions.
+
+SQLAlchemy Core, one code path for both back ends:
+
+* SQLite by default, ``<data_dir>/failures.db`` beside the event log;
+* PostgreSQL through a URL such as ``postgresql+psycopg://user@host/db``.
+
+Tables::
+
+    failures           one row per (event id, flow) that was dead-lettered; a replay
+                       that fails again updates its row (attempts, last failure, status)
+    audit              who did what, when, to how many entries
+    indexer_position   the next dead-letter offset to index, per partition
+
+Text search is ``ILIKE '%text%'`` over the error messages (SQLite: case-insensitive
+for ASCII). It scans; it is quick enough for the hundred thousands of rows a
+dead-letter store holds. A PostgreSQL ``pg_trgm`` GIN index on ``error_message``
+makes it indexed without a code change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+__all__ = [
+    "AuditEntry",
+    "Failure",
+    "FailureFilter",
+    "FailureStatus",
+    "FailureStore",
+    "NewFailure",
+    "default_store_url",
+    "fingerprint",
+]
+
+STORE_FILE = "failures.db"
+
+
+class FailureStatus(StrEnum):
+    """Where a failed event stands."""
+
+    OPEN = "open"
+    """Dead-lettered and waiting for someone: replay it or discard it."""
+    REPLAYING = "replaying"
+    """A replay was asked for; resolved when the replayed event is delivered."""
+    RESOLVED = "resolved"
+    """A replay of the event was delivered (or the flow now filters it out)."""
+    DISCARDED = "discarded"
+    """Someone decided it is not to be delivered, and said why."""
+
+
+class _UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # (event id, flow), or the dead-letter position for events without an id.
+    sa.Column("entry_key", sa.String(600), nullable=False, unique=True),
+    sa.Column("event_id", sa.String(256), nullable=False),
+    sa.Column("event_type", sa.String(256), nullable=False),
+    sa.Column("flow", sa.String(256), nullable=False),
+    sa.Column("flow_version", sa.String(128), nullable=False),
+    sa.Column("step", sa.String(256), nullable=False),
+    sa.Column("connection", sa.String(256), nullable=False),
+    sa.Column("business_key", sa.String(256), nullable=False),
+    sa.Column("error_class", sa.String(256), nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("retryable", sa.Boolean, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("vendor_code", sa.String(256), nullable=True),
+    sa.Column("errors", sa.JSON, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("failure_count", sa.Integer, nullable=False),
+    sa.Column("first_failure", _UtcDateTime, nullable=False),
+    sa.Column("last_failure", _UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_reason", sa.Text, nullable=False, default=""),
+    sa.Column("source_topic", sa.String(256), nullable=False),
+    sa.Column("source_partition", sa.Integer, nullable=False),
+    sa.Column("source_offset", sa.BigInteger, nullable=False),
+    sa.Column("dlq_partition", sa.Integer, nullable=False),
+    sa.Column("dlq_offset", sa.BigInteger, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("replay_of", sa.Integer, nullable=True),
+    sa.Column("replays", sa.Integer, nullable=False, default=0),
+    sa.Column("replay_payload", sa.LargeBinary, nullable=True),
+    sa.Column("replay_requested_at", _UtcDateTime, nullable=True),
+    sa.Column("replay_partition", sa.Integer, nullable=True),
+    sa.Column("replay_offset", sa.BigInteger, nullable=True),
+    sa.Column("created_at", _UtcDateTime, nullable=False),
+    sa.Column("updated_at", _UtcDateTime, nullable=False),
+    sa.Column("resolved_at", _UtcDateTime, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('open', 'replaying', 'resolved', 'discarded')", name="failures_status"
+    ),
+    sa.Index("failures_by_flow", "flow", "step"),
+    sa.Index("failures_by_step", "step"),
+    sa.Index("failures_by_event_type", "event_type"),
+    sa.Index("failures_by_business_key", "business_key"),
+    sa.Index("failures_by_error_class", "error_class"),
+    sa.Index("failures_by_fingerprint", "fingerprint"),
+    sa.Index("failures_by_first_failure", "first_failure"),
+    sa.Index("failures_by_last_failure", "last_failure"),
+    sa.Index("failures_by_status", "status", "source_partition", "source_offset"),
+    sa.Index("failures_by_event_id", "event_id"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", _UtcDateTime, nullable=False, index=True),
+    sa.Column("actor", sa.String(256), nullable=False, index=True),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+indexer_position = sa.Table(
+    "indexer_position",
+    metadata,
+    sa.Column("topic", sa.String(256), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed (event, flow) as the store holds it."""
+
+    id: int
+    entry_key: str
+    event_id: str
+    event_type: str
+    flow: str
+    flow_version: str
+    step: str
+    connection: str
+    business_key: str
+    error_class: str
+    error_message: str
+    fingerprint: str
+    retryable: bool
+    status_code: int | None
+    vendor_code: str | None
+    errors: list[dict[str, Any]]
+    headers: dict[str, Any]
+    attempts: int
+    failure_count: int
+    first_failure: datetime
+    last_failure: datetime
+    status: FailureStatus
+    status_reason: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    dlq_partition: int
+    dlq_offset: int
+    payload: bytes
+    replay_of: int | None
+    replays: int
+    replay_payload: bytes | None
+    replay_requested_at: datetime | None
+    replay_partition: int | None
+    replay_offset: int | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a listing shows (no payload), JSON-ready."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "flow": self.flow,
+            "step": self.step,
+            "connection": self.connection,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "business_key": self.business_key,
+            "error_class": self.error_class,
+            "error_message": self.error_message,
+            "fingerprint": self.fingerprint,
+            "status_code": self.status_code,
+            "vendor_code": self.vendor_code,
+            "attempts": self.attempts,
+            "failure_count": self.failure_count,
+            "replays": self.replays,
+            "first_failure": self.first_failure.isoformat(),
+            "last_failure": self.last_failure.isoformat(),
+            "status_reason": self.status_reason,
+            "replay_of": self.replay_of,
+        }
+
+
+_FAILURE_FIELDS = [f.name for f in fields(Failure)]
+
+
+@dataclass(frozen=True, slots=True)
+class NewFailure:
+    """What one dead-letter record says, ready to be stored (see `platypus.ops.indexer`)."""
+
+    event_id: str
+    event_type: str
+    flow: str
+    flow_version: str
+    step: str
+    connection: str
+    business_key: str
+    error_class: str
+    error_message: str
+    retryable: bool
+    status_code: int | None
+    vendor_code: str | None
+    errors: list[dict[str, Any]]
+    headers: dict[str, Any]
+    attempts: int
+    first_failure: datetime
+    last_failure: datetime
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    dlq_partition: int
+    dlq_offset: int
+    payload: bytes
+
+    @property
+    def entry_key(self) -> str:
+        """One entry per (event id, flow); an event without an id by its dead letter."""
+        if self.event_id:
+            return f"{self.event_id}\x1f{self.flow}"
+        return f"dlq\x1f{self.dlq_partition}\x1f{self.dlq_offset}"
+
+    @property
+    def fingerprint(self) -> str:
+        """The group this failure belongs to: see `fingerprint`."""
+        return fingerprint(
+            self.error_class,
+            self.flow,
+            self.step,
+            self.error_message,
+            status_code=self.status_code,
+            vendor_code=self.vendor_code,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FailureFilter:
+    """A selection of entries; every given criterion must hold.
+
+    ``text`` is a case-insensitive substring of the error message; ``since`` and
+    ``until`` bound ``last_failure`` (``since`` inclusive, ``until`` exclusive).
+    """
+
+    flow: str | None = None
+    step: str | None = None
+    event_type: str | None = None
+    error_class: str | None = None
+    fingerprint: str | None = None
+    status: Sequence[FailureStatus] = ()
+    business_key: str | None = None
+    text: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    ids: Sequence[int] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The criteria that are set, JSON-ready (for the audit trail)."""
+        out: dict[str, Any] = {}
+        for name in (
+            "flow",
+            "step",
+            "event_type",
+            "error_class",
+            "fingerprint",
+            "business_key",
+            "text",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.status:
+            out["status"] = [s.value for s in self.status]
+        if self.since is not None:
+            out["since"] = self.since.isoformat()
+        if self.until is not None:
+            out["until"] = self.until.isoformat()
+        if self.ids is not None:
+            out["ids"] = list(self.ids)
+        return out
+
+    def clause(self) -> sa.ColumnElement[bool]:
+        """The SQL condition selecting the entries."""
+        c = failures.c
+        parts: list[sa.ColumnElement[bool]] = []
+        for column, value in (
+            (c.flow, self.flow),
+            (c.step, self.step),
+            (c.event_type, self.event_type),
+            (c.error_class, self.error_class),
+            (c.fingerprint, self.fingerprint),
+            (c.business_key, self.business_key),
+        ):
+            if value is not None:
+                parts.append(column == value)
+        if self.status:
+            parts.append(c.status.in_([s.value for s in self.status]))
+        if self.text:
+            parts.append(c.error_message.ilike(f"%{_escape_like(self.text)}%", escape="\\"))
+        if self.since is not None:
+            parts.append(c.last_failure >= self.since)
+        if self.until is not None:
+            parts.append(c.last_failure < self.until)
+        if self.ids is not None:
+            parts.append(c.id.in_(list(self.ids)))
+        return sa.and_(sa.true(), *parts)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One action on the store: who, when, what, on how many entries."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "detail": self.detail,
+            "count": self.count,
+        }
+
+
+_NUMBERS = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUIDs
+    r"|\b[\w.:-]*\d[\w.:-]*\b",  # any token holding a digit: ids, counts, ports, times
+    re.IGNORECASE,
+)
+
+
+def normalize_message(message: str) -> str:
+    """``message`` with ids, numbers and quoted values replaced, to group alike failures."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "<v>", message)
+    text = _NUMBERS.sub("<n>", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def fingerprint(
+    error_class: str,
+    flow: str,
+    step: str,
+    message: str,
+    *,
+    status_code: int | None = None,
+    vendor_code: str | None = None,
+) -> str:
+    """A stable hash of the failure's kind: the same error at the same place.
+
+    Inputs: error class, flow, step, the vendor's status and error code, and the
+    message with every token holding a digit (ids, amounts, ports, times) and every
+    quoted value replaced. Two events rejected for the same reason share it.
+    """
+    parts = [
+        error_class,
+        flow,
+        step,
+        "" if status_code is None else str(status_code),
+        vendor_code or "",
+        normalize_message(message),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def default_store_url(data_dir: Path) -> str:
+    """The SQLite store beside the event log: ``sqlite:///<data_dir>/failures.db``."""
+    return f"sqlite:///{(data_dir / STORE_FILE).resolve()}"
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FailureStore:
+    """The store's tables behind a small API; safe to share within a process."""
+
+    def __init__(self, url: str | Engine) -> None:
+        if isinstance(url, Engine):
+            self.engine = url
+        else:
+            self.engine = _engine(url)
+        self.url = self.engine.url.render_as_string(hide_password=True)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> FailureStore:
+        """The default SQLite store of a project's data directory (created if missing)."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = cls(default_store_url(data_dir))
+        store.create()
+        return store
+
+    def create(self) -> None:
+        """Create the tables and indexes that do not exist yet."""
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection in a transaction, committed on success."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- reads ------------------------------------------------------------------
+
+    def get(self, failure_id: int) -> Failure | None:
+        """The entry ``failure_id``, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(failures).where(failures.c.id == failure_id)).first()
+        return _failure(row._mapping) if row is not None else None
+
+    def search(
+        self,
+        where: FailureFilter = FailureFilter(),
+        *,
+        limit: int | None = 100,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[Failure]:
+        """Entries matching ``where``, newest last failure first by default."""
+        order = (
+            (failures.c.last_failure.desc(), failures.c.id.desc())
+            if newest_first
+            else (failures.c.last_failure, failures.c.id)
+        )
+        query = sa.select(failures).where(where.clause()).order_by(*order).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_failure(row._mapping) for row in conn.execute(query)]
+
+    def count(self, where: FailureFilter = FailureFilter()) -> int:
+        """How many entries match ``where``."""
+        query = sa.select(sa.func.count()).select_from(failures).where(where.clause())
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def counts_by_status(self) -> dict[FailureStatus, int]:
+        """Entries per status (every status present, 0 when none)."""
+        query = sa.select(failures.c.status, sa.func.count()).group_by(failures.c.status)
+        with self.engine.connect() as conn:
+            found = {FailureStatus(s): int(n) for s, n in conn.execute(query)}
+        return {s: found.get(s, 0) for s in FailureStatus}
+
+    def in_source_order(self, where: FailureFilter) -> list[Failure]:
+        """Entries matching ``where`` in the order their events were first read.
+
+        Entries of one key share a partition, so this is each key's original order.
+        """
+        query = (
+            sa.select(failures)
+            .where(where.clause())
+            .order_by(
+                failures.c.source_topic,
+                failures.c.source_partition,
+                failures.c.source_offset,
+                failures.c.id,
+            )
+        )
+        with self.engine.connect() as conn:
+            return [_failure(row._mapping) for row in conn.execute(query)]
+
+    def pending_replays(self, limit: int = 500) -> list[Failure]:
+        """Entries whose replay was asked for but not yet appended, in source order."""
+        query = (
+            sa.select(failures)
+            .where(
+                failures.c.status == FailureStatus.REPLAYING.value,
+                failures.c.replay_offset.is_(None),
+            )
+            .order_by(
+                failures.c.source_topic,
+                failures.c.source_partition,
+                failures.c.source_offset,
+                failures.c.id,
+            )
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_failure(row._mapping) for row in conn.execute(query)]
+
+    def undispatched(self, ids: Sequence[int]) -> int:
+        """How many of ``ids`` are ``replaying`` but not yet appended to the log."""
+        total = 0
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = (
+                    sa.select(sa.func.count())
+                    .select_from(failures)
+                    .where(
+                        failures.c.id.in_(list(ids[start : start + 500])),
+                        failures.c.status == FailureStatus.REPLAYING.value,
+                        failures.c.replay_offset.is_(None),
+                    )
+                )
+                total += int(conn.execute(query).scalar_one())
+        return total
+
+    def awaiting_outcome(self, limit: int = 5000) -> list[Failure]:
+        """Entries whose replayed event is in the log, waiting for its outcome."""
+        query = (
+            sa.select(failures)
+            .where(
+                failures.c.status == FailureStatus.REPLAYING.value,
+                failures.c.replay_offset.is_not(None),
+            )
+            .order_by(failures.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_failure(row._mapping) for row in conn.execute(query)]
+
+    def positions(self, topic: str) -> dict[int, int]:
+        """The next dead-letter offset to index, per partition already seen."""
+        query = sa.select(indexer_position.c.partition, indexer_position.c.next_offset).where(
+            indexer_position.c.topic == topic
+        )
+        with self.engine.connect() as conn:
+            return {int(p): int(o) for p, o in conn.execute(query)}
+
+    def audit_log(self, *, limit: int = 100, offset: int = 0) -> list[AuditEntry]:
+        """The audit trail, newest first."""
+        query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [
+                AuditEntry(
+                    id=row.id,
+                    at=row.at,
+                    actor=row.actor,
+                    action=row.action,
+                    detail=dict(row.detail),
+                    count=row._mapping["count"],
+                )
+                for row in conn.execute(query)
+            ]
+
+    # -- writes -----------------------------------------------------------------
+
+    def record_failures(
+        self,
+        new: Sequence[NewFailure],
+        *,
+        topic: str,
+        positions: Mapping[int, int],
+        replay_positions: Mapping[tuple[str, int, int], int] | None = None,
+    ) -> tuple[int, int]:
+        """Store dead letters and move the indexer past them, in one transaction.
+
+        A dead letter for an (event id, flow) already stored updates that entry
+        (attempts added, last failure, message, payload, back to open) unless the
+        entry has already seen this dead-letter record or a later one: indexing
+        the same record twice is a no-op. ``replay_positions`` maps the log
+        position of a replayed event to the entry it replays, to fill
+        ``replay_of`` of entries it creates. Returns (created, updated).
+        """
+        now = _now()
+        replay_positions = replay_positions or {}
+        columns = (
+            failures.c.id,
+            failures.c.entry_key,
+            failures.c.dlq_partition,
+            failures.c.dlq_offset,
+            failures.c.attempts,
+            failures.c.failure_count,
+            failures.c.first_failure,
+        )
+        with self.engine.begin() as conn:
+            keys = list({item.entry_key for item in new})
+            existing: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(keys), 500):
+                query = sa.select(*columns).where(
+                    failures.c.entry_key.in_(keys[start : start + 500])
+                )
+                existing.update({row.entry_key: dict(row._mapping) for row in conn.execute(query)})
+            inserts: dict[str, dict[str, Any]] = {}
+            updates: dict[str, dict[str, Any]] = {}
+            for item in new:
+                key = item.entry_key
+                values = _failure_values(item)
+                row = inserts.get(key) or updates.get(key) or existing.get(key)
+                if row is None:
+                    inserts[key] = {
+                        "entry_key": key,
+                        **values,
+                        "attempts": item.attempts,
+                        "failure_count": 1,
+                        "first_failure": item.first_failure,
+                        "status": FailureStatus.OPEN.value,
+                        "status_reason": "",
+                        "source_topic": item.source_topic,
+                        "source_partition": item.source_partition,
+                        "source_offset": item.source_offset,
+                        "replay_of": replay_positions.get(
+                            (item.source_topic, item.source_partition, item.source_offset)
+                        ),
+                        "replays": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    continue
+                if (item.dlq_partition, item.dlq_offset) <= (
+                    row["dlq_partition"],
+                    row["dlq_offset"],
+                ):
+                    continue  # this record, or a later one, is already in the entry
+                merged = {
+                    **row,
+                    **values,
+                    "attempts": row["attempts"] + item.attempts,
+                    "failure_count": row["failure_count"] + 1,
+                    "first_failure": min(row["first_failure"], item.first_failure),
+                }
+                if key in inserts:
+                    inserts[key] = merged
+                else:
+                    updates[key] = merged
+            if inserts:
+                conn.execute(failures.insert(), list(inserts.values()))
+            for row in updates.values():
+                conn.execute(
+                    failures.update()
+                    .where(failures.c.id == row["id"])
+                    .values(
+                        **{name: row[name] for name in _REPLACED},
+                        attempts=row["attempts"],
+                        failure_count=row["failure_count"],
+                        first_failure=row["first_failure"],
+                        status=FailureStatus.OPEN.value,
+                        status_reason="failed again",
+                        replay_payload=None,
+                        resolved_at=None,
+                        updated_at=now,
+                    )
+                )
+            self._save_positions(conn, topic, positions)
+        return len(inserts), len(updates)
+
+    def _save_positions(self, conn: Connection, topic: str, positions: Mapping[int, int]) -> None:
+        for partition, next_offset in positions.items():
+            done = conn.execute(
+                indexer_position.update()
+                .where(
+                    indexer_position.c.topic == topic,
+                    indexer_position.c.partition == partition,
+                    indexer_position.c.next_offset < next_offset,
+                )
+                .values(next_offset=next_offset)
+            )
+            if done.rowcount == 0:
+                exists = conn.execute(
+                    sa.select(indexer_position.c.next_offset).where(
+                        indexer_position.c.topic == topic,
+                        indexer_position.c.partition == partition,
+                    )
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        indexer_position.insert().values(
+                            topic=topic, partition=partition, next_offset=next_offset
+                        )
+                    )
+
+    def request_replays(
+        self,
+        ids: Sequence[int],
+        *,
+        payloads: Mapping[int, bytes] | None = None,
+        allowed: Sequence[FailureStatus],
+        audit_row: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> list[int]:
+        """Mark entries ``replaying`` (only those in an ``allowed`` status); returns them.
+
+        With ``audit_row`` = (actor, action, detail), the audit row is written in
+        the same transaction with the count of entries marked.
+        """
+        now = _now()
+        payloads = payloads or {}
+        marked: list[int] = []
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                found = conn.execute(
+                    sa.select(failures.c.id).where(
+                        failures.c.id.in_(chunk),
+                        failures.c.status.in_([s.value for s in allowed]),
+                    )
+                ).scalars()
+                ok = set(found)
+                marked.extend(i for i in chunk if i in ok)
+            plain = [i for i in marked if i not in payloads]
+            for start in range(0, len(plain), 500):
+                conn.execute(
+                    failures.update()
+                    .where(failures.c.id.in_(plain[start : start + 500]))
+                    .values(
+                        status=FailureStatus.REPLAYING.value,
+                        replays=failures.c.replays + 1,
+                        replay_payload=None,
+                        replay_requested_at=now,
+                        replay_partition=None,
+                        replay_offset=None,
+                        updated_at=now,
+                    )
+                )
+            for failure_id in marked:
+                if failure_id in payloads:
+                    conn.execute(
+                        failures.update()
+                        .where(failures.c.id == failure_id)
+                        .values(
+                            status=FailureStatus.REPLAYING.value,
+                            replays=failures.c.replays + 1,
+                            replay_payload=payloads[failure_id],
+                            replay_requested_at=now,
+                            replay_partition=None,
+                            replay_offset=None,
+                            updated_at=now,
+                        )
+                    )
+            if audit_row is not None:
+                actor, action, detail = audit_row
+                _insert_audit(conn, actor, action, {**detail, "ids": marked}, len(marked))
+        return marked
+
+    def mark_replayed(self, placed: Mapping[int, tuple[int, int]]) -> None:
+        """Record where each entry's replayed event was appended (partition, offset)."""
+        if not placed:
+            return
+        now = _now()
+        statement = (
+            failures.update()
+            .where(failures.c.id == sa.bindparam("failure_id"))
+            .values(
+                replay_partition=sa.bindparam("partition"),
+                replay_offset=sa.bindparam("offset"),
+                updated_at=now,
+            )
+        )
+        rows = [
+            {"failure_id": failure_id, "partition": partition, "offset": offset}
+            for failure_id, (partition, offset) in placed.items()
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    def settle(
+        self, outcomes: Mapping[int, tuple[FailureStatus, str]], *, actor: str = "platypus"
+    ) -> int:
+        """Move replaying entries to their final status (resolved, discarded).
+
+        Only entries still ``replaying`` change; an audit row per status records it.
+        """
+        now = _now()
+        changed: dict[FailureStatus, list[int]] = {}
+        with self.engine.begin() as conn:
+            for failure_id, (status, reason) in outcomes.items():
+                done = conn.execute(
+                    failures.update()
+                    .where(
+                        failures.c.id == failure_id,
+                        failures.c.status == FailureStatus.REPLAYING.value,
+                    )
+                    .values(
+                        status=status.value,
+                        status_reason=reason,
+                        resolved_at=now,
+                        updated_at=now,
+                    )
+                )
+                if done.rowcount:
+                    changed.setdefault(status, []).append(failure_id)
+            for status, ids in changed.items():
+                action = "resolve" if status is FailureStatus.RESOLVED else "settle"
+                _insert_audit(conn, actor, action, {"ids": ids, "status": status.value}, len(ids))
+        return sum(len(ids) for ids in changed.values())
+
+    def discard(
+        self,
+        ids: Sequence[int],
+        *,
+        reason: str,
+        allowed: Sequence[FailureStatus],
+        audit_row: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> list[int]:
+        """Mark entries ``discarded`` with ``reason``; returns those changed."""
+        now = _now()
+        done: list[int] = []
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                found = set(
+                    conn.execute(
+                        sa.select(failures.c.id).where(
+                            failures.c.id.in_(chunk),
+                            failures.c.status.in_([s.value for s in allowed]),
+                        )
+                    ).scalars()
+                )
+                hit = [i for i in chunk if i in found]
+                if hit:
+                    conn.execute(
+                        failures.update()
+                        .where(failures.c.id.in_(hit))
+                        .values(
+                            status=FailureStatus.DISCARDED.value,
+                            status_reason=reason,
+                            resolved_at=now,
+                            updated_at=now,
+                        )
+                    )
+                done.extend(hit)
+            if audit_row is not None:
+                actor, action, detail = audit_row
+                _insert_audit(
+                    conn, actor, action, {**detail, "ids": done, "reason": reason}, len(done)
+                )
+        return done
+
+    def audit(self, actor: str, action: str, detail: Mapping[str, Any], count: int) -> int:
+        """Write one audit row; returns its id."""
+        with self.engine.begin() as conn:
+            return _insert_audit(conn, actor, action, dict(detail), count)
+
+
+def _insert_audit(
+    conn: Connection, actor: str, action: str, detail: dict[str, Any], count: int
+) -> int:
+    result = conn.execute(
+        audit.insert().values(at=_now(), actor=actor, action=action, detail=detail, count=count)
+    )
+    key = result.inserted_primary_key
+    return int(key[0]) if key is not None else 0
+
+
+_REPLACED = (
+    "event_id",
+    "event_type",
+    "flow",
+    "flow_version",
+    "step",
+    "connection",
+    "business_key",
+    "error_class",
+    "error_message",
+    "fingerprint",
+    "retryable",
+    "status_code",
+    "vendor_code",
+    "errors",
+    "headers",
+    "last_failure",
+    "dlq_partition",
+    "dlq_offset",
+    "payload",
+)
+
+
+def _failure_values(item: NewFailure) -> dict[str, Any]:
+    # The fields a later dead letter of the same entry replaces.
+    return {
+        "event_id": item.event_id,
+        "event_type": item.event_type,
+        "flow": item.flow,
+        "flow_version": item.flow_version,
+        "step": item.step,
+        "connection": item.connection,
+        "business_key": item.business_key,
+        "error_class": item.error_class,
+        "error_message": item.error_message,
+        "fingerprint": item.fingerprint,
+        "retryable": item.retryable,
+        "status_code": item.status_code,
+        "vendor_code": item.vendor_code,
+        "errors": item.errors,
+        "headers": item.headers,
+        "last_failure": item.last_failure,
+        "dlq_partition": item.dlq_partition,
+        "dlq_offset": item.dlq_offset,
+        "payload": item.payload,
+    }
+
+
+def _failure(row: sa.RowMapping) -> Failure:
+    values = {name: row[name] for name in _FAILURE_FIELDS}
+    values["status"] = FailureStatus(values["status"])
+    values["payload"] = bytes(values["payload"])
+    if values["replay_payload"] is not None:
+        values["replay_payload"] = bytes(values["replay_payload"])
+    values["errors"] = list(values["errors"] or [])
+    values["headers"] = dict(values["headers"] or {})
+    return Failure(**values)
+
+
+def _engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL: the CLI reads while the running app's indexer writes.
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,25 @@
+"""A temporary Platypus project: the repository's platypus.yaml and one real flow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support import closed_won
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """platypus.yaml, flows/closed-won-to-orders.yaml and samples/big.event.json."""
+    shutil.copy(REPO / "platypus.yaml", tmp_path / "platypus.yaml")
+    (tmp_path / "flows").mkdir()
+    shutil.copy(REPO / "flows" / "closed-won-to-orders.yaml", tmp_path / "flows")
+    (tmp_path / "samples").mkdir()
+    event = closed_won("006Kd00000A1b2cAAA", amount=25000, event_id="evt-1")
+    (tmp_path / "samples" / "big.event.json").write_text(json.dumps(event), encoding="utf-8")
+    return tmp_path

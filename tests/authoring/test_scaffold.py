@@ -1,0 +1,110 @@
+"""``platypus new flow``: a flow, its tests and a sample event that pass lint and test at once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from platypus.authoring.cli import flows_test_command, new_group
+from platypus.authoring.scaffold import sample_instance
+from platypus.cli import flows_lint
+from platypus.schema_registry import SchemaRegistry
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> Path:
+    shutil.copy(REPO / "platypus.yaml", tmp_path / "platypus.yaml")
+    return tmp_path
+
+
+@pytest.mark.parametrize("event_type", [s.type for s in SchemaRegistry.default()])
+@pytest.mark.parametrize("to", ["vendor.post", "sink.send"])
+def test_the_scaffold_passes_lint_and_its_tests_for_every_event_type(
+    empty: Path, event_type: str, to: str
+) -> None:
+    runner = CliRunner()
+    project = ["--project", str(empty)]
+
+    made = runner.invoke(
+        new_group, ["flow", "my-flow", "--consumes", event_type, "--to", to, *project]
+    )
+    lint = runner.invoke(flows_lint, project)
+    tests = runner.invoke(flows_test_command, project)
+
+    assert made.exit_code == 0, made.output
+    assert made.output.splitlines()[:3] == [
+        f"created {empty / 'flows' / 'my-flow.yaml'}",
+        f"created {empty / 'flows' / 'my-flow.test.yaml'}",
+        f"created {empty / 'samples' / 'my-flow.event.json'}",
+    ]
+    assert lint.output == "no problems found\n"
+    assert tests.exit_code == 0, tests.output
+    assert tests.output == "3 passed in 1 file\n"
+
+
+def test_the_sample_event_is_one_json_line_valid_for_its_schema(empty: Path) -> None:
+    event_type = "sales.opportunity.closed_won.v1"
+    CliRunner().invoke(new_group, ["flow", "x", "--consumes", event_type, "--project", str(empty)])
+
+    text = (empty / "samples" / "x.event.json").read_text()
+    event = json.loads(text)
+
+    assert text.count("\n") == 1
+    assert event["type"] == event_type
+    assert event["subject"] == event["data"]["opportunity_id"]
+    SchemaRegistry.default().get(event_type).model.model_validate(event["data"])
+
+
+def test_existing_files_are_not_overwritten(empty: Path) -> None:
+    runner = CliRunner()
+    args = ["flow", "x", "--project", str(empty)]
+    runner.invoke(new_group, args)
+
+    again = runner.invoke(new_group, args)
+
+    assert again.exit_code == 2
+    assert "not overwriting" in again.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["flow", "Bad Name"], "invalid flow name 'Bad Name'"),
+        (["flow", "x", "--consumes", "sales.nope.v1"], "unknown event type 'sales.nope.v1'"),
+    ],
+)
+def test_bad_names_and_types_are_refused(empty: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(new_group, [*args, "--project", str(empty)])
+
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_sample_instance_follows_patterns_formats_bounds_and_lists() -> None:
+    schema = {
+        "type": "object",
+        "required": ["id", "when", "n", "items", "kind"],
+        "properties": {
+            "id": {"type": "string", "pattern": r"^006[A-Za-z0-9]{12}$"},
+            "when": {"type": "string", "format": "date"},
+            "n": {"type": "integer", "exclusiveMinimum": 0, "maximum": 5},
+            "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
+            "kind": {"enum": ["b", "a"]},
+            "optional": {"type": "string"},
+        },
+        "$defs": {"Item": {"type": "object", "required": ["x"], "properties": {"x": {}}}},
+    }
+
+    assert sample_instance(schema) == {
+        "id": "006AAAAAAAAAAAA",
+        "when": "2026-01-15",
+        "n": 5,
+        "items": [{"x": "sample"}],
+        "kind": "b",
+    }
