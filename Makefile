@@ -6,7 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo test lint bench clean browser
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +21,22 @@ demo: $(STAMP)
 	$(BIN)/platypus run --demo --once
 
 ## Install, then run the whole test suite.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+## Debian's Chromium for the dashboard's browser tests (Playwright never downloads one).
+## Quick when it is there; without apt-get or rights to use it, those tests are skipped.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "could not install chromium: the browser tests will be skipped"; \
+	  else \
+	    echo "no apt-get: the browser tests will be skipped (PLATYPUS_CHROMIUM=/path/to/chromium)"; \
+	  fi; }
 
 ## ruff and mypy, as CI runs them.
 lint: $(STAMP)

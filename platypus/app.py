@@ -7,6 +7,11 @@
     ...                        # POST events to app.url + "/events"
     await app.drain()          # every accepted event has its outcome
     await app.stop()
+
+Besides the ingress, the HTTP server answers ``/metrics`` (Prometheus),
+``/readyz`` and, unless ``ops.dashboard`` is off, the operations dashboard at
+``/ops`` (docs/operations.md). Failure alerts run as a task when ``ops.alerts``
+is configured.
 """
 
 from __future__ import annotations
@@ -15,19 +20,29 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from platypus.adapter import Adapter, AdapterRegistry
 from platypus.config import ProjectConfig, load_config
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
 from platypus.ingress import Ingress, create_app
+from platypus.ops.actions import Operations
+from platypus.ops.alerts import Alerter
+from platypus.ops.auth import Authenticator
 from platypus.ops.indexer import Indexer
+from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
-from platypus.runtime.embedded import EVENTS_TOPIC, EmbeddedRuntime
+
+if TYPE_CHECKING:
+    from platypus.sources.pollers import PollerGroup
+from platypus.runtime.embedded import EVENTS_TOPIC, GROUP, EmbeddedRuntime
 from platypus.runtime.log import Durability, EventLog
 from platypus.runtime.processor import Connections, Processor
 from platypus.schema_registry import SchemaRegistry
@@ -69,11 +84,21 @@ class Platypus:
             params=params,
             ledger=self.log,
         )
-        self.runtime = EmbeddedRuntime(self.log, self.processor)
+        self.metrics = Metrics()
+        self.runtime = EmbeddedRuntime(self.log, self.processor, observer=self.metrics)
         data_dir = config.resolve(config.data_dir)
         self.failures = FailureStore(config.failures_store or default_store_url(data_dir))
         self.indexer = Indexer(self.log, self.failures, flows=self.flows, quiet=True)
         self._indexing: asyncio.Task[None] | None = None
+        self._pollers: PollerGroup | None = None
+        # The dashboard only marks replays; the indexer, which owns the log, appends them.
+        self.operations = Operations(self.failures, self.schemas)
+        self.alerter: Alerter | None = None
+        if config.ops.alerts is not None:
+            # Built now so that it starts with the other connections.
+            slack = self.connections.get(config.ops.alerts.connection)
+            self.alerter = Alerter(self.failures, slack, config.ops.alerts, metrics=self.metrics)
+        self._alerting: asyncio.Task[None] | None = None
         self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)
         self._server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -98,6 +123,12 @@ class Platypus:
         # Dead letters are indexed into the failed-event store as they come.
         await asyncio.to_thread(self.failures.create)
         self._indexing = asyncio.create_task(self.indexer.run_forever(1.0), name="platypus-dlq")
+        if self.alerter is not None:
+            self._alerting = asyncio.create_task(self.alerter.run_forever(), name="platypus-alerts")
+        if self.config.pollers:
+            from platypus.sources.pollers import start_pollers
+
+            self._pollers = await start_pollers(self.config, self.log, self.ingress)
         if http:
             await self._serve(
                 host or self.config.ingress.host, self.config.ingress.port if port is None else port
@@ -116,6 +147,7 @@ class Platypus:
             health=self._health,
             sources=self.config.sources,
             data_dir=self.log.data_dir,
+            routes=self._ops_routes(),
         )
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
@@ -134,6 +166,70 @@ class Platypus:
     def _health(self) -> dict[str, Any]:
         return {"in_flight": self.runtime.in_flight, "flows": len(self.flows)}
 
+    def _ops_routes(self) -> list[BaseRoute]:
+        """``/metrics``, ``/readyz`` and the dashboard at ``/ops``; secrets are read here."""
+        from platypus.ops.web import create_dashboard  # Jinja2 templates: only when serving
+
+        settings = self.config.ops
+        auth = Authenticator(settings)
+
+        async def metrics(request: Request) -> Response:
+            if not auth.metrics_allowed(request.headers):
+                return Response(
+                    "a bearer token is needed (ops.metrics_token)",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+            await self.metrics.refresh(
+                store=self.failures,
+                lag=self.consumer_lag,
+                running=self.runtime.running,
+                adapters=self.connections.built(),
+            )
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+        async def readyz(_request: Request) -> JSONResponse:
+            checks = await self.readiness()
+            ready = all(checks.values())
+            return JSONResponse(
+                {"status": "ready" if ready else "not ready", "checks": checks},
+                status_code=200 if ready else 503,
+            )
+
+        routes: list[BaseRoute] = [
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+        if settings.dashboard:
+            dashboard = create_dashboard(
+                self.operations, auth, prefix="/ops", secure_cookies=settings.secure_cookies
+            )
+            routes.append(Mount("/ops", app=dashboard))
+        return routes
+
+    def consumer_lag(self) -> dict[int, int]:
+        """Events appended but not yet committed, per partition of the events topic."""
+        ends = self.log.end_offsets(EVENTS_TOPIC)
+        committed = self.log.committed(GROUP, EVENTS_TOPIC)
+        return {p: max(0, end - committed.get(p, 0)) for p, end in ends.items()}
+
+    async def readiness(self) -> dict[str, bool]:
+        """What ``/readyz`` checks: log readable, consumer and indexer running, store up."""
+        checks: dict[str, bool] = {}
+        try:
+            self.log.end_offsets(EVENTS_TOPIC)
+            checks["log"] = True
+        except Exception:  # noqa: BLE001 -- any failure means not ready
+            checks["log"] = False
+        checks["consumer"] = self.runtime.running
+        checks["indexer"] = self._indexing is not None and not self._indexing.done()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.failures.count), timeout=5)
+            checks["store"] = True
+        except Exception:  # noqa: BLE001 -- unreachable, slow or broken: not ready
+            checks["store"] = False
+        return checks
+
     async def drain(self) -> None:
         """Wait until every accepted event has an outcome."""
         await self.runtime.drain()
@@ -145,6 +241,14 @@ class Platypus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serving
             self._server = None
+        if self._pollers is not None:
+            await self._pollers.stop()
+            self._pollers = None
+        if self._alerting is not None:
+            self._alerting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alerting
+            self._alerting = None
         if self._indexing is not None:
             self._indexing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

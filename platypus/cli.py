@@ -275,6 +275,7 @@ def _register_groups() -> None:
         schemas_check_command,
     )
     from platypus.ops.cli import dlq
+    from platypus.sources.pollers.cli import backfill
 
     flows.add_command(flows_test_command)
     flows.add_command(flows_run_command)
@@ -282,6 +283,7 @@ def _register_groups() -> None:
     schemas.add_command(schemas_check_command)
     main.add_command(new_group)
     main.add_command(dlq)
+    main.add_command(backfill)
 
 
 _register_groups()

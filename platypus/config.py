@@ -17,6 +17,15 @@
           auth: {type: bearer, token_env: BILLING_TOKEN}
     sources:                            # webhooks taken in at POST /webhooks/<name>
       greenhouse: {decoder: hmac, secret: {env: GREENHOUSE_SECRET}, format: "sha256 {hex}"}
+    ops:                                # the dashboard at /ops, its users, alerts
+      session_secret: {env: PLATYPUS_SESSION_SECRET}
+      users:
+        ana: {role: operator, password_hash: "scrypt$16384$8$1$..."}
+      tokens:
+        grafana: {role: viewer, token: {env: PLATYPUS_OPS_TOKEN}}
+      alerts:
+        connection: team-slack          # a connection of the slack adapter
+        rules: [{flow: "*", threshold: 10, window: 5m}]
 
 ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment, so secrets
 stay out of the file. A step may also name an adapter directly (``sink.send``)
@@ -28,20 +37,36 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from platypus.exceptions import ConfigurationError
-from platypus.retry import RetryPolicy
+from platypus.retry import Duration, RetryPolicy
+from platypus.secrets import SecretRef
 
 __all__ = [
+    "AlertRule",
+    "AlertSettings",
     "ConnectionSpec",
     "IngressSettings",
     "KafkaSettings",
+    "OpsSettings",
+    "OpsToken",
+    "OpsUser",
     "ProjectConfig",
+    "Role",
     "SourceSpec",
     "expand_env",
     "load_config",
@@ -156,6 +181,117 @@ class KafkaSettings(BaseModel):
         return f"{self.topic_prefix}.{name}"
 
 
+class Role(StrEnum):
+    """What a dashboard user or API token may do with failed events."""
+
+    VIEWER = "viewer"
+    """Look: the overview, lists, search, details (personal data masked), the audit trail."""
+    OPERATOR = "operator"
+    """Also replay (with the event or an edited one) and discard."""
+
+
+class OpsUser(BaseModel):
+    """A dashboard user: a role and a password, given as a hash or as a secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role = Field(default=Role.VIEWER, description="viewer or operator.")
+    reveal: bool = Field(
+        default=False,
+        description="May reveal masked personal-data fields (each reveal is audited).",
+    )
+    password_hash: SecretStr | None = Field(
+        default=None,
+        description=(
+            "scrypt hash of the password, from `python -m platypus.ops.auth hash-password`."
+        ),
+    )
+    password: SecretRef | None = Field(
+        default=None, description="The password itself, from {env: NAME} or {file: PATH}."
+    )
+
+    @model_validator(mode="after")
+    def _one_password(self) -> OpsUser:
+        if (self.password_hash is None) == (self.password is None):
+            raise ValueError("give a user either password_hash or password, exactly one")
+        return self
+
+
+class OpsToken(BaseModel):
+    """A bearer token for the dashboard's JSON API (``Authorization: Bearer ...``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role = Field(default=Role.VIEWER, description="viewer or operator.")
+    reveal: bool = Field(default=False, description="May reveal personal-data fields.")
+    token: SecretRef = Field(description="The token, from {env: NAME} or {file: PATH}.")
+
+
+class AlertRule(BaseModel):
+    """Alert when a flow has ``threshold`` failed entries or more within ``window``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flow: str = Field(default="*", description="The flow, or * for every flow (each on its own).")
+    threshold: int = Field(ge=1, description="Failed entries in the window that raise an alert.")
+    window: Duration = Field(default=300.0, gt=0, description="The window, e.g. 5m.")
+
+
+class AlertSettings(BaseModel):
+    """Failure alerts posted to Slack through a connection of the ``slack`` adapter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection: str = Field(description="The Slack connection to post with.")
+    channel: str | None = Field(
+        default=None, description="Channel to post to; default: the connection's default."
+    )
+    rules: list[AlertRule] = Field(
+        default_factory=lambda: [AlertRule(threshold=10)],
+        description="When to alert; the first rule naming a flow wins over `*`.",
+    )
+    cooldown: Duration = Field(
+        default=900.0, ge=0, description="At most one alert per flow in this time (e.g. 15m)."
+    )
+    interval: Duration = Field(default=30.0, gt=0, description="How often the rules are checked.")
+    dashboard_url: str | None = Field(
+        default=None,
+        description="Link to the dashboard put in alerts, e.g. https://ops.example/ops.",
+    )
+
+
+class OpsSettings(BaseModel):
+    """The operations dashboard at ``/ops``, its users and tokens, metrics and alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dashboard: bool = Field(default=True, description="Serve the dashboard at /ops.")
+    users: dict[str, OpsUser] = Field(
+        default_factory=dict, description="Dashboard users by name (session login)."
+    )
+    tokens: dict[str, OpsToken] = Field(
+        default_factory=dict, description="JSON API bearer tokens by name (the name is audited)."
+    )
+    session_secret: SecretRef | None = Field(
+        default=None,
+        description=(
+            "Key that signs session cookies; default: a random key per process "
+            "(everyone logs in again after a restart)."
+        ),
+    )
+    session_max_age: Duration = Field(
+        default=28_800.0, gt=0, description="How long a login lasts (e.g. 8h)."
+    )
+    secure_cookies: bool = Field(
+        default=False, description="Mark cookies Secure (serve the dashboard over HTTPS)."
+    )
+    metrics_token: SecretRef | None = Field(
+        default=None,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>`.",
+    )
+    alerts: AlertSettings | None = Field(default=None, description="Failure alerts to Slack.")
+
+
 class ProjectConfig(BaseModel):
     """Everything ``platypus run`` needs besides the flows themselves."""
 
@@ -181,6 +317,16 @@ class ProjectConfig(BaseModel):
     sources: dict[SourceName, SourceSpec] = Field(
         default_factory=dict,
         description="Webhook receivers by name, each served at POST /webhooks/<name>.",
+    )
+    # Checked by platypus.sources.pollers.PollerSpec when the pollers start (that
+    # model lives with the pollers; importing it here would be circular).
+    pollers: dict[SourceName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Vendors read on a schedule, by name (docs/sources.md, Pollers).",
+    )
+    ops: OpsSettings = Field(
+        default_factory=OpsSettings,
+        description="The operations dashboard, its users, metrics and alerts.",
     )
 
     # Where the file was read from; relative paths resolve against its folder.

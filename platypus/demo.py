@@ -1,9 +1,13 @@
-"""``platypus run --demo``: the sample flows against a stand-in vendor on loopback.
+"""``platypus run --demo``: the sample project against a stand-in vendor on loopback.
 
-Starts the stand-in vendor (`platypus.demo_vendor`), points the ``vendor``
-connection at it through ``PLATYPUS_VENDOR_URL``, posts ``samples/events.jsonl``
-to the ingress over HTTP, waits for every outcome and prints what happened to
-each event: delivered, filtered, retried, dead-lettered, or refused at the door.
+The demo runs its own project, ``samples/demo/`` (``platypus.yaml``, ``flows/``
+and ``events.jsonl``), so it needs no credentials: the repository's own
+``flows/`` are the real catalog flows, which need Salesforce, Zuora and the rest.
+`demo_project` finds it (see there). The demo starts the stand-in vendor
+(`platypus.demo_vendor`), points the ``vendor`` connection at it through
+``PLATYPUS_VENDOR_URL``, posts ``events.jsonl`` to the ingress over HTTP, waits
+for every outcome and prints what happened to each event: delivered, filtered,
+retried, dead-lettered, or refused at the door.
 """
 
 from __future__ import annotations
@@ -16,21 +20,45 @@ from typing import Any
 
 from platypus._server import ServerThread
 from platypus.app import Platypus
+from platypus.config import CONFIG_FILE
 from platypus.deadletter import DEAD_LETTER_TOPIC, describe_headers
 from platypus.demo_vendor import create_vendor_app
+from platypus.exceptions import ConfigurationError
 from platypus.send import SendReport, send_lines
 
-__all__ = ["DemoSummary", "run_demo", "start_vendor"]
+__all__ = ["DemoSummary", "demo_project", "run_demo", "start_vendor"]
 
 VENDOR_URL_ENV = "PLATYPUS_VENDOR_URL"
-SAMPLES = Path("samples") / "events.jsonl"
+SAMPLES = "events.jsonl"
+DEMO_FOLDER = Path("samples") / "demo"
+# The sample project of the checkout this package runs from (an editable install).
+BUNDLED_DEMO = Path(__file__).resolve().parent.parent / DEMO_FOLDER
+
+
+def demo_project(root: Path) -> Path:
+    """The sample project the demo runs, for ``--project root``.
+
+    ``root`` itself when it is a sample project (``--project samples/demo``: a
+    ``platypus.yaml`` beside an ``events.jsonl``), else its ``samples/demo``
+    (the repository root, where ``make demo`` runs), else the one of the
+    checkout Platypus runs from.
+    """
+    for folder in (root, root / DEMO_FOLDER, BUNDLED_DEMO):
+        if (folder / CONFIG_FILE).is_file() and (folder / SAMPLES).is_file():
+            return folder
+    raise ConfigurationError(
+        f"no demo project in {root} or {root / DEMO_FOLDER}: the demo needs a folder "
+        f"holding {CONFIG_FILE}, flows/ and {SAMPLES}; run it from the repository root "
+        "or pass --project samples/demo"
+    )
 
 
 class DemoSummary:
     """Counts of what happened to the sample events, from the durable outcome records."""
 
-    def __init__(self, app: Platypus, sent: SendReport) -> None:
+    def __init__(self, app: Platypus, sent: SendReport, samples: str = SAMPLES) -> None:
         self.sent = sent
+        self.samples = samples
         outcomes = app.log.outcomes()
         by_event: dict[str, list[dict[str, Any]]] = {}
         for row in outcomes:
@@ -68,7 +96,7 @@ class DemoSummary:
         if self.sent.rejected:
             lines.append("\nRefused at the door:")
         for number, reason in self.sent.rejected:
-            lines.append(f"  samples/events.jsonl:{number}: {reason}")
+            lines.append(f"  {self.samples}:{number}: {reason}")
         if self.dead_letters:
             lines.append("\nDead letters (original event kept for replay):")
         for letter in self.dead_letters:
@@ -96,14 +124,26 @@ async def run_demo(
     port: int | None,
     echo: Callable[[str], None],
 ) -> tuple[Platypus, DemoSummary, ServerThread]:
-    """Run the demo; returns the still-running app, its summary and the vendor server."""
+    """Run the demo project of ``root`` (see `demo_project`).
+
+    Returns the still-running app, its summary and the vendor server.
+    """
+    project = demo_project(root)
     vendor, vendor_url = start_vendor()
     echo(f"Stand-in vendor listening on {vendor_url}")
-    app = Platypus.from_project(root, data_dir=data_dir)
+    app = Platypus.from_project(project, data_dir=data_dir)
     await app.start(port=port)
-    echo(f"Platypus ingress on {app.url} (data in {data_dir})")
-    samples = root / SAMPLES
+    echo(f"Platypus ingress on {app.url} (data in {data_dir}, flows in {project / 'flows'})")
+    samples = project / SAMPLES
     with samples.open(encoding="utf-8") as handle:
         report = await send_lines(f"{app.url}/events", handle)
     await app.drain()
-    return app, DemoSummary(app, report), vendor
+    return app, DemoSummary(app, report, _shown(samples)), vendor
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is under it, as a user typed it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

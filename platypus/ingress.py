@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from platypus.config import IngressSettings, SourceSpec
 from platypus.envelope import CloudEvent
@@ -243,12 +243,15 @@ def create_app(
     *,
     sources: Mapping[str, SourceSpec] | None = None,
     data_dir: Path | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The Starlette application serving the ingress endpoints.
 
     ``sources`` are the webhook receivers of ``platypus.yaml``; their decoders are
     built (and their secrets read) here, so a missing secret stops start-up.
     Delivery ids are remembered in ``<data_dir>/webhooks.db`` (in memory without one).
+    ``routes`` are served beside them: the app adds ``/metrics``, ``/readyz`` and
+    the operations dashboard at ``/ops`` (`platypus.app.Platypus`).
     """
     limit = ingress.settings.max_body_bytes
     webhooks = WebhookReceiver.from_config(ingress, sources or {}, data_dir)
@@ -285,6 +288,7 @@ def create_app(
             Route("/webhooks/{source}", post_webhook, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *routes,
         ]
     )
 

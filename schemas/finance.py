@@ -41,3 +41,69 @@ class InvoicePosted(BaseModel):
     status: Literal["Posted"] = "Posted"
     bill_to_email: Annotated[str | None, PersonalData] = None
     lines: list[InvoiceLine] = Field(min_length=1)
+
+
+class RatePlan(BaseModel):
+    """A product rate plan a subscription subscribes to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_rate_plan_id: NonEmpty
+    name: NonEmpty
+    product_sku: str | None = None
+
+
+@event_schema("finance.subscription.created", version=1)
+class SubscriptionCreated(BaseModel):
+    """A Zuora subscription was created. ``subject`` is the Zuora account number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscription_id: NonEmpty
+    subscription_number: NonEmpty
+    account_number: NonEmpty
+    crm_account_id: str | None = Field(default=None, description="CrmId of the account.")
+    opportunity_id: str | None = Field(default=None, description="The Salesforce opportunity.")
+    status: Literal["Active", "Pending Activation", "Pending Acceptance"] = "Active"
+    term_type: Literal["TERMED", "EVERGREEN"]
+    contract_effective_date: date
+    term_start_date: date
+    term_end_date: date | None = None
+    auto_renew: bool = False
+    currency: CurrencyCode
+    contracted_mrr: Money
+    sold_to_email: Annotated[str | None, PersonalData] = None
+    rate_plans: list[RatePlan] = Field(min_length=1)
+
+
+class PaymentApplication(BaseModel):
+    """How much of a payment went to one invoice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_number: NonEmpty
+    applied_amount: Money
+
+
+@event_schema("finance.payment.received", version=1)
+class PaymentReceived(BaseModel):
+    """A Zuora payment was processed. ``subject`` is the Zuora account number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: NonEmpty
+    payment_number: NonEmpty
+    account_number: NonEmpty
+    crm_account_id: str | None = Field(default=None, description="CrmId of the account.")
+    effective_date: date
+    currency: CurrencyCode
+    amount: Money
+    payment_method_type: Literal[
+        "CreditCard", "ACH", "BankTransfer", "Check", "WireTransfer", "PayPal", "Other"
+    ]
+    gateway_reference: str | None = Field(default=None, description="The gateway's transaction id.")
+    account_balance: Money | None = Field(
+        default=None, description="The account's balance after this payment."
+    )
+    payer_email: Annotated[str | None, PersonalData] = None
+    invoices: list[PaymentApplication] = Field(default_factory=list)

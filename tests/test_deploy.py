@@ -213,7 +213,8 @@ def _project_files_in_pod(deployment: dict[str, Any]) -> dict[PurePosixPath, tup
 
 
 def _flow_files() -> list[Path]:
-    flows = sorted((ROOT / "flows").glob("*.yaml"))
+    # Flow tests (`<flow>.test.yaml`) live beside the flows; pods do not need them.
+    flows = sorted(p for p in (ROOT / "flows").glob("*.yaml") if not p.name.endswith(".test.yaml"))
     assert flows, "the repository has no flows/*.yaml"
     return flows
 
@@ -369,11 +370,13 @@ def test_every_environment_variable_is_the_broker_or_named_in_platypus_yaml() ->
         if "--broker" in param.opts
     }
     assert broker_envvars == {"PLATYPUS_BROKER"}
-    # Comments count: platypus.yaml documents `token_env: VENDOR_TOKEN` as the
-    # line to uncomment to turn authentication on.
+    # Comments count: a commented-out setting (`token_env: VENDOR_TOKEN`, a line
+    # to uncomment to turn authentication on) names its variable too.
     text = (ROOT / "platypus.yaml").read_text(encoding="utf-8")
     named = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
     named |= set(re.findall(r"token_env:\s*([A-Za-z_][A-Za-z0-9_]*)", text))
+    # Secrets are SecretRefs, `{env: NAME}`, read when the connection starts.
+    named |= set(re.findall(r"\{\s*env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}", text))
     allowed = broker_envvars | named
 
     used: dict[str, set[str]] = {}

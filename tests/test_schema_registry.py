@@ -12,7 +12,12 @@ from pydantic import BaseModel
 from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError, SchemaError
 from platypus.redaction import MASK
-from platypus.schema import PERSONAL_DATA_KEY, EventSchema, PersonalData, event_schema
+from platypus.schema import (
+    PERSONAL_DATA_KEY,
+    EventSchema,
+    PersonalData,
+    event_schema,
+)
 from platypus.schema_registry import SchemaRegistry
 from platypus_schemas.sales import OpportunityClosedWon
 
@@ -131,7 +136,11 @@ def test_a_subclass_of_a_schema_is_not_itself_a_schema() -> None:
 
 def test_register_module_finds_every_declared_schema() -> None:
     found = SchemaRegistry().register_module("platypus_schemas.sales")
-    assert [s.type for s in found] == [CLOSED_WON]
+    assert sorted(s.type for s in found) == [
+        "sales.account.upserted.v1",
+        CLOSED_WON,
+        "sales.quote.accepted.v1",
+    ]
 
 
 def test_register_module_that_cannot_be_imported_is_a_configuration_error() -> None:

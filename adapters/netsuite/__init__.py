@@ -15,7 +15,9 @@
 
 Actions ``upsert_customer``, ``upsert_sales_order`` and ``upsert_invoice`` upsert
 by ``externalId``, so a retried or replayed delivery updates the same record;
-each returns ``{"internalId", "externalId", "type"}``. Faults and record
+each returns ``{"internalId", "externalId", "type"}``. ``search_transactions`` (a
+lookup, what the NetSuite poller runs) reads transactions whose
+``lastModifiedDate`` is within a range, page by page (`search`). Faults and record
 statuses are classified in `platypus_adapters.netsuite.errors`; see
 ``docs/adapters/netsuite.md``.
 """
@@ -33,6 +35,7 @@ from .records import (
     SalesOrderInput,
     SalesOrderLine,
 )
+from .search import SearchParams, SearchTransactionsInput
 from .settings import DEFAULT_WSDL, NetSuiteSettings, endpoint_for
 
 __all__ = [
@@ -48,6 +51,8 @@ __all__ = [
     "RecordRef",
     "SalesOrderInput",
     "SalesOrderLine",
+    "SearchParams",
+    "SearchTransactionsInput",
     "endpoint_for",
     "new_passport",
     "signature",

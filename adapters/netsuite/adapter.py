@@ -30,6 +30,7 @@ from .errors import (
 )
 from .passport import ALGORITHM, new_passport
 from .records import RECORDS, RecordSpec
+from .search import SearchParams, SearchTransactionsInput, search_page, search_record
 from .settings import NetSuiteSettings
 
 __all__ = ["BINDING", "NetSuiteAdapter"]
@@ -115,6 +116,16 @@ class NetSuiteAdapter(Adapter):
             description="Create or update an invoice by externalId.",
             idempotent=True,
         ),
+        "search_transactions": Action(
+            params=SearchParams,
+            input=SearchTransactionsInput,
+            description=(
+                "Transactions of a type whose lastModifiedDate is within a range, one page "
+                "at a time; returns {records, page_index, total_pages, search_id}."
+            ),
+            writes=False,
+            idempotent=True,
+        ),
     }
 
     def __init__(self, settings: Any, *, connection: str = "") -> None:
@@ -171,6 +182,8 @@ class NetSuiteAdapter(Adapter):
         pool, client, service = self._pool, self._client, self._service
         if pool is None or client is None:
             raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
+        if request.action == "search_transactions":
+            return await self._search(request, pool, client.get_type, service)
         spec = RECORDS[request.action]
         try:
             data = spec.input.model_validate(request.payload)
@@ -199,7 +212,71 @@ class NetSuiteAdapter(Adapter):
             )
             raise
 
+    async def _search(
+        self, request: Request, pool: ThreadPoolExecutor, get_type: Any, service: Any
+    ) -> dict[str, Any]:
+        try:
+            params = SearchParams.model_validate(dict(request.params))
+            data = SearchTransactionsInput.model_validate(request.payload)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
+                for err in exc.errors(include_input=False, include_url=False)
+            )
+            raise PermanentError(
+                f"connection {self.connection!r}: invalid search_transactions request: {problems}"
+            ) from None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, self._search_page, get_type, service, data, params)
+
     # -- in a worker thread -------------------------------------------------
+
+    def _search_page(
+        self, get_type: Any, service: Any, data: SearchTransactionsInput, params: SearchParams
+    ) -> dict[str, Any]:
+        """One page of a search; an InvalidSessionFault is answered by re-signing once."""
+        where = (
+            f"connection {self.connection!r}: search {data.record_type} modified "
+            f"{data.modified_from.isoformat()}..{data.modified_through.isoformat()} "
+            f"page {data.page_index}"
+        )
+        preferences = {
+            "searchPreferences": {
+                "bodyFieldsOnly": False,
+                "returnSearchColumns": False,
+                "pageSize": params.page_size,
+            }
+        }
+
+        def send(header: dict[str, Any]) -> Any:
+            headers = {**header, **preferences}
+            if data.page_index == 1:
+                return service.search(
+                    searchRecord=search_record(get_type, data), _soapheaders=headers
+                )
+            return service.searchMoreWithId(
+                searchId=data.search_id, pageIndex=data.page_index, _soapheaders=headers
+            )
+
+        for attempt in (1, 2):
+            try:
+                answer = self._call(send, where)
+            except Fault as exc:
+                element, code, message = _fault_detail(exc)
+                error = classify_fault(element, code, self._scrub(message), where=where)
+                if attempt == 1 and fault_type(element) == SESSION_FAULT:
+                    continue
+                raise error from None
+            result = answer["body"]["searchResult"]
+            status = result["status"]
+            if not status["isSuccess"]:
+                details = [
+                    (str(d["code"] or ""), self._scrub(str(d["message"] or "")))
+                    for d in (status["statusDetail"] or [])
+                ]
+                raise classify_status(details, where=where)
+            return search_page(result)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _upsert(self, get_type: Any, service: Any, spec: RecordSpec, data: Any) -> dict[str, Any]:
         """One upsert; an InvalidSessionFault is answered by re-signing once."""
@@ -226,6 +303,10 @@ class NetSuiteAdapter(Adapter):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, service: Any, record: Any, where: str) -> Any:
+        return self._call(lambda header: service.upsert(record=record, _soapheaders=header), where)
+
+    def _call(self, send: Any, where: str) -> Any:
+        """``send(soap headers)`` with a fresh passport; transport failures classified."""
         config = self._config
         passport = new_passport(
             account=config.account,
@@ -245,7 +326,7 @@ class NetSuiteAdapter(Adapter):
             }
         }
         try:
-            return service.upsert(record=record, _soapheaders=header)
+            return send(header)
         except Fault:
             raise
         except TransportError as exc:

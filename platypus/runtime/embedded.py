@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from platypus.runtime.processor import (
     EVENT_ID_HEADER,
     VALIDATED_HEADER,
     EventResult,
+    ProcessingObserver,
     Processor,
 )
 
@@ -52,9 +54,12 @@ class EmbeddedRuntime:
         *,
         max_in_flight: int = 10_000,
         fetch_size: int = 500,
+        observer: ProcessingObserver | None = None,
     ) -> None:
         self.log = log
         self.processor = processor
+        self.observer = observer
+        """Told about each processed event (`platypus.ops.metrics.Metrics`), or None."""
         self._max_in_flight = max_in_flight
         self._fetch_size = fetch_size
         self._partitions: dict[int, PartitionProgress] = {}
@@ -108,6 +113,11 @@ class EmbeddedRuntime:
             await asyncio.sleep(poll)
 
     @property
+    def running(self) -> bool:
+        """Whether the consumer is started and has not stopped or failed."""
+        return self._task is not None and not self._task.done() and self._failure is None
+
+    @property
     def in_flight(self) -> int:
         """Events fetched whose outcome is not yet durable."""
         return self._executor.in_flight
@@ -150,6 +160,7 @@ class EmbeddedRuntime:
             key=record.key,
             value=record.value,
         )
+        started = time.perf_counter()
         result = await self.processor.process(
             source, delivered, validated_type=record.header(VALIDATED_HEADER)
         )
@@ -162,6 +173,8 @@ class EmbeddedRuntime:
         await self.log.write(batch)
         for outcome in result.outcomes:
             self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if self.observer is not None:
+            self.observer.processed(result, time.perf_counter() - started)
 
 
 @dataclass(frozen=True, slots=True)

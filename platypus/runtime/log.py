@@ -7,7 +7,9 @@ No server to install: a WAL-mode SQLite database in the data directory holds
 * ``deliveries`` the steps already delivered per event, so a replay after a
                  crash skips them (the step in flight may be repeated: at least once);
 * ``outcomes``   how each event ended in each flow;
-* ``rejected``   request bodies the ingress refused, with the reasons.
+* ``rejected``   request bodies the ingress refused, with the reasons;
+* ``checkpoints`` where each poller and backfill has got to (`EventLog.append_with_checkpoint`
+                 writes one with the events it covers, in one transaction).
 
 One writer thread owns every write and commits in groups: whatever queued up
 while the last transaction was being synced goes into the next one. A write's
@@ -70,6 +72,9 @@ CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL,
     reason TEXT NOT NULL, errors TEXT NOT NULL, body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -237,6 +242,34 @@ class EventLog:
             lambda conn: self._append(conn, topic, items), notify=True
         )
         return placed
+
+    async def append_with_checkpoint(
+        self, topic: str, items: Sequence[AppendItem], name: str, value: str
+    ) -> list[tuple[int, int] | None]:
+        """Append ``items`` and set checkpoint ``name`` to ``value`` in one transaction.
+
+        A poller saves where it has got to with the events it read up to there, so a
+        crash leaves both or neither: after a restart it resumes with no gap and no
+        duplicate.
+        """
+
+        def run(conn: sqlite3.Connection) -> list[tuple[int, int] | None]:
+            placed = self._append(conn, topic, items)
+            _save_checkpoint(conn, name, value)
+            return placed
+
+        placed: list[tuple[int, int] | None] = await self._submit(run, notify=bool(items))
+        return placed
+
+    async def save_checkpoint(self, name: str, value: str) -> None:
+        """Set checkpoint ``name`` to ``value`` (durably), with no events."""
+        await self._submit(lambda conn: _save_checkpoint(conn, name, value))
+
+    async def delete_checkpoint(self, name: str) -> None:
+        """Forget checkpoint ``name`` (a backfill started over)."""
+        await self._submit(
+            lambda conn: conn.execute("DELETE FROM checkpoints WHERE name = ?", (name,))
+        )
 
     async def write(self, batch: WriteBatch) -> None:
         """Write outcomes, dead letters and an offset commit in one transaction.
@@ -524,6 +557,16 @@ class EventLog:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def load_checkpoint(self, name: str) -> str | None:
+        """The value of checkpoint ``name``, or None when it was never saved."""
+        row = self._db.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def checkpoints(self) -> dict[str, str]:
+        """Every checkpoint by name (for tools and the dashboard)."""
+        rows = self._db.execute("SELECT name, value FROM checkpoints ORDER BY name").fetchall()
+        return {str(name): str(value) for name, value in rows}
+
     def rejected(self) -> list[dict[str, Any]]:
         """Every rejected request body, oldest first, errors parsed."""
         cur = self._db.execute("SELECT id, received_at, reason, errors, body FROM rejected")
@@ -543,6 +586,14 @@ def _record_deliveries(
             (event_id, flow, step, version, json.dumps(result, default=str), attempts, now)
             for event_id, flow, step, version, result, attempts in rows
         ],
+    )
+
+
+def _save_checkpoint(conn: sqlite3.Connection, name: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO checkpoints VALUES (?, ?, ?) ON CONFLICT (name) "
+        "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (name, value, time.time()),
     )
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ __all__ = [
     "Connections",
     "EventResult",
     "FlowOutcome",
+    "ProcessingObserver",
     "Processor",
 ]
 
@@ -79,6 +80,14 @@ class EventResult:
     # Deliveries of final steps, to be written with the outcomes:
     # (event id, flow, step, flow version, result, attempts).
     deliveries: list[tuple[str, str, str, str, Any, int]] = field(default_factory=list)
+
+
+class ProcessingObserver(Protocol):
+    """Told about every processed event, for metrics; must be quick and never raise."""
+
+    def processed(self, result: EventResult, seconds: float) -> None:
+        """``result`` is the event's outcomes; ``seconds`` how long processing took."""
+        ...
 
 
 class Connections:
@@ -128,6 +137,10 @@ class Connections:
             adapter = cls.from_config(spec.settings, connection=name)
             self._adapters[name] = adapter
         return adapter
+
+    def built(self) -> dict[str, Adapter]:
+        """The adapter instances built so far, by connection name (for metrics)."""
+        return dict(self._adapters)
 
     def limit(self, name: str) -> ConnectionLimit:
         """The concurrency and rate budget of connection ``name``, shared by all flows."""

@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from platypus.authoring.cli import flows_graph_command
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "samples" / "demo"  # three flows to one connection: a small, stable graph
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def graph(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(flows_graph_command, [*args, "--project", str(REPO)])
+    result = CliRunner().invoke(flows_graph_command, [*args, "--project", str(DEMO)])
     return result.exit_code, result.output
 
 
@@ -67,7 +68,7 @@ def test_svg_is_well_formed_with_a_node_per_event_type_flow_and_connection(
 
 
 def test_graph_of_one_flow_file(tmp_path: Path) -> None:
-    code, output = graph(str(REPO / "flows" / "invoice-to-ledger.yaml"))
+    code, output = graph(str(DEMO / "flows" / "invoice-to-ledger.yaml"))
 
     assert code == 0
     assert "f_invoice_to_ledger" in output

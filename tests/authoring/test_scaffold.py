@@ -15,11 +15,12 @@ from platypus.cli import flows_lint
 from platypus.schema_registry import SchemaRegistry
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "samples" / "demo"  # its `vendor` connection needs no credentials
 
 
 @pytest.fixture
 def empty(tmp_path: Path) -> Path:
-    shutil.copy(REPO / "platypus.yaml", tmp_path / "platypus.yaml")
+    shutil.copy(DEMO / "platypus.yaml", tmp_path / "platypus.yaml")
     return tmp_path
 
 

@@ -80,7 +80,7 @@ def test_the_tutorial_has_commands_for_every_step() -> None:
 
 
 def test_every_command_of_the_tutorial_works(tmp_path: Path) -> None:
-    shutil.copy(REPO / "platypus.yaml", tmp_path / "platypus.yaml")
+    shutil.copy(REPO / "samples" / "demo" / "platypus.yaml", tmp_path / "platypus.yaml")
     port = free_port()
     config = (tmp_path / "platypus.yaml").read_text().replace("port: 8787", f"port: {port}")
     (tmp_path / "platypus.yaml").write_text(config)

@@ -14,7 +14,9 @@ Every request is
    element there (``upsert``, ``tokenPassport``) is validated against its
    declaration, ``xsi:type`` records included. A request that fails gets a SOAP
    Fault without NetSuite detail, as the real service answers a SAX error;
-2. dispatched on its SOAPAction and body element (only ``upsert`` is served);
+2. dispatched on its SOAPAction and body element: ``upsert``, ``search`` (a
+   ``TransactionSearchBasic`` by ``type`` and ``lastModifiedDate``) and
+   ``searchMoreWithId``;
 3. authenticated: the ``tokenPassport`` must name the known account, consumer key
    and token, carry a fresh timestamp and an unused nonce, and be signed with the
    known secrets, or the answer is an ``InvalidCredentialsFault``;
@@ -23,7 +25,11 @@ Every request is
    must name a stored customer, an invoice's ``createdFrom`` a stored sales order
    (``INVALID_KEY_OR_REF`` otherwise).
 
-Answers are real ``upsertResponse`` envelopes, themselves validated against the
+Every upsert stamps the record's ``lastModifiedDate`` (`touch` sets it). A search
+pages by ``searchPreferences/pageSize``, keeps its result under a ``searchId``,
+and answers records with their ``internalId`` and ``lastModifiedDate``.
+
+Answers are real ``upsertResponse``/``searchResponse`` envelopes, themselves validated against the
 same schema before they are sent. Scripted failures (`fail_next`) replace the
 next answers: faults, record statuses, HTTP errors, late answers and resets.
 """
@@ -36,11 +42,12 @@ import functools
 import hashlib
 import hmac
 import itertools
-import os
 import threading
 import time
+import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +55,7 @@ from lxml import etree
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.vendor_files import vendor_file
 
 __all__ = [
     "PATH",
@@ -70,6 +78,8 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MESSAGES = "urn:messages_2023_2.platform.webservices.netsuite.com"
 CORE = "urn:core_2023_2.platform.webservices.netsuite.com"
+COMMON = "urn:common_2023_2.platform.webservices.netsuite.com"
+SALES = "urn:sales_2023_2.transactions.webservices.netsuite.com"
 FAULTS = "urn:faults_2023_2.platform.webservices.netsuite.com"
 AXIS = "http://xml.apache.org/axis/"
 
@@ -137,10 +147,8 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fal
 
 
 def wsdl_path() -> Path:
-    """The 2023.2 WSDL: ``$PLATYPUS_NETSUITE_WSDL``, relative to the repo root if relative."""
-    default = "../shared/vendor/netsuite-2023_2/netsuite.wsdl"
-    path = Path(os.environ.get("PLATYPUS_NETSUITE_WSDL", default))
-    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+    """The 2023.2 WSDL: ``$PLATYPUS_NETSUITE_WSDL``, or the shared vendor folder."""
+    return vendor_file("netsuite-2023_2/netsuite.wsdl", "PLATYPUS_NETSUITE_WSDL")
 
 
 @functools.cache
@@ -234,6 +242,7 @@ class StoredRecord:
     internal_id: str
     xml: etree._Element
     upserts: int = 1
+    last_modified: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def field(self, name: str) -> etree._Element | None:
         """The record's child element ``name`` (any namespace), or None."""
@@ -310,6 +319,7 @@ class FakeNetSuite:
             self._script: deque[Scripted] = deque()
             self._nonces: set[str] = set()
             self._ids = itertools.count(1001)
+            self.searches: dict[str, list[tuple[str, str]]] = {}
             self.slow_by = 0.0
             self.in_flight = 0
             self.max_in_flight = 0
@@ -326,6 +336,11 @@ class FakeNetSuite:
     def record(self, record_type: str, external_id: str) -> StoredRecord | None:
         with self._lock:
             return self.records.get((record_type, external_id))
+
+    def touch(self, record_type: str, external_id: str, when: datetime) -> None:
+        """Set a stored record's ``lastModifiedDate`` (as if someone edited it then)."""
+        with self._lock:
+            self.records[(record_type, external_id)].last_modified = when
 
     def count(self, record_type: str, external_id: str) -> int:
         """How many records of the type carry this externalId (0 or 1, by design)."""
@@ -394,7 +409,7 @@ class FakeNetSuite:
 
     def _handle(self, soap_action: str, body: bytes) -> _Answer:
         try:
-            upsert = self._validated_upsert(soap_action, body)
+            operation = self._validated_operation(soap_action, body)
             with self._lock:
                 scripted = self._script.popleft() if self._script else None
             delay = 0.0
@@ -402,14 +417,17 @@ class FakeNetSuite:
                 delay, scripted = scripted.seconds, None
             if scripted is not None:
                 return self._scripted(scripted)
-            self._authenticate(upsert.getroottree().getroot())
-            answer = self._upsert(upsert)
+            self._authenticate(operation.getroottree().getroot())
+            if operation.tag == f"{{{MESSAGES}}}upsert":
+                answer = self._upsert(operation)
+            else:
+                answer = self._search(operation)
             answer.delay = delay
             return answer
         except _SoapFaultError as fault:
             return fault.answer
 
-    def _validated_upsert(self, soap_action: str, body: bytes) -> etree._Element:
+    def _validated_operation(self, soap_action: str, body: bytes) -> etree._Element:
         try:
             envelope = etree.fromstring(body, _PARSER)
         except etree.XMLSyntaxError as exc:
@@ -431,16 +449,19 @@ class FakeNetSuite:
             raise _SoapFaultError(_sax_fault(self.schema, f"org.xml.sax.SAXException: {errors}"))
         soap_body = envelope.find(f"{{{SOAP_ENV}}}Body")
         operations = [el for el in (soap_body if soap_body is not None else []) if _is_el(el)]
-        if len(operations) != 1 or operations[0].tag != f"{{{MESSAGES}}}upsert":
+        served = {f"{{{MESSAGES}}}{name}" for name in _OPERATIONS}
+        if len(operations) != 1 or operations[0].tag not in served:
             found = ", ".join(etree.QName(el).localname for el in operations) or "nothing"
             raise _SoapFaultError(
                 _sax_fault(
-                    self.schema, f"No such operation '{found}' (the fake serves upsert only)"
+                    self.schema,
+                    f"No such operation '{found}' (the fake serves {', '.join(_OPERATIONS)})",
                 )
             )
-        if soap_action != "upsert":
+        name = etree.QName(operations[0]).localname
+        if soap_action != name:
             raise _SoapFaultError(
-                _sax_fault(self.schema, f"SOAPAction {soap_action!r} does not match 'upsert'")
+                _sax_fault(self.schema, f"SOAPAction {soap_action!r} does not match {name!r}")
             )
         return operations[0]
 
@@ -503,7 +524,112 @@ class FakeNetSuite:
             else:
                 stored.xml = record
                 stored.upserts += 1
+                stored.last_modified = datetime.now(UTC)
         return self._write_response(stored)
+
+    def _search(self, operation: etree._Element) -> _Answer:
+        envelope = operation.getroottree().getroot()
+        size_text = envelope.findtext(
+            f"{{{SOAP_ENV}}}Header/{{{MESSAGES}}}searchPreferences/{{{MESSAGES}}}pageSize"
+        )
+        page_size = int(size_text) if size_text else 1000
+        if operation.tag == f"{{{MESSAGES}}}searchMoreWithId":
+            search_id = operation.findtext(f"{{{MESSAGES}}}searchId") or ""
+            page = int(operation.findtext(f"{{{MESSAGES}}}pageIndex") or "1")
+            with self._lock:
+                keys = self.searches.get(search_id)
+            if keys is None:
+                return self._search_status(
+                    "INVALID_SEARCH", f"The search {search_id} has expired or does not exist."
+                )
+        else:
+            keys = self._run_search(operation.find(f"{{{MESSAGES}}}searchRecord"))
+            if isinstance(keys, _Answer):
+                return keys
+            search_id = f"WEBSERVICES_{self.credentials.account}_{uuid.uuid4().hex}"
+            page = 1
+            with self._lock:
+                self.searches[search_id] = keys
+        total_pages = (len(keys) + page_size - 1) // page_size
+        on_page = keys[(page - 1) * page_size : page * page_size]
+        result = _el(CORE, "searchResult")
+        status = etree.SubElement(result, f"{{{CORE}}}status", isSuccess="true")
+        del status  # only its presence matters
+        for name, value in (
+            ("totalRecords", len(keys)),
+            ("pageSize", page_size),
+            ("totalPages", total_pages),
+            ("pageIndex", page),
+            ("searchId", search_id),
+        ):
+            etree.SubElement(result, f"{{{CORE}}}{name}").text = str(value)
+        listed = etree.SubElement(result, f"{{{CORE}}}recordList")
+        with self._lock:
+            for key in on_page:
+                stored = self.records.get(key)
+                if stored is not None:
+                    listed.append(_found_record(stored))
+        operation_name = etree.QName(operation).localname
+        return self._respond(f"{operation_name}Response", result)
+
+    def _run_search(self, search: etree._Element | None) -> list[tuple[str, str]] | _Answer:
+        kind = "" if search is None else search.get(f"{{{XSI}}}type", "").rpartition(":")[2]
+        if search is None or kind != "TransactionSearchBasic":
+            return self._search_status(
+                "INVALID_SEARCH", "The fake searches TransactionSearchBasic only."
+            )
+        wanted = {
+            (v.text or "").lstrip("_")
+            for v in search.iterfind(f"{{{COMMON}}}type/{{{CORE}}}searchValue")
+        }
+        modified = search.find(f"{{{COMMON}}}lastModifiedDate")
+        low = high = None
+        if modified is not None:
+            operator = modified.get("operator")
+            first = modified.findtext(f"{{{CORE}}}searchValue")
+            second = modified.findtext(f"{{{CORE}}}searchValue2")
+            if operator != "within" or not first or not second:
+                return self._search_status(
+                    "INVALID_SEARCH_OPERATOR", "The fake takes lastModifiedDate 'within' only."
+                )
+            low, high = _instant(first), _instant(second)
+        with self._lock:
+            found = [
+                r
+                for r in self.records.values()
+                if (not wanted or r.type in wanted)
+                and (low is None or low <= r.last_modified)
+                and (high is None or r.last_modified <= high)
+            ]
+        found.sort(key=lambda r: (r.last_modified, int(r.internal_id)))
+        return [(r.type, r.external_id) for r in found]
+
+    def _search_status(self, code: str, message: str) -> _Answer:
+        result = _el(CORE, "searchResult")
+        status = etree.SubElement(result, f"{{{CORE}}}status", isSuccess="false")
+        detail = etree.SubElement(status, f"{{{CORE}}}statusDetail", type="ERROR")
+        etree.SubElement(detail, f"{{{CORE}}}code").text = code
+        etree.SubElement(detail, f"{{{CORE}}}message").text = message
+        return self._respond("searchResponse", result)
+
+    def _respond(self, response_name: str, content: etree._Element) -> _Answer:
+        nsmap = {
+            "soapenv": SOAP_ENV,
+            "xsi": XSI,
+            "platformCore": CORE,
+            "platformMsgs": MESSAGES,
+            "tranSales": SALES,
+        }
+        envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=nsmap)
+        header = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Header")
+        info = etree.SubElement(header, f"{{{MESSAGES}}}documentInfo")
+        etree.SubElement(
+            info, f"{{{MESSAGES}}}nsId"
+        ).text = f"WEBSERVICES_{self.credentials.account}"
+        body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
+        etree.SubElement(body, f"{{{MESSAGES}}}{response_name}").append(content)
+        self.schema.assertValid(envelope)
+        return _Answer(200, etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
 
     def _check_references(self, record_type: str, record: etree._Element) -> tuple[str, str] | None:
         wanted = {"entity": "customer"}
@@ -573,6 +699,33 @@ class FakeNetSuite:
         # The fake checks its own answers too: it must speak NetSuite's schema.
         self.schema.assertValid(envelope)
         return _Answer(200, etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+
+
+_OPERATIONS = ("upsert", "search", "searchMoreWithId")
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _found_record(stored: StoredRecord) -> etree._Element:
+    """A stored record as a search answers it: its ids and lastModifiedDate added."""
+    local = stored.type[:1].upper() + stored.type[1:]
+    namespace = SALES if stored.type in ("invoice", "salesOrder") else None
+    record = etree.Element(f"{{{CORE}}}record", nsmap={"tranSales": SALES, "xsi": XSI})
+    if namespace is not None:
+        record.set(f"{{{XSI}}}type", f"tranSales:{local}")
+    record.set("internalId", stored.internal_id)
+    record.set("externalId", stored.external_id)
+    children = [etree.fromstring(etree.tostring(c)) for c in stored.xml if _is_el(c)]
+    if namespace is not None:
+        # lastModifiedDate comes before every field the adapter writes (schema order).
+        modified = etree.SubElement(record, f"{{{SALES}}}lastModifiedDate")
+        modified.text = stored.last_modified.isoformat()
+    for child in children:
+        record.append(child)
+    return record
 
 
 def _is_el(node: Any) -> bool:

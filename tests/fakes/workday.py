@@ -27,7 +27,6 @@ with a Content-Length, then the connection drops) and ``Delay(seconds)``
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections import deque
@@ -41,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from zeep import Client
 
 from platypus._server import ServerThread
+from tests.fakes.vendor_files import vendor_file
 
 __all__ = [
     "Delay",
@@ -63,11 +63,8 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def wsdl_path() -> Path:
-    """Where the real WSDL is: ``$PLATYPUS_WORKDAY_WSDL`` or ``../shared/vendor/...``."""
-    configured = os.environ.get("PLATYPUS_WORKDAY_WSDL")
-    if configured:
-        return Path(configured)
-    return _REPO.parent / "shared" / "vendor" / "workday-Human_Resources-v30.wsdl"
+    """Where the real WSDL is: ``$PLATYPUS_WORKDAY_WSDL``, or the shared vendor folder."""
+    return vendor_file("workday-Human_Resources-v30.wsdl", "PLATYPUS_WORKDAY_WSDL")
 
 
 class WorkdaySchema:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platypus.app import Platypus
+from platypus.authoring.scaffold import sample_instance
 from platypus.envelope import CloudEvent
 from platypus.schema_registry import SchemaRegistry
 from tests.sources.payloads import (
@@ -100,11 +101,29 @@ def _templates(document: dict[str, Any]) -> list[dict[str, Any]]:
         "people.worker.hired.v1": worker_hired,
         "finance.invoice.posted.v1": _invoice_event,
     }
+    registry = SchemaRegistry.default()
+    templates = [factory() for factory in by_type.values()]
+    # Every other registered type gets a minimal valid event built from its schema.
+    for schema in registry:
+        if schema.type in by_type:
+            continue
+        json_schema = registry.json_schema(schema.type)
+        data = sample_instance(json_schema, json_schema.get("$defs", {}))
+        templates.append(
+            {
+                "specversion": "1.0",
+                "id": f"tmpl-{schema.type}",
+                "source": "/test/openapi",
+                "type": schema.type,
+                "subject": "subject-1",
+                "data": data,
+            }
+        )
     types = [
         ref["$ref"].rsplit("/", 1)[1] for ref in document["components"]["schemas"]["Event"]["oneOf"]
     ]
-    assert len(types) == len(by_type)
-    return [factory() for factory in by_type.values()]
+    assert len(types) == len(templates)
+    return templates
 
 
 async def test_the_document_describes_post_events_and_its_answers(

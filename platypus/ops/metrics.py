@@ -1,0 +1,173 @@
+"""Prometheus metrics of a Platypus process, served at ``GET /metrics``.
+
+Counted as events are processed (`Metrics.processed`, the runtime's
+`platypus.runtime.processor.ProcessingObserver`):
+
+==========================================  ==========================================
+``platypus_events_consumed_total``          events read from the events topic, by type
+``platypus_flow_outcomes_total``            events that finished a flow, by flow and
+                                            outcome (delivered, filtered,
+                                            dead_lettered, discarded)
+``platypus_delivery_attempts_total``        adapter calls made, by flow
+``platypus_retried_total``                  flow runs that needed more than one attempt
+``platypus_event_processing_seconds``       histogram: read to durable outcome, per event
+``platypus_alerts_sent_total``              failure alerts posted, by flow
+==========================================  ==========================================
+
+Read when scraped (`Metrics.refresh`):
+
+==========================================  ==========================================
+``platypus_failures``                       failed-event entries, by status
+``platypus_dead_letters_open``              open entries (the dead letters waiting)
+``platypus_consumer_lag``                   end offset minus committed offset, by partition
+``platypus_consumer_running``               1 while the consumer runs
+``platypus_adapter_metric``                 what adapters report through ``metrics()``
+                                            (Salesforce: ``api_usage_used``, ...), by
+                                            connection and name
+==========================================  ==========================================
+
+Every `Metrics` has its own registry, so several apps in one process (tests) do
+not share counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from platypus.ops.store import FailureStatus, FailureStore
+from platypus.runtime.processor import EventResult
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_log = structlog.get_logger("platypus.ops")
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    """The process's counters, gauges and histograms in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.consumed = Counter(
+            "platypus_events_consumed",
+            "Events read from the events topic, by event type.",
+            ["event_type"],
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "platypus_flow_outcomes",
+            "Events that finished a flow, by flow and outcome.",
+            ["flow", "outcome"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "platypus_delivery_attempts",
+            "Adapter calls made for events that finished a flow, by flow.",
+            ["flow"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "platypus_retried",
+            "Flow runs that needed more than one attempt at a step, by flow.",
+            ["flow"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "platypus_event_processing_seconds",
+            "Time from reading an event to its outcomes being durable.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.alerts = Counter(
+            "platypus_alerts_sent", "Failure alerts posted, by flow.", ["flow"], registry=r
+        )
+        self.failures = Gauge(
+            "platypus_failures",
+            "Failed-event entries in the store, by status.",
+            ["status"],
+            registry=r,
+        )
+        self.open_failures = Gauge(
+            "platypus_dead_letters_open",
+            "Open failed-event entries: dead letters waiting for a replay or a discard.",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "platypus_consumer_lag",
+            "Events appended but not yet committed (end offset - committed), by partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.running = Gauge(
+            "platypus_consumer_running", "1 while the event consumer runs.", registry=r
+        )
+        self.adapter = Gauge(
+            "platypus_adapter_metric",
+            "Figures adapters report through metrics(), by connection and name.",
+            ["connection", "name"],
+            registry=r,
+        )
+
+    # -- as events are processed ------------------------------------------------
+
+    def processed(self, result: EventResult, seconds: float) -> None:
+        """Count one processed event (the runtime's observer hook)."""
+        self.latency.observe(seconds)
+        self.consumed.labels(result.event_type or "(unknown)").inc()
+        for outcome in result.outcomes:
+            flow = outcome.flow or "(none)"
+            self.outcomes.labels(flow, outcome.status).inc()
+            if outcome.attempts:
+                self.attempts.labels(flow).inc(outcome.attempts)
+            if outcome.retried:
+                self.retried.labels(flow).inc()
+
+    # -- when scraped -------------------------------------------------------------
+
+    async def refresh(
+        self,
+        *,
+        store: FailureStore | None = None,
+        lag: Callable[[], Mapping[int, int]] | None = None,
+        running: bool | None = None,
+        adapters: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Read the gauges that are only known by asking: store, log, adapters."""
+        if store is not None:
+            try:
+                counts = await asyncio.to_thread(store.counts_by_status)
+            except Exception:  # noqa: BLE001 -- a scrape must answer; /readyz says why
+                _log.warning("metrics: the failed-event store did not answer", exc_info=True)
+            else:
+                for status, count in counts.items():
+                    self.failures.labels(status.value).set(count)
+                self.open_failures.set(counts.get(FailureStatus.OPEN, 0))
+        if lag is not None:
+            for partition, behind in lag().items():
+                self.lag.labels(str(partition)).set(behind)
+        if running is not None:
+            self.running.set(1 if running else 0)
+        for connection, adapter in (adapters or {}).items():
+            report = getattr(adapter, "metrics", None)
+            if not callable(report):
+                continue
+            try:
+                figures = report()
+            except Exception:  # noqa: BLE001 -- one adapter's report must not break a scrape
+                _log.warning("metrics: adapter metrics() failed", connection=connection)
+                continue
+            for name, value in (figures or {}).items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.adapter.labels(connection, str(name)).set(value)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus's text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,131 @@
+"""The catalog's vendors on loopback, and the repository's platypus.yaml pointed at them.
+
+Each fake is the one the adapter's own tests use (tests/fakes/), started once for
+the package and emptied before each test. `catalog_config` reads the real
+``platypus.yaml`` with its ``${ENV}`` variables and secrets set the way an
+operator would, and changes only what a fake needs besides: its URL, the test
+CA, a short timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from platypus.config import ConnectionSpec, ProjectConfig, load_config
+from platypus.retry import RetryPolicy
+from tests.fakes import slack as slack_fake
+from tests.fakes.netsuite import Credentials, FakeNetSuite, wsdl_path
+from tests.fakes.salesforce import FakeSalesforce
+from tests.fakes.slack import FakeSlack
+from tests.fakes.zuora import FakeZuora
+
+REPO = Path(__file__).resolve().parents[2]
+
+SF_USERNAME = "integration@acme.test"
+SF_PASSWORD = "catalog-sf-password-41d2"
+SF_TOKEN = "catalog-sf-token-9c"
+NETSUITE = Credentials(
+    account="1234567_SB1",
+    consumer_key="ck-catalog-3f1c",
+    consumer_secret="netsuite-consumer-secret-catalog",
+    token_id="tok-catalog-9ab2",
+    token_secret="netsuite-token-secret-catalog",
+)
+# The channels the catalog's flows post to, as the workspace would have them.
+CHANNELS = {
+    "it-onboarding": "C0ITONBRD1",
+    "it-offboarding": "C0ITOFFBD1",
+    "security-alerts": "C0SECALRT1",
+}
+
+
+@dataclass
+class Vendors:
+    """The running fakes, one per catalog connection the flows use."""
+
+    salesforce: FakeSalesforce
+    zuora: FakeZuora
+    netsuite: FakeNetSuite
+    slack: FakeSlack
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[Vendors]:
+    if not wsdl_path().exists():
+        pytest.skip(f"the NetSuite WSDL is not at {wsdl_path()}; set PLATYPUS_NETSUITE_WSDL")
+    with FakeSalesforce() as salesforce, FakeNetSuite(NETSUITE) as netsuite:
+        salesforce.add_user(SF_USERNAME, SF_PASSWORD, SF_TOKEN)
+        zuora, slack = FakeZuora(), FakeSlack()
+        zuora.start()
+        slack.start()
+        try:
+            yield Vendors(salesforce, zuora, netsuite, slack)
+        finally:
+            zuora.stop()
+            slack.stop()
+
+
+@pytest.fixture
+def vendors(_servers: Vendors, monkeypatch: pytest.MonkeyPatch) -> Vendors:
+    """Every fake, emptied, and the environment platypus.yaml reads, set for them."""
+    _servers.salesforce.reset()
+    _servers.zuora.reset()
+    _servers.netsuite.reset()
+    _servers.slack.reset()
+    for name, channel in CHANNELS.items():
+        monkeypatch.setitem(slack_fake.CHANNELS, name, channel)
+    environment = {
+        "SALESFORCE_USERNAME": SF_USERNAME,
+        "SALESFORCE_PASSWORD": SF_PASSWORD,
+        "SALESFORCE_SECURITY_TOKEN": SF_TOKEN,
+        "ZUORA_BASE_URL": _servers.zuora.url,
+        "ZUORA_CLIENT_ID": FakeZuora.client_id,
+        "ZUORA_CLIENT_SECRET": FakeZuora.client_secret,
+        "NETSUITE_ACCOUNT": NETSUITE.account,
+        "NETSUITE_CONSUMER_KEY": NETSUITE.consumer_key,
+        "NETSUITE_CONSUMER_SECRET": NETSUITE.consumer_secret,
+        "NETSUITE_TOKEN_ID": NETSUITE.token_id,
+        "NETSUITE_TOKEN_SECRET": NETSUITE.token_secret,
+        "NETSUITE_WSDL": str(wsdl_path()),
+        "SLACK_BOT_TOKEN": FakeSlack.bot_token,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return _servers
+
+
+def catalog_config(vendors: Vendors, data_dir: Path) -> ProjectConfig:
+    """The repository's platypus.yaml, its connections pointed at the fakes."""
+    config = load_config(root=REPO)
+    extra = {
+        # Where the fakes listen; production derives these from the account or domain.
+        "salesforce": {
+            "login_url": vendors.salesforce.url,
+            "ca_bundle": str(vendors.salesforce.ca_path),
+        },
+        "netsuite": {"endpoint": vendors.netsuite.endpoint},
+        "slack": {"base_url": vendors.slack.url},
+        "zuora": {},
+    }
+    connections = dict(config.connections)
+    for name, settings in extra.items():
+        spec = connections[name]
+        connections[name] = ConnectionSpec(
+            adapter=spec.adapter,
+            settings={**spec.settings, **settings, "timeout": "5s"},
+            max_concurrency=spec.max_concurrency,
+            # The fake Slack has no per-channel limit; waiting 1 s a message only slows tests.
+            rate_limit=None,
+        )
+    return config.model_copy(
+        update={
+            "connections": connections,
+            "data_dir": data_dir,
+            "partitions": 4,
+            "retry": RetryPolicy(initial_delay=0.01, max_delay=0.05, max_attempts=4),
+        }
+    )

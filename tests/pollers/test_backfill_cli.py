@@ -1,0 +1,62 @@
+"""``platypus backfill`` end to end: platypus.yaml, a loopback Salesforce, the embedded log."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from platypus.runtime.embedded import EVENTS_TOPIC
+from platypus.runtime.log import EventLog
+from platypus.sources.pollers.cli import backfill
+from tests.pollers.conftest import SoqlSalesforce, salesforce_settings
+from tests.pollers.test_pollers import won
+
+
+def project(tmp_path: Path, fake: SoqlSalesforce) -> Path:
+    config = {
+        "data_dir": "data",
+        "connections": {"crm": {"adapter": "salesforce", "settings": salesforce_settings(fake)}},
+        "pollers": {"won": {"kind": "salesforce", "connection": "crm", "page_size": 3}},
+    }
+    (tmp_path / "platypus.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_backfill_replays_a_range_and_running_it_again_appends_nothing(
+    tmp_path: Path, salesforce: SoqlSalesforce
+) -> None:
+    ids = [won(salesforce, n, datetime(2023, 5, 1 + n, tzinfo=UTC)) for n in range(7)]
+    root = project(tmp_path, salesforce)
+    args = ["won", "--since", "2023-05-01", "--until", "2023-05-31", "--project", str(root)]
+
+    first = CliRunner().invoke(backfill, args)
+    assert first.exit_code == 0, first.output
+    assert "7 events appended" in first.output
+    second = CliRunner().invoke(backfill, [*args, "--restart"])
+    assert "0 events appended, 7 already there" in second.output
+
+    with EventLog(root / "data") as log:
+        subjects = sorted(json.loads(r.value)["subject"] for r in log.read(EVENTS_TOPIC))
+        assert subjects == ids
+        assert "backfill:won" in log.checkpoints()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope", "--since", "2023-05-01"], "no poller 'nope'"),
+        (["won", "--since", "2023-06-01", "--until", "2023-05-01"], "--since must be before"),
+    ],
+)
+def test_backfill_refuses_an_unknown_source_or_an_empty_range(
+    tmp_path: Path, salesforce: SoqlSalesforce, args: list[str], message: str
+) -> None:
+    root = project(tmp_path, salesforce)
+    result = CliRunner().invoke(backfill, [*args, "--project", str(root)])
+    assert result.exit_code == 2
+    assert message in result.output

@@ -1,0 +1,31 @@
+"""The ``pollers:`` example of docs/sources.md is a valid configuration."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from platypus.config import ProjectConfig
+from platypus.sources.pollers import PollerKind, poller_specs
+from platypus.sources.pollers.presets import DEFAULT_PRESET, POLLER_PRESETS
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
+
+
+def test_the_documented_pollers_section_is_valid() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## Pollers") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    config = ProjectConfig.model_validate(yaml.safe_load(block.group(1)))
+    specs = poller_specs(config)
+    assert {spec.kind for spec in specs.values()} == set(PollerKind)
+
+
+def test_every_kind_has_a_documented_preset() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert set(DEFAULT_PRESET) == {kind.value for kind in PollerKind}
+    for name in POLLER_PRESETS:
+        assert f"`{name}`" in text
