@@ -22,15 +22,14 @@ entry-point group, so a third-party package adds a vendor with no engine edit::
 from __future__ import annotations
 
 import difflib
-import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from platypus.exceptions import ConfigurationError, PermanentError
+from platypus.plugins import PluginRegistry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -172,58 +171,15 @@ def _unknown_action(adapter: str, action: str, actions: Mapping[str, Action]) ->
     return f"adapter {adapter!r} has no action {action!r} (it has: {known}){hint}"
 
 
-class AdapterRegistry:
+class AdapterRegistry(PluginRegistry[Adapter]):
     """Adapter classes by name, from built-ins and the ``platypus.adapters`` entry points."""
 
     def __init__(self, adapters: Mapping[str, str | type[Adapter]] | None = None) -> None:
-        self._refs: dict[str, str | type[Adapter]] = dict(adapters or {})
-        self._loaded: dict[str, type[Adapter]] = {}
+        super().__init__(Adapter, "adapter", adapters)
 
     @classmethod
     def default(cls) -> AdapterRegistry:
         """Built-in adapters plus every installed ``platypus.adapters`` entry point."""
-        refs: dict[str, str | type[Adapter]] = dict(_BUILTIN)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            refs[ep.name] = ep.value
-        return cls(refs)
-
-    def register(self, name: str, adapter: str | type[Adapter]) -> None:
-        """Add an adapter class (or a ``"module:Class"`` reference) under ``name``."""
-        self._refs[name] = adapter
-        self._loaded.pop(name, None)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._refs
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._refs))
-
-    def get(self, name: str) -> type[Adapter]:
-        """The adapter class called ``name``, imported on first use."""
-        if name in self._loaded:
-            return self._loaded[name]
-        ref = self._refs.get(name)
-        if ref is None:
-            close = difflib.get_close_matches(name, list(self._refs), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigurationError(
-                f"unknown adapter {name!r} (installed: {', '.join(sorted(self._refs))}){hint}"
-            )
-        adapter = _import(name, ref) if isinstance(ref, str) else ref
-        self._loaded[name] = adapter
-        return adapter
-
-
-def _import(name: str, ref: str) -> type[Adapter]:
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"adapter {name!r} cannot be imported from {module_name!r}: {exc}. "
-            "Install the package that provides it."
-        ) from exc
-    adapter = getattr(module, attr, None)
-    if not (isinstance(adapter, type) and issubclass(adapter, Adapter)):
-        raise ConfigurationError(f"{ref!r} (adapter {name!r}) is not an Adapter subclass")
-    return adapter
+        registry = cls()
+        registry._with_entry_points(ENTRY_POINT_GROUP, _BUILTIN)
+        return registry
