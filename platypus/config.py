@@ -162,6 +162,14 @@ class KafkaSettings(BaseModel):
     web_port: int = Field(
         default=6066, ge=0, le=65535, description="Worker's health endpoint (/healthz)."
     )
+    ledger_url: str | None = Field(
+        default=None,
+        description=(
+            "Delivery ledger shared by all workers (SQLAlchemy URL, e.g. "
+            "postgresql+psycopg://host/db); default: a SQLite file in each worker's data_dir, "
+            "enough only when all workers share one machine."
+        ),
+    )
     idempotent_producer: bool = Field(
         default=True,
         description=(

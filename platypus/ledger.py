@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from platypus.adapter import Action
 
-__all__ = ["DeliveryLedger", "Key", "MemoryLedger", "SqliteLedger", "needs_ledger"]
+__all__ = ["DeliveryLedger", "Key", "MemoryLedger", "SqlLedger", "SqliteLedger", "needs_ledger"]
 
 
 def needs_ledger(action: Action | None) -> bool:
@@ -152,3 +152,67 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
         done.set_result(None)
     else:
         done.set_exception(error)
+
+
+class SqlLedger:
+    """A ledger in a SQL database shared by every worker (PostgreSQL, say).
+
+    Workers on different machines take partitions over from each other; a
+    ledger each keeps on local disk cannot tell one that another already
+    delivered a write. Give them one database: ``kafka.ledger_url``.
+    """
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self._engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata = sa.MetaData()
+        self._table = sa.Table(
+            "platypus_ledger",
+            metadata,
+            sa.Column("event_id", sa.String(256), primary_key=True),
+            sa.Column("flow", sa.String(64), primary_key=True),
+            sa.Column("step", sa.String(64), primary_key=True),
+            sa.Column("result", sa.Text, nullable=False),
+            sa.Column("delivered_at", sa.Float, nullable=False),
+        )
+        metadata.create_all(self._engine)
+
+    async def get(self, key: Key) -> tuple[bool, Any]:
+        row = await asyncio.to_thread(self._get, key)
+        return (True, json.loads(row)) if row is not None else (False, None)
+
+    async def put(self, key: Key, result: Any) -> None:
+        await asyncio.to_thread(self._put, key, json.dumps(result, default=str))
+
+    def _get(self, key: Key) -> str | None:
+        table = self._table
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                self._sa.select(table.c.result).where(
+                    table.c.event_id == key[0], table.c.flow == key[1], table.c.step == key[2]
+                )
+            ).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def _put(self, key: Key, result: str) -> None:
+        table = self._table
+        values = {
+            "event_id": key[0],
+            "flow": key[1],
+            "step": key[2],
+            "result": result,
+            "delivered_at": time.time(),
+        }
+        with self._engine.begin() as conn:
+            # Delete-then-insert: one statement pair that every SQL database takes.
+            conn.execute(
+                table.delete().where(
+                    table.c.event_id == key[0], table.c.flow == key[1], table.c.step == key[2]
+                )
+            )
+            conn.execute(table.insert().values(**values))
+
+    def close(self) -> None:
+        self._engine.dispose()

@@ -43,7 +43,7 @@ from platypus.deadletter import SourceRecord
 from platypus.exceptions import ConfigurationError
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
-from platypus.ledger import SqliteLedger
+from platypus.ledger import SqliteLedger, SqlLedger
 from platypus.runtime.log import AppendItem
 from platypus.runtime.ordering import KeyedExecutor, PartitionProgress
 from platypus.runtime.processor import VALIDATED_HEADER, Connections, Processor
@@ -143,7 +143,11 @@ class KafkaRuntime:
         self.schemas = schemas or SchemaRegistry.default()
         self.connections = Connections(config, adapters or AdapterRegistry.default())
         params = self.connections.prepare(flows)
-        self.ledger = SqliteLedger(config.resolve(config.data_dir) / "ledger.db")
+        self.ledger: SqliteLedger | SqlLedger = (
+            SqlLedger(self.settings.ledger_url)
+            if self.settings.ledger_url
+            else SqliteLedger(config.resolve(config.data_dir) / "ledger.db")
+        )
         self.processor = Processor(
             flows,
             self.schemas,
