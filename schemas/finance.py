@@ -107,3 +107,77 @@ class PaymentReceived(BaseModel):
     )
     payer_email: Annotated[str | None, PersonalData] = None
     invoices: list[PaymentApplication] = Field(default_factory=list)
+
+
+class NetSuiteRef(BaseModel):
+    """A NetSuite record reference: its internal id and, when set, its external id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    internal_id: NonEmpty
+    external_id: str | None = None
+
+
+class NetSuiteLine(BaseModel):
+    """One line of a NetSuite transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: NetSuiteRef
+    quantity: Decimal = Field(gt=0)
+    rate: Money
+    amount: Money
+
+
+@event_schema("finance.netsuite.customer.synced", version=1)
+class NetSuiteCustomerSynced(BaseModel):
+    """A NetSuite customer was created or updated from a CRM account.
+
+    The record the quote-to-cash flows upsert by ``externalId`` (the Salesforce
+    account id). ``subject`` is the external id.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer: NetSuiteRef
+    company_name: NonEmpty
+    email: Annotated[str | None, PersonalData] = None
+    subsidiary: NetSuiteRef | None = None
+    currency: CurrencyCode | None = None
+
+
+@event_schema("finance.netsuite.sales_order.created", version=1)
+class NetSuiteSalesOrderCreated(BaseModel):
+    """A NetSuite sales order was created from a closed-won opportunity.
+
+    Upserted by ``externalId`` (the opportunity id). ``subject`` is the external id.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sales_order: NetSuiteRef
+    customer: NetSuiteRef
+    tran_date: date
+    currency: CurrencyCode
+    total: Money
+    lines: list[NetSuiteLine] = Field(min_length=1)
+
+
+@event_schema("finance.netsuite.invoice.created", version=1)
+class NetSuiteInvoiceCreated(BaseModel):
+    """A NetSuite invoice was created from a Zuora invoice.
+
+    Upserted by ``externalId`` (the Zuora invoice number). ``subject`` is the
+    external id.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice: NetSuiteRef
+    customer: NetSuiteRef
+    created_from: NetSuiteRef | None = None
+    tran_date: date
+    due_date: date | None = None
+    currency: CurrencyCode
+    total: Money
+    lines: list[NetSuiteLine] = Field(min_length=1)
