@@ -15,6 +15,7 @@ a socket or a file, so it is tested exhaustively and shared by the runtimes.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,7 @@ class Failed:
     vendor_code: str | None = None
     errors: tuple[FieldError, ...] = ()
     alert: bool = False  # the adapter says a person must act (credentials refused, say)
+    stacktrace: str = ""  # for unclassified exceptions only: where the surprise came from
 
 
 StepDecision = Filtered | Deliver | Failed
@@ -149,11 +151,17 @@ def classify(error: BaseException) -> Failed:
             vendor_code=error.vendor_code,
             alert=bool(getattr(error, "alert", False)),
         )
+    # Nobody classified it: a bug or a surprise. Its traceback tells ops where.
+    trace = "".join(traceback.format_exception(error))
     return Failed(
         error_class=_qualname(error),
         message=str(error) or error.__class__.__name__,
         retryable=False,
+        stacktrace=trace[-_STACKTRACE_LIMIT:],
     )
+
+
+_STACKTRACE_LIMIT = 4000
 
 
 def check_payload(model: type[BaseModel] | None, payload: Any, step: StepSpec) -> Failed | None:

@@ -41,6 +41,7 @@ PARTITION = "__connect.errors.partition"
 OFFSET = "__connect.errors.offset"
 EXCEPTION_CLASS = "__connect.errors.exception.class.name"
 EXCEPTION_MESSAGE = "__connect.errors.exception.message"
+STACKTRACE = "__connect.errors.exception.stacktrace"
 CONNECTOR = "__connect.errors.connector.name"
 STAGE = "__connect.errors.stage"
 
@@ -139,6 +140,8 @@ def dead_letter(
         text.append((STATUS_CODE, str(failure.status_code)))
     if failure.vendor_code:
         text.append((VENDOR_CODE, failure.vendor_code))
+    if failure.stacktrace:
+        text.append((STACKTRACE, scrub_text(failure.stacktrace, values)))
     ours = {name for name, _ in text}
     kept = [(name, value) for name, value in source.headers if name not in ours]
     headers: Headers = kept + [(name, value.encode()) for name, value in text]

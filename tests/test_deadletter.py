@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from platypus.core import Failed
+from platypus.core import Failed, classify
 from platypus.deadletter import (
     DeadLetter,
     SourceRecord,
@@ -18,7 +18,7 @@ from platypus.deadletter import (
     describe_headers,
     mask_secrets,
 )
-from platypus.exceptions import FieldError
+from platypus.exceptions import FieldError, PermanentError
 from platypus.redaction import MASK
 
 VALUE = b'{"specversion":"1.0","id":"evt-1","data":{"owner_email":"owner@example.com"}}'
@@ -215,3 +215,47 @@ def test_any_message_survives_the_headers_unchanged_without_personal_values(
 )
 def test_mask_secrets_masks_credential_looking_headers(name: str, masked: bool) -> None:
     assert mask_secrets({name: "value"}) == {name: MASK if masked else "value"}
+
+
+def test_an_unclassified_exception_carries_its_stacktrace_with_personal_values_masked() -> None:
+    def adapter_bug() -> None:
+        raise KeyError("ada.quill@example.com")
+
+    try:
+        adapter_bug()
+    except KeyError as exc:
+        failure = classify(exc)
+    assert "adapter_bug" in failure.stacktrace
+    letter = dead_letter(
+        SourceRecord("platypus.events", 0, 7, "k", b"{}"),
+        failure,
+        flow="orders",
+        flow_version="abc",
+        step="create",
+        event_id="evt-1",
+        event_type="t.v1",
+        attempts=1,
+        first_failure=datetime(2026, 1, 1, tzinfo=UTC),
+        last_failure=datetime(2026, 1, 1, tzinfo=UTC),
+        personal={"ada.quill@example.com"},
+    )
+    trace = letter.header("__connect.errors.exception.stacktrace") or ""
+    assert "adapter_bug" in trace
+    assert "ada.quill@example.com" not in trace
+
+
+def test_a_classified_error_has_no_stacktrace_header() -> None:
+    failure = classify(PermanentError("refused"))
+    letter = dead_letter(
+        SourceRecord("platypus.events", 0, 7, "k", b"{}"),
+        failure,
+        flow="orders",
+        flow_version="abc",
+        step="create",
+        event_id="evt-1",
+        event_type="t.v1",
+        attempts=1,
+        first_failure=datetime(2026, 1, 1, tzinfo=UTC),
+        last_failure=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert letter.header("__connect.errors.exception.stacktrace") is None
