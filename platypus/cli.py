@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from platypus import __version__
-from platypus.exceptions import PlatypusError
+from platypus.clitools import exit_on_error, project_option
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_PROJECT = click.option(
-    "--project",
-    "project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(),
-    show_default=True,
-    help="Project folder holding platypus.yaml and flows/.",
-)
-
-
-def _errors(func: F) -> F:
-    """Turn Platypus errors into a clear message and exit status 2, not a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except PlatypusError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
+_PROJECT = project_option
+_errors = exit_on_error
 
 
 @click.group()

@@ -23,12 +23,8 @@ Outcomes: 2xx returns the JSON body (or ``{"status": code}``); 408, 425, 429,
 from __future__ import annotations
 
 import base64
-import math
 import os
 from collections.abc import Generator, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -38,6 +34,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.retry import Duration
+from platypus.vendorhttp import USER_AGENT, parse_retry_after
 
 __all__ = [
     "BasicAuth",
@@ -53,14 +50,7 @@ _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _BODY_EXCERPT = 300
 
 
-def _user_agent() -> str:
-    try:
-        return f"platypus/{version('platypus-integrations')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "platypus"
-
-
-_USER_AGENT = _user_agent()
+_USER_AGENT = USER_AGENT
 
 
 class BearerAuth(BaseModel):
@@ -314,31 +304,6 @@ class HttpAdapter(Adapter):
             f"HttpAdapter(connection={self.connection!r}, "
             f"base_url={_safe_url(httpx.URL(self._config.base_url))!r})"
         )
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
-
-    A time in the past or a negative number gives 0; anything unreadable gives None.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; obsolete forms may omit the zone
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 def _safe_url(url: httpx.URL) -> str:

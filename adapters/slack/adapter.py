@@ -6,7 +6,6 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar, NoReturn
 
 import httpx
@@ -15,8 +14,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
+from platypus.vendorhttp import USER_AGENT, json_or_none, mask_secrets_in, parse_retry_after
 
-from ..http import parse_retry_after
 from ._errors import HINTS, Verdict, verdict_for
 from .models import PostMessageInput, SlackSettings
 
@@ -24,13 +23,6 @@ __all__ = ["SlackAdapter"]
 
 _log = get_logger("platypus.adapters.slack")
 _BODY_EXCERPT = 300
-
-
-def _user_agent() -> str:
-    try:
-        return f"platypus/{version('platypus-integrations')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "platypus"
 
 
 class SlackAdapter(Adapter):
@@ -86,7 +78,7 @@ class SlackAdapter(Adapter):
             self._client_secret = config.client_secret.resolve()
         self._client = httpx.AsyncClient(
             base_url=config.base_url + "/",
-            headers={"User-Agent": _user_agent()},
+            headers={"User-Agent": USER_AGENT},
             timeout=httpx.Timeout(config.timeout),
             limits=httpx.Limits(
                 max_connections=config.max_connections,
@@ -170,7 +162,7 @@ class SlackAdapter(Adapter):
     def _check(self, method: str, response: httpx.Response) -> tuple[Mapping[str, Any], str | None]:
         """(answer, None) for ``ok: true``, (answer, code) for ``ok: false``; else raise."""
         status = response.status_code
-        answer = _json(response)
+        answer = json_or_none(response)
         error = answer.get("error") if isinstance(answer, Mapping) else None
         code = self._scrub(str(error)) if error is not None else None
         if status == 429 or status == 408 or 500 <= status < 600:
@@ -308,20 +300,7 @@ class SlackAdapter(Adapter):
 
     def _scrub(self, text: str) -> str:
         # Slack or a library may echo a credential back; never pass it on.
-        for secret in [self._client_secret, *self._secrets]:
-            value = secret.get_secret_value()
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return mask_secrets_in(text, [self._client_secret, *self._secrets])
 
     def __repr__(self) -> str:
         return f"SlackAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"
-
-
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None

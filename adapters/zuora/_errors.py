@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..http import parse_retry_after
+from platypus.vendorhttp import parse_retry_after
 
 __all__ = ["Outcome", "Verdict", "classify", "retry_after"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar, NoReturn
 
 import httpx
@@ -13,6 +12,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
+from platypus.vendorhttp import USER_AGENT, json_or_none, mask_secrets_in
 
 from ._errors import Outcome, Verdict, classify, retry_after
 from ._token import Token, TokenCache
@@ -28,13 +28,6 @@ __all__ = ["ZuoraAdapter"]
 _log = get_logger("platypus.adapters.zuora")
 _BODY_EXCERPT = 300
 _MAX_IDEMPOTENCY_KEY = 255  # Zuora: "less than 255 characters"
-
-
-def _user_agent() -> str:
-    try:
-        return f"platypus/{version('platypus-integrations')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "platypus"
 
 
 class ZuoraAdapter(Adapter):
@@ -90,7 +83,7 @@ class ZuoraAdapter(Adapter):
         config = self._config
         self._client_id = config.client_id.resolve()
         self._client_secret = config.client_secret.resolve()
-        headers = {"User-Agent": _user_agent(), "Accept": "application/json"}
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if config.zuora_version:
             headers["Zuora-Version"] = config.zuora_version
         if config.entity_ids:
@@ -151,7 +144,7 @@ class ZuoraAdapter(Adapter):
         where = f"POST {path}"
         token = await self.tokens.get()
         response = await self._post(where, path, body, headers, token)
-        outcome = classify(response.status_code, _json(response))
+        outcome = classify(response.status_code, json_or_none(response))
         if outcome.verdict is Verdict.REFRESH:
             _log.info(
                 "zuora token refused; fetching a new one",
@@ -162,12 +155,12 @@ class ZuoraAdapter(Adapter):
             self.tokens.invalidate(token)
             token = await self.tokens.get()
             response = await self._post(where, path, body, headers, token)
-            outcome = classify(response.status_code, _json(response))
+            outcome = classify(response.status_code, json_or_none(response))
             if outcome.verdict is Verdict.REFRESH:
                 outcome = Outcome(Verdict.PERMANENT, outcome.vendor_code, outcome.detail)
                 self._raise(where, response, outcome, "a freshly fetched token")
         if outcome.verdict is Verdict.OK:
-            return _json(response)
+            return json_or_none(response)
         self._raise(where, response, outcome)
 
     async def _post(
@@ -273,7 +266,7 @@ class ZuoraAdapter(Adapter):
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable"
             ) from None
         status = response.status_code
-        body = _json(response)
+        body = json_or_none(response)
         if status == 200 and isinstance(body, Mapping) and body.get("access_token"):
             token = SecretStr(str(body["access_token"]))
             lifetime = body.get("expires_in")
@@ -299,23 +292,10 @@ class ZuoraAdapter(Adapter):
 
     def _scrub(self, text: str) -> str:
         # Zuora or a library may echo a credential back; never pass it on.
-        for secret in [self._client_secret, *self._issued]:
-            value = secret.get_secret_value()
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return mask_secrets_in(text, [self._client_secret, *self._issued])
 
     def __repr__(self) -> str:
         return f"ZuoraAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"
-
-
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _pick(body: Any, *names: str) -> dict[str, Any]:

@@ -10,16 +10,14 @@ They are plain click commands, added to ``platypus`` by `register`::
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from platypus.exceptions import PlatypusError
+from platypus.clitools import exit_on_error, project_option
 
 __all__ = [
     "flows_graph_command",
@@ -30,30 +28,8 @@ __all__ = [
     "schemas_check_command",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_PROJECT = click.option(
-    "--project",
-    "project",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(),
-    show_default=True,
-    help="Project folder holding platypus.yaml and flows/.",
-)
-
-
-def _errors(func: F) -> F:
-    """Platypus errors as a one-line message and exit status 2, as the other commands do."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except PlatypusError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
+_PROJECT = project_option
+_errors = exit_on_error
 
 
 @click.command("test")

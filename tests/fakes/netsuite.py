@@ -55,6 +55,7 @@ from lxml import etree
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.vendor import read_request
 from tests.fakes.vendor_files import vendor_file
 
 __all__ = [
@@ -349,23 +350,10 @@ class FakeNetSuite:
     # -- HTTP ---------------------------------------------------------------
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        received = await read_request(scope, receive, send)
+        if received is None:
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = received
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         soap_action = headers.get("soapaction", "").strip('"')
         with self._lock:

@@ -49,6 +49,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.vendor import read_request
 
 __all__ = ["Failure", "FakeSalesforce", "SfRequest"]
 
@@ -274,23 +275,10 @@ class FakeSalesforce:
     # -- the ASGI app -------------------------------------------------------
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        received = await read_request(scope, receive, send)
+        if received is None:
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = received
         method: str = scope["method"]
         path: str = scope["path"]
         query = scope["query_string"].decode("latin-1")

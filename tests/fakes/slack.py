@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
-from tests.fakes.vendor import RESET, RecordedRequest, Reply
+from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
 
 # The answer-writing helpers are the same for every JSON fake.
 from tests.fakes.zuora import Slow, send_json, send_reset
@@ -112,23 +112,10 @@ class FakeSlack:
     # -- the ASGI app ---------------------------------------------------------
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        received = await read_request(scope, receive, send)
+        if received is None:
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = received
         path: str = scope["path"]
         method = path.removeprefix("/api/")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

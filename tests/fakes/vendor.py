@@ -186,22 +186,9 @@ class FakeVendor:
     # -- the ASGI app -------------------------------------------------------
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        received = await read_request(scope, receive, send)
+        if received is None:
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
         path: str = scope["path"]
         arrived = time.monotonic()
         with self._lock:
@@ -217,7 +204,7 @@ class FakeVendor:
                     path=path,
                     query=scope["query_string"].decode("latin-1"),
                     headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-                    body=b"".join(chunks),
+                    body=received,
                     time=arrived,
                     status=reply.status,
                 )
@@ -278,3 +265,26 @@ def fake_vendor(_fake_vendor_server: FakeVendor) -> Iterator[FakeVendor]:
     _fake_vendor_server.reset()
     yield _fake_vendor_server
     _fake_vendor_server.reset()
+
+
+async def read_request(scope: Scope, receive: Receive, send: Send) -> bytes | None:
+    """Answer ASGI lifespan messages; for an HTTP request, return its whole body.
+
+    ``None`` for anything that is not an HTTP request: the fake has nothing to do.
+    """
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+    if scope["type"] != "http":
+        return None
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)

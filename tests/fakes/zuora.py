@@ -43,7 +43,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
-from tests.fakes.vendor import RESET, RecordedRequest, Reply
+from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
 
 __all__ = ["AUTH_ERROR", "RESET", "FakeZuora", "Reply", "Slow"]
 
@@ -147,23 +147,10 @@ class FakeZuora:
         return time.monotonic() + self._skew
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        received = await read_request(scope, receive, send)
+        if received is None:
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = received
         path: str = scope["path"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         with self._lock:
