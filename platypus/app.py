@@ -39,13 +39,13 @@ from platypus.ops.auth import Authenticator
 from platypus.ops.indexer import Indexer
 from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
-
-if TYPE_CHECKING:
-    from platypus.sources.pollers import PollerGroup
 from platypus.runtime.embedded import EVENTS_TOPIC, GROUP, EmbeddedRuntime
 from platypus.runtime.log import Durability, EventLog
 from platypus.runtime.processor import Connections, Processor
 from platypus.schema_registry import SchemaRegistry
+
+if TYPE_CHECKING:
+    from platypus.sources.pollers import PollerGroup
 
 __all__ = ["Platypus"]
 
