@@ -357,11 +357,6 @@ class LogOwnerLock:
             self._handle.close()
             self._handle = None
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._handle is not None
-
     def __enter__(self) -> LogOwnerLock:
         self.acquire()
         return self

@@ -269,8 +269,7 @@ class KafkaRuntime:
         event, problem = decode_record(item.source.value, item.source.headers)
         validated = item.headers.get(VALIDATED_HEADER)
         if event is None:
-            result = await self.processor.process(item.source, {}, None, event=None)
-            _ = problem  # the processor reports the same parse failure
+            result = self.processor.unreadable(item.source, problem or "not an event")
         else:
             result = await self.processor.process(
                 item.source,

@@ -330,10 +330,6 @@ class EventLog:
         result: int = await self._submit(run)
         return result
 
-    async def commit(self, group: str, topic: str, partition: int, next_offset: int) -> None:
-        """Commit ``next_offset`` for ``group`` (never moves backwards)."""
-        await self._submit(lambda conn: _commit(conn, (group, topic, partition, next_offset)))
-
     def _submit(self, run: Callable[[sqlite3.Connection], Any], notify: bool = False) -> Any:
         if self._writer is None:
             raise RuntimeError("the event log is not open")

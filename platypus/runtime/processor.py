@@ -235,13 +235,13 @@ class Processor:
                     raise TypeError("a CloudEvent is a JSON object")
             except (ValueError, TypeError) as exc:
                 message = f"the stored record is not a JSON event: {exc}"
-                return self._unreadable(source, message, ())
+                return self.unreadable(source, message, ())
         event_id = str(event.get("id", ""))
         event_type = str(event.get("type", ""))
         if validated_type != event_type:
             problem = self._validate(event)
             if problem is not None:
-                return self._unreadable(source, str(problem), problem.errors, event)
+                return self.unreadable(source, str(problem), problem.errors, event)
         values = _PersonalValues(event.get("data"), self.schemas.personal_paths(event_type))
         result = EventResult(event_id, event_type)
         flows = self.route(event_type)
@@ -274,13 +274,14 @@ class Processor:
             return exc
         return None
 
-    def _unreadable(
+    def unreadable(
         self,
         source: SourceRecord,
         message: str,
-        errors: Sequence[FieldError],
+        errors: Sequence[FieldError] = (),
         event: Mapping[str, Any] | None = None,
     ) -> EventResult:
+        """Dead-letter a record that is not a valid event, saying why (no flow runs)."""
         event = event or {}
         event_id, event_type = str(event.get("id", "")), str(event.get("type", ""))
         patterns = self.schemas.personal_paths(event_type) if event_type in self.schemas else ()
