@@ -37,10 +37,12 @@ class ConnectionLimit:
                 self._slots.release()
 
     async def _pace(self) -> None:
-        # Calls start at least `interval` apart: a steady rate, no bursts.
+        # Calls start at least `interval` apart: a steady rate, no bursts. The next
+        # start is reckoned from when this call really starts, not from when it was
+        # due: a call that wakes late on a busy loop must not let the next one
+        # follow it closer than the interval.
         async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            self._next_start = start + self._interval
-        if start > now:
-            await asyncio.sleep(start - now)
+            wait = self._next_start - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_start = time.monotonic() + self._interval
