@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from platypus.adapter import Adapter, AdapterRegistry, Request
-from platypus.app import Platypus
 from platypus.config import ProjectConfig
 from platypus.exceptions import PermanentError
 from platypus.flow.model import FlowSpec
@@ -43,7 +42,8 @@ from platypus.logging import configure_logging
 from platypus.ops import Actor, FailureFilter, FailureStatus, FailureStore, Indexer
 from platypus.ops.actions import Operations
 from platypus.ops.store import default_store_url
-from platypus.runtime.log import Durability
+from platypus.runtime.embedded import Platypus
+from platypus.runtime.embedded.log import Durability
 
 EVENT_TYPE = "sales.opportunity.closed_won.v1"
 BATCH_TYPE = "application/cloudevents-batch+json"

@@ -44,12 +44,12 @@ from typing import Any
 from pydantic import create_model
 
 from platypus.adapter import Adapter, AdapterRegistry, Request
-from platypus.app import Platypus
 from platypus.config import ProjectConfig
 from platypus.envelope import CloudEvent
 from platypus.flow.model import FlowSpec
 from platypus.logging import configure_logging
-from platypus.runtime.log import Durability
+from platypus.runtime.embedded import Platypus
+from platypus.runtime.embedded.log import Durability
 from platypus.schema_registry import SchemaRegistry
 
 EVENT_TYPE = "sales.opportunity.closed_won.v1"

@@ -4,7 +4,6 @@ The public API. Everything not listed in ``__all__`` is internal and may change.
 """
 
 from platypus.adapter import Action, Adapter, AdapterRegistry, NoSettings, Request
-from platypus.app import Platypus
 from platypus.config import ConnectionSpec, ProjectConfig, load_config
 from platypus.deadletter import DeadLetter
 from platypus.envelope import CloudEvent
@@ -25,6 +24,7 @@ from platypus.exceptions import (
 )
 from platypus.flow import FlowSpec, OnError, StepSpec, load_flow, load_flows
 from platypus.retry import RetryPolicy
+from platypus.runtime.embedded import Platypus
 from platypus.schema import EventSchema, PersonalData, event_schema
 from platypus.schema_registry import SchemaRegistry
 

@@ -82,6 +82,12 @@ class Action:
     writes: bool = True
     idempotent: bool = False
 
+    @property
+    def guarded(self) -> bool:
+        """Whether the runtime guards this action with the delivery ledger before it
+        goes on: a write the vendor does not de-duplicate itself."""
+        return self.writes and not self.idempotent
+
 
 @dataclass(frozen=True, slots=True)
 class Request:

@@ -59,7 +59,7 @@ def run(
 async def _run(
     project: Path, data_dir: Path | None, host: str | None, port: int | None, demo: bool, once: bool
 ) -> None:
-    from platypus.app import Platypus
+    from platypus.runtime.embedded import Platypus
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,19 +20,16 @@ from typing import Any
 
 from platypus.core import Failed
 from platypus.exceptions import FieldError
+from platypus.records import Record
 from platypus.redaction import MASK, scrub_text
 
 __all__ = [
-    "DEAD_LETTER_TOPIC",
     "DeadLetter",
     "Headers",
-    "SourceRecord",
     "dead_letter",
     "describe_headers",
     "mask_secrets",
 ]
-
-DEAD_LETTER_TOPIC = "platypus.dead-letter"
 
 Headers = list[tuple[str, bytes]]
 
@@ -62,20 +59,6 @@ _SECRET_WORDS = ("authorization", "password", "secret", "token", "api_key", "api
 
 
 @dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """Where the failed event was read from."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    value: bytes
-    # The record's own headers (CloudEvents ``ce_*`` attributes in Kafka's binary
-    # mode, say): kept on the dead letter, so that with the value it is the original.
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record for the dead-letter topic: ``value`` is the original event, unchanged."""
 
@@ -97,7 +80,7 @@ class DeadLetter:
 
 
 def dead_letter(
-    source: SourceRecord,
+    source: Record,
     failure: Failed,
     *,
     flow: str,

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from platypus._server import ServerThread
-from platypus.app import Platypus
 from platypus.config import CONFIG_FILE
-from platypus.deadletter import DEAD_LETTER_TOPIC, describe_headers
+from platypus.deadletter import describe_headers
 from platypus.demo_vendor import create_vendor_app
 from platypus.exceptions import ConfigurationError
+from platypus.records import DEAD_LETTER_TOPIC
+from platypus.runtime.embedded import Platypus
 from platypus.send import SendReport, send_lines
 
 __all__ = ["DemoSummary", "demo_project", "run_demo", "start_vendor"]

@@ -1,4 +1,4 @@
-"""The HTTP ingress: ``POST /events`` takes CloudEvents in, ``GET /healthz`` answers.
+"""The ingress: request bodies checked, and the events they carry appended, all or none.
 
 ``POST /events`` accepts one event (``application/cloudevents+json`` or
 ``application/json`` with an object) or a batch (``application/cloudevents-batch+json``
@@ -14,37 +14,29 @@ or ``application/json`` with an array). A batch is all or nothing. Answers:
 
 Every refused body is recorded in the rejected store with its reasons.
 
-``POST /webhooks/{source}`` takes a vendor's webhook as the vendor sends it, for
-each source configured in ``platypus.yaml`` (`platypus.sources`), and
-``GET /openapi.json`` describes every endpoint.
+The HTTP endpoints around it are in `platypus.web`. Events go to an
+`EventSink` (`platypus.runtime.base`): the embedded log, or a Kafka producer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
-from platypus.config import IngressSettings, SourceSpec
+from platypus.config import IngressSettings
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, FieldError
-from platypus.runtime.log import AppendItem
-from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
+from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER, NewRecord
+from platypus.runtime.base import EventSink
 from platypus.schema_registry import SchemaRegistry
-from platypus.sources.openapi import openapi_document
-from platypus.sources.receiver import WebhookReceiver
 from platypus.validation import field_errors
 
-__all__ = ["EventSink", "Ingress", "IngressResult", "create_app"]
+__all__ = ["Ingress", "IngressResult"]
 
 _log = structlog.get_logger("platypus.ingress")
 
@@ -69,25 +61,13 @@ class _RefusedError(Exception):
         self.errors = list(errors)
 
 
-class EventSink(Protocol):
-    """Where accepted events go: the embedded `EventLog`, or a Kafka producer."""
-
-    async def append(self, topic: str, items: Sequence[AppendItem]) -> list[tuple[int, int] | None]:
-        """Durably append ``items``; (partition, offset) each, None for a duplicate."""
-        ...
-
-    async def reject(self, reason: str, errors: Sequence[Mapping[str, Any]], body: bytes) -> int:
-        """Record a refused body with the reasons; returns an id to quote."""
-        ...
-
-
 class Ingress:
     """Validates request bodies and appends the events they carry to the log."""
 
     def __init__(
-        self, log: EventSink, schemas: SchemaRegistry, settings: IngressSettings, topic: str
+        self, sink: EventSink, schemas: SchemaRegistry, settings: IngressSettings, topic: str
     ) -> None:
-        self.log = log
+        self.sink = sink
         self.schemas = schemas
         self.settings = settings
         self.topic = topic
@@ -98,7 +78,7 @@ class Ingress:
             events = self._parse(body, content_type)
             items = [self._item(event, raw) for event, raw in events]
         except _RefusedError as refused:
-            rejection = await self.log.reject(refused.reason, refused.errors, body)
+            rejection = await self.sink.reject(refused.reason, refused.errors, body)
             _log.info("request refused", status=refused.status, reason=refused.reason, id=rejection)
             return IngressResult(
                 refused.status,
@@ -119,7 +99,7 @@ class Ingress:
         errors = [e for _, errs in checked for e in errs]
         if errors:
             reason = context + _summary(errors, batch=batch)
-            rejection = await self.log.reject(reason, errors, body)
+            rejection = await self.sink.reject(reason, errors, body)
             _log.info("request refused", status=422, reason=reason, id=rejection)
             return IngressResult(
                 422, {"error": reason, "errors": errors, "rejection_id": rejection}
@@ -131,8 +111,8 @@ class Ingress:
         ]
         return await self._append(items)
 
-    async def _append(self, items: Sequence[AppendItem]) -> IngressResult:
-        placed = await self.log.append(self.topic, items)
+    async def _append(self, items: Sequence[NewRecord]) -> IngressResult:
+        placed = await self.sink.append(self.topic, items)
         accepted = [
             {"id": item.dedupe[1] if item.dedupe else "", "partition": p[0], "offset": p[1]}
             for item, p in zip(items, placed, strict=True)
@@ -146,7 +126,7 @@ class Ingress:
 
     async def refuse(self, status: int, reason: str, body: bytes = b"") -> IngressResult:
         """Record and answer a request refused before its body was read (e.g. too large)."""
-        rejection = await self.log.reject(reason, [], body)
+        rejection = await self.sink.reject(reason, [], body)
         _log.info("request refused", status=status, reason=reason, id=rejection)
         return IngressResult(status, {"error": reason, "errors": [], "rejection_id": rejection})
 
@@ -205,14 +185,14 @@ class Ingress:
             return None, [_error(where, e) for e in exc.errors]
         return event, []
 
-    def _item(self, event: CloudEvent, raw: bytes) -> AppendItem:
-        return AppendItem(
+    def _item(self, event: CloudEvent, raw: bytes) -> NewRecord:
+        return NewRecord(
             key=event.key,
             value=raw,
-            headers=[
+            headers=(
                 (EVENT_ID_HEADER, event.id.encode()),
                 (VALIDATED_HEADER, event.type.encode()),
-            ],
+            ),
             dedupe=(event.source, event.id),
         )
 
@@ -235,75 +215,3 @@ def _summary(errors: Sequence[Mapping[str, Any]], *, batch: bool) -> str:
     scope = "the batch was refused as a whole" if batch else "the event was refused"
     more = f" (and {count - 1} more)" if count > 1 else ""
     return f"{scope}: {first['path'] or 'event'}: {first['message']}{more}"
-
-
-def create_app(
-    ingress: Ingress,
-    health: Callable[[], Mapping[str, Any]] | None = None,
-    *,
-    sources: Mapping[str, SourceSpec] | None = None,
-    data_dir: Path | None = None,
-    routes: Sequence[BaseRoute] = (),
-) -> Starlette:
-    """The Starlette application serving the ingress endpoints.
-
-    ``sources`` are the webhook receivers of ``platypus.yaml``; their decoders are
-    built (and their secrets read) here, so a missing secret stops start-up.
-    Delivery ids are remembered in ``<data_dir>/webhooks.db`` (in memory without one).
-    ``routes`` are served beside them: the app adds ``/metrics``, ``/readyz`` and
-    the operations dashboard at ``/ops`` (`platypus.app.Platypus`).
-    """
-    limit = ingress.settings.max_body_bytes
-    webhooks = WebhookReceiver.from_config(ingress, sources or {}, data_dir)
-    document = openapi_document(ingress.schemas, ingress.settings, webhooks.decoders)
-
-    async def post_events(request: Request) -> JSONResponse:
-        body = await _read_body(request, limit)
-        if isinstance(body, tuple):
-            result = await ingress.refuse(*body)
-            return JSONResponse(result.body, status_code=result.status)
-        result = await ingress.accept(body, request.headers.get("content-type", ""))
-        return JSONResponse(result.body, status_code=result.status)
-
-    async def post_webhook(request: Request) -> Response:
-        source = request.path_params["source"]
-        body = await _read_body(request, limit)
-        if isinstance(body, tuple):
-            reply = await webhooks.refuse(source, *body)
-        else:
-            reply = await webhooks.receive(source, request.headers, body)
-        return Response(
-            reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers
-        )
-
-    async def openapi(_request: Request) -> JSONResponse:
-        return JSONResponse(document)
-
-    async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", **(health() if health else {})})
-
-    return Starlette(
-        routes=[
-            Route("/events", post_events, methods=["POST"]),
-            Route("/webhooks/{source}", post_webhook, methods=["POST"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            *routes,
-        ]
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes | tuple[int, str]:
-    """The body, or (status, reason) when it is over ``limit`` or the client went away."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return 413, f"the body has {declared} bytes; the limit is {limit}"
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return 413, f"the body is larger than the limit of {limit} bytes"
-    except ClientDisconnect:
-        return 400, "client disconnected"
-    return bytes(body)

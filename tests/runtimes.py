@@ -29,15 +29,14 @@ from typing import Any, Protocol
 import httpx
 import yaml
 
-from platypus.app import Platypus
 from platypus.config import KafkaSettings
-from platypus.deadletter import DEAD_LETTER_TOPIC, describe_headers
+from platypus.deadletter import describe_headers
 from platypus.ingress import Ingress
 from platypus.partitioning import partition_for
+from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC, NewRecord
 from platypus.retry import RetryPolicy
-from platypus.runtime.embedded import EVENTS_TOPIC, GROUP
+from platypus.runtime.embedded import Platypus
 from platypus.runtime.kafka import KafkaEventSink, ensure_topics
-from platypus.runtime.log import AppendItem
 from platypus.schema_registry import SchemaRegistry
 from tests.kafka_broker import KafkaBroker
 from tests.support import free_port, running
@@ -99,13 +98,13 @@ class EmbeddedDriver:
         return raws
 
     async def produce_raw(self, key: str, value: bytes) -> None:
-        await self.app.log.append(EVENTS_TOPIC, [AppendItem(key=key, value=value)])
+        await self.app.log.append(EVENTS_TOPIC, [NewRecord(key=key, value=value)])
 
     async def drain(self) -> None:
         await self.app.drain()
 
     def committed(self) -> dict[int, int]:
-        return self.app.log.committed(GROUP, EVENTS_TOPIC)
+        return self.app.log.committed(CONSUMER_GROUP, EVENTS_TOPIC)
 
     def dead_letters(self) -> list[Letter]:
         return [

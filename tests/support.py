@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 
 from platypus.adapter import Adapter
-from platypus.app import Platypus
 from platypus.config import ConnectionSpec, ProjectConfig
 from platypus.flow.loader import load_flows
 from platypus.retry import RetryPolicy
+from platypus.runtime.embedded import Platypus
 
 _ids = itertools.count(1)
 

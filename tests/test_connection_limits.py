@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 from platypus.config import ConnectionSpec
-from platypus.ledger import MemoryLedger, SqliteLedger
+from platypus.records import Delivery
+from platypus.runtime.kafka.ledger import SqliteLedger
 from platypus.runtime.limits import ConnectionLimit
+from platypus.runtime.memory import MemoryLedger
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, running
 
@@ -70,16 +72,16 @@ async def test_two_flows_share_one_connection_s_concurrency_limit(
 
 async def test_the_sqlite_ledger_remembers_results_across_instances(tmp_path: Path) -> None:
     first = SqliteLedger(tmp_path / "ledger.db")
-    await first.put(("evt-1", "orders", "create"), {"id": "A-1"})
+    await first.record([Delivery("evt-1", "orders", "create", "v1", {"id": "A-1"}, 1)])
     first.close()
     second = SqliteLedger(tmp_path / "ledger.db")
-    assert await second.get(("evt-1", "orders", "create")) == (True, {"id": "A-1"})
-    assert await second.get(("evt-2", "orders", "create")) == (False, None)
+    found = await second.delivered(["evt-1", "evt-2"])
+    assert found == {("evt-1", "orders", "create"): {"id": "A-1"}}
     second.close()
 
 
 async def test_the_memory_ledger_keys_on_event_flow_and_step() -> None:
     ledger = MemoryLedger()
-    await ledger.put(("evt-1", "orders", "create"), 1)
-    assert (await ledger.get(("evt-1", "orders", "notify")))[0] is False
-    assert await ledger.get(("evt-1", "orders", "create")) == (True, 1)
+    await ledger.record([Delivery("evt-1", "orders", "create", "v1", 1, 1)])
+    assert await ledger.delivered(["evt-1"]) == {("evt-1", "orders", "create"): 1}
+    assert await ledger.delivered(["evt-2"]) == {}

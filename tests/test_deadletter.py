@@ -13,16 +13,16 @@ from hypothesis import strategies as st
 from platypus.core import Failed, classify
 from platypus.deadletter import (
     DeadLetter,
-    SourceRecord,
     dead_letter,
     describe_headers,
     mask_secrets,
 )
 from platypus.exceptions import FieldError, PermanentError
+from platypus.records import Record
 from platypus.redaction import MASK
 
 VALUE = b'{"specversion":"1.0","id":"evt-1","data":{"owner_email":"owner@example.com"}}'
-SOURCE = SourceRecord(topic="platypus.events", partition=3, offset=1042, key="006A", value=VALUE)
+SOURCE = Record(topic="platypus.events", partition=3, offset=1042, key="006A", value=VALUE)
 FIRST = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 LAST = datetime(2024, 5, 1, 12, 5, 30, tzinfo=UTC)
 
@@ -227,7 +227,7 @@ def test_an_unclassified_exception_carries_its_stacktrace_with_personal_values_m
         failure = classify(exc)
     assert "adapter_bug" in failure.stacktrace
     letter = dead_letter(
-        SourceRecord("platypus.events", 0, 7, "k", b"{}"),
+        Record("platypus.events", 0, 7, "k", b"{}"),
         failure,
         flow="orders",
         flow_version="abc",
@@ -247,7 +247,7 @@ def test_an_unclassified_exception_carries_its_stacktrace_with_personal_values_m
 def test_a_classified_error_has_no_stacktrace_header() -> None:
     failure = classify(PermanentError("refused"))
     letter = dead_letter(
-        SourceRecord("platypus.events", 0, 7, "k", b"{}"),
+        Record("platypus.events", 0, 7, "k", b"{}"),
         failure,
         flow="orders",
         flow_version="abc",

@@ -10,9 +10,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from platypus.deadletter import DEAD_LETTER_TOPIC, describe_headers
+from platypus.deadletter import describe_headers
+from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC
 from platypus.retry import RetryPolicy
-from platypus.runtime.embedded import EVENTS_TOPIC, GROUP
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, outcome_of, running, worker_hired
 
@@ -51,7 +51,7 @@ async def test_a_delivered_event_has_an_outcome_with_the_flow_version_and_is_com
         [outcome] = outcome_of(app, event["id"])
         assert outcome["status"] == "delivered"
         assert outcome["flow_version"] == app.flows[0].version != ""
-        assert app.log.committed(GROUP, EVENTS_TOPIC) == app.log.end_offsets(EVENTS_TOPIC)
+        assert app.log.committed(CONSUMER_GROUP, EVENTS_TOPIC) == app.log.end_offsets(EVENTS_TOPIC)
 
 
 async def test_a_filtered_event_has_an_outcome_naming_the_condition(
@@ -171,7 +171,7 @@ async def test_restart_resumes_from_the_commit_and_skips_steps_already_delivered
         # The event is waiting out a backoff of step two when the app stops.
         await ingest(app, event)
         await fake_vendor.wait_for(2, path="/notify")
-        assert app.log.committed(GROUP, EVENTS_TOPIC) == {0: 0, 1: 0, 2: 0, 3: 0}
+        assert app.log.committed(CONSUMER_GROUP, EVENTS_TOPIC) == {0: 0, 1: 0, 2: 0, 3: 0}
     # The app stopped with the event unfinished: stopping cut the backoff short.
     fake_vendor.reset()
     async with running(tmp_path, fake_vendor.url, {"orders": TWO_STEPS}) as app:

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from platypus.app import Platypus
 from platypus.config import IngressSettings
-from platypus.runtime.embedded import EVENTS_TOPIC
+from platypus.records import EVENTS_TOPIC
+from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, running
 

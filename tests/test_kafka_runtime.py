@@ -16,7 +16,7 @@ import pytest
 
 from platypus.deadletter import describe_headers
 from platypus.partitioning import partition_for
-from platypus.runtime.kafka import decode_record
+from platypus.runtime.codec import decode_record
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
 from tests.runtimes import (

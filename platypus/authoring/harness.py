@@ -50,7 +50,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from platypus.adapter import Action, Adapter, AdapterRegistry, Request
 from platypus.config import CONFIG_FILE, ProjectConfig, load_config
-from platypus.deadletter import SourceRecord
 from platypus.exceptions import (
     ConfigurationError,
     FlowError,
@@ -62,7 +61,10 @@ from platypus.exceptions import (
 from platypus.flow._yaml import Locations, parse_yaml
 from platypus.flow.loader import FLOW_SUFFIXES, TEST_SUFFIXES, load_flow
 from platypus.flow.model import FlowSpec
-from platypus.runtime.processor import Connections, FlowOutcome, Processor
+from platypus.records import Record
+from platypus.runtime.connections import Connections
+from platypus.runtime.memory import MemoryLedger
+from platypus.runtime.processor import FlowOutcome, Processor
 from platypus.schema_registry import SchemaRegistry
 
 __all__ = [
@@ -272,10 +274,6 @@ class _TestProcessor(Processor):
         return None
 
 
-async def _no_record(*_args: Any) -> None:
-    return None
-
-
 class FlowHarness:
     """Runs test cases of one flow through the runtime's processor, adapters faked.
 
@@ -381,12 +379,12 @@ class FlowHarness:
             connections,
             retry=self.config.retry,
             concurrency=1,
-            record_delivery=_no_record,
             params=params,
+            ledger=MemoryLedger(),
         )
         value = json.dumps(event).encode()
-        source = SourceRecord("platypus.test", 0, 0, str(event.get("subject", "")), value)
-        result = await processor.process(source, {})
+        source = Record("platypus.test", 0, 0, str(event.get("subject", "")), value)
+        result = await processor.process(source)
         for outcome in result.outcomes:
             if outcome.flow in (self.flow.name, ""):
                 return outcome

@@ -22,7 +22,7 @@ from platypus.ops.actions import (
     ReplayReport,
     dispatch_replays,
 )
-from platypus.ops.indexer import REPLAY_OF_HEADER, Indexer, IndexReport, LogOwnerLock
+from platypus.ops.indexer import Indexer, IndexReport, LogOwnerLock
 from platypus.ops.store import (
     AuditEntry,
     Failure,
@@ -34,7 +34,6 @@ from platypus.ops.store import (
 )
 
 __all__ = [
-    "REPLAY_OF_HEADER",
     "Actor",
     "AuditEntry",
     "Failure",

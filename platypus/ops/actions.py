@@ -35,12 +35,16 @@ from pydantic import ValidationError
 
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, PlatypusError
-from platypus.ops.indexer import REPLAY_OF_HEADER
 from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
+from platypus.records import (
+    EVENT_ID_HEADER,
+    EVENTS_TOPIC,
+    REPLAY_OF_HEADER,
+    VALIDATED_HEADER,
+    NewRecord,
+)
 from platypus.redaction import MASK, mask_data
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.log import AppendItem, EventLog
-from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
+from platypus.runtime.embedded.log import EventLog
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -334,7 +338,7 @@ async def dispatch_replays(
         pending = store.pending_replays(chunk)
         if not pending:
             return total
-        items: list[AppendItem] = []
+        items: list[NewRecord] = []
         slot: dict[int, int] = {}
         shared: dict[tuple[str, bytes], int] = {}
         for entry in pending:
@@ -358,14 +362,14 @@ async def dispatch_replays(
             progress(len(pending))
 
 
-def _replay_item(entry: Failure, value: bytes, schemas: SchemaRegistry | None) -> AppendItem:
+def _replay_item(entry: Failure, value: bytes, schemas: SchemaRegistry | None) -> NewRecord:
     headers = [(REPLAY_OF_HEADER, str(entry.id).encode())]
     if entry.event_id:
         headers.append((EVENT_ID_HEADER, entry.event_id.encode()))
     validated = _validated_type(value, schemas) if schemas is not None else None
     if validated is not None:
         headers.append((VALIDATED_HEADER, validated.encode()))
-    return AppendItem(key=entry.business_key, value=value, headers=headers)
+    return NewRecord(key=entry.business_key, value=value, headers=tuple(headers))
 
 
 def _validated_type(value: bytes, schemas: SchemaRegistry) -> str | None:

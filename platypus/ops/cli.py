@@ -30,7 +30,7 @@ from platypus.exceptions import PlatypusError
 from platypus.ops.actions import Actor, InvalidReplayError, Operations
 from platypus.ops.indexer import Indexer, LogOwnerLock
 from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
-from platypus.runtime.log import EventLog
+from platypus.runtime.embedded.log import EventLog
 from platypus.schema_registry import SchemaRegistry
 
 __all__ = ["dlq"]

@@ -39,8 +39,8 @@ import structlog
 from platypus import deadletter as dl
 from platypus.flow.model import FlowSpec
 from platypus.ops.store import FailureStatus, FailureStore, NewFailure
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.log import EventLog, LogRecord
+from platypus.records import DEAD_LETTER_TOPIC, EVENTS_TOPIC, REPLAY_OF_HEADER, Record
+from platypus.runtime.embedded.log import EventLog
 
 __all__ = ["IndexReport", "Indexer", "LogOwnerLock", "OutcomeLookup", "parse_dead_letter"]
 
@@ -200,9 +200,9 @@ class Indexer:
             self.close()
 
     def _index_batch(self) -> tuple[int, int, int]:
-        saved = self.store.positions(dl.DEAD_LETTER_TOPIC)
+        saved = self.store.positions(DEAD_LETTER_TOPIC)
         positions = {p: saved.get(p, 0) for p in range(self.log.partitions)}
-        records = self.log.fetch(dl.DEAD_LETTER_TOPIC, positions, self._batch)
+        records = self.log.fetch(DEAD_LETTER_TOPIC, positions, self._batch)
         if not records:
             return 0, 0, 0
         moved = dict(positions)
@@ -212,7 +212,7 @@ class Indexer:
         replays = self._replay_positions(parsed)
         created, updated = self.store.record_failures(
             parsed,
-            topic=dl.DEAD_LETTER_TOPIC,
+            topic=DEAD_LETTER_TOPIC,
             positions={p: o for p, o in moved.items() if o != positions[p]},
             replay_positions=replays,
         )
@@ -259,12 +259,8 @@ class Indexer:
         return self.store.settle(settled)
 
 
-REPLAY_OF_HEADER = "platypus.replay-of"
-"""On a replayed record: the id of the failed-event entry it replays."""
-
-
 def parse_dead_letter(
-    record: LogRecord, connections: Mapping[tuple[str, str], str] | None = None
+    record: Record, connections: Mapping[tuple[str, str], str] | None = None
 ) -> NewFailure:
     """What a dead-letter record says, as a `NewFailure` (tolerant of missing headers)."""
     headers = dl.describe_headers(record.headers)

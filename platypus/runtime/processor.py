@@ -1,18 +1,19 @@
 """Running one event through its flows: the part every runtime shares.
 
 The decisions come from `platypus.core`; this module adds what needs I/O and
-time: calling adapters with the step's `RetryPolicy` (tenacity), remembering
-delivered steps, and building dead-letter records. A runtime hands it a record
-and gets back the outcomes to write; it owns partitions, keys and offsets.
+time: calling adapters with the step's `RetryPolicy` (tenacity), asking the
+`DeliveryLedger` what was already delivered, and building dead-letter records.
+A runtime's consumer (`platypus.runtime.consumer`) hands it records and gets
+back, per record, the outcomes and deliveries to settle; it owns partitions,
+keys and offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,39 +22,30 @@ import structlog
 from pydantic import ValidationError
 
 from platypus import core
-from platypus.adapter import Adapter, AdapterRegistry, Request
-from platypus.config import ProjectConfig
-from platypus.deadletter import DeadLetter, SourceRecord, dead_letter
+from platypus.adapter import Adapter, Request
+from platypus.deadletter import DeadLetter, dead_letter
 from platypus.envelope import CloudEvent
-from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
+from platypus.exceptions import EventValidationError, FieldError
 from platypus.flow.model import FlowSpec, OnError, StepSpec
-from platypus.ledger import DeliveryLedger, needs_ledger
 from platypus.logging import redaction_scope
+from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER, Delivery, Record
 from platypus.redaction import personal_values
 from platypus.retry import RetryPolicy
-from platypus.runtime.limits import ConnectionLimit
+from platypus.runtime.base import DeliveryLedger
+from platypus.runtime.codec import decode_record
+from platypus.runtime.connections import Connections
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
 __all__ = [
-    "EVENT_ID_HEADER",
-    "VALIDATED_HEADER",
-    "Connections",
     "EventResult",
     "FlowOutcome",
     "ProcessingObserver",
     "Processor",
+    "record_event_id",
 ]
 
-EVENT_ID_HEADER = "platypus.event.id"
-"""Set by the ingress: the event's id, so runtimes know it without parsing the value."""
-
-VALIDATED_HEADER = "platypus.validated"
-"""Set by the ingress on records whose data it validated against the schema of their type."""
-
 _log = structlog.get_logger("platypus.runtime")
-
-RecordDelivery = Callable[[str, str, str, str, Any, int], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +69,8 @@ class EventResult:
     event_id: str
     event_type: str
     outcomes: list[FlowOutcome] = field(default_factory=list)
-    # Deliveries of final steps, to be written with the outcomes:
-    # (event id, flow, step, flow version, result, attempts).
-    deliveries: list[tuple[str, str, str, str, Any, int]] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    """Steps delivered that the ledger has not recorded yet: settled with the outcomes."""
 
 
 class ProcessingObserver(Protocol):
@@ -90,82 +81,23 @@ class ProcessingObserver(Protocol):
         ...
 
 
-class Connections:
-    """The adapter instances steps write to, one per connection, started once."""
-
-    def __init__(
-        self,
-        config: ProjectConfig,
-        registry: AdapterRegistry,
-        overrides: Mapping[str, Adapter] | None = None,
-    ) -> None:
-        self._config = config
-        self._registry = registry
-        self._adapters: dict[str, Adapter] = dict(overrides or {})
-        self._started: set[str] = set()
-        self._limits: dict[str, ConnectionLimit] = {}
-
-    def prepare(self, flows: Sequence[FlowSpec]) -> dict[tuple[str, str], Mapping[str, Any]]:
-        """Build every connection the flows use and check each step's params.
-
-        Returns the validated params by (flow, step). Raises `ConfigurationError`
-        naming the flow and step for an unknown connection, adapter or action.
-        """
-        params: dict[tuple[str, str], Mapping[str, Any]] = {}
-        for flow in flows:
-            for step in flow.steps:
-                where = f"{flow.source_file}: flow {flow.name!r}, step {step.name!r}"
-                try:
-                    adapter = self.get(step.connection)
-                    params[(flow.name, step.name)] = adapter.params_for(step.action, step.params)
-                except ConfigurationError as exc:
-                    raise ConfigurationError(f"{where}: {exc}") from None
-                except ValidationError as exc:
-                    problems = "; ".join(
-                        f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                        for e in exc.errors(include_input=False)
-                    )
-                    raise ConfigurationError(f"{where}: {problems}") from None
-        return params
-
-    def get(self, name: str) -> Adapter:
-        """The adapter instance of connection ``name``."""
-        adapter = self._adapters.get(name)
-        if adapter is None:
-            spec = self._config.connection(name)
-            cls = self._registry.get(spec.adapter)
-            adapter = cls.from_config(spec.settings, connection=name)
-            self._adapters[name] = adapter
-        return adapter
-
-    def built(self) -> dict[str, Adapter]:
-        """The adapter instances built so far, by connection name (for metrics)."""
-        return dict(self._adapters)
-
-    def limit(self, name: str) -> ConnectionLimit:
-        """The concurrency and rate budget of connection ``name``, shared by all flows."""
-        found = self._limits.get(name)
-        if found is None:
-            spec = self._config.connection(name)
-            found = self._limits[name] = ConnectionLimit(spec.max_concurrency, spec.rate_limit)
+def record_event_id(record: Record) -> str:
+    """The id of the event in ``record``: from the ingress's header, else from the value."""
+    found = record.header(EVENT_ID_HEADER)
+    if found is not None:
         return found
-
-    async def start(self) -> None:
-        """Start every built connection (open clients, read secrets)."""
-        for name, adapter in self._adapters.items():
-            if name not in self._started:
-                await adapter.start()
-                self._started.add(name)
-
-    async def close(self) -> None:
-        """Close every started connection."""
-        for name in list(self._started):
-            await self._adapters[name].close()
-            self._started.discard(name)
+    event, _ = decode_record(record.value, record.headers)
+    return str(event.get("id", "")) if event is not None else ""
 
 
 class Processor:
-    """Runs events through the flows that consume them."""
+    """Runs events through the flows that consume them.
+
+    Steps the ledger says were delivered are not sent again. The ledger is read
+    once per batch (`prepare`) and what this processor delivers meanwhile is
+    remembered in memory, so a second copy of an event (a replay, a producer's
+    retry) sees the first copy's deliveries without another read.
+    """
 
     def __init__(
         self,
@@ -175,21 +107,23 @@ class Processor:
         *,
         retry: RetryPolicy,
         concurrency: int,
-        record_delivery: RecordDelivery,
         params: Mapping[tuple[str, str], Mapping[str, Any]],
-        ledger: DeliveryLedger | None = None,
+        ledger: DeliveryLedger,
     ) -> None:
         self.flows = list(flows)
         self.schemas = schemas
         self.connections = connections
         self.retry = retry
+        self.ledger = ledger
         self._slots = asyncio.Semaphore(concurrency)
-        self._record_delivery = record_delivery
         self._params = params
         self._stopping = asyncio.Event()
-        self._ledger = ledger
         self._routes: dict[str, list[FlowSpec]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
+        # Deliveries of events being processed, by event id: (flow, step) -> result,
+        # with how many records of that event hold the entry.
+        self._delivered: dict[str, dict[tuple[str, str], Any]] = {}
+        self._holds: dict[str, int] = {}
 
     def stop(self) -> None:
         """Cut short every retry backoff: events waiting in one are left unfinished.
@@ -212,36 +146,61 @@ class Processor:
             found = self._routes[event_type] = core.route(self.flows, event_type)
         return found
 
-    async def process(
-        self,
-        source: SourceRecord,
-        delivered: Mapping[tuple[str, str, str], Any],
-        validated_type: str | None = None,
-        event: dict[str, Any] | None = None,
-    ) -> EventResult:
-        """Run the event in ``source`` through its flows.
+    async def prepare(self, records: Sequence[Record]) -> None:
+        """Read, in one ledger call, what was delivered for the events of ``records``.
 
-        ``delivered`` holds steps already delivered in an earlier run
-        ((event id, flow, step) -> result): they are not sent again.
-        ``validated_type`` is the type the ingress already validated the data
-        against; anything else (another producer, a changed type) is validated here.
-        ``event`` is the event already decoded (from Kafka's binary mode, say);
-        by default it is parsed from ``source.value``.
+        Every prepared record must then be `process`\\ ed (which releases it).
         """
+        ids = [record_event_id(record) for record in records]
+        wanted = [i for i in dict.fromkeys(ids) if i not in self._delivered]
+        found = await self.ledger.delivered(wanted) if wanted else {}
+        for event_id in ids:
+            self._delivered.setdefault(event_id, {})
+            self._holds[event_id] = self._holds.get(event_id, 0) + 1
+        for (event_id, flow, step), result in found.items():
+            entry = self._delivered.get(event_id)
+            if entry is not None:
+                entry[(flow, step)] = result
+
+    def _release(self, event_id: str) -> None:
+        left = self._holds.get(event_id, 0) - 1
+        if left > 0:
+            self._holds[event_id] = left
+        else:
+            self._holds.pop(event_id, None)
+            self._delivered.pop(event_id, None)
+
+    async def process(self, record: Record, event: dict[str, Any] | None = None) -> EventResult:
+        """Run the event in ``record`` through its flows.
+
+        ``event`` is the event already decoded; by default it is read from the
+        record (structured or binary mode). A record whose type the ingress
+        validated (`VALIDATED_HEADER`) is not validated again; any other is.
+        """
+        held = record_event_id(record)
+        if held not in self._holds:
+            await self.prepare([record])
+        try:
+            return await self._process(record, event, self._delivered[held])
+        finally:
+            self._release(held)
+
+    async def _process(
+        self,
+        record: Record,
+        event: dict[str, Any] | None,
+        delivered: dict[tuple[str, str], Any],
+    ) -> EventResult:
         if event is None:
-            try:
-                event = json.loads(source.value)
-                if not isinstance(event, dict):
-                    raise TypeError("a CloudEvent is a JSON object")
-            except (ValueError, TypeError) as exc:
-                message = f"the stored record is not a JSON event: {exc}"
-                return self.unreadable(source, message, ())
+            event, problem = decode_record(record.value, record.headers)
+            if event is None:
+                return self.unreadable(record, problem or "the record is not an event")
         event_id = str(event.get("id", ""))
         event_type = str(event.get("type", ""))
-        if validated_type != event_type:
-            problem = self._validate(event)
-            if problem is not None:
-                return self.unreadable(source, str(problem), problem.errors, event)
+        if record.header(VALIDATED_HEADER) != event_type:
+            problem_error = self._validate(event)
+            if problem_error is not None:
+                return self.unreadable(record, str(problem_error), problem_error.errors, event)
         values = _PersonalValues(event.get("data"), self.schemas.personal_paths(event_type))
         result = EventResult(event_id, event_type)
         flows = self.route(event_type)
@@ -254,7 +213,7 @@ class Processor:
                     _log.debug("event filtered", reason=detail)
                     return result
                 for flow in flows:
-                    outcome = await self._run_flow(flow, source, event, delivered, values, result)
+                    outcome = await self._run_flow(flow, record, event, delivered, values, result)
                     result.outcomes.append(outcome)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
@@ -276,7 +235,7 @@ class Processor:
 
     def unreadable(
         self,
-        source: SourceRecord,
+        record: Record,
         message: str,
         errors: Sequence[FieldError] = (),
         event: Mapping[str, Any] | None = None,
@@ -294,7 +253,7 @@ class Processor:
         )
         now = datetime.now(UTC)
         letter = dead_letter(
-            source,
+            record,
             failure,
             flow="",
             flow_version="",
@@ -320,24 +279,24 @@ class Processor:
     async def _run_flow(
         self,
         flow: FlowSpec,
-        source: SourceRecord,
+        record: Record,
         event: Mapping[str, Any],
-        delivered: Mapping[tuple[str, str, str], Any],
+        delivered: dict[tuple[str, str], Any],
         values: _PersonalValues,
         result: EventResult,
     ) -> FlowOutcome:
         tokens = structlog.contextvars.bind_contextvars(flow=flow.name)
         try:
-            return await self._run_steps(flow, source, event, delivered, values, result)
+            return await self._run_steps(flow, record, event, delivered, values, result)
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _run_steps(
         self,
         flow: FlowSpec,
-        source: SourceRecord,
+        record: Record,
         event: Mapping[str, Any],
-        delivered: Mapping[tuple[str, str, str], Any],
+        delivered: dict[tuple[str, str], Any],
         values: _PersonalValues,
         result: EventResult,
     ) -> FlowOutcome:
@@ -348,14 +307,15 @@ class Processor:
             _log.debug("event filtered", reason=decision.reason)
             return FlowOutcome(flow.name, "filtered", flow.version, detail=decision.reason)
         if isinstance(decision, core.Failed):
-            return self._failed(flow, None, source, event, decision, 1, time.time(), values)
+            return self._failed(flow, None, record, event, decision, 1, time.time(), values)
         attempts_total = 0
         retried = False
-        last = flow.steps[-1]
         for step in flow.steps:
-            done_key = (event_id, flow.name, step.name)
-            if done_key in delivered:
-                results[step.name] = delivered[done_key]
+            done = delivered.get((flow.name, step.name), _NOT_DELIVERED)
+            if done is not _NOT_DELIVERED:
+                # Delivered before (an earlier run, a replay): the vendor has it already.
+                results[step.name] = done
+                _log.debug("step already delivered, not sent again", step=step.name)
                 continue
             planned = core.decide_step(flow, step, core.event_context(event, results))
             if isinstance(planned, core.Filtered):
@@ -369,40 +329,29 @@ class Processor:
                 if problem is not None:
                     planned = problem
             if isinstance(planned, core.Failed):
-                return self._failed(flow, step, source, event, planned, 1, time.time(), values)
+                return self._failed(flow, step, record, event, planned, 1, time.time(), values)
             request = Request(
                 action=step.action,
                 payload=planned.payload,
                 params=self._params.get((flow.name, step.name), step.params),
                 event_id=event_id,
                 event_type=result.event_type,
-                key=source.key,
+                key=record.key,
                 flow=flow.name,
                 step=step.name,
             )
-            # Writes the vendor does not de-duplicate itself are guarded by the ledger.
-            ledger = self._ledger if needs_ledger(spec) else None
-            if ledger is not None:
-                found, earlier = await ledger.get((event_id, flow.name, step.name))
-                if found:
-                    # Delivered before (a replay): the vendor has the record already.
-                    results[step.name] = earlier
-                    _log.info("step already delivered, not sent again", step=step.name)
-                    continue
             tokens = structlog.contextvars.bind_contextvars(step=step.name)
             try:
                 delivery = await self._deliver(adapter, request, self._policy(flow, step))
             finally:
                 structlog.contextvars.reset_contextvars(**tokens)
-            if ledger is not None and delivery.failure is None:
-                await ledger.put((event_id, flow.name, step.name), delivery.result)
             attempts_total += delivery.attempts
             retried = retried or delivery.attempts > 1
             if delivery.failure is not None:
                 return self._failed(
                     flow,
                     step,
-                    source,
+                    record,
                     event,
                     delivery.failure,
                     delivery.attempts,
@@ -411,20 +360,16 @@ class Processor:
                     last=delivery.last_failure,
                     retried=retried,
                 )
-            record = (
-                event_id,
-                flow.name,
-                step.name,
-                flow.version,
-                delivery.result,
-                delivery.attempts,
+            done_row = Delivery(
+                event_id, flow.name, step.name, flow.version, delivery.result, delivery.attempts
             )
-            if step is last:
-                # Written with the outcome, in one transaction: one write per event.
-                result.deliveries.append(record)
+            delivered[(flow.name, step.name)] = delivery.result
+            if spec is not None and spec.guarded:
+                # The vendor would take this write twice: remember it before going on.
+                await self.ledger.record([done_row])
             else:
-                # Later steps may fail; a restart must know this one is done.
-                await self._record_delivery(*record)
+                # Sending it again is harmless: it is settled with the outcome.
+                result.deliveries.append(done_row)
             results[step.name] = delivery.result
             _log.debug("step delivered", step=step.name, to=step.to, attempts=delivery.attempts)
         return FlowOutcome(
@@ -483,7 +428,7 @@ class Processor:
         self,
         flow: FlowSpec,
         step: StepSpec | None,
-        source: SourceRecord,
+        record: Record,
         event: Mapping[str, Any],
         failure: core.Failed,
         attempts: int,
@@ -496,7 +441,7 @@ class Processor:
         step_name = step.name if step else ""
         policy = core.on_error(flow, step) if step else flow.on_error
         letter = dead_letter(
-            source,
+            record,
             failure,
             flow=flow.name,
             flow_version=flow.version,
@@ -534,6 +479,9 @@ class Processor:
             retried,
             dead_letter=letter,
         )
+
+
+_NOT_DELIVERED = object()
 
 
 class _PersonalValues:

@@ -32,8 +32,9 @@ import structlog
 
 from platypus.adapter import Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
-from platypus.ledger import MemoryLedger, needs_ledger
 from platypus.logging import configure_logging
+from platypus.records import Delivery
+from platypus.runtime.memory import MemoryLedger
 
 Failure = Literal["permanent", "retryable", "timeout", "reset", "expired_credential"]
 
@@ -135,15 +136,17 @@ class AdapterContract:
         adapter = await self._started(vendor)
         ledger = MemoryLedger()
         request = self.write("evt-contract-twice")
-        guarded = needs_ledger(adapter.actions[request.action])
+        guarded = adapter.actions[request.action].guarded
         key = (request.event_id, request.flow, request.step)
         try:
             for _ in range(2):
-                if guarded and (await ledger.get(key))[0]:
+                if guarded and key in await ledger.delivered([request.event_id]):
                     continue
                 result = await adapter.call(request)
                 if guarded:
-                    await ledger.put(key, result)
+                    await ledger.record(
+                        [Delivery(request.event_id, request.flow, request.step, "", result, 1)]
+                    )
         finally:
             await adapter.close()
         assert self.record_count(vendor, request) == 1

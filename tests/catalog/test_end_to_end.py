@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from platypus.app import Platypus
 from platypus.flow.loader import load_flows
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.log import AppendItem
+from platypus.records import EVENTS_TOPIC, NewRecord
+from platypus.runtime.embedded import Platypus
 from tests.catalog.conftest import REPO, Vendors, catalog_config
 
 SAMPLES = REPO / "samples"
@@ -59,7 +58,7 @@ async def run(app: Platypus, *events: dict[str, Any]) -> None:
 async def replay(app: Platypus, event: dict[str, Any]) -> None:
     """Append the same event to the log again, past the ingress's duplicate check."""
     raw = json.dumps(event).encode()
-    await app.log.append(EVENTS_TOPIC, [AppendItem(key=event["subject"], value=raw)])
+    await app.log.append(EVENTS_TOPIC, [NewRecord(key=event["subject"], value=raw)])
     await app.drain()
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from platypus.app import Platypus
 from platypus.ops import FailureStatus, FailureStore, Indexer, LogOwnerLock
 from platypus.ops.store import default_store_url
+from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, write_project
 

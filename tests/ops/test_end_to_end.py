@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from platypus.app import Platypus
-from platypus.deadletter import DEAD_LETTER_TOPIC
 from platypus.ops import (
-    REPLAY_OF_HEADER,
     Actor,
     FailureFilter,
     FailureStatus,
@@ -25,9 +22,15 @@ from platypus.ops import (
     PermissionDeniedError,
 )
 from platypus.ops.store import Failure
+from platypus.records import (
+    DEAD_LETTER_TOPIC,
+    EVENT_ID_HEADER,
+    EVENTS_TOPIC,
+    REPLAY_OF_HEADER,
+    VALIDATED_HEADER,
+)
 from platypus.redaction import MASK
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
+from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, running
 

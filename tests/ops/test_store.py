@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from platypus.deadletter import DEAD_LETTER_TOPIC
 from platypus.ops.store import FailureFilter, FailureStatus, FailureStore, NewFailure
+from platypus.records import DEAD_LETTER_TOPIC
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

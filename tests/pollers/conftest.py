@@ -13,8 +13,8 @@ import pytest
 from platypus.adapter import Adapter
 from platypus.config import IngressSettings
 from platypus.ingress import Ingress
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.log import EventLog
+from platypus.records import EVENTS_TOPIC
+from platypus.runtime.embedded.log import EventLog
 from platypus.schema_registry import SchemaRegistry
 from platypus_adapters.netsuite import NetSuiteAdapter
 from platypus_adapters.salesforce import SalesforceAdapter

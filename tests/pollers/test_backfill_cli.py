@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.log import EventLog
+from platypus.records import EVENTS_TOPIC
+from platypus.runtime.embedded.log import EventLog
 from platypus.sources.pollers.cli import backfill
 from tests.pollers.conftest import SoqlSalesforce, salesforce_settings
 from tests.pollers.test_pollers import won

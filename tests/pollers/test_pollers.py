@@ -11,8 +11,8 @@ import pytest
 from platypus.adapter import Adapter
 from platypus.exceptions import ConfigurationError, RetryableError
 from platypus.ingress import Ingress
-from platypus.runtime.embedded import EVENTS_TOPIC
-from platypus.runtime.log import EventLog
+from platypus.records import EVENTS_TOPIC
+from platypus.runtime.embedded.log import EventLog
 from platypus.sources.pollers import Checkpoint, PollerSpec, build_poller
 from platypus.sources.pollers.sources import Page, RecordSource
 from tests.fakes.netsuite import FakeNetSuite, FaultReply

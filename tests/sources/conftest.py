@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from platypus.app import Platypus
 from platypus.config import IngressSettings, SourceSpec
+from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.sources.payloads import ENVIRONMENT, SOURCES
 from tests.support import running

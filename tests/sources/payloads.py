@@ -10,8 +10,8 @@ import time
 from typing import Any
 from xml.sax.saxutils import escape
 
-from platypus.app import Platypus
-from platypus.runtime.embedded import EVENTS_TOPIC
+from platypus.records import EVENTS_TOPIC
+from platypus.runtime.embedded import Platypus
 
 ORG_ID = "00D000000000001AAA"
 ZUORA_PASSWORD = "callout-password"

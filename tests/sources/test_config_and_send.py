@@ -12,10 +12,11 @@ import pytest
 
 from platypus.config import IngressSettings, load_config
 from platypus.exceptions import ConfigurationError
-from platypus.ingress import Ingress, create_app
+from platypus.ingress import Ingress
 from platypus.schema_registry import SchemaRegistry
 from platypus.send import SendReport, count_lines, render_summary, send_lines
 from platypus.sources import DecoderRegistry
+from platypus.web import create_app
 from tests.support import closed_won
 
 YAML = """

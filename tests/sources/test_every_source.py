@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from platypus.app import Platypus
 from platypus.envelope import CloudEvent
+from platypus.runtime.embedded import Platypus
 from platypus.schema_registry import SchemaRegistry
 from tests.sources.payloads import (
     bamboo_employee,

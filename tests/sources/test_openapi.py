@@ -18,9 +18,9 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platypus.app import Platypus
 from platypus.authoring.scaffold import sample_instance
 from platypus.envelope import CloudEvent
+from platypus.runtime.embedded import Platypus
 from platypus.schema_registry import SchemaRegistry
 from tests.sources.payloads import (
     bamboo_employee,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from lxml import etree
 
-from platypus.app import Platypus
+from platypus.runtime.embedded import Platypus
 from tests.sources.payloads import events_in_log, opportunity, outbound_message
 
 XML = {"content-type": "text/xml; charset=utf-8", "SOAPAction": '""'}

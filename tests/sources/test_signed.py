@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from platypus.app import Platypus
+from platypus.runtime.embedded import Platypus
 from platypus.sources import SeenDeliveries
 from tests.sources.payloads import (
     bamboo_employee,

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from platypus.app import Platypus
+from platypus.runtime.embedded import Platypus
 from tests.sources.payloads import ZUORA_TOKEN, basic, events_in_log, invoice_posted
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}

@@ -32,17 +32,19 @@ from platypus.adapter import Adapter, AdapterRegistry
 from platypus.config import ProjectConfig, load_config
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
-from platypus.ingress import Ingress, create_app
+from platypus.ingress import Ingress
 from platypus.ops.actions import Operations
 from platypus.ops.alerts import Alerter
 from platypus.ops.auth import Authenticator
 from platypus.ops.indexer import Indexer
 from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
-from platypus.runtime.embedded import EVENTS_TOPIC, GROUP, EmbeddedRuntime
-from platypus.runtime.log import Durability, EventLog
-from platypus.runtime.processor import Connections, Processor
+from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC
+from platypus.runtime.embedded.log import Durability, EventLog
+from platypus.runtime.embedded.runtime import EmbeddedRuntime
+from platypus.runtime.wiring import build_pipeline
 from platypus.schema_registry import SchemaRegistry
+from platypus.web import create_app
 
 if TYPE_CHECKING:
     from platypus.sources.pollers import PollerGroup
@@ -72,18 +74,16 @@ class Platypus:
         self.log = EventLog(
             config.resolve(config.data_dir), partitions=config.partitions, durability=durability
         )
-        self.connections = Connections(config, self.adapters, connections)
-        params = self.connections.prepare(self.flows)
-        self.processor = Processor(
+        pipeline = build_pipeline(
+            config,
             self.flows,
-            self.schemas,
-            self.connections,
-            retry=config.retry,
-            concurrency=config.concurrency,
-            record_delivery=self.log.record_delivery,
-            params=params,
             ledger=self.log,
+            schemas=self.schemas,
+            adapters=self.adapters,
+            connections=connections,
         )
+        self.connections = pipeline.connections
+        self.processor = pipeline.processor
         self.metrics = Metrics()
         self.runtime = EmbeddedRuntime(self.log, self.processor, observer=self.metrics)
         data_dir = config.resolve(config.data_dir)
@@ -210,7 +210,7 @@ class Platypus:
     def consumer_lag(self) -> dict[int, int]:
         """Events appended but not yet committed, per partition of the events topic."""
         ends = self.log.end_offsets(EVENTS_TOPIC)
-        committed = self.log.committed(GROUP, EVENTS_TOPIC)
+        committed = self.log.committed(CONSUMER_GROUP, EVENTS_TOPIC)
         return {p: max(0, end - committed.get(p, 0)) for p, end in ends.items()}
 
     async def readiness(self) -> dict[str, bool]:

@@ -16,6 +16,10 @@ while the last transaction was being synced goes into the next one. A write's
 future resolves only after its transaction has committed, so "appended" and
 "outcome recorded" always mean "on disk". Offsets and outcomes go in one
 transaction, so an offset is never committed ahead of the outcome it covers.
+
+The log is this runtime's side of the boundary (`platypus.runtime.base`): the
+`EventSink` the ingress appends to, the `DeliveryLedger` the processor asks,
+and, with `settle`, where the consumer's settlements go.
 """
 
 from __future__ import annotations
@@ -27,15 +31,24 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from platypus.exceptions import ConfigurationError
 from platypus.partitioning import partition_for
+from platypus.records import (
+    DEAD_LETTER_TOPIC,
+    Delivery,
+    DeliveryKey,
+    NewRecord,
+    Placement,
+    Record,
+)
+from platypus.runtime.base import Settlement
 
-__all__ = ["AppendItem", "EventLog", "LogRecord", "OutcomeRow", "WriteBatch"]
+__all__ = ["Durability", "EventLog"]
 
 Durability = Literal["full", "normal"]
 
@@ -78,65 +91,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class AppendItem:
-    """One record to append. ``dedupe`` = (source, id) drops a second copy of an event."""
-
-    key: str
-    value: bytes
-    headers: Sequence[tuple[str, bytes]] = ()
-    dedupe: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """A record read back from a topic."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    timestamp: float
-
-    def header(self, name: str) -> str | None:
-        """The text value of header ``name``, if present."""
-        for key, value in self.headers:
-            if key == name:
-                return value.decode()
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeRow:
-    """How one event ended in one flow (``flow`` is empty when no flow consumed it)."""
-
-    topic: str
-    partition: int
-    offset: int
-    flow: str
-    event_id: str
-    event_type: str
-    key: str
-    status: str  # delivered | filtered | dead_lettered | discarded
-    flow_version: str = ""
-    step: str = ""
-    detail: str = ""
-    attempts: int = 0
-
-
-@dataclass(slots=True)
-class WriteBatch:
-    """Writes that must land together: outcomes, dead letters and the offset they allow."""
-
-    outcomes: list[OutcomeRow] = field(default_factory=list)
-    appends: list[tuple[str, AppendItem]] = field(default_factory=list)
-    # (event id, flow, step, flow version, result, attempts)
-    deliveries: list[tuple[str, str, str, str, Any, int]] = field(default_factory=list)
-    commit: tuple[str, str, int, int] | None = None  # group, topic, partition, next offset
-
-
 @dataclass(slots=True)
 class _Op:
     run: Callable[[sqlite3.Connection], Any]
@@ -171,7 +125,6 @@ class EventLog:
         self._next: dict[tuple[str, int], int] = {}
         self._listeners: list[Callable[[], None]] = []
         self._failure: BaseException | None = None
-        self._pending: list[tuple[WriteBatch, asyncio.Future[None]]] = []
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -236,29 +189,29 @@ class EventLog:
 
     # -- writes -------------------------------------------------------------------
 
-    async def append(self, topic: str, items: Sequence[AppendItem]) -> list[tuple[int, int] | None]:
-        """Append ``items`` atomically; (partition, offset) each, None for a duplicate."""
-        placed: list[tuple[int, int] | None] = await self._submit(
-            lambda conn: self._append(conn, topic, items), notify=True
+    async def append(self, topic: str, records: Sequence[NewRecord]) -> list[Placement | None]:
+        """Append ``records`` atomically; where each landed, None for a duplicate."""
+        placed: list[Placement | None] = await self._submit(
+            lambda conn: self._append(conn, topic, records), notify=True
         )
         return placed
 
     async def append_with_checkpoint(
-        self, topic: str, items: Sequence[AppendItem], name: str, value: str
-    ) -> list[tuple[int, int] | None]:
-        """Append ``items`` and set checkpoint ``name`` to ``value`` in one transaction.
+        self, topic: str, records: Sequence[NewRecord], name: str, value: str
+    ) -> list[Placement | None]:
+        """Append ``records`` and set checkpoint ``name`` to ``value`` in one transaction.
 
         A poller saves where it has got to with the events it read up to there, so a
         crash leaves both or neither: after a restart it resumes with no gap and no
         duplicate.
         """
 
-        def run(conn: sqlite3.Connection) -> list[tuple[int, int] | None]:
-            placed = self._append(conn, topic, items)
+        def run(conn: sqlite3.Connection) -> list[Placement | None]:
+            placed = self._append(conn, topic, records)
             _save_checkpoint(conn, name, value)
             return placed
 
-        placed: list[tuple[int, int] | None] = await self._submit(run, notify=bool(items))
+        placed: list[Placement | None] = await self._submit(run, notify=bool(records))
         return placed
 
     async def save_checkpoint(self, name: str, value: str) -> None:
@@ -271,51 +224,18 @@ class EventLog:
             lambda conn: conn.execute("DELETE FROM checkpoints WHERE name = ?", (name,))
         )
 
-    async def write(self, batch: WriteBatch) -> None:
-        """Write outcomes, dead letters and an offset commit in one transaction.
+    async def settle(self, settlement: Settlement, *, group: str, topic: str) -> None:
+        """Write a settlement in one transaction: outcomes, dead letters, deliveries,
+        then the commits they allow (`platypus.runtime.base.OutcomeSink`)."""
+        await self._submit(
+            lambda conn: self._settle(conn, settlement, group, topic),
+            notify=bool(settlement.dead_letters),
+        )
 
-        Writes made in the same turn of the event loop share one operation of the
-        writer (one statement per table instead of one per event).
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((batch, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush_writes)
-        await future
-
-    def _flush_writes(self) -> None:
-        pending, self._pending = self._pending, []
-        batches = [batch for batch, _ in pending]
-
-        def settle(done: asyncio.Future[Any]) -> None:
-            error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-            for _, waiter in pending:
-                if waiter.done():
-                    continue
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
-
-        try:
-            op = self._submit(
-                lambda conn: self._write_batches(conn, batches),
-                notify=any(batch.appends for batch in batches),
-            )
-        except RuntimeError as exc:
-            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            settle(failed)
-            return
-        op.add_done_callback(settle)
-
-    async def record_delivery(
-        self, event_id: str, flow: str, step: str, flow_version: str, result: Any, attempts: int
-    ) -> None:
-        """Remember that ``step`` of ``flow`` delivered ``event_id`` (durably)."""
-        row = (event_id, flow, step, flow_version, result, attempts)
-        await self._submit(lambda conn: _record_deliveries(conn, [row]))
+    async def record(self, deliveries: Sequence[Delivery]) -> None:
+        """Remember delivered steps, durably (`platypus.runtime.base.DeliveryLedger`)."""
+        rows = list(deliveries)
+        await self._submit(lambda conn: _record_deliveries(conn, rows))
 
     async def reject(self, reason: str, errors: Sequence[Mapping[str, Any]], body: bytes) -> int:
         """Record a refused request body with why; returns its rejection id."""
@@ -341,9 +261,9 @@ class EventLog:
         return future
 
     def _append(
-        self, conn: sqlite3.Connection, topic: str, items: Iterable[AppendItem]
-    ) -> list[tuple[int, int] | None]:
-        out: list[tuple[int, int] | None] = []
+        self, conn: sqlite3.Connection, topic: str, items: Iterable[NewRecord]
+    ) -> list[Placement | None]:
+        out: list[Placement | None] = []
         now = time.time()
         for item in items:
             partition = partition_for(item.key, self.partitions)
@@ -369,19 +289,19 @@ class EventLog:
                 ),
             )
             self._next[(topic, partition)] = offset + 1
-            out.append((partition, offset))
+            out.append(Placement(partition, offset))
         return out
 
-    def _write_batches(self, conn: sqlite3.Connection, batches: Sequence[WriteBatch]) -> None:
+    def _settle(
+        self, conn: sqlite3.Connection, settlement: Settlement, group: str, topic: str
+    ) -> None:
         now = time.time()
-        commits: dict[tuple[str, str, int], int] = {}
-        for batch in batches:
-            for topic, item in batch.appends:
-                self._append(conn, topic, [item])
-            if batch.commit is not None:
-                group, topic, partition, offset = batch.commit
-                where = (group, topic, partition)
-                commits[where] = max(offset, commits.get(where, offset))
+        if settlement.dead_letters:
+            self._append(
+                conn,
+                DEAD_LETTER_TOPIC,
+                [NewRecord(d.key, d.value, tuple(d.headers)) for d in settlement.dead_letters],
+            )
         conn.executemany(
             "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -400,14 +320,12 @@ class EventLog:
                     o.attempts,
                     now,
                 )
-                for batch in batches
-                for o in batch.outcomes
+                for o in settlement.outcomes
             ],
         )
-        deliveries = [row for batch in batches for row in batch.deliveries]
-        if deliveries:
-            _record_deliveries(conn, deliveries)
-        for (group, topic, partition), offset in commits.items():
+        if settlement.deliveries:
+            _record_deliveries(conn, settlement.deliveries)
+        for partition, offset in settlement.commits.items():
             _commit(conn, (group, topic, partition, offset))
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
@@ -472,9 +390,9 @@ class EventLog:
             raise RuntimeError("the event log is not open")
         return self._reader
 
-    def fetch(self, topic: str, positions: Mapping[int, int], limit: int = 500) -> list[LogRecord]:
+    def fetch(self, topic: str, positions: Mapping[int, int], limit: int = 500) -> list[Record]:
         """Records of ``topic`` from each partition's position on, up to ``limit`` in all."""
-        out: list[LogRecord] = []
+        out: list[Record] = []
         per_partition = max(1, limit // max(1, len(positions)))
         for partition, position in positions.items():
             if self._next.get((topic, partition), 0) <= position:
@@ -485,7 +403,7 @@ class EventLog:
                 (topic, partition, position, per_partition),
             ).fetchall()
             out.extend(
-                LogRecord(topic, partition, off, key, bytes(value), _decode_headers(hdrs), ts)
+                Record(topic, partition, off, key, bytes(value), _decode_headers(hdrs), ts)
                 for off, key, value, hdrs, ts in rows
             )
         return out
@@ -504,10 +422,10 @@ class EventLog:
         )
         return {p: int(found.get(p, 0)) for p in range(self.partitions)}
 
-    def deliveries(self, event_ids: Sequence[str]) -> dict[tuple[str, str, str], Any]:
-        """Steps already delivered for ``event_ids``: (event, flow, step) -> result."""
-        out: dict[tuple[str, str, str], Any] = {}
-        ids = list(dict.fromkeys(event_ids))
+    async def delivered(self, event_ids: Collection[str]) -> dict[DeliveryKey, Any]:
+        """Steps already delivered for ``event_ids`` (`platypus.runtime.base.DeliveryLedger`)."""
+        out: dict[DeliveryKey, Any] = {}
+        ids = list(event_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -518,18 +436,7 @@ class EventLog:
                 out[(event_id, flow, step)] = json.loads(result)
         return out
 
-    async def get(self, key: tuple[str, str, str]) -> tuple[bool, Any]:
-        """The delivery ledger's read (`platypus.ledger.DeliveryLedger`): a step's result."""
-        row = self._db.execute(
-            "SELECT result FROM deliveries WHERE event_id = ? AND flow = ? AND step = ?", key
-        ).fetchone()
-        return (True, json.loads(row[0])) if row else (False, None)
-
-    async def put(self, key: tuple[str, str, str], result: Any) -> None:
-        """The delivery ledger's write: a no-op, since the runtime records every
-        delivered step in this log already (with the outcome, for the last step)."""
-
-    def read(self, topic: str) -> list[LogRecord]:
+    def read(self, topic: str) -> list[Record]:
         """Every record of ``topic``, by partition then offset (for tools and tests)."""
         rows = self._db.execute(
             "SELECT partition, offset, key, value, headers, timestamp FROM records "
@@ -537,7 +444,7 @@ class EventLog:
             (topic,),
         ).fetchall()
         return [
-            LogRecord(topic, p, off, key, bytes(value), _decode_headers(hdrs), ts)
+            Record(topic, p, off, key, bytes(value), _decode_headers(hdrs), ts)
             for p, off, key, value, hdrs, ts in rows
         ]
 
@@ -572,9 +479,7 @@ class EventLog:
         ]
 
 
-def _record_deliveries(
-    conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, str, Any, int]]
-) -> None:
+def _record_deliveries(conn: sqlite3.Connection, rows: Sequence[Delivery]) -> None:
     now = time.time()
     conn.executemany(
         "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -614,5 +519,5 @@ def _encode_headers(headers: Iterable[tuple[str, bytes]]) -> str:
     return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
 
 
-def _decode_headers(text: str) -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in json.loads(text)]
+def _decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, v.encode()) for k, v in json.loads(text))

@@ -1,11 +1,10 @@
-"""The delivery ledger: which (event, flow, step) writes a vendor has already taken.
+"""The Kafka workers' delivery ledger: SQLite on one machine, a shared SQL database on many.
 
-Vendors with their own idempotency (an upsert by external id, an
-``Idempotency-Key`` they honour) turn a repeated write into one record. For the
-others, the runtime asks the ledger before a write and records the result after
-it, so replaying an event does not create a second record. The embedded runtime
-reads it from its event log's delivery records (`platypus.runtime.log`); the
-Kafka runtime uses a `SqliteLedger` in the worker's data directory.
+Workers take partitions over from each other, so the ledger must outlive any one
+of them: `SqlLedger` keeps it in a database every worker reaches (PostgreSQL,
+``kafka.ledger_url``); `SqliteLedger` in the worker's data directory is enough
+only while every worker shares one machine. Both implement
+`platypus.runtime.base.DeliveryLedger`.
 """
 
 from __future__ import annotations
@@ -16,55 +15,23 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from platypus.adapter import Action
+from platypus.records import Delivery, DeliveryKey
 
-__all__ = ["DeliveryLedger", "Key", "MemoryLedger", "SqlLedger", "SqliteLedger", "needs_ledger"]
+__all__ = ["SqlLedger", "SqliteLedger"]
 
-
-def needs_ledger(action: Action | None) -> bool:
-    """Whether the runtime must guard ``action`` with the ledger: a write the vendor
-    does not de-duplicate itself."""
-    return action is not None and action.writes and not action.idempotent
-
-
-Key = tuple[str, str, str]
-"""(event id, flow, step): what a delivery is remembered by."""
-
-
-class DeliveryLedger(Protocol):
-    """Remembers the result of each delivered write, by (event id, flow, step)."""
-
-    async def get(self, key: Key) -> tuple[bool, Any]:
-        """(True, result) if ``key`` was delivered, else (False, None)."""
-        ...
-
-    async def put(self, key: Key, result: Any) -> None:
-        """Record, durably, that ``key`` was delivered with ``result``."""
-        ...
-
-
-class MemoryLedger:
-    """A ledger in memory, for tests and one-off runs."""
-
-    def __init__(self) -> None:
-        self._entries: dict[Key, Any] = {}
-
-    async def get(self, key: Key) -> tuple[bool, Any]:
-        return (True, self._entries[key]) if key in self._entries else (False, None)
-
-    async def put(self, key: Key, result: Any) -> None:
-        self._entries[key] = result
+_CHUNK = 500  # ids per IN (...) list: well under every database's parameter limit
 
 
 class SqliteLedger:
     """A ledger in a SQLite file (WAL, ``synchronous=FULL``), with group commit.
 
-    Puts queue up for one writer thread, which commits whatever has queued in one
-    transaction: one fsync for many deliveries, not one each. A put returns once
-    its transaction is on disk.
+    Records queue up for one writer thread, which commits whatever has queued in
+    one transaction: one fsync for many deliveries, not one each. `record`
+    returns once its transaction is on disk.
     """
 
     def __init__(self, path: Path) -> None:
@@ -83,23 +50,37 @@ class SqliteLedger:
         )
         self._writer.start()
 
-    async def get(self, key: Key) -> tuple[bool, Any]:
-        row = await asyncio.to_thread(self._get, key)
-        return (True, json.loads(row[0])) if row else (False, None)
+    async def delivered(self, event_ids: Collection[str]) -> dict[DeliveryKey, Any]:
+        """Steps delivered for ``event_ids``."""
+        if not event_ids:
+            return {}
+        return await asyncio.to_thread(self._delivered, list(event_ids))
 
-    async def put(self, key: Key, result: Any) -> None:
+    async def record(self, deliveries: Sequence[Delivery]) -> None:
+        """Remember ``deliveries``; returns once they are on disk."""
+        if not deliveries:
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        row = (*key, json.dumps(result, default=str), time.time())
-        self._queue.put((row, done, loop))
+        now = time.time()
+        rows = [
+            (d.event_id, d.flow, d.step, json.dumps(d.result, default=str), now) for d in deliveries
+        ]
+        self._queue.put((rows, done, loop))
         await done
 
-    def _get(self, key: Key) -> tuple[str] | None:
+    def _delivered(self, ids: list[str]) -> dict[DeliveryKey, Any]:
+        out: dict[DeliveryKey, Any] = {}
         with self._lock:
-            row = self._conn.execute(
-                "SELECT result FROM ledger WHERE event_id = ? AND flow = ? AND step = ?", key
-            ).fetchone()
-        return None if row is None else (str(row[0]),)
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for event_id, flow, step, result in self._conn.execute(
+                    f"SELECT event_id, flow, step, result FROM ledger WHERE event_id IN ({marks})",  # noqa: S608 -- placeholders only
+                    chunk,
+                ):
+                    out[(event_id, flow, step)] = json.loads(result)
+        return out
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         while True:
@@ -121,7 +102,7 @@ class SqliteLedger:
                 with conn:
                     conn.executemany(
                         "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?)",
-                        [row for row, _, _ in group],
+                        [row for rows, _, _ in group for row in rows],
                     )
             except sqlite3.Error as exc:
                 error = exc
@@ -130,7 +111,7 @@ class SqliteLedger:
         conn.close()
 
     def close(self) -> None:
-        """Finish queued puts and close the file."""
+        """Finish queued records and close the file."""
         self._queue.put(None)
         self._writer.join()
         with self._lock:
@@ -179,40 +160,58 @@ class SqlLedger:
         )
         metadata.create_all(self._engine)
 
-    async def get(self, key: Key) -> tuple[bool, Any]:
-        row = await asyncio.to_thread(self._get, key)
-        return (True, json.loads(row)) if row is not None else (False, None)
+    async def delivered(self, event_ids: Collection[str]) -> dict[DeliveryKey, Any]:
+        """Steps delivered for ``event_ids``."""
+        if not event_ids:
+            return {}
+        return await asyncio.to_thread(self._delivered, list(event_ids))
 
-    async def put(self, key: Key, result: Any) -> None:
-        await asyncio.to_thread(self._put, key, json.dumps(result, default=str))
+    async def record(self, deliveries: Sequence[Delivery]) -> None:
+        """Remember ``deliveries`` in one transaction."""
+        if deliveries:
+            await asyncio.to_thread(self._record, list(deliveries))
 
-    def _get(self, key: Key) -> str | None:
+    def _delivered(self, ids: list[str]) -> dict[DeliveryKey, Any]:
         table = self._table
+        out: dict[DeliveryKey, Any] = {}
         with self._engine.connect() as conn:
-            found = conn.execute(
-                self._sa.select(table.c.result).where(
-                    table.c.event_id == key[0], table.c.flow == key[1], table.c.step == key[2]
+            for start in range(0, len(ids), _CHUNK):
+                rows = conn.execute(
+                    self._sa.select(
+                        table.c.event_id, table.c.flow, table.c.step, table.c.result
+                    ).where(table.c.event_id.in_(ids[start : start + _CHUNK]))
                 )
-            ).scalar_one_or_none()
-        return None if found is None else str(found)
+                for event_id, flow, step, result in rows:
+                    out[(event_id, flow, step)] = json.loads(result)
+        return out
 
-    def _put(self, key: Key, result: str) -> None:
+    def _record(self, deliveries: list[Delivery]) -> None:
         table = self._table
-        values = {
-            "event_id": key[0],
-            "flow": key[1],
-            "step": key[2],
-            "result": result,
-            "delivered_at": time.time(),
-        }
+        now = time.time()
+        # The last copy of a key wins, as an upsert would.
+        latest = {d.key: d for d in deliveries}
         with self._engine.begin() as conn:
             # Delete-then-insert: one statement pair that every SQL database takes.
-            conn.execute(
-                table.delete().where(
-                    table.c.event_id == key[0], table.c.flow == key[1], table.c.step == key[2]
+            for key in latest:
+                conn.execute(
+                    table.delete().where(
+                        table.c.event_id == key[0], table.c.flow == key[1], table.c.step == key[2]
+                    )
                 )
+            conn.execute(
+                table.insert(),
+                [
+                    {
+                        "event_id": d.event_id,
+                        "flow": d.flow,
+                        "step": d.step,
+                        "result": json.dumps(d.result, default=str),
+                        "delivered_at": now,
+                    }
+                    for d in latest.values()
+                ],
             )
-            conn.execute(table.insert().values(**values))
 
     def close(self) -> None:
+        """Release the database connections."""
         self._engine.dispose()

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from platypus.runtime.log import AppendItem, EventLog
+from platypus.records import NewRecord, Placement
+from platypus.runtime.base import CheckpointStore
 
 from .sources import parse_instant
 
@@ -88,13 +89,13 @@ class Checkpoint:
 class CheckpointSink:
     """An `EventSink` that saves checkpoint ``name`` with every append it makes."""
 
-    def __init__(self, log: EventLog, name: str, value: str) -> None:
+    def __init__(self, log: CheckpointStore, name: str, value: str) -> None:
         self.log = log
         self.name = name
         self.value = value
         self.saved = False
 
-    async def append(self, topic: str, items: Sequence[AppendItem]) -> list[tuple[int, int] | None]:
+    async def append(self, topic: str, items: Sequence[NewRecord]) -> list[Placement | None]:
         placed = await self.log.append_with_checkpoint(topic, items, self.name, self.value)
         self.saved = True
         return placed

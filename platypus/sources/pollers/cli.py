@@ -51,8 +51,8 @@ async def run_backfill(
     """Backfill poller ``source`` of the project at ``project``; returns the counts."""
     from platypus.config import load_config
     from platypus.ingress import Ingress
-    from platypus.runtime.embedded import EVENTS_TOPIC
-    from platypus.runtime.log import EventLog
+    from platypus.records import EVENTS_TOPIC
+    from platypus.runtime.embedded import EventLog
     from platypus.schema_registry import SchemaRegistry
     from platypus.sources.pollers.poller import build_poller, open_adapter, poller_specs
 

@@ -38,7 +38,7 @@ from platypus.adapter import Adapter, AdapterRegistry
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.ingress import Ingress
-from platypus.runtime.log import EventLog
+from platypus.runtime.base import CheckpointStore
 from platypus.sources.mapping import MappingSpec, PayloadMapping
 
 from .checkpoint import Checkpoint, CheckpointSink, Window
@@ -76,7 +76,7 @@ class Poller:
         spec: PollerSpec,
         source: RecordSource,
         ingress: Ingress,
-        log: EventLog,
+        log: CheckpointStore,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Sleep = asyncio.sleep,
@@ -315,7 +315,7 @@ def build_poller(
     spec: PollerSpec,
     adapter: Adapter,
     ingress: Ingress,
-    log: EventLog,
+    log: CheckpointStore,
     **options: Any,
 ) -> Poller:
     """The `Poller` for ``spec``, reading through the started ``adapter``."""
@@ -364,7 +364,7 @@ async def open_adapter(config: ProjectConfig, name: str, connection: str) -> Ada
 
 async def start_pollers(
     config: ProjectConfig,
-    log: EventLog,
+    log: CheckpointStore,
     ingress: Ingress,
     *,
     adapters: Mapping[str, Adapter] | None = None,

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from platypus.app import Platypus
 from platypus.config import OpsSettings, OpsToken, OpsUser, Role
 from platypus.ops.auth import hash_password
 from platypus.ops.store import FailureStatus
+from platypus.runtime.embedded import Platypus
 from platypus.secrets import SecretRef
 from tests.support import ORDER_FLOW, running
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from platypus.app import Platypus
 from platypus.ops.store import FailureStatus
+from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.ops.web.support import PASSWORDS, REJECT, failed, serving
 from tests.support import closed_won, ingest

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import structlog
 
-from platypus.app import Platypus
 from platypus.logging import configure_logging
 from platypus.ops.store import FailureStatus
 from platypus.redaction import MASK
+from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.ops.web.support import REJECT, TOKENS, csrf_of, failed, login, serving
 from tests.support import closed_won, ingest
