@@ -66,6 +66,7 @@ __all__ = [
     "OpsToken",
     "OpsUser",
     "ProjectConfig",
+    "RetentionSettings",
     "Role",
     "SourceSpec",
     "expand_env",
@@ -300,6 +301,43 @@ class OpsSettings(BaseModel):
     alerts: AlertSettings | None = Field(default=None, description="Failure alerts to Slack.")
 
 
+class RetentionSettings(BaseModel):
+    """How long the embedded event log keeps what it no longer needs; 0 keeps it forever.
+
+    Compaction runs every ``interval`` while ``platypus run`` is up, and deletes
+    only what nothing waits for: event records already committed, dead letters
+    already in the failed-event store. docs/operations.md explains each choice.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: Duration = Field(
+        default=7 * 86400.0,
+        description=(
+            "Processed event records, counted from when they were accepted. Also how long "
+            "a second copy of an event (same source and id) is recognised as a duplicate."
+        ),
+    )
+    dead_letters: Duration = Field(
+        default=30 * 86400.0,
+        description="Dead-letter records, once the failed-event store has taken them in.",
+    )
+    outcomes: Duration = Field(
+        default=30 * 86400.0, description="How each event ended in each flow."
+    )
+    deliveries: Duration = Field(
+        default=30 * 86400.0,
+        description=(
+            "Steps remembered as delivered. A replay of an event older than this sends "
+            "its delivered steps again (vendors with their own idempotency take it as one)."
+        ),
+    )
+    rejected: Duration = Field(
+        default=30 * 86400.0, description="Request bodies the ingress refused."
+    )
+    interval: Duration = Field(default=300.0, gt=0, description="How often compaction runs.")
+
+
 class ProjectConfig(BaseModel):
     """Everything ``platypus run`` needs besides the flows themselves."""
 
@@ -307,6 +345,10 @@ class ProjectConfig(BaseModel):
 
     flows: Path = Field(default=Path("flows"), description="Folder of flow YAML files.")
     data_dir: Path = Field(default=Path(".platypus"), description="Embedded event log folder.")
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="How long the embedded event log keeps records, outcomes and the rest.",
+    )
     partitions: int = Field(default=8, ge=1, le=256, description="Partitions of the topic.")
     concurrency: int = Field(
         default=16, ge=1, le=4096, description="Adapter calls in flight at once, all keys."

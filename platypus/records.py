@@ -25,6 +25,7 @@ __all__ = [
     "EVENTS",
     "EVENTS_TOPIC",
     "EVENT_ID_HEADER",
+    "FLOW_DELIVERED",
     "OUTCOMES",
     "REJECTED",
     "REPLAY_OF_HEADER",
@@ -138,8 +139,16 @@ DeliveryKey = tuple[str, str, str]
 """(event id, flow, step): what a delivered step is remembered by."""
 
 
+FLOW_DELIVERED: Final = ""
+"""The step of a `Delivery` that stands for a whole flow delivered (its result is the
+flow's version): a replay or a restart does not run that flow again."""
+
+
 class Delivery(NamedTuple):
-    """A step delivered for an event: the vendor took the write and answered ``result``."""
+    """A step delivered for an event: the vendor took the write and answered ``result``.
+
+    With step `FLOW_DELIVERED`, every step of the flow was delivered.
+    """
 
     event_id: str
     flow: str

@@ -27,12 +27,12 @@ from platypus.exceptions import DeliveryError
 
 __all__ = ["Duration", "RetryPolicy", "parse_duration"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``250ms``, ``2s``, ``5m``, ``1h``."""
+    """Seconds from a number or a string such as ``250ms``, ``2s``, ``5m``, ``1h``, ``7d``."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '2s'")
     if isinstance(value, int | float):
@@ -42,7 +42,7 @@ def parse_duration(value: Any) -> float:
     else:
         raise ValueError(
             f"invalid duration {value!r}: use seconds (1.5) "
-            "or a string like '250ms', '2s', '5m', '1h'"
+            "or a string like '250ms', '2s', '5m', '1h', '7d'"
         )
     if seconds != seconds:  # NaN compares false with everything, so `< 0` lets it through
         raise ValueError("a duration must be a number, not NaN")
@@ -52,7 +52,7 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written as a number or as ``250ms``/``2s``/``5m``/``1h`` in flows."""
+"""Seconds, written as a number or as ``250ms``/``2s``/``5m``/``1h``/``7d`` in flows."""
 
 
 class RetryPolicy(BaseModel):

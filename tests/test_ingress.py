@@ -39,7 +39,9 @@ def stored_events(app: Platypus) -> list[bytes]:
     """What is on disk, read through a new connection: proof of a durable append."""
     with sqlite3.connect(app.log.path) as conn:
         rows = conn.execute(
-            "SELECT value FROM records WHERE topic = ? ORDER BY timestamp", (EVENTS_TOPIC,)
+            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
+            "WHERE t.name = ? ORDER BY r.id",
+            (EVENTS_TOPIC,),
         ).fetchall()
     return [bytes(row[0]) for row in rows]
 

@@ -26,6 +26,7 @@ from platypus.records import (
     DEAD_LETTER_TOPIC,
     EVENT_ID_HEADER,
     EVENTS_TOPIC,
+    FLOW_DELIVERED,
     VALIDATED_HEADER,
     Delivery,
     NewRecord,
@@ -224,9 +225,64 @@ async def test_a_guarded_write_is_in_the_ledger_before_the_event_settles(tmp_pat
     async with run:
         await run.append(event)
         [settlement] = await run.settled(1)
-    # The non-idempotent post was recorded at once; the upsert with the outcome.
+    # The non-idempotent post was recorded at once; the rest with the outcome, as one
+    # row for the whole flow.
     assert list(ledger_at_confirm) == [(event["id"], "orders", "post")]
-    assert [d.step for d in settlement.deliveries] == ["confirm"]
+    assert [d.step for d in settlement.deliveries] == [FLOW_DELIVERED]
+    assert set(run.ledger.entries) == {(event["id"], "orders", s) for s in ("post", "")}
+
+
+async def test_a_flow_delivered_before_is_not_run_again_while_its_version_is_the_same(
+    tmp_path: Path,
+) -> None:
+    event = closed_won()
+    run = Harness(tmp_path, TWO_STEPS)
+    version = _flow(tmp_path, TWO_STEPS).version
+    await run.ledger.record([Delivery(event["id"], "orders", "", "x", version, 2)])
+    async with run:
+        await run.append(event)
+        [settlement] = await run.settled(1)
+    assert run.vendor.calls == []
+    assert [(o.status, o.detail) for o in settlement.outcomes] == [
+        ("delivered", "delivered before")
+    ]
+
+
+async def test_a_flow_changed_since_it_delivered_runs_again(tmp_path: Path) -> None:
+    event = closed_won()
+    run = Harness(tmp_path, TWO_STEPS)
+    await run.ledger.record([Delivery(event["id"], "orders", "", "x", "an-older-version", 2)])
+    async with run:
+        await run.append(event)
+        await run.settled(1)
+    assert [call[0] for call in run.vendor.calls] == ["post", "upsert"]
+
+
+async def test_steps_delivered_before_a_failing_step_are_kept_for_the_replay(
+    tmp_path: Path,
+) -> None:
+    three = (
+        TWO_STEPS
+        + """  - name: last
+    to: vendor.upsert
+    payload: {n: steps.confirm.n}
+"""
+    )
+    event = closed_won()
+    run = Harness(tmp_path, three)
+    original = run.vendor.call
+
+    async def failing_last(request: Request) -> Any:
+        if request.step == "last":
+            raise PermanentError("no", status_code=400)
+        return await original(request)
+
+    run.vendor.call = failing_last  # type: ignore[method-assign]
+    async with run:
+        await run.append(event)
+        [settlement] = await run.settled(1)
+    assert [o.status for o in settlement.outcomes] == ["dead_lettered"]
+    assert [d.step for d in settlement.deliveries] == ["confirm"]  # post: in the ledger already
     assert set(run.ledger.entries) == {(event["id"], "orders", s) for s in ("post", "confirm")}
 
 

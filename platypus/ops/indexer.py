@@ -81,8 +81,8 @@ class _SqliteOutcomes:
             )
             self._conn.execute("PRAGMA busy_timeout=10000")
         row = self._conn.execute(
-            "SELECT status FROM outcomes "
-            "WHERE topic = ? AND partition = ? AND offset = ? AND flow = ?",
+            "SELECT o.status FROM outcomes o JOIN topics t ON t.id = o.topic "
+            "WHERE t.name = ? AND o.partition = ? AND o.offset = ? AND o.flow = ?",
             (topic, partition, offset, flow),
         ).fetchone()
         return str(row[0]) if row else None

@@ -55,6 +55,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[Any, ...], Any] = {}
         r = self.registry
         self.consumed = Counter(
             "platypus_events_consumed",
@@ -121,14 +122,22 @@ class Metrics:
     def processed(self, result: EventResult, seconds: float) -> None:
         """Count one processed event (the runtime's observer hook)."""
         self.latency.observe(seconds)
-        self.consumed.labels(result.event_type or "(unknown)").inc()
+        self._child(self.consumed, result.event_type or "(unknown)").inc()
         for outcome in result.outcomes:
             flow = outcome.flow or "(none)"
-            self.outcomes.labels(flow, outcome.status).inc()
+            self._child(self.outcomes, flow, outcome.status).inc()
             if outcome.attempts:
-                self.attempts.labels(flow).inc(outcome.attempts)
+                self._child(self.attempts, flow).inc(outcome.attempts)
             if outcome.retried:
-                self.retried.labels(flow).inc()
+                self._child(self.retried, flow).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # `labels()` costs more than the increment itself; this runs per event.
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     # -- when scraped -------------------------------------------------------------
 

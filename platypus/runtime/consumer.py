@@ -48,7 +48,7 @@ class _Item:
 @dataclass(frozen=True, slots=True)
 class _Finished:
     item: _Item
-    result: EventResult
+    result: EventResult | None  # None: settled before a restart, not run again
     seconds: float
 
 
@@ -75,21 +75,36 @@ class Consumer:
             self._handle, max_in_flight=max_in_flight
         )
         self._progress: dict[int, PartitionProgress] = {}
+        self._settled_before: dict[int, set[int]] = {}
         self._finished: list[_Finished] = []
         self._settling: asyncio.Task[None] | None = None
 
     # -- partitions -------------------------------------------------------------
 
-    def assign(self, positions: Mapping[int, int]) -> None:
-        """Start (or restart) partitions at the given next offsets to read."""
+    def assign(
+        self, positions: Mapping[int, int], settled: Mapping[int, Iterable[int]] | None = None
+    ) -> None:
+        """Start (or restart) partitions at the given next offsets to read.
+
+        ``settled`` holds, per partition, offsets from there on whose outcome is
+        already durable (settled ahead of an earlier event before a restart):
+        they are passed over, not processed again, so a dead letter or a delivery
+        happens once.
+        """
         for partition, position in positions.items():
             self._progress[partition] = PartitionProgress(position)
+            done = set((settled or {}).get(partition, ()))
+            if done:
+                self._settled_before[partition] = done
+            else:
+                self._settled_before.pop(partition, None)
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions another worker now owns: what is still running there
         finishes and settles, but commits nothing."""
         for partition in partitions:
             self._progress.pop(partition, None)
+            self._settled_before.pop(partition, None)
 
     def position(self, partition: int) -> int | None:
         """The next offset to read in ``partition``, None if it is not assigned."""
@@ -117,15 +132,25 @@ class Consumer:
         if self.failure is not None:
             raise RuntimeError("the consumer failed") from self.failure
         items = []
+        passed = 0
         for record in batch:
             progress = self._progress.get(record.partition)
             if progress is None:
                 progress = self._progress[record.partition] = PartitionProgress(record.offset)
             progress.started(record.offset)
+            done = self._settled_before.get(record.partition)
+            if done is not None and record.offset in done:
+                done.discard(record.offset)
+                self._finished.append(_Finished(_Item(record, progress), None, 0.0))
+                passed += 1
+                continue
             items.append(_Item(record, progress))
+        if passed:
+            _log.info("records settled before the restart passed over", records=passed)
+            self._schedule_settle()
         if not items:
             return
-        await self.processor.prepare(batch)
+        await self.processor.prepare([item.record for item in items])
         for item in items:
             await self._executor.submit(item.record.key, item)
 
@@ -191,6 +216,8 @@ class Consumer:
                 _log.exception("settling outcomes failed; the consumer stops")
                 return
             for finished in done:
+                if finished.result is None:
+                    continue
                 for outcome in finished.result.outcomes:
                     self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
                 if self.observer is not None:
@@ -201,29 +228,34 @@ class Consumer:
         touched: dict[int, PartitionProgress] = {}
         for finished in done:
             record, result = finished.item.record, finished.result
-            settlement.deliveries.extend(result.deliveries)
-            for outcome in result.outcomes:
-                settlement.outcomes.append(
-                    Outcome(
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        flow=outcome.flow,
-                        event_id=result.event_id,
-                        event_type=result.event_type,
-                        key=record.key,
-                        status=outcome.status,
-                        flow_version=outcome.flow_version,
-                        step=outcome.step,
-                        detail=outcome.detail,
-                        attempts=outcome.attempts,
-                    )
-                )
-                if outcome.dead_letter is not None:
-                    settlement.dead_letters.append(outcome.dead_letter)
+            if result is not None:
+                self._add(settlement, record, result)
             progress = finished.item.progress
             if self._progress.get(record.partition) is progress:
                 progress.finish(record.offset)
                 touched[record.partition] = progress
         settlement.commits = {p: progress.committable for p, progress in touched.items()}
         return settlement
+
+    @staticmethod
+    def _add(settlement: Settlement, record: Record, result: EventResult) -> None:
+        settlement.deliveries.extend(result.deliveries)
+        for outcome in result.outcomes:
+            settlement.outcomes.append(
+                Outcome(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    flow=outcome.flow,
+                    event_id=result.event_id,
+                    event_type=result.event_type,
+                    key=record.key,
+                    status=outcome.status,
+                    flow_version=outcome.flow_version,
+                    step=outcome.step,
+                    detail=outcome.detail,
+                    attempts=outcome.attempts,
+                )
+            )
+            if outcome.dead_letter is not None:
+                settlement.dead_letters.append(outcome.dead_letter)

@@ -28,7 +28,13 @@ from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, FieldError
 from platypus.flow.model import FlowSpec, OnError, StepSpec
 from platypus.logging import redaction_scope
-from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER, Delivery, Record
+from platypus.records import (
+    EVENT_ID_HEADER,
+    FLOW_DELIVERED,
+    VALIDATED_HEADER,
+    Delivery,
+    Record,
+)
 from platypus.redaction import personal_values
 from platypus.retry import RetryPolicy
 from platypus.runtime.base import DeliveryLedger
@@ -301,6 +307,11 @@ class Processor:
         result: EventResult,
     ) -> FlowOutcome:
         event_id = result.event_id
+        if delivered.get((flow.name, FLOW_DELIVERED)) == flow.version:
+            # This flow, as it is now, delivered the event before (a replay of an
+            # event another flow failed, a restart): nothing to send again.
+            _log.debug("flow already delivered, not run again")
+            return FlowOutcome(flow.name, "delivered", flow.version, detail="delivered before")
         results: dict[str, Any] = {}
         decision = core.decide_flow(flow, core.event_context(event, results))
         if isinstance(decision, core.Filtered):
@@ -310,6 +321,9 @@ class Processor:
             return self._failed(flow, None, record, event, decision, 1, time.time(), values)
         attempts_total = 0
         retried = False
+        # Steps delivered so far: kept for a replay if a later step fails; once the
+        # flow is delivered, one row says so for all of them.
+        done_steps: list[Delivery] = []
         for step in flow.steps:
             done = delivered.get((flow.name, step.name), _NOT_DELIVERED)
             if done is not _NOT_DELIVERED:
@@ -329,6 +343,7 @@ class Processor:
                 if problem is not None:
                     planned = problem
             if isinstance(planned, core.Failed):
+                result.deliveries.extend(done_steps)
                 return self._failed(flow, step, record, event, planned, 1, time.time(), values)
             request = Request(
                 action=step.action,
@@ -348,6 +363,7 @@ class Processor:
             attempts_total += delivery.attempts
             retried = retried or delivery.attempts > 1
             if delivery.failure is not None:
+                result.deliveries.extend(done_steps)
                 return self._failed(
                     flow,
                     step,
@@ -369,9 +385,15 @@ class Processor:
                 await self.ledger.record([done_row])
             else:
                 # Sending it again is harmless: it is settled with the outcome.
-                result.deliveries.append(done_row)
+                done_steps.append(done_row)
             results[step.name] = delivery.result
             _log.debug("step delivered", step=step.name, to=step.to, attempts=delivery.attempts)
+        delivered[(flow.name, FLOW_DELIVERED)] = flow.version
+        result.deliveries.append(
+            Delivery(
+                event_id, flow.name, FLOW_DELIVERED, flow.version, flow.version, attempts_total
+            )
+        )
         return FlowOutcome(
             flow.name, "delivered", flow.version, attempts=attempts_total, retried=retried
         )

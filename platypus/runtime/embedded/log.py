@@ -2,20 +2,27 @@
 
 No server to install: a WAL-mode SQLite database in the data directory holds
 
-* ``records``    topics as (topic, partition, offset) -> key, value, headers;
-* ``offsets``    the committed next offset of each consumer group and partition;
-* ``deliveries`` the steps already delivered per event, so a replay after a
-                 crash skips them (the step in flight may be repeated: at least once);
-* ``outcomes``   how each event ended in each flow;
-* ``rejected``   request bodies the ingress refused, with the reasons;
+* ``records``     topics as (topic, partition, offset) -> key, value, headers, in
+                  append order; an event the ingress accepted also carries its
+                  (source, id), which de-duplicates it;
+* ``offsets``     the committed next offset of each consumer group and partition;
+* ``deliveries``  the steps already delivered per event, so a replay or a restart
+                  skips them (the step in flight may be repeated: at least once);
+* ``outcomes``    how each event ended in each flow;
+* ``rejected``    request bodies the ingress refused, with the reasons;
 * ``checkpoints`` where each poller and backfill has got to (`EventLog.append_with_checkpoint`
-                 writes one with the events it covers, in one transaction).
+                  writes one with the events it covers, in one transaction).
 
 One writer thread owns every write and commits in groups: whatever queued up
 while the last transaction was being synced goes into the next one. A write's
 future resolves only after its transaction has committed, so "appended" and
 "outcome recorded" always mean "on disk". Offsets and outcomes go in one
 transaction, so an offset is never committed ahead of the outcome it covers.
+
+What is no longer needed is deleted by `EventLog.compact` (`RetentionSettings`):
+committed event records, dead letters, outcomes, deliveries and refused bodies
+older than their retention. Freed pages are reused, and handed back to the file
+system a little at a time.
 
 The log is this runtime's side of the boundary (`platypus.runtime.base`): the
 `EventSink` the ingress appends to, the `DeliveryLedger` the processor asks,
@@ -36,34 +43,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from platypus.config import RetentionSettings
 from platypus.exceptions import ConfigurationError
 from platypus.partitioning import partition_for
 from platypus.records import (
     DEAD_LETTER_TOPIC,
+    EVENT_ID_HEADER,
+    EVENTS_TOPIC,
+    FLOW_DELIVERED,
     Delivery,
     DeliveryKey,
+    Headers,
     NewRecord,
     Placement,
     Record,
 )
 from platypus.runtime.base import Settlement
 
-__all__ = ["Durability", "EventLog"]
+__all__ = ["Compaction", "Durability", "EventLog"]
 
 Durability = Literal["full", "normal"]
 
+SCHEMA_VERSION = 2
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS records (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
-    key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT NOT NULL, timestamp REAL NOT NULL,
-    PRIMARY KEY (topic, partition, offset)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ingested (
-    topic TEXT NOT NULL, source TEXT NOT NULL, id TEXT NOT NULL,
-    partition INTEGER NOT NULL, offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, source, id)
-) WITHOUT ROWID;
+    id INTEGER PRIMARY KEY,
+    topic INTEGER NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT, at REAL NOT NULL,
+    source TEXT, event_id TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_position ON records (topic, partition, offset);
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_source_id ON records (topic, source, event_id)
+    WHERE source IS NOT NULL;
 CREATE TABLE IF NOT EXISTS offsets (
     grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
     next_offset INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)
@@ -74,10 +88,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered_at REAL NOT NULL, PRIMARY KEY (event_id, flow, step)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outcomes (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
-    flow TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,
-    key TEXT NOT NULL, status TEXT NOT NULL, flow_version TEXT NOT NULL,
-    step TEXT NOT NULL, detail TEXT NOT NULL, attempts INTEGER NOT NULL, at REAL NOT NULL,
+    topic INTEGER NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    flow TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL,
+    flow_version TEXT NOT NULL, step TEXT NOT NULL, detail TEXT NOT NULL,
+    attempts INTEGER NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (topic, partition, offset, flow)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outcomes_by_event ON outcomes (event_id);
@@ -90,6 +104,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID;
 """
 
+_DEDUPE_CHUNK = 400  # (source, id) pairs per lookup: 800 parameters, under SQLite's limit
+
 
 @dataclass(slots=True)
 class _Op:
@@ -97,6 +113,22 @@ class _Op:
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None
     notify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    """What one `EventLog.compact` pass deleted, by table."""
+
+    records: int = 0
+    dead_letters: int = 0
+    outcomes: int = 0
+    deliveries: int = 0
+    rejected: int = 0
+
+    @property
+    def total(self) -> int:
+        """Rows deleted in all."""
+        return self.records + self.dead_letters + self.outcomes + self.deliveries + self.rejected
 
 
 _STOP = object()
@@ -123,6 +155,7 @@ class EventLog:
         self._writer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
         self._next: dict[tuple[str, int], int] = {}
+        self._topics: dict[str, int] = {}
         self._listeners: list[Callable[[], None]] = []
         self._failure: BaseException | None = None
 
@@ -136,23 +169,41 @@ class EventLog:
             raise ConfigurationError(
                 f"cannot create data directory {self.data_dir}: {exc.strerror}"
             ) from None
+        if not self.path.exists():
+            _create(self.path)
         conn = self._connect()
+        if not _has_table(conn, "topics"):
+            conn.close()
+            raise ConfigurationError(
+                f"{self.path} was written by an earlier development version of Platypus "
+                "(log format 1), which this version cannot read. Move the data directory "
+                "away (or delete it once its events are processed) and start again."
+            )
         with conn:
             conn.executescript(_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE name = 'partitions'").fetchone()
             if row is None:
                 conn.execute(
-                    "INSERT INTO meta (name, value) VALUES ('partitions', ?)",
-                    (str(self._requested_partitions),),
+                    "INSERT INTO meta (name, value) VALUES ('partitions', ?), ('schema', ?)",
+                    (str(self._requested_partitions), str(SCHEMA_VERSION)),
                 )
             else:
                 # Changing the count would move keys to other partitions and break
                 # per-key order for events already in the log: the file decides.
                 self.partitions = int(row[0])
+        self._topics = {name: tid for tid, name in conn.execute("SELECT id, name FROM topics")}
+        names = {tid: name for name, tid in self._topics.items()}
         for topic, partition, last in conn.execute(
             "SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition"
         ):
-            self._next[(topic, partition)] = last + 1
+            self._next[(names[topic], partition)] = last + 1
+        for topic, partition, committed in conn.execute(
+            "SELECT topic, partition, MAX(next_offset) FROM offsets GROUP BY topic, partition"
+        ):
+            # Compaction may have deleted every record of a partition: its next offset
+            # is still at least what was committed.
+            key = (topic, partition)
+            self._next[key] = max(self._next.get(key, 0), committed)
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="platypus-log-writer", daemon=True
         )
@@ -250,6 +301,30 @@ class EventLog:
         result: int = await self._submit(run)
         return result
 
+    async def compact(
+        self,
+        retention: RetentionSettings,
+        *,
+        indexed: Mapping[int, int] | None = None,
+        group: str = "platypus",
+        now: float | None = None,
+    ) -> Compaction:
+        """Delete what is older than its retention and no longer needed.
+
+        Event records go once committed by ``group``; dead-letter records once
+        the failed-event store has taken them in (``indexed``: the store's next
+        position per partition of the dead-letter topic; none are deleted
+        without it). A retention of 0 keeps that kind forever.
+        """
+        moment = time.time() if now is None else now
+        positions = dict(indexed or {})
+
+        def run(conn: sqlite3.Connection) -> Compaction:
+            return self._compact(conn, retention, positions, group, moment)
+
+        done: Compaction = await self._submit(run)
+        return done
+
     def _submit(self, run: Callable[[sqlite3.Connection], Any], notify: bool = False) -> Any:
         if self._writer is None:
             raise RuntimeError("the event log is not open")
@@ -260,37 +335,62 @@ class EventLog:
         self._queue.put(_Op(run, future, loop, notify))
         return future
 
+    # -- on the writer thread -------------------------------------------------------
+
+    def _topic_id(self, conn: sqlite3.Connection, name: str) -> int:
+        found = self._topics.get(name)
+        if found is None:
+            cur = conn.execute("INSERT INTO topics (name) VALUES (?)", (name,))
+            found = self._topics[name] = int(cur.lastrowid or 0)
+        return found
+
     def _append(
-        self, conn: sqlite3.Connection, topic: str, items: Iterable[NewRecord]
+        self, conn: sqlite3.Connection, topic: str, items: Sequence[NewRecord]
     ) -> list[Placement | None]:
+        tid = self._topic_id(conn, topic)
+        seen = self._already_appended(conn, tid, items)
         out: list[Placement | None] = []
+        rows = []
         now = time.time()
         for item in items:
-            partition = partition_for(item.key, self.partitions)
-            offset = self._next.get((topic, partition), 0)
             if item.dedupe is not None:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO ingested VALUES (?, ?, ?, ?, ?)",
-                    (topic, item.dedupe[0], item.dedupe[1], partition, offset),
-                )
-                if cur.rowcount == 0:
+                if item.dedupe in seen:
                     out.append(None)
                     continue
-            conn.execute(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    topic,
-                    partition,
-                    offset,
-                    item.key,
-                    item.value,
-                    _encode_headers(item.headers),
-                    now,
-                ),
-            )
+                seen.add(item.dedupe)  # a second copy in the same batch
+            partition = partition_for(item.key, self.partitions)
+            offset = self._next.get((topic, partition), 0)
             self._next[(topic, partition)] = offset + 1
+            source, event_id, headers = _stored_identity(item)
+            rows.append(
+                (tid, partition, offset, item.key, item.value, headers, now, source, event_id)
+            )
             out.append(Placement(partition, offset))
+        conn.executemany(
+            "INSERT INTO records (topic, partition, offset, key, value, headers, at, source, "
+            "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         return out
+
+    def _already_appended(
+        self, conn: sqlite3.Connection, tid: int, items: Sequence[NewRecord]
+    ) -> set[tuple[str, str]]:
+        wanted = list({item.dedupe for item in items if item.dedupe is not None})
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(wanted), _DEDUPE_CHUNK):
+            chunk = wanted[start : start + _DEDUPE_CHUNK]
+            marks = ",".join("(?, ?)" for _ in chunk)
+            # A join on the (topic, source, event_id) index: one lookup per pair.
+            found.update(
+                conn.execute(
+                    f"SELECT v.column1, v.column2 FROM (VALUES {marks}) AS v "  # noqa: S608 -- placeholders only
+                    "JOIN records r ON r.topic = ? AND r.source = v.column1 "
+                    "AND r.event_id = v.column2",
+                    [*(part for pair in chunk for part in pair), tid],
+                )
+            )
+        return found
 
     def _settle(
         self, conn: sqlite3.Connection, settlement: Settlement, group: str, topic: str
@@ -302,31 +402,77 @@ class EventLog:
                 DEAD_LETTER_TOPIC,
                 [NewRecord(d.key, d.value, tuple(d.headers)) for d in settlement.dead_letters],
             )
-        conn.executemany(
-            "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    o.topic,
-                    o.partition,
-                    o.offset,
-                    o.flow,
-                    o.event_id,
-                    o.event_type,
-                    o.key,
-                    o.status,
-                    o.flow_version,
-                    o.step,
-                    o.detail,
-                    o.attempts,
-                    now,
-                )
-                for o in settlement.outcomes
-            ],
-        )
+        if settlement.outcomes:
+            conn.executemany(
+                "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        self._topic_id(conn, o.topic),
+                        o.partition,
+                        o.offset,
+                        o.flow,
+                        o.event_id,
+                        o.status,
+                        o.flow_version,
+                        o.step,
+                        o.detail,
+                        o.attempts,
+                        now,
+                    )
+                    for o in settlement.outcomes
+                ],
+            )
         if settlement.deliveries:
             _record_deliveries(conn, settlement.deliveries)
         for partition, offset in settlement.commits.items():
             _commit(conn, (group, topic, partition, offset))
+
+    def _compact(
+        self,
+        conn: sqlite3.Connection,
+        retention: RetentionSettings,
+        indexed: Mapping[int, int],
+        group: str,
+        now: float,
+    ) -> Compaction:
+        counts: dict[str, int] = {}
+        events = self._topics.get(EVENTS_TOPIC)
+        if retention.events and events is not None:
+            committed = conn.execute(
+                "SELECT partition, next_offset FROM offsets WHERE grp = ? AND topic = ?",
+                (group, EVENTS_TOPIC),
+            ).fetchall()
+            counts["records"] = sum(
+                conn.execute(
+                    "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ? "
+                    "AND at < ?",
+                    (events, partition, next_offset, now - retention.events),
+                ).rowcount
+                for partition, next_offset in committed
+            )
+        letters = self._topics.get(DEAD_LETTER_TOPIC)
+        if retention.dead_letters and letters is not None:
+            counts["dead_letters"] = sum(
+                conn.execute(
+                    "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ? "
+                    "AND at < ?",
+                    (letters, partition, position, now - retention.dead_letters),
+                ).rowcount
+                for partition, position in indexed.items()
+            )
+        for table, column, keep, name in (
+            ("outcomes", "at", retention.outcomes, "outcomes"),
+            ("deliveries", "delivered_at", retention.deliveries, "deliveries"),
+            ("rejected", "received_at", retention.rejected, "rejected"),
+        ):
+            if keep:
+                counts[name] = conn.execute(
+                    f"DELETE FROM {table} WHERE {column} < ?",  # noqa: S608 -- names from the list above
+                    (now - keep,),
+                ).rowcount
+        # Hand some freed pages back to the file system; the rest are reused.
+        conn.execute("PRAGMA incremental_vacuum(2000)")
+        return Compaction(**counts)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         stopping = False
@@ -354,30 +500,38 @@ class EventLog:
         conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
-        # Each op in its own savepoint: one bad op fails alone, the rest commit together.
-        # Appends advance in-memory offsets; a rolled-back op must give them back.
-        saved_next = dict(self._next)
+        # Each op in its own savepoint (when there are several): one bad op fails
+        # alone, the rest commit together. Appends advance in-memory offsets and
+        # topic ids; a rolled-back op must give them back.
+        saved = (dict(self._next), dict(self._topics))
         results: list[tuple[bool, Any]] = []
+        alone = len(ops) == 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in ops:
-                before = dict(self._next)
-                conn.execute("SAVEPOINT op")
+                before = (dict(self._next), dict(self._topics)) if not alone else saved
+                if not alone:
+                    conn.execute("SAVEPOINT op")
                 try:
                     value = op.run(conn)
                 except Exception as exc:  # noqa: BLE001 -- handed to the caller's future
+                    if alone:
+                        conn.execute("ROLLBACK")
+                        self._next, self._topics = saved
+                        return [(False, exc)]
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    self._next = before
+                    self._next, self._topics = before
                     results.append((False, exc))
                 else:
-                    conn.execute("RELEASE op")
+                    if not alone:
+                        conn.execute("RELEASE op")
                     results.append((True, value))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self._next = saved_next
+            self._next, self._topics = saved
             self._failure = exc
             return [(False, exc) for _ in ops]
         return results
@@ -393,18 +547,21 @@ class EventLog:
     def fetch(self, topic: str, positions: Mapping[int, int], limit: int = 500) -> list[Record]:
         """Records of ``topic`` from each partition's position on, up to ``limit`` in all."""
         out: list[Record] = []
+        tid = self._topics.get(topic)
+        if tid is None:
+            return out
         per_partition = max(1, limit // max(1, len(positions)))
         for partition, position in positions.items():
             if self._next.get((topic, partition), 0) <= position:
                 continue
             rows = self._db.execute(
-                "SELECT offset, key, value, headers, timestamp FROM records "
+                "SELECT offset, key, value, headers, at, event_id FROM records "
                 "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
-                (topic, partition, position, per_partition),
+                (tid, partition, position, per_partition),
             ).fetchall()
             out.extend(
-                Record(topic, partition, off, key, bytes(value), _decode_headers(hdrs), ts)
-                for off, key, value, hdrs, ts in rows
+                Record(topic, partition, off, key, value, _read_headers(hdrs, eid), at)
+                for off, key, value, hdrs, at, eid in rows
             )
         return out
 
@@ -422,8 +579,34 @@ class EventLog:
         )
         return {p: int(found.get(p, 0)) for p in range(self.partitions)}
 
+    def settled_since(self, topic: str, positions: Mapping[int, int]) -> dict[int, set[int]]:
+        """Offsets from ``positions`` on that already have an outcome, per partition.
+
+        An event settled ahead of an earlier one still in flight has a durable
+        outcome past the committed offset; after a restart it must not run again.
+        """
+        tid = self._topics.get(topic)
+        out: dict[int, set[int]] = {}
+        if tid is None:
+            return out
+        for partition, position in positions.items():
+            found = {
+                int(offset)
+                for (offset,) in self._db.execute(
+                    "SELECT DISTINCT offset FROM outcomes "
+                    "WHERE topic = ? AND partition = ? AND offset >= ?",
+                    (tid, partition, position),
+                )
+            }
+            if found:
+                out[partition] = found
+        return out
+
     async def delivered(self, event_ids: Collection[str]) -> dict[DeliveryKey, Any]:
-        """Steps already delivered for ``event_ids`` (`platypus.runtime.base.DeliveryLedger`)."""
+        """Steps already delivered for ``event_ids`` (`platypus.runtime.base.DeliveryLedger`).
+
+        A flow delivered as a whole is known from its outcome, not from a row per step.
+        """
         out: dict[DeliveryKey, Any] = {}
         ids = list(event_ids)
         for start in range(0, len(ids), 500):
@@ -434,23 +617,51 @@ class EventLog:
                 chunk,
             ):
                 out[(event_id, flow, step)] = json.loads(result)
+            for event_id, flow, version in self._db.execute(
+                "SELECT event_id, flow, flow_version FROM outcomes "  # noqa: S608 -- placeholders only
+                f"WHERE event_id IN ({marks}) AND status = 'delivered' AND flow != ''",
+                chunk,
+            ):
+                out[(event_id, flow, FLOW_DELIVERED)] = version
         return out
+
+    def outcome(self, topic: str, partition: int, offset: int, flow: str) -> str | None:
+        """The status of ``flow`` for the record at (topic, partition, offset), if settled."""
+        tid = self._topics.get(topic)
+        if tid is None:
+            return None
+        row = self._db.execute(
+            "SELECT status FROM outcomes "
+            "WHERE topic = ? AND partition = ? AND offset = ? AND flow = ?",
+            (tid, partition, offset, flow),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def read(self, topic: str) -> list[Record]:
         """Every record of ``topic``, by partition then offset (for tools and tests)."""
+        tid = self._topics.get(topic)
+        if tid is None:
+            return []
         rows = self._db.execute(
-            "SELECT partition, offset, key, value, headers, timestamp FROM records "
+            "SELECT partition, offset, key, value, headers, at, event_id FROM records "
             "WHERE topic = ? ORDER BY partition, offset",
-            (topic,),
+            (tid,),
         ).fetchall()
         return [
-            Record(topic, p, off, key, bytes(value), _decode_headers(hdrs), ts)
-            for p, off, key, value, hdrs, ts in rows
+            Record(topic, p, off, key, value, _read_headers(hdrs, eid), at)
+            for p, off, key, value, hdrs, at, eid in rows
         ]
 
     def outcomes(self) -> list[dict[str, Any]]:
-        """Every recorded outcome, oldest first."""
-        cur = self._db.execute("SELECT * FROM outcomes ORDER BY at, topic, partition, offset")
+        """Every recorded outcome, oldest first (with the event's type and key while
+        its record is kept)."""
+        cur = self._db.execute(
+            "SELECT t.name AS topic, o.partition, o.offset, o.flow, o.event_id, o.status, "
+            "o.flow_version, o.step, o.detail, o.attempts, o.at, "
+            "r.key AS key FROM outcomes o JOIN topics t ON t.id = o.topic "
+            "LEFT JOIN records r ON r.topic = o.topic AND r.partition = o.partition "
+            "AND r.offset = o.offset ORDER BY o.at, o.topic, o.partition, o.offset"
+        )
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
@@ -479,13 +690,55 @@ class EventLog:
         ]
 
 
-def _record_deliveries(conn: sqlite3.Connection, rows: Sequence[Delivery]) -> None:
+def _create(path: Path) -> None:
+    # Both settings must be made before the first table exists, and the page size
+    # before the file is in WAL mode. Freed pages can then be handed back to the
+    # file system; 8 KiB pages hold nine 750-byte events where 4 KiB ones hold four.
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA page_size = 8192")
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.executescript(_SCHEMA)
+    finally:
+        conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, str | None]:
+    """(source, event id, headers) as stored: the event-id header lives in its column."""
+    source, event_id = item.dedupe if item.dedupe is not None else (None, None)
+    kept: list[tuple[str, bytes]] = []
+    for name, value in item.headers:
+        if name == EVENT_ID_HEADER and event_id in (None, value.decode("utf-8", "replace")):
+            event_id = value.decode("utf-8", "replace")
+            continue
+        kept.append((name, value))
+    headers = json.dumps([[k, v.decode("utf-8", "replace")] for k, v in kept]) if kept else None
+    return source, event_id, headers
+
+
+def _read_headers(text: str | None, event_id: str | None) -> Headers:
+    headers: Headers = () if event_id is None else ((EVENT_ID_HEADER, event_id.encode()),)
+    if text:
+        headers += tuple((k, v.encode()) for k, v in json.loads(text))
+    return headers
+
+
+def _record_deliveries(conn: sqlite3.Connection, rows: Iterable[Delivery]) -> None:
     now = time.time()
     conn.executemany(
         "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             (event_id, flow, step, version, json.dumps(result, default=str), attempts, now)
             for event_id, flow, step, version, result, attempts in rows
+            # A whole flow delivered is in its outcome, written in the same transaction.
+            if step != FLOW_DELIVERED
         ],
     )
 
@@ -513,11 +766,3 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
-
-
-def _encode_headers(headers: Iterable[tuple[str, bytes]]) -> str:
-    return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
-
-
-def _decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, v.encode()) for k, v in json.loads(text))

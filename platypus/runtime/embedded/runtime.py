@@ -57,7 +57,8 @@ class EmbeddedRuntime:
             loop.call_soon_threadsafe(self._wakeup.set)
 
         self.log.subscribe(wake)
-        self.consumer.assign(self.log.committed(CONSUMER_GROUP, EVENTS_TOPIC))
+        committed = self.log.committed(CONSUMER_GROUP, EVENTS_TOPIC)
+        self.consumer.assign(committed, self.log.settled_since(EVENTS_TOPIC, committed))
         self._task = asyncio.create_task(self.consumer.run(self), name="platypus-consumer")
 
     async def stop(self, grace: float = 10.0) -> None:
