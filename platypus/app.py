@@ -91,8 +91,9 @@ class Platypus:
         self.indexer = Indexer(self.log, self.failures, flows=self.flows, quiet=True)
         self._indexing: asyncio.Task[None] | None = None
         self._pollers: PollerGroup | None = None
-        # The dashboard only marks replays; the indexer, which owns the log, appends them.
-        self.operations = Operations(self.failures, self.schemas)
+        # The dashboard only marks replays; the indexer, which owns the log, appends
+        # them, woken at once rather than on its next poll.
+        self.operations = Operations(self.failures, self.schemas, notify=self.indexer.wake)
         self.alerter: Alerter | None = None
         if config.ops.alerts is not None:
             # Built now so that it starts with the other connections.
