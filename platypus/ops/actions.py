@@ -154,6 +154,7 @@ class Operations:
     ``target`` is where replays go instead of ``log`` (another runtime). Without
     either, replays are queued for the process that owns the log. ``notify`` is
     called after entries are marked (the app wakes its indexer with it).
+    ``dispatch_chunk`` is how many entries go to the log in one append.
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class Operations:
         target: ReplayTarget | None = None,
         notify: Callable[[], None] | None = None,
         lease_ttl: float = DEFAULT_TTL,
+        dispatch_chunk: int = 500,
     ) -> None:
         self.store = store
         self.schemas = schemas
@@ -174,6 +176,7 @@ class Operations:
             self.target = LogReplayTarget(log)
         self.notify = notify
         self._lease_ttl = lease_ttl
+        self._chunk = dispatch_chunk
 
     # -- looking ----------------------------------------------------------------
 
@@ -295,7 +298,12 @@ class Operations:
             return None
         try:
             return await dispatch_replays(
-                self.target, self.store, lease, schemas=self.schemas, progress=progress
+                self.target,
+                self.store,
+                lease,
+                schemas=self.schemas,
+                progress=progress,
+                chunk=self._chunk,
             )
         except LeaseLostError:
             return None  # taken over half-way: the new holder sends the rest, once each

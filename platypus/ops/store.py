@@ -1110,14 +1110,19 @@ class FailureStore:
             return None  # another process inserted it first
 
     def release_lease(self, lease: Lease) -> None:
-        """Give ``lease`` up at once (a no-op if it is no longer held)."""
+        """Give ``lease`` up at once (a no-op if it is no longer held).
+
+        The row stays, expired, so the next holder's token is still a higher one.
+        """
         with self.engine.begin() as conn:
             conn.execute(
-                leases.delete().where(
+                leases.update()
+                .where(
                     leases.c.name == lease.name,
                     leases.c.holder == lease.holder,
                     leases.c.token == lease.token,
                 )
+                .values(expires_at=_now())
             )
 
     def lease_holder(self, name: str) -> dict[str, Any] | None:
