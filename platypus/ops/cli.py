@@ -315,6 +315,8 @@ def replay_command(
                 )
                 if report.queued and session.owner_running:
                     await _wait_for_owner(session.store, report.ids, bar, wait)
+            if report.job and len(report.ids) > 1:
+                click.echo(f"bulk-replay job {report.job} (its progress: /ops/jobs/{report.job})")
             if report.queued and not session.owner_running:
                 click.echo(
                     f"{len(report.ids)} marked for replay; no platypus run owns the event log, "

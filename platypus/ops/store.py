@@ -690,7 +690,9 @@ class FailureStore:
                     failures.c.source_offset == last.source_offset,
                     failures.c.id > last.id,
                 )
-                found.extend(_failure(row._mapping) for row in conn.execute(rest.order_by("id")))
+                found.extend(
+                    _failure(row._mapping) for row in conn.execute(rest.order_by(failures.c.id))
+                )
         return found
 
     def undispatched(self, ids: Sequence[int]) -> int:

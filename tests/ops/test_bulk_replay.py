@@ -39,6 +39,7 @@ from platypus.ops import (
     FailureStore,
     Indexer,
     LeaseLostError,
+    LogOwnerLock,
     LogReplayTarget,
     Operations,
     Replay,
@@ -420,3 +421,41 @@ def _host() -> str:
     from platypus.ops.lease import this_host
 
     return this_host()
+
+
+async def test_an_app_started_while_another_process_held_the_log_lock_appends_replays_later(
+    tmp_path: Path, fake_vendor: FakeVendor, store_url: str
+) -> None:
+    events = _events([0])
+    fake_vendor.script("/orders", [REJECT] * len(events))
+    cli = LogOwnerLock(tmp_path / "data")
+    assert cli.acquire()  # a `platypus dlq` command holds it as the app starts
+    try:
+        async with _app(tmp_path, fake_vendor, store_url) as app:
+            await _ingest(app, events)
+            await asyncio.sleep(0.3)  # the app's indexer tried the lock, and waits
+            assert _count(app.failures, FailureStatus.OPEN) == 0
+            cli.release()
+            await _until(lambda: _count(app.failures, FailureStatus.OPEN) == len(events))
+            report = await app.operations.replay(FailureFilter(flow="orders"), ANA)
+            assert report.queued
+            await _until(lambda: _count(app.failures, FailureStatus.RESOLVED) == len(events))
+            _assert_delivered_once_in_key_order(fake_vendor, [0])
+    finally:
+        cli.release()
+
+
+def test_a_chunk_of_pending_replays_never_splits_the_entries_of_one_event(
+    store: FailureStore,
+) -> None:
+    # evt-2 failed in two flows: its two entries share one replayed record, so a
+    # chunk ending on one of them takes the other too (every pass groups alike).
+    record(store, new_failure(1), new_failure(2), new_failure(2, flow="invoices", dlq_offset=3))
+    ids = [e.id for e in store.search(limit=None)]
+    store.request_replays(ids, allowed=[FailureStatus.OPEN])
+    chunk = store.pending_replays(2)
+    assert [(e.event_id, e.flow) for e in chunk] == [
+        ("evt-1", "orders"),
+        ("evt-2", "orders"),
+        ("evt-2", "invoices"),
+    ]
