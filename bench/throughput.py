@@ -3,7 +3,7 @@
 ::
 
     python bench/throughput.py [--events N] [--keys K] [--batch B]
-                               [--durability full|normal] [--cores 1]
+                               [--durability full|normal] [--cores 1] [--smoke]
 
 One run, one set of generated events (seeded, so every run sees the same bytes):
 
@@ -378,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the platypus run (slows it down)"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="A run of seconds (500 events) for CI: no pinning."
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.events, args.keys, args.cores = min(args.events, 500), min(args.keys, 100), 0
     if args.events < 1 or args.keys < 1 or args.batch < 1:
         parser.error("--events, --keys and --batch must be at least 1")
     if args.cores:

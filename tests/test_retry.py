@@ -33,13 +33,14 @@ from platypus.retry import RetryPolicy, RetryPolicyOverride, parse_duration
         ("1h", 3600.0),
         (" 10 s ", 10.0),
         ("0.5m", 30.0),
+        ("7d", 7 * 86400.0),
     ],
 )
 def test_parse_duration_reads_numbers_and_unit_strings(value: Any, seconds: float) -> None:
     assert parse_duration(value) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["", "s", "2d", "1.s", "-1s", "2 sec", "1e3", None, [1], "1h30m"])
+@pytest.mark.parametrize("value", ["", "s", "2w", "1.s", "-1s", "2 sec", "1e3", None, [1], "1h30m"])
 def test_parse_duration_refuses_other_forms_with_a_hint(value: Any) -> None:
     with pytest.raises(ValueError, match="use seconds"):
         parse_duration(value)

@@ -18,13 +18,22 @@ it is a valid CloudEvent whose data validates against its schema and whose
 ``id`` and ``subject`` are the entry's: the key decides the order, the id which
 entry a new failure updates.
 
-The process that owns the event log appends replays (`dispatch_replays`). Anyone
-else (the CLI while ``platypus run`` is up) only marks entries ``replaying``; the
-running app's indexer appends them on its next pass.
+The process that owns the event log appends replays (`dispatch_replays`), and
+only while it holds the store's indexer lease: an `Operations` given the log
+appends them itself when no indexer holds the lease, and otherwise leaves them
+to the indexer that does. Anyone else (the CLI while ``platypus run`` is up)
+only marks entries ``replaying``; the running app's indexer appends them on its
+next pass. Either way each replay is appended once, in source order
+(`platypus.ops.replays`).
+
+A bulk replay is a **job** kept in the store (`FailureStore.replay_job`): who
+asked, with which selection, the entries it marked and how far they got. It
+survives a restart; a dispatcher killed half-way is resumed by the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,16 +44,17 @@ from pydantic import ValidationError
 
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, PlatypusError
-from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
-from platypus.records import (
-    EVENT_ID_HEADER,
-    EVENTS_TOPIC,
-    REPLAY_OF_HEADER,
-    VALIDATED_HEADER,
-    NewRecord,
+from platypus.ops.lease import DEFAULT_TTL, INDEXER_LEASE, StoreLease
+from platypus.ops.replays import ReplayTarget, dispatch_replays
+from platypus.ops.store import (
+    Failure,
+    FailureFilter,
+    FailureStatus,
+    FailureStore,
+    LeaseLostError,
+    new_job_id,
 )
 from platypus.redaction import MASK, mask_data
-from platypus.runtime.embedded.log import EventLog
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -62,6 +72,7 @@ __all__ = [
     "Selection",
     "dispatch_replays",
 ]
+# dispatch_replays lives in platypus.ops.replays; it is re-exported here, where it was.
 
 Progress = Callable[[int], None]
 """Called with the number of entries just handled (``click.progressbar.update``)."""
@@ -121,25 +132,45 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class ReplayReport:
-    """What a replay did: entries marked, and how many were appended to the log now."""
+    """What a replay did: entries marked, and how many were appended to the log now.
+
+    ``queued``: the replays are left to the indexer that holds the store's lease
+    (or to the process that owns the log). ``job``: the bulk-replay job's id.
+    """
 
     ids: list[int]
     dispatched: int
     queued: bool = False
     skipped: list[int] = field(default_factory=list)
+    job: str = ""
 
 
 class Operations:
-    """Show, replay and discard failed events; ``log`` is the event log if this
-    process owns it (replays are appended at once), None to queue them for the
-    process that does."""
+    """Show, replay and discard failed events.
+
+    ``target`` is where replays go (the runtime's `ReplayTarget`) if this process
+    may append them: they are sent at once unless an indexer holds the store's
+    lease, which then sends them. Without one, replays are queued for the process
+    that owns the log. ``notify`` is called after entries are marked (the app wakes
+    its indexer with it). ``dispatch_chunk`` is how many entries go out at once.
+    """
 
     def __init__(
-        self, store: FailureStore, schemas: SchemaRegistry, *, log: EventLog | None = None
+        self,
+        store: FailureStore,
+        schemas: SchemaRegistry,
+        *,
+        target: ReplayTarget | None = None,
+        notify: Callable[[], None] | None = None,
+        lease_ttl: float = DEFAULT_TTL,
+        dispatch_chunk: int = 500,
     ) -> None:
         self.store = store
         self.schemas = schemas
-        self.log = log
+        self.target = target
+        self.notify = notify
+        self._lease_ttl = lease_ttl
+        self._chunk = dispatch_chunk
 
     # -- looking ----------------------------------------------------------------
 
@@ -210,7 +241,7 @@ class Operations:
         """
         detail: dict[str, Any] = _describe(selection)
         self._require(actor, Permission.REPLAY, "replay", detail)
-        entries = self._select(selection, default=(FailureStatus.OPEN,))
+        entries = await asyncio.to_thread(self._select, selection, (FailureStatus.OPEN,))
         wrong = [f.id for f in entries if f.status not in REPLAYABLE]
         if wrong:
             raise InvalidReplayError(
@@ -234,19 +265,44 @@ class Operations:
                 raise
             payloads[entry.id] = payload
             detail["edited"] = True
-        marked = self.store.request_replays(
+        job = new_job_id()
+        # Off the event loop: a bulk replay may mark a hundred thousand entries.
+        marked = await asyncio.to_thread(
+            self.store.request_replays,
             [f.id for f in entries],
             payloads=payloads,
             allowed=REPLAYABLE,
             audit_row=(actor.name, "replay", detail),
+            job=(job, actor.name, _criteria(selection)),
         )
-        skipped = [f.id for f in entries if f.id not in set(marked)]
-        if self.log is None:
-            return ReplayReport(marked, 0, queued=True, skipped=skipped)
-        dispatched = await dispatch_replays(
-            self.log, self.store, schemas=self.schemas, progress=progress
-        )
-        return ReplayReport(marked, dispatched, skipped=skipped)
+        taken = set(marked)
+        skipped = [f.id for f in entries if f.id not in taken]
+        if self.notify is not None:
+            self.notify()
+        dispatched = await self._dispatch(progress) if self.target is not None else None
+        if dispatched is None:
+            return ReplayReport(marked, 0, queued=True, skipped=skipped, job=job)
+        return ReplayReport(marked, dispatched, skipped=skipped, job=job)
+
+    async def _dispatch(self, progress: Progress | None) -> int | None:
+        # Appends only while holding the indexer lease; None: another holder does it.
+        assert self.target is not None
+        lease = StoreLease(self.store, INDEXER_LEASE, ttl=self._lease_ttl, detail="replay")
+        if await asyncio.to_thread(lease.acquire) is None:
+            return None
+        try:
+            return await dispatch_replays(
+                self.target,
+                self.store,
+                lease,
+                schemas=self.schemas,
+                progress=progress,
+                chunk=self._chunk,
+            )
+        except LeaseLostError:
+            return None  # taken over half-way: the new holder sends the rest, once each
+        finally:
+            await asyncio.to_thread(lease.release)
 
     def discard(self, selection: Selection, actor: Actor, *, reason: str) -> list[int]:
         """Discard the selected entries (a filter selects ``open`` ones) with ``reason``."""
@@ -317,73 +373,15 @@ class Operations:
             )
 
 
-async def dispatch_replays(
-    log: EventLog,
-    store: FailureStore,
-    *,
-    schemas: SchemaRegistry | None = None,
-    progress: Progress | None = None,
-    chunk: int = 500,
-) -> int:
-    """Append every replay asked for to the events topic, in source order; returns how many.
-
-    Entries of one event (several of its flows failed) share one appended record.
-    With ``schemas``, a replay that validates now carries ``platypus.validated``
-    so the runtime does not validate it again; otherwise the runtime does.
-    At least once: a crash between the append and the mark appends it again,
-    and the delivery ledger keeps steps already delivered from being sent twice.
-    """
-    total = 0
-    while True:
-        pending = store.pending_replays(chunk)
-        if not pending:
-            return total
-        items: list[NewRecord] = []
-        slot: dict[int, int] = {}
-        shared: dict[tuple[str, bytes], int] = {}
-        for entry in pending:
-            value = entry.replay_payload if entry.replay_payload is not None else entry.payload
-            same = shared.get((entry.event_id, value)) if entry.event_id else None
-            if same is not None:
-                slot[entry.id] = same
-                continue
-            slot[entry.id] = shared[(entry.event_id, value)] = len(items)
-            items.append(_replay_item(entry, value, schemas))
-        placed = await log.append(EVENTS_TOPIC, items)
-        store.mark_replayed(
-            {
-                failure_id: where
-                for failure_id, index in slot.items()
-                if (where := placed[index]) is not None
-            }
-        )
-        total += len(pending)
-        if progress is not None:
-            progress(len(pending))
-
-
-def _replay_item(entry: Failure, value: bytes, schemas: SchemaRegistry | None) -> NewRecord:
-    headers = [(REPLAY_OF_HEADER, str(entry.id).encode())]
-    if entry.event_id:
-        headers.append((EVENT_ID_HEADER, entry.event_id.encode()))
-    validated = _validated_type(value, schemas) if schemas is not None else None
-    if validated is not None:
-        headers.append((VALIDATED_HEADER, validated.encode()))
-    return NewRecord(key=entry.business_key, value=value, headers=tuple(headers))
-
-
-def _validated_type(value: bytes, schemas: SchemaRegistry) -> str | None:
-    try:
-        event = CloudEvent.model_validate_json(value)
-        schemas.validate(event)
-    except (ValidationError, EventValidationError):
-        return None
-    return event.type
-
-
 def _describe(selection: Selection) -> dict[str, Any]:
     if isinstance(selection, FailureFilter):
         return {"filter": selection.describe()}
+    return {"ids": list(selection)}
+
+
+def _criteria(selection: Selection) -> dict[str, Any]:
+    if isinstance(selection, FailureFilter):
+        return selection.describe()
     return {"ids": list(selection)}
 
 

@@ -30,7 +30,6 @@ from platypus.exceptions import PlatypusError
 from platypus.ops.actions import Actor, InvalidReplayError, Operations
 from platypus.ops.indexer import Indexer, LogOwnerLock
 from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
-from platypus.runtime.embedded.log import EventLog
 from platypus.schema_registry import SchemaRegistry
 
 __all__ = ["dlq"]
@@ -147,7 +146,7 @@ class _Session:
     config: ProjectConfig
     store: FailureStore
     ops: Operations
-    log: EventLog | None  # open when this process owns the log
+    log: Any  # the embedded EventLog, open when this process owns it
     owner_running: bool  # a running platypus holds the log (and appends queued replays)
 
 
@@ -162,18 +161,23 @@ async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Sessi
         store = FailureStore.for_data_dir(data_dir)
     schemas = SchemaRegistry.default()
     lock = LogOwnerLock(data_dir)
-    log: EventLog | None = None
+    log: Any = None
+    target = None
     try:
         owned = lock.acquire()
         if owned and (data_dir / "events.db").exists():
+            # Nobody runs the log: this command opens it, as the app would.
+            from platypus.runtime.embedded import EventLog, LogReplayTarget
+
             log = EventLog(data_dir, partitions=config.partitions)
             log.open()
-            indexer = Indexer(log, store, flows=_flows(config), quiet=True)
+            target = LogReplayTarget(log)
+            indexer = Indexer(log, store, target=target, flows=_flows(config), quiet=True)
             try:
                 await indexer.index_once()
             finally:
                 indexer.close()
-        ops = Operations(store, schemas, log=log)
+        ops = Operations(store, schemas, target=target)
         yield _Session(config, store, ops, log, owner_running=not owned)
     finally:
         if log is not None:
@@ -315,6 +319,8 @@ def replay_command(
                 )
                 if report.queued and session.owner_running:
                     await _wait_for_owner(session.store, report.ids, bar, wait)
+            if report.job and len(report.ids) > 1:
+                click.echo(f"bulk-replay job {report.job} (its progress: /ops/jobs/{report.job})")
             if report.queued and not session.owner_running:
                 click.echo(
                     f"{len(report.ids)} marked for replay; no platypus run owns the event log, "

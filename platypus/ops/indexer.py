@@ -1,8 +1,11 @@
 """The indexer: dead letters of the embedded event log into the failed-event store.
 
-Each pass (`Indexer.index_once`):
+Each pass (`Indexer.index_once`) first takes or renews the store's indexer lease
+(`platypus.ops.lease`): of several indexers on one store, one works and the
+others stand by, so no replay is appended twice and no dead letter is indexed
+by two writers at once. Then it
 
-1. **appends the replays asked for** (`platypus.ops.actions.dispatch_replays`), when
+1. **appends the replays asked for** (`platypus.ops.replays.dispatch_replays`), when
    this process may write the log;
 2. **indexes new dead letters** from the store's saved position on. Position and
    entries move in one transaction, and an entry remembers the last dead letter
@@ -17,7 +20,8 @@ Each pass (`Indexer.index_once`):
 
 Only one process may write the embedded log. `LogOwnerLock` is how the running
 app says so: it holds ``<data_dir>/ops.lock`` while its indexer runs, and the CLI
-queues replays for it instead of opening the log itself.
+queues replays for it instead of opening the log itself. An app that starts while
+the CLI holds the lock takes it on a later pass.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import contextlib
 import fcntl
 import json
 import os
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,65 +41,54 @@ import structlog
 
 from platypus import deadletter as dl
 from platypus.flow.model import FlowSpec
-from platypus.ops.store import FailureStatus, FailureStore, NewFailure
+from platypus.ops.lease import DEFAULT_TTL, INDEXER_LEASE, StoreLease
+from platypus.ops.replays import ReplayTarget, dispatch_replays
+from platypus.ops.store import FailureStatus, FailureStore, Lease, NewFailure
 from platypus.records import DEAD_LETTER_TOPIC, EVENTS_TOPIC, REPLAY_OF_HEADER, Record
-from platypus.runtime.embedded.log import EventLog
 
-__all__ = ["IndexReport", "Indexer", "LogOwnerLock", "OutcomeLookup", "parse_dead_letter"]
+__all__ = [
+    "IndexReport",
+    "IndexedLog",
+    "Indexer",
+    "LogOwnerLock",
+    "parse_dead_letter",
+]
 
 LOCK_FILE = "ops.lock"
 
 _log = structlog.get_logger("platypus.ops")
 
 
-class OutcomeLookup(Protocol):
-    """Reads the outcome of one flow for one record of the events topic."""
+class IndexedLog(Protocol):
+    """What the indexer needs of a runtime's log: its dead letters and outcomes.
+
+    The embedded `EventLog` is one; it lives in its runtime, and this module only
+    knows it through this Protocol.
+    """
+
+    @property
+    def partitions(self) -> int:
+        """Partitions of the dead-letter topic."""
+        ...
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the log's ops lock is kept."""
+        ...
+
+    def fetch(self, topic: str, positions: Mapping[int, int], limit: int = 500) -> list[Record]:
+        """Records of ``topic`` from each partition's position on, up to ``limit``."""
+        ...
 
     def outcome(self, topic: str, partition: int, offset: int, flow: str) -> str | None:
         """``delivered``, ``filtered``, ``dead_lettered``, ``discarded`` or None (not yet)."""
         ...
 
-    def close(self) -> None:
-        """Release what it holds."""
-        ...
-
-
-class _SqliteOutcomes:
-    """Point reads of the event log's ``outcomes`` table through a read-only connection.
-
-    `EventLog.outcomes` returns the whole table; the indexer needs a handful of
-    rows by primary key on every pass, from any process.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
-
-    def outcome(self, topic: str, partition: int, offset: int, flow: str) -> str | None:
-        if self._conn is None:
-            if not self._path.exists():
-                return None
-            self._conn = sqlite3.connect(
-                f"file:{self._path}?mode=ro", uri=True, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout=10000")
-        row = self._conn.execute(
-            "SELECT o.status FROM outcomes o JOIN topics t ON t.id = o.topic "
-            "WHERE t.name = ? AND o.partition = ? AND o.offset = ? AND o.flow = ?",
-            (topic, partition, offset, flow),
-        ).fetchone()
-        return str(row[0]) if row else None
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
 
 class IndexReport:
-    """What one pass did."""
+    """What one pass did; ``standby`` when another indexer holds the store's lease."""
 
-    __slots__ = ("created", "dispatched", "read", "settled", "updated")
+    __slots__ = ("created", "dispatched", "read", "settled", "standby", "updated")
 
     def __init__(self) -> None:
         self.read = 0
@@ -104,11 +96,12 @@ class IndexReport:
         self.updated = 0
         self.dispatched = 0
         self.settled = 0
+        self.standby = False
 
     def __repr__(self) -> str:
         return (
             f"IndexReport(read={self.read}, created={self.created}, updated={self.updated}, "
-            f"dispatched={self.dispatched}, settled={self.settled})"
+            f"dispatched={self.dispatched}, settled={self.settled}, standby={self.standby})"
         )
 
     @property
@@ -121,85 +114,146 @@ class Indexer:
     """Keeps the failed-event store up to date with the log's dead-letter topic.
 
     ``flows`` (optional) names the connection of each step in the entries.
-    ``writable`` says this process owns the log, so it may append replays.
+    ``target`` is where replays go (the runtime's `ReplayTarget`); without one,
+    this process may not append to the log and only indexes and settles.
     ``quiet`` leaves out the info line per batch (the CLI's output is its report).
+    ``lease_ttl`` is how long the store's indexer lease outlives a pass.
     """
 
     def __init__(
         self,
-        log: EventLog,
+        log: IndexedLog,
         store: FailureStore,
         *,
+        target: ReplayTarget | None = None,
         flows: Sequence[FlowSpec] = (),
-        writable: bool = True,
         batch: int = 1000,
-        outcomes: OutcomeLookup | None = None,
         quiet: bool = False,
+        lease_ttl: float = DEFAULT_TTL,
     ) -> None:
         self.log = log
         self._quiet = quiet
         self.store = store
-        self.writable = writable
+        self.target = target
         self._batch = batch
         self._connections = {
             (flow.name, step.name): step.connection for flow in flows for step in flow.steps
         }
-        self._outcomes = outcomes or _SqliteOutcomes(log.path)
+        self.lease = StoreLease(
+            store, INDEXER_LEASE, ttl=lease_ttl, detail=f"indexer of {log.data_dir}"
+        )
+        self._pass: asyncio.Lock | None = None
+        self._acquiring: asyncio.Future[Lease | None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._standing_by = False
 
     def close(self) -> None:
-        """Close the outcome reader."""
-        self._outcomes.close()
+        """Give the store's lease up."""
+        with contextlib.suppress(Exception):  # the store may be gone already
+            self.lease.release()
+
+    def wake(self) -> None:
+        """Start the next pass of `run_forever` now (replays were just asked for)."""
+        if self._wake is not None:
+            self._wake.set()
 
     async def index_once(self) -> IndexReport:
-        """One pass: dispatch queued replays, index new dead letters, settle replays."""
-        from platypus.ops.actions import dispatch_replays  # actions imports this module
+        """One pass: dispatch queued replays, index new dead letters, settle replays.
 
-        report = IndexReport()
-        if self.writable:
-            report.dispatched = await dispatch_replays(self.log, self.store)
-        while True:
-            read, created, updated = self._index_batch()
-            report.read += read
-            report.created += created
-            report.updated += updated
-            if read == 0:
-                break
-        report.settled = self._settle()
-        return report
+        Stands by (``report.standby``) while another indexer holds the store's lease.
+        Outside `run_forever` the lease is given up again when the pass ends.
+        """
+        if self._pass is None:
+            self._pass = asyncio.Lock()
+        async with self._pass:  # one pass at a time, whoever calls
+            report = IndexReport()
+            # Shielded: a pass cancelled while the store grants the lease must still
+            # see the grant through, or `close` would give it up before it is taken.
+            self._acquiring = asyncio.ensure_future(asyncio.to_thread(self.lease.acquire))
+            lease = await asyncio.shield(self._acquiring)
+            if lease is None:
+                report.standby = True
+                self._say_standby()
+                return report
+            if self._standing_by:
+                self._standing_by = False
+                _log.info("took the failed-event store's indexer lease", store=self.store.url)
+            try:
+                if self.target is not None:
+                    report.dispatched = await dispatch_replays(self.target, self.store, self.lease)
+                while True:
+                    read, created, updated = self._index_batch(lease)
+                    report.read += read
+                    report.created += created
+                    report.updated += updated
+                    if read == 0:
+                        break
+                report.settled = self._settle(lease)
+            finally:
+                if self._wake is None:  # a one-off pass: let others have the store
+                    await asyncio.to_thread(self.lease.release)
+            return report
+
+    def _say_standby(self) -> None:
+        if self._standing_by:
+            return
+        self._standing_by = True
+        holder = self.lease.holder_now() or {}
+        _log.warning(
+            "another indexer holds the failed-event store's lease; this one stands by "
+            "until it is free (it expires if its holder stops)",
+            store=self.store.url,
+            holder=holder.get("holder"),
+            holder_detail=holder.get("detail"),
+        )
 
     async def run_forever(self, poll: float = 1.0, *, lock: bool = True) -> None:
-        """Index every ``poll`` seconds until cancelled.
+        """Index every ``poll`` seconds (sooner after `wake`) until cancelled.
 
         With ``lock`` the indexer holds the data directory's `LogOwnerLock` while it
-        runs, which tells the CLI that this process owns the log.
+        runs, which tells the CLI that this process owns the log. While another
+        process holds that lock, that process indexes and appends replays: this
+        indexer waits, trying the lock again on every pass.
         """
         owner = LogOwnerLock(self.log.data_dir) if lock else None
-        if owner is not None and not owner.acquire():
-            _log.warning(
-                "another process holds the ops lock of the event log; "
-                "replays asked for through the CLI are appended by that process",
-                lock=str(owner.path),
-            )
-            self.writable = False
+        self._wake = asyncio.Event()
+        warned = False
         try:
             while True:
+                report = IndexReport()
+                if owner is not None and not owner.acquire():
+                    if not warned:
+                        warned = True
+                        _log.warning(
+                            "another process holds the ops lock of the event log; "
+                            "it indexes and appends replays until it lets go",
+                            lock=str(owner.path),
+                        )
+                    report.standby = True
                 try:
-                    report = await self.index_once()
+                    if not report.standby:
+                        report = await self.index_once()
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 -- one bad pass must not stop the indexer
                     _log.exception("indexing dead letters failed; trying again")
                     report = IndexReport()
-                if not report.busy:
-                    await asyncio.sleep(poll)
-                else:
+                if report.busy:
                     await asyncio.sleep(0)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                self._wake.clear()
         finally:
+            self._wake = None
+            if self._acquiring is not None and not self._acquiring.done():
+                with contextlib.suppress(Exception):
+                    await self._acquiring
             if owner is not None:
                 owner.release()
             self.close()
 
-    def _index_batch(self) -> tuple[int, int, int]:
+    def _index_batch(self, lease: Lease) -> tuple[int, int, int]:
         saved = self.store.positions(DEAD_LETTER_TOPIC)
         positions = {p: saved.get(p, 0) for p in range(self.log.partitions)}
         records = self.log.fetch(DEAD_LETTER_TOPIC, positions, self._batch)
@@ -215,6 +269,7 @@ class Indexer:
             topic=DEAD_LETTER_TOPIC,
             positions={p: o for p, o in moved.items() if o != positions[p]},
             replay_positions=replays,
+            lease=lease,
         )
         if (created or updated) and not self._quiet:
             _log.info("dead letters indexed", created=created, updated=updated)
@@ -239,12 +294,12 @@ class Indexer:
                     out.setdefault(where, waiting[where])
         return out
 
-    def _settle(self) -> int:
+    def _settle(self, lease: Lease) -> int:
         settled: dict[int, tuple[FailureStatus, str]] = {}
         for failure in self.store.awaiting_outcome():
             if failure.replay_partition is None or failure.replay_offset is None:
                 continue
-            status = self._outcomes.outcome(
+            status = self.log.outcome(
                 EVENTS_TOPIC, failure.replay_partition, failure.replay_offset, failure.flow
             )
             if status in ("delivered", "filtered"):
@@ -256,7 +311,7 @@ class Indexer:
                 )
         if not settled:
             return 0
-        return self.store.settle(settled)
+        return self.store.settle(settled, lease=lease)
 
 
 def parse_dead_letter(

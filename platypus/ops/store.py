@@ -11,6 +11,10 @@ Tables::
                        that fails again updates its row (attempts, last failure, status)
     audit              who did what, when, to how many entries
     indexer_position   the next dead-letter offset to index, per partition
+    store_meta         this store's identity (a random id made when it is created)
+    leases             who holds a role over the store (the indexer), until when
+    replay_jobs        bulk replays: who asked, with which selection, how many entries
+    replay_job_entries the entries each job marked, with the replay attempt it made
 
 Text search is ``ILIKE '%text%'`` over the error messages (SQLite: case-insensitive
 for ASCII). It scans; it is quick enough for the hundred thousands of rows a
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import secrets
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -33,13 +39,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from platypus.exceptions import PlatypusError
+
 __all__ = [
     "AuditEntry",
     "Failure",
     "FailureFilter",
     "FailureStatus",
     "FailureStore",
+    "Lease",
+    "LeaseLostError",
     "NewFailure",
+    "ReplayJob",
     "default_store_url",
     "fingerprint",
 ]
@@ -155,6 +166,51 @@ indexer_position = sa.Table(
     sa.Column("partition", sa.Integer, primary_key=True),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
 )
+
+store_meta = sa.Table(
+    "store_meta",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    # Where the holder runs: a process of the same host (and pid namespace) that is
+    # gone frees its lease at once, without waiting for it to expire.
+    sa.Column("host", sa.String(256), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    # Bumped on every change of holder: a fencing token for the holder's writes.
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("detail", sa.String(512), nullable=False, default=""),
+    sa.Column("acquired_at", _UtcDateTime, nullable=False),
+    sa.Column("expires_at", _UtcDateTime, nullable=False),
+)
+
+replay_jobs = sa.Table(
+    "replay_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("selection", sa.JSON, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("created_at", _UtcDateTime, nullable=False, index=True),
+)
+
+replay_job_entries = sa.Table(
+    "replay_job_entries",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("failure_id", sa.Integer, primary_key=True, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+)
+
+JOBS_KEPT = 500
+"""Bulk-replay jobs kept in the store; older ones are forgotten as new ones start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +428,66 @@ class AuditEntry:
         }
 
 
+class LeaseLostError(PlatypusError):
+    """A write needed a lease that its holder no longer has (it expired, another took it).
+
+    The write is rolled back. The holder stops what it was doing and tries to take
+    the lease again on its next pass.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A role over the store held by one process until ``expires_at``.
+
+    ``token`` changes whenever the lease changes hands; writes made under the
+    lease check it in their own transaction (see `FailureStore.mark_replayed`).
+    """
+
+    name: str
+    holder: str
+    token: int
+    ttl: float
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayJob:
+    """A bulk replay as the store keeps it, with how far its entries got.
+
+    ``statuses`` counts the job's entries by their status now; ``dispatched``
+    those whose replay is on the events topic (or already settled).
+    """
+
+    id: str
+    actor: str
+    selection: dict[str, Any]
+    total: int
+    skipped: int
+    created_at: datetime
+    statuses: dict[FailureStatus, int]
+    dispatched: int
+
+    @property
+    def done(self) -> bool:
+        """Every entry of the job has an outcome (none is still replaying)."""
+        return self.statuses.get(FailureStatus.REPLAYING, 0) == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, as the dashboard's API answers it."""
+        return {
+            "id": self.id,
+            "actor": self.actor,
+            "selection": self.selection,
+            "total": self.total,
+            "skipped": self.skipped,
+            "created_at": self.created_at.isoformat(),
+            "dispatched": self.dispatched,
+            "statuses": {s.value: self.statuses.get(s, 0) for s in FailureStatus},
+            "done": self.done,
+        }
+
+
 _NUMBERS = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUIDs
     r"|\b[\w.:-]*\d[\w.:-]*\b",  # any token holding a digit: ids, counts, ports, times
@@ -434,6 +550,7 @@ class FailureStore:
         else:
             self.engine = _engine(url)
         self.url = self.engine.url.render_as_string(hide_password=True)
+        self._store_id: str | None = None
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> FailureStore:
@@ -444,8 +561,35 @@ class FailureStore:
         return store
 
     def create(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
+        """Create the tables and indexes that do not exist yet, and the store's id."""
         metadata.create_all(self.engine)
+        self._store_id = self._load_store_id()
+
+    @property
+    def store_id(self) -> str:
+        """A random id made when the store was created: it tells stores apart.
+
+        Replays carry it in their idempotency key, so a log that outlives its
+        store (a store re-created, or moved to PostgreSQL) never mistakes a new
+        entry's replay for an old one's.
+        """
+        if self._store_id is None:
+            self._store_id = self._load_store_id()
+        return self._store_id
+
+    def _load_store_id(self) -> str:
+        query = sa.select(store_meta.c.value).where(store_meta.c.name == "store_id")
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        if found is not None:
+            return str(found)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(store_meta.insert().values(name="store_id", value=uuid.uuid4().hex))
+        except sa.exc.IntegrityError:
+            pass  # another process created it first: use theirs
+        with self.engine.connect() as conn:
+            return str(conn.execute(query).scalar_one())
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -533,7 +677,23 @@ class FailureStore:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [_failure(row._mapping) for row in conn.execute(query)]
+            found = [_failure(row._mapping) for row in conn.execute(query)]
+            if len(found) == limit:
+                # Entries of one event (several flows failed) share one replayed
+                # record: a chunk takes all of them, so every pass groups them alike.
+                last = found[-1]
+                rest = sa.select(failures).where(
+                    failures.c.status == FailureStatus.REPLAYING.value,
+                    failures.c.replay_offset.is_(None),
+                    failures.c.source_topic == last.source_topic,
+                    failures.c.source_partition == last.source_partition,
+                    failures.c.source_offset == last.source_offset,
+                    failures.c.id > last.id,
+                )
+                found.extend(
+                    _failure(row._mapping) for row in conn.execute(rest.order_by(failures.c.id))
+                )
+        return found
 
     def undispatched(self, ids: Sequence[int]) -> int:
         """How many of ``ids`` are ``replaying`` but not yet appended to the log."""
@@ -599,6 +759,7 @@ class FailureStore:
         topic: str,
         positions: Mapping[int, int],
         replay_positions: Mapping[tuple[str, int, int], int] | None = None,
+        lease: Lease | None = None,
     ) -> tuple[int, int]:
         """Store dead letters and move the indexer past them, in one transaction.
 
@@ -607,7 +768,8 @@ class FailureStore:
         entry has already seen this dead-letter record or a later one: indexing
         the same record twice is a no-op. ``replay_positions`` maps the log
         position of a replayed event to the entry it replays, to fill
-        ``replay_of`` of entries it creates. Returns (created, updated).
+        ``replay_of`` of entries it creates. With ``lease``, nothing is written
+        unless it is still held (`LeaseLostError`). Returns (created, updated).
         """
         now = _now()
         replay_positions = replay_positions or {}
@@ -621,6 +783,8 @@ class FailureStore:
             failures.c.first_failure,
         )
         with self.engine.begin() as conn:
+            if lease is not None:
+                _hold(conn, lease)
             keys = list({item.entry_key for item in new})
             existing: dict[str, dict[str, Any]] = {}
             for start in range(0, len(keys), 500):
@@ -723,69 +887,95 @@ class FailureStore:
         payloads: Mapping[int, bytes] | None = None,
         allowed: Sequence[FailureStatus],
         audit_row: tuple[str, str, dict[str, Any]] | None = None,
+        job: tuple[str, str, dict[str, Any]] | None = None,
     ) -> list[int]:
         """Mark entries ``replaying`` (only those in an ``allowed`` status); returns them.
 
-        With ``audit_row`` = (actor, action, detail), the audit row is written in
-        the same transaction with the count of entries marked.
+        Each marked entry's ``replays`` goes up by one: that number is the replay
+        attempt, which keys the replayed record (`platypus.ops.replays`). The
+        status test and the change are one statement per chunk, so two replays
+        asked for at once never both take an entry. With ``audit_row`` = (actor,
+        action, detail), the audit row is written in the same transaction with the
+        count of entries marked; with ``job`` = (job id, actor, selection), so is
+        the bulk-replay job listing them (`replay_job`).
         """
         now = _now()
         payloads = payloads or {}
-        marked: list[int] = []
+        allowed_values = [s.value for s in allowed]
+        marked: dict[int, int] = {}
+        changes = {
+            "status": FailureStatus.REPLAYING.value,
+            "replays": failures.c.replays + 1,
+            "replay_requested_at": now,
+            "replay_partition": None,
+            "replay_offset": None,
+            "updated_at": now,
+        }
+        order = list(dict.fromkeys(ids))
         with self.engine.begin() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
-                found = conn.execute(
-                    sa.select(failures.c.id).where(
-                        failures.c.id.in_(chunk),
-                        failures.c.status.in_([s.value for s in allowed]),
-                    )
-                ).scalars()
-                ok = set(found)
-                marked.extend(i for i in chunk if i in ok)
-            plain = [i for i in marked if i not in payloads]
-            for start in range(0, len(plain), 500):
+            for start in range(0, len(order), 500):
+                chunk = order[start : start + 500]
+                # Lock the rows in id order first (PostgreSQL; SQLite has one writer
+                # anyway), so two overlapping replays queue instead of deadlocking.
                 conn.execute(
-                    failures.update()
-                    .where(failures.c.id.in_(plain[start : start + 500]))
-                    .values(
-                        status=FailureStatus.REPLAYING.value,
-                        replays=failures.c.replays + 1,
-                        replay_payload=None,
-                        replay_requested_at=now,
-                        replay_partition=None,
-                        replay_offset=None,
-                        updated_at=now,
-                    )
-                )
-            for failure_id in marked:
-                if failure_id in payloads:
-                    conn.execute(
+                    sa.select(failures.c.id)
+                    .where(failures.c.id.in_(chunk))
+                    .order_by(failures.c.id)
+                    .with_for_update()
+                ).all()
+                plain = [i for i in chunk if i not in payloads]
+                if plain:
+                    done = conn.execute(
                         failures.update()
-                        .where(failures.c.id == failure_id)
-                        .values(
-                            status=FailureStatus.REPLAYING.value,
-                            replays=failures.c.replays + 1,
-                            replay_payload=payloads[failure_id],
-                            replay_requested_at=now,
-                            replay_partition=None,
-                            replay_offset=None,
-                            updated_at=now,
-                        )
+                        .where(failures.c.id.in_(plain), failures.c.status.in_(allowed_values))
+                        .values(**changes, replay_payload=None)
+                        .returning(failures.c.id, failures.c.replays)
                     )
+                    marked.update({int(i): int(n) for i, n in done})
+                for failure_id in chunk:
+                    if failure_id not in payloads:
+                        continue
+                    done = conn.execute(
+                        failures.update()
+                        .where(failures.c.id == failure_id, failures.c.status.in_(allowed_values))
+                        .values(**changes, replay_payload=payloads[failure_id])
+                        .returning(failures.c.id, failures.c.replays)
+                    )
+                    marked.update({int(i): int(n) for i, n in done})
+            ordered = [i for i in order if i in marked]
+            job_id = None
+            if job is not None:
+                job_id, job_actor, selection = job
+                skipped = len(order) - len(ordered)
+                _insert_job(conn, job_id, job_actor, selection, skipped, now, marked, ordered)
             if audit_row is not None:
                 actor, action, detail = audit_row
-                _insert_audit(conn, actor, action, {**detail, "ids": marked}, len(marked))
-        return marked
+                detail = {**detail, "ids": ordered}
+                if job_id is not None:
+                    detail["job"] = job_id
+                _insert_audit(conn, actor, action, detail, len(ordered))
+        return ordered
 
-    def mark_replayed(self, placed: Mapping[int, tuple[int, int]]) -> None:
-        """Record where each entry's replayed event was appended (partition, offset)."""
+    def mark_replayed(
+        self, placed: Mapping[int, tuple[int, int]], *, lease: Lease | None = None
+    ) -> int:
+        """Record where each entry's replayed event was appended (partition, offset).
+
+        Only entries still ``replaying`` and not yet placed change, so a slower
+        second dispatcher cannot move an entry to another copy. With ``lease``,
+        nothing is written unless it is still held (`LeaseLostError`). Returns
+        how many entries changed.
+        """
         if not placed:
-            return
+            return 0
         now = _now()
         statement = (
             failures.update()
-            .where(failures.c.id == sa.bindparam("failure_id"))
+            .where(
+                failures.c.id == sa.bindparam("failure_id"),
+                failures.c.status == FailureStatus.REPLAYING.value,
+                failures.c.replay_offset.is_(None),
+            )
             .values(
                 replay_partition=sa.bindparam("partition"),
                 replay_offset=sa.bindparam("offset"),
@@ -797,18 +987,177 @@ class FailureStore:
             for failure_id, (partition, offset) in placed.items()
         ]
         with self.engine.begin() as conn:
-            conn.execute(statement, rows)
+            if lease is not None:
+                _hold(conn, lease)
+            done = conn.execute(statement, rows)
+        return max(0, done.rowcount)
+
+    # -- bulk-replay jobs ---------------------------------------------------------
+
+    def replay_job(self, job_id: str) -> ReplayJob | None:
+        """The bulk-replay job ``job_id`` with its progress, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(replay_jobs).where(replay_jobs.c.id == job_id)).first()
+            if row is None:
+                return None
+            c, e = failures.c, replay_job_entries.c
+            joined = replay_job_entries.join(failures, failures.c.id == e.failure_id)
+            undispatched = sa.and_(
+                c.status == FailureStatus.REPLAYING.value, c.replay_offset.is_(None)
+            )
+            query = (
+                sa.select(
+                    c.status,
+                    sa.func.count(),
+                    sa.func.sum(sa.case((undispatched, 1), else_=0)),
+                )
+                .select_from(joined)
+                .where(e.job_id == job_id)
+                .group_by(c.status)
+            )
+            statuses: dict[FailureStatus, int] = {}
+            waiting = 0
+            for status, count, pending in conn.execute(query):
+                statuses[FailureStatus(status)] = int(count)
+                waiting += int(pending or 0)
+        return ReplayJob(
+            id=row.id,
+            actor=row.actor,
+            selection=dict(row.selection),
+            total=row.total,
+            skipped=row.skipped,
+            created_at=row.created_at,
+            statuses={s: statuses.get(s, 0) for s in FailureStatus},
+            dispatched=row.total - waiting,
+        )
+
+    def replay_job_ids(self, job_id: str) -> list[int]:
+        """The entries job ``job_id`` marked, in the order it marked them."""
+        query = (
+            sa.select(replay_job_entries.c.failure_id)
+            .where(replay_job_entries.c.job_id == job_id)
+            .order_by(replay_job_entries.c.failure_id)
+        )
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    # -- leases -------------------------------------------------------------------
+
+    def acquire_lease(
+        self,
+        name: str,
+        holder: str,
+        *,
+        host: str,
+        pid: int,
+        ttl: float,
+        detail: str = "",
+        gone: Callable[[str, int], bool] | None = None,
+    ) -> Lease | None:
+        """Take lease ``name`` for ``holder`` (or renew it); None while another has it.
+
+        A lease is free when nobody holds it, when it expired, or when ``gone``
+        says its holder's process no longer exists. Every change of holder bumps
+        the lease's token.
+        """
+        now = _now()
+        expires = now + timedelta(seconds=ttl)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    sa.select(leases).where(leases.c.name == name).with_for_update()
+                ).first()
+                if row is None:
+                    conn.execute(
+                        leases.insert().values(
+                            name=name,
+                            holder=holder,
+                            host=host,
+                            pid=pid,
+                            token=1,
+                            detail=detail[:512],
+                            acquired_at=now,
+                            expires_at=expires,
+                        )
+                    )
+                    return Lease(name, holder, 1, ttl, expires)
+                if row.holder == holder:
+                    token = int(row.token)
+                else:
+                    free = row.expires_at <= now or (gone is not None and gone(row.host, row.pid))
+                    if not free:
+                        return None
+                    token = int(row.token) + 1
+                done = conn.execute(
+                    leases.update()
+                    .where(
+                        leases.c.name == name,
+                        leases.c.holder == row.holder,
+                        leases.c.token == row.token,
+                    )
+                    .values(
+                        holder=holder,
+                        host=host,
+                        pid=pid,
+                        token=token,
+                        detail=detail[:512],
+                        acquired_at=now if token != row.token else row.acquired_at,
+                        expires_at=expires,
+                    )
+                )
+                if done.rowcount != 1:
+                    return None  # taken by someone else between the read and the write
+                return Lease(name, holder, token, ttl, expires)
+        except sa.exc.IntegrityError:
+            return None  # another process inserted it first
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give ``lease`` up at once (a no-op if it is no longer held).
+
+        The row stays, expired, so the next holder's token is still a higher one.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(
+                leases.update()
+                .where(
+                    leases.c.name == lease.name,
+                    leases.c.holder == lease.holder,
+                    leases.c.token == lease.token,
+                )
+                .values(expires_at=_now())
+            )
+
+    def lease_holder(self, name: str) -> dict[str, Any] | None:
+        """Who holds lease ``name`` and until when (even if expired), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+        if row is None:
+            return None
+        return {
+            "holder": row.holder,
+            "host": row.host,
+            "pid": row.pid,
+            "detail": row.detail,
+            "expires_at": row.expires_at,
+        }
 
     def settle(
-        self, outcomes: Mapping[int, tuple[FailureStatus, str]], *, actor: str = "platypus"
+        self,
+        outcomes: Mapping[int, tuple[FailureStatus, str]],
+        *,
+        actor: str = "platypus",
+        lease: Lease | None = None,
     ) -> int:
         """Move replaying entries to their final status (resolved, discarded).
 
         Only entries still ``replaying`` change; an audit row per status records it.
+        With ``lease``, nothing is written unless it is still held.
         """
         now = _now()
         changed: dict[FailureStatus, list[int]] = {}
         with self.engine.begin() as conn:
+            if lease is not None:
+                _hold(conn, lease)
             for failure_id, (status, reason) in outcomes.items():
                 done = conn.execute(
                     failures.update()
@@ -876,6 +1225,65 @@ class FailureStore:
         """Write one audit row; returns its id."""
         with self.engine.begin() as conn:
             return _insert_audit(conn, actor, action, dict(detail), count)
+
+
+def new_job_id() -> str:
+    """A fresh, unguessable bulk-replay job id."""
+    return secrets.token_urlsafe(9)
+
+
+def _hold(conn: Connection, lease: Lease) -> None:
+    # The fence: the write's own transaction renews the lease, or finds it gone.
+    done = conn.execute(
+        leases.update()
+        .where(
+            leases.c.name == lease.name,
+            leases.c.holder == lease.holder,
+            leases.c.token == lease.token,
+        )
+        .values(expires_at=_now() + timedelta(seconds=lease.ttl))
+    )
+    if done.rowcount != 1:
+        raise LeaseLostError(
+            f"the {lease.name!r} lease of the failed-event store is no longer held by "
+            f"{lease.holder}: it expired or another process took it over; nothing was written"
+        )
+
+
+def _insert_job(
+    conn: Connection,
+    job_id: str,
+    actor: str,
+    selection: dict[str, Any],
+    skipped: int,
+    now: datetime,
+    attempts: Mapping[int, int],
+    ordered: Sequence[int],
+) -> None:
+    conn.execute(
+        replay_jobs.insert().values(
+            id=job_id,
+            actor=actor,
+            selection=selection,
+            total=len(ordered),
+            skipped=skipped,
+            created_at=now,
+        )
+    )
+    rows = [{"job_id": job_id, "failure_id": i, "attempt": attempts[i]} for i in ordered]
+    for start in range(0, len(rows), 1000):
+        conn.execute(replay_job_entries.insert(), rows[start : start + 1000])
+    # Keep the newest JOBS_KEPT jobs (the audit trail keeps every replay anyway).
+    old = (
+        sa.select(replay_jobs.c.id)
+        .order_by(replay_jobs.c.created_at.desc(), replay_jobs.c.id)
+        .offset(JOBS_KEPT)
+    )
+    stale = [str(i) for i in conn.execute(old).scalars()]
+    for start in range(0, len(stale), 500):
+        chunk = stale[start : start + 500]
+        conn.execute(replay_job_entries.delete().where(replay_job_entries.c.job_id.in_(chunk)))
+        conn.execute(replay_jobs.delete().where(replay_jobs.c.id.in_(chunk)))
 
 
 def _insert_audit(

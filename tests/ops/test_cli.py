@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from platypus.ops import FailureStatus, FailureStore, Indexer, LogOwnerLock
 from platypus.ops.store import default_store_url
-from platypus.runtime.embedded import Platypus
+from platypus.runtime.embedded import LogReplayTarget, Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, write_project
 
@@ -173,7 +173,7 @@ def test_while_the_app_owns_the_log_replays_are_queued_for_its_indexer(
         app = Platypus.from_project(root)
         await app.start(http=False)
         store = FailureStore(default_store_url(tmp_path / "data"))
-        indexer = Indexer(app.log, store, flows=app.flows)
+        indexer = Indexer(app.log, store, target=LogReplayTarget(app.log), flows=app.flows)
         lock = LogOwnerLock(tmp_path / "data")
         assert lock.acquire()  # what run_forever does in the app
         try:

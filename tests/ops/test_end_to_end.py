@@ -30,7 +30,7 @@ from platypus.records import (
     VALIDATED_HEADER,
 )
 from platypus.redaction import MASK
-from platypus.runtime.embedded import Platypus
+from platypus.runtime.embedded import LogReplayTarget, Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, running
 
@@ -44,8 +44,9 @@ class Ops:
     def __init__(self, app: Platypus, store: FailureStore) -> None:
         self.app = app
         self.store = store
-        self.indexer = Indexer(app.log, store, flows=app.flows)
-        self.ops = Operations(store, app.schemas, log=app.log)
+        target = LogReplayTarget(app.log)
+        self.indexer = Indexer(app.log, store, target=target, flows=app.flows)
+        self.ops = Operations(store, app.schemas, target=target)
 
     async def settle(self) -> None:
         """Run the flows until every event has an outcome, then index."""
@@ -298,7 +299,7 @@ async def test_indexing_is_idempotent_across_indexers(
             from platypus.ops.store import indexer_position
 
             conn.execute(indexer_position.delete())
-        fresh = Indexer(ops.app.log, ops.store)
+        fresh = Indexer(ops.app.log, ops.store, target=LogReplayTarget(ops.app.log))
         report = await fresh.index_once()
         fresh.close()
 

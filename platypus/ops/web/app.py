@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -77,18 +74,6 @@ class _HttpError(Exception):
         self.errors = list(errors)
 
 
-@dataclass(slots=True)
-class Job:
-    """A bulk replay: the entries it marked and how far they got."""
-
-    id: str
-    actor: str
-    selection: dict[str, Any]
-    ids: list[int] = field(default_factory=list)
-    skipped: int = 0
-    created: float = field(default_factory=time.time)
-
-
 class _SecurityHeaders:
     """Adds the security headers to every answer of the dashboard."""
 
@@ -126,7 +111,6 @@ class Dashboard:
         self.auth = auth
         self.prefix = prefix.rstrip("/")
         self.secure = secure_cookies
-        self.jobs: dict[str, Job] = {}
         self.templates = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -573,7 +557,7 @@ class Dashboard:
     ) -> Response:
         where = views.filter_from(fields, [s for s in fields["__status"].split(",") if s])
         job = await self._start_replay(where, principal)
-        return RedirectResponse(f"{self.prefix}/jobs/{job.id}", 303)
+        return RedirectResponse(f"{self.prefix}/jobs/{quote(job, safe='')}", 303)
 
     async def discard_bulk(
         self, request: Request, principal: Principal, fields: dict[str, str]
@@ -586,45 +570,20 @@ class Dashboard:
         query = views.filter_query(where, notice="discarded", n=len(ids))
         return RedirectResponse(f"{self.prefix}/failures?{query}", 303)
 
-    async def _start_replay(self, where: FailureFilter, principal: Principal) -> Job:
+    async def _start_replay(self, where: FailureFilter, principal: Principal) -> str:
         # The operations check the permission (and audit a refusal) before anything else.
         try:
             report = await self.ops.replay(where, principal.actor)
         except OperationError as exc:
             raise _as_http(exc) from None
-        job = Job(
-            id=secrets.token_urlsafe(9),
-            actor=principal.actor.name,
-            selection=where.describe(),
-            ids=report.ids,
-            skipped=len(report.skipped),
-        )
-        self.jobs[job.id] = job
-        while len(self.jobs) > 100:
-            self.jobs.pop(next(iter(self.jobs)))
-        return job
+        return report.job
 
     def _progress(self, job_id: str) -> dict[str, Any]:
-        job = self.jobs.get(job_id)
+        # Jobs are kept in the store: their pages outlive a restart of the app.
+        job = self.store.replay_job(job_id)
         if job is None:
-            raise _HttpError(404, f"no replay job {job_id!r} (jobs are kept in memory)")
-        counts = {s.value: 0 for s in FailureStatus}
-        for start in range(0, len(job.ids), 500):
-            chunk = job.ids[start : start + 500]
-            for entry in self.store.search(FailureFilter(ids=chunk), limit=None):
-                counts[entry.status.value] += 1
-        waiting = self.store.undispatched(job.ids) if job.ids else 0
-        total = len(job.ids)
-        return {
-            "id": job.id,
-            "actor": job.actor,
-            "selection": job.selection,
-            "total": total,
-            "skipped": job.skipped,
-            "dispatched": total - waiting,
-            "statuses": counts,
-            "done": counts[FailureStatus.REPLAYING.value] == 0,
-        }
+            raise _HttpError(404, f"no replay job {job_id!r}")
+        return job.to_dict()
 
     async def job_page(self, request: Request, principal: Principal) -> Response:
         progress = await asyncio.to_thread(self._progress, request.path_params["job"])
@@ -737,7 +696,7 @@ class Dashboard:
         self, request: Request, principal: Principal, data: dict[str, Any]
     ) -> Any:
         job = await self._start_replay(self._api_filter(data), principal)
-        return await asyncio.to_thread(self._progress, job.id)
+        return await asyncio.to_thread(self._progress, job)
 
     async def api_discard_bulk(
         self, request: Request, principal: Principal, data: dict[str, Any]

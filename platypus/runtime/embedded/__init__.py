@@ -6,6 +6,7 @@
 
 from platypus.runtime.embedded.app import Platypus
 from platypus.runtime.embedded.log import Durability, EventLog
+from platypus.runtime.embedded.replays import LogReplayTarget
 from platypus.runtime.embedded.runtime import EmbeddedRuntime
 
-__all__ = ["Durability", "EmbeddedRuntime", "EventLog", "Platypus"]
+__all__ = ["Durability", "EmbeddedRuntime", "EventLog", "LogReplayTarget", "Platypus"]

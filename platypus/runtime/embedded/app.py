@@ -41,6 +41,7 @@ from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
 from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC
 from platypus.runtime.embedded.log import Durability, EventLog
+from platypus.runtime.embedded.replays import LogReplayTarget
 from platypus.runtime.embedded.runtime import EmbeddedRuntime
 from platypus.runtime.wiring import build_pipeline
 from platypus.schema_registry import SchemaRegistry
@@ -88,11 +89,18 @@ class Platypus:
         self.runtime = EmbeddedRuntime(self.log, self.processor, observer=self.metrics)
         data_dir = config.resolve(config.data_dir)
         self.failures = FailureStore(config.failures_store or default_store_url(data_dir))
-        self.indexer = Indexer(self.log, self.failures, flows=self.flows, quiet=True)
+        self.indexer = Indexer(
+            self.log,
+            self.failures,
+            target=LogReplayTarget(self.log),
+            flows=self.flows,
+            quiet=True,
+        )
         self._indexing: asyncio.Task[None] | None = None
         self._pollers: PollerGroup | None = None
-        # The dashboard only marks replays; the indexer, which owns the log, appends them.
-        self.operations = Operations(self.failures, self.schemas)
+        # The dashboard only marks replays; the indexer, which owns the log, appends
+        # them, woken at once rather than on its next poll.
+        self.operations = Operations(self.failures, self.schemas, notify=self.indexer.wake)
         self.alerter: Alerter | None = None
         if config.ops.alerts is not None:
             # Built now so that it starts with the other connections.

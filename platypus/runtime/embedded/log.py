@@ -625,6 +625,23 @@ class EventLog:
                 out[(event_id, flow, FLOW_DELIVERED)] = version
         return out
 
+    def placements(self, topic: str, source: str, ids: Sequence[str]) -> dict[str, Placement]:
+        """Where the records appended with (``source``, id) landed, by id."""
+        tid = self._topics.get(topic)
+        out: dict[str, Placement] = {}
+        if tid is None:
+            return out
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT event_id, partition, offset FROM records "  # noqa: S608 -- placeholders only
+                f"WHERE topic = ? AND source = ? AND event_id IN ({marks})",
+                [tid, source, *chunk],
+            )
+            out.update({str(i): Placement(int(p), int(o)) for i, p, o in rows})
+        return out
+
     def outcome(self, topic: str, partition: int, offset: int, flow: str) -> str | None:
         """The status of ``flow`` for the record at (topic, partition, offset), if settled."""
         tid = self._topics.get(topic)
