@@ -39,8 +39,8 @@ from platypus.ops.auth import Authenticator
 from platypus.ops.indexer import Indexer
 from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
-from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC
-from platypus.runtime.embedded.log import Durability, EventLog
+from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from platypus.runtime.embedded.log import Compaction, Durability, EventLog
 from platypus.runtime.embedded.replays import LogReplayTarget
 from platypus.runtime.embedded.runtime import EmbeddedRuntime
 from platypus.runtime.wiring import build_pipeline
@@ -107,6 +107,7 @@ class Platypus:
             slack = self.connections.get(config.ops.alerts.connection)
             self.alerter = Alerter(self.failures, slack, config.ops.alerts, metrics=self.metrics)
         self._alerting: asyncio.Task[None] | None = None
+        self._compacting: asyncio.Task[None] | None = None
         self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)
         self._server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -131,6 +132,7 @@ class Platypus:
         # Dead letters are indexed into the failed-event store as they come.
         await asyncio.to_thread(self.failures.create)
         self._indexing = asyncio.create_task(self.indexer.run_forever(1.0), name="platypus-dlq")
+        self._compacting = asyncio.create_task(self._compact_forever(), name="platypus-compact")
         if self.alerter is not None:
             self._alerting = asyncio.create_task(self.alerter.run_forever(), name="platypus-alerts")
         if self.config.pollers:
@@ -242,6 +244,32 @@ class Platypus:
         """Wait until every accepted event has an outcome."""
         await self.runtime.drain()
 
+    async def compact(self) -> Compaction:
+        """Delete from the log what is past its retention (``retention:``) and not needed:
+        dead letters only once the failed-event store has them."""
+        indexed = await asyncio.to_thread(self.failures.positions, DEAD_LETTER_TOPIC)
+        done = await self.log.compact(self.config.retention, indexed=indexed)
+        if done.total:
+            _log.info(
+                "event log compacted",
+                records=done.records,
+                dead_letters=done.dead_letters,
+                outcomes=done.outcomes,
+                deliveries=done.deliveries,
+                rejected=done.rejected,
+            )
+        return done
+
+    async def _compact_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.retention.interval)
+            try:
+                await self.compact()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 -- the next pass tries again
+                _log.exception("compacting the event log failed; trying again later")
+
     async def stop(self) -> None:
         """Stop HTTP first (no new events), then the consumer, connections and log."""
         if self._server is not None and self._serving is not None:
@@ -252,11 +280,12 @@ class Platypus:
         if self._pollers is not None:
             await self._pollers.stop()
             self._pollers = None
-        if self._alerting is not None:
-            self._alerting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._alerting
-            self._alerting = None
+        for task in (self._alerting, self._compacting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._alerting = self._compacting = None
         if self._indexing is not None:
             self._indexing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

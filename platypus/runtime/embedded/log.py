@@ -443,21 +443,13 @@ class EventLog:
                 (group, EVENTS_TOPIC),
             ).fetchall()
             counts["records"] = sum(
-                conn.execute(
-                    "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ? "
-                    "AND at < ?",
-                    (events, partition, next_offset, now - retention.events),
-                ).rowcount
+                _delete_records(conn, events, partition, next_offset, now - retention.events)
                 for partition, next_offset in committed
             )
         letters = self._topics.get(DEAD_LETTER_TOPIC)
         if retention.dead_letters and letters is not None:
             counts["dead_letters"] = sum(
-                conn.execute(
-                    "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ? "
-                    "AND at < ?",
-                    (letters, partition, position, now - retention.dead_letters),
-                ).rowcount
+                _delete_records(conn, letters, partition, position, now - retention.dead_letters)
                 for partition, position in indexed.items()
             )
         for table, column, keep, name in (
@@ -718,6 +710,19 @@ def _create(path: Path) -> None:
         conn.executescript(_SCHEMA)
     finally:
         conn.close()
+
+
+def _delete_records(
+    conn: sqlite3.Connection, topic: int, partition: int, below: int, before: float
+) -> int:
+    # The last record of a partition is kept whatever its age: it is how the next
+    # offset is known when the log is opened again, so no offset is ever reused.
+    cur = conn.execute(
+        "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ? AND at < ? "
+        "AND offset < (SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?)",
+        (topic, partition, below, before, topic, partition),
+    )
+    return int(cur.rowcount)
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
