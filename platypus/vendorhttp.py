@@ -8,16 +8,20 @@ credentials out of text it passes on) lives here once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import ssl
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-__all__ = ["USER_AGENT", "json_or_none", "mask_secrets_in", "parse_retry_after"]
+from platypus.exceptions import ConfigurationError
+
+__all__ = ["USER_AGENT", "async_client", "json_or_none", "mask_secrets_in", "parse_retry_after"]
 
 
 def _user_agent() -> str:
@@ -76,3 +80,45 @@ def mask_secrets_in(text: str, secrets: Iterable[SecretStr]) -> str:
         if value:
             text = text.replace(value, "***")
     return text
+
+
+def async_client(
+    *,
+    base_url: str,
+    timeout: float,
+    max_connections: int,
+    headers: Mapping[str, str] | None = None,
+    ca_bundle: Path | None = None,
+    proxy: str | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` set up the way vendor adapters need it.
+
+    Connections are pooled up to ``max_connections``; redirects are not followed
+    (a vendor that redirects an API call is misconfigured, and following it could
+    send a credential elsewhere). ``ca_bundle`` verifies the vendor's certificate
+    with those CAs instead of the system's; ``proxy`` sends every request through
+    that proxy. When either is given, the environment (``HTTPS_PROXY``,
+    ``SSL_CERT_FILE``) no longer overrides it.
+    """
+    verify: ssl.SSLContext | bool = True
+    if ca_bundle is not None:
+        try:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot use ca_bundle {ca_bundle}: {exc}; give a readable PEM file of CA "
+                "certificates, or leave ca_bundle out to use the system's"
+            ) from None
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"User-Agent": USER_AGENT, **(headers or {})},
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(max_connections, 20),
+        ),
+        follow_redirects=False,
+        verify=verify,
+        proxy=proxy,
+        trust_env=ca_bundle is None and proxy is None,
+    )
