@@ -54,6 +54,7 @@ _BUILTIN: dict[str, str] = {
     "zuora": "platypus_adapters.zuora:ZuoraAdapter",
     "okta": "platypus_adapters.okta:OktaAdapter",
     "scim": "platypus_adapters.scim:ScimAdapter",
+    "coupa": "platypus_adapters.coupa:CoupaAdapter",
 }
 
 
