@@ -87,6 +87,12 @@ class CoupaSettings(BaseModel):
     )
     proxy: str | None = Field(default=None, description="HTTP(S) proxy URL for every request.")
 
+    @field_validator("ca_bundle", "proxy", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # platypus.yaml gives an optional setting as ${NAME:-}: empty means not set.
+        return None if value == "" else value
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:

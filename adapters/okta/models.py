@@ -138,6 +138,12 @@ class OktaSettings(BaseModel):
     )
     proxy: str | None = Field(default=None, description="HTTP(S) proxy URL for every request.")
 
+    @field_validator("ca_bundle", "proxy", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # platypus.yaml gives an optional setting as ${NAME:-}: empty means not set.
+        return None if value == "" else value
+
     @field_validator("org_url")
     @classmethod
     def _check_org_url(cls, value: str) -> str:

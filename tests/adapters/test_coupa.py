@@ -423,3 +423,9 @@ async def test_two_suppliers_with_one_name_make_a_lookup_fail_rather_than_guess(
         await call(adapter, "find_supplier", custom_field={"name": "erp-vendor-id", "value": "V-1"})
 
     assert caught.value.vendor_code == "ambiguous"
+
+
+def test_an_empty_ca_bundle_from_the_environment_means_unset(coupa: FakeCoupa) -> None:
+    adapter = make_adapter(coupa, ca_bundle="", proxy="")
+    assert adapter.settings.ca_bundle is None  # type: ignore[attr-defined]
+    assert adapter.settings.proxy is None  # type: ignore[attr-defined]

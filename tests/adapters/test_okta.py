@@ -634,3 +634,9 @@ async def test_a_refused_access_token_is_replaced_once_then_the_refusal_is_an_al
         await call(adapter, "find_user", user=LOGIN)
 
     assert len(okta.requests_to("/oauth2/v1/token")) == 2
+
+
+def test_an_empty_ca_bundle_or_proxy_from_the_environment_means_unset(okta: FakeOkta) -> None:
+    adapter = OktaAdapter.from_config({**settings(okta), "ca_bundle": "", "proxy": ""})
+    assert adapter.settings.ca_bundle is None  # type: ignore[attr-defined]
+    assert adapter.settings.proxy is None  # type: ignore[attr-defined]

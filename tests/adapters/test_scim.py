@@ -458,3 +458,9 @@ async def test_scim_errors_are_classified_by_status_and_scim_type(
         assert caught.value.retry_after == 7.0
     else:
         assert caught.value.vendor_code == (scim_type or str(status))
+
+
+def test_an_empty_ca_bundle_from_the_environment_means_unset(scim: FakeScim) -> None:
+    adapter = make_adapter(scim, ca_bundle="", proxy="")
+    assert adapter.settings.ca_bundle is None  # type: ignore[attr-defined]
+    assert adapter.settings.proxy is None  # type: ignore[attr-defined]
