@@ -26,6 +26,7 @@ __all__ = [
     "RecordSpec",
     "SalesOrderInput",
     "SalesOrderLine",
+    "UpsertVendorBillResult",
     "VendorBillExpense",
     "VendorBillInput",
     "VendorBillItem",
@@ -178,6 +179,16 @@ class VendorBillInput(_Input):
         if not self.expenses and not self.items:
             raise ValueError("a vendor bill needs expense lines or item lines")
         return self
+
+
+class UpsertVendorBillResult(BaseModel):
+    """What ``upsert_vendor_bill`` returns: the bill NetSuite created or updated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    internalId: str = Field(description="NetSuite's internal id of the bill.")  # noqa: N815
+    externalId: str = Field(description="The upsert key.")  # noqa: N815
+    type: str = Field(default="vendorBill", description="The record type, vendorBill.")
 
 
 TypeLookup = Callable[[str], Any]

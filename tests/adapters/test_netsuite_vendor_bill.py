@@ -11,6 +11,7 @@ from lxml import etree
 from platypus.adapter import Request
 from platypus.exceptions import PermanentError
 from platypus_adapters.netsuite import NetSuiteAdapter
+from platypus_adapters.netsuite.records import UpsertVendorBillResult
 from tests.fakes.netsuite import Credentials, FakeNetSuite, StoredRecord, wsdl_path
 
 CREDENTIALS = Credentials(
@@ -110,6 +111,7 @@ async def test_a_vendor_bill_is_upserted_by_external_id_and_passes_the_wsdl(
 
     assert first == {"internalId": second["internalId"], "externalId": "coupa-invoice-301",
                      "type": "vendorBill"}  # fmt: skip
+    UpsertVendorBillResult.model_validate(first)
     stored = netsuite.record("vendorBill", "coupa-invoice-301")
     assert stored is not None
     assert stored.upserts == 2
