@@ -10,13 +10,20 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.oauth import AccessToken, TokenCache
-from platypus.vendorhttp import async_client, json_or_none, mask_secrets_in, parse_retry_after
+from platypus.vendorhttp import (
+    async_client,
+    json_or_none,
+    mask_secrets_in,
+    parse_input,
+    parse_retry_after,
+    transport_failure,
+)
 
 from ._errors import CredentialsError, classify, oauth_error
 from .models import (
@@ -207,15 +214,9 @@ class CoupaAdapter(Adapter):
         self.check_request(request)
         spec = self.actions[request.action]
         assert spec.input is not None
-        try:
-            payload = spec.input.model_validate(request.payload)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            raise PermanentError(
-                f"connection {self.connection!r}: the payload of {request.action!r} is "
-                f"invalid at {where}: {first['msg']}; fix the step's mapping"
-            ) from None
+        payload = parse_input(
+            spec.input, request.payload, connection=self.connection, action=request.action
+        )
         handler: Callable[[Any], Any] = getattr(self, f"_{request.action}")
         result: BaseModel = await handler(payload)
         return result.model_dump(mode="json")
@@ -449,17 +450,15 @@ class CoupaAdapter(Adapter):
             return await client.request(
                 method, path, params=params, content=content, headers=headers
             )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Coupa {where} timed out ({type(exc).__name__}) after "
-                f"{self._config.timeout:g}s; retryable (writes are upserts by a natural key). "
-                "Raise the connection's timeout if Coupa is just slow"
-            ) from None
         except httpx.TransportError as exc:
-            raise RetryableError(
-                f"Coupa {where} failed: {type(exc).__name__}: "
-                f"{self._scrub(str(exc), personal) or 'no detail'}; retryable. "
-                f"Check that Coupa is reachable at {self._config.base_url}"
+            raise transport_failure(
+                "Coupa",
+                where,
+                exc,
+                timeout=self._config.timeout,
+                url=self._config.base_url,
+                scrub=lambda text: self._scrub(text, personal),
+                repeat="writes are upserts by a natural key",
             ) from None
 
     def _failure(
@@ -503,14 +502,14 @@ class CoupaAdapter(Adapter):
         }
         try:
             response = await client.post(_TOKEN_PATH, data=form)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Coupa {where} timed out ({type(exc).__name__}); retryable"
-            ) from None
         except httpx.TransportError as exc:
-            raise RetryableError(
-                f"Coupa {where} failed: {type(exc).__name__}: "
-                f"{self._scrub(str(exc)) or 'no detail'}; retryable"
+            raise transport_failure(
+                "Coupa",
+                where,
+                exc,
+                timeout=self._config.timeout,
+                url=self._config.base_url,
+                scrub=self._scrub,
             ) from None
         body = json_or_none(response)
         status = response.status_code

@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
+from platypus.vendorhttp import blank_is_unset, https_root
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -87,24 +87,13 @@ class CoupaSettings(BaseModel):
     )
     proxy: str | None = Field(default=None, description="HTTP(S) proxy URL for every request.")
 
-    @field_validator("ca_bundle", "proxy", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # platypus.yaml gives an optional setting as ${NAME:-}: empty means not set.
-        return None if value == "" else value
+    _blank_is_unset = field_validator("ca_bundle", "proxy", mode="before")(blank_is_unset)
 
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-        if url.scheme != "https" or not url.host:
-            raise ValueError("must be the instance's https:// URL (Coupa requires HTTPS)")
-        if url.path not in ("", "/") or url.query:
-            raise ValueError("must be the instance's URL without a path (no /api)")
-        return f"https://{url.netloc.decode('ascii')}"
+        # Coupa serves its API over HTTPS only, under /api of the instance's root.
+        return https_root(value, "https://acme.coupahost.com")
 
     @field_validator("scopes")
     @classmethod

@@ -11,13 +11,19 @@ from urllib.parse import quote
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.oauth import AccessToken, TokenCache
-from platypus.vendorhttp import async_client, json_or_none, mask_secrets_in
+from platypus.vendorhttp import (
+    async_client,
+    json_or_none,
+    mask_secrets_in,
+    parse_input,
+    transport_failure,
+)
 
 from ._errors import ALREADY_ACTIVE, CredentialsError, classify, parse_error
 from ._ratelimit import RateLimits, bucket_of
@@ -205,15 +211,9 @@ class OktaAdapter(Adapter):
         self.check_request(request)
         spec = self.actions[request.action]
         assert spec.input is not None
-        try:
-            payload = spec.input.model_validate(request.payload)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            raise PermanentError(
-                f"connection {self.connection!r}: the payload of {request.action!r} is "
-                f"invalid at {where}: {first['msg']}; fix the step's mapping"
-            ) from None
+        payload = parse_input(
+            spec.input, request.payload, connection=self.connection, action=request.action
+        )
         handler: Callable[[Any], Any] = getattr(self, f"_{request.action}")
         result: BaseModel = await handler(payload)
         return result.model_dump(mode="json")
@@ -526,17 +526,15 @@ class OktaAdapter(Adapter):
                 json=json,
                 headers={"Authorization": authorization},
             )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Okta {where} timed out ({type(exc).__name__}) after "
-                f"{self._config.timeout:g}s; retryable (every action is safe to repeat). "
-                "Raise the connection's timeout if Okta is just slow"
-            ) from None
         except httpx.TransportError as exc:
-            raise RetryableError(
-                f"Okta {where} failed: {type(exc).__name__}: "
-                f"{self._scrub(str(exc), personal) or 'no detail'}; retryable. "
-                f"Check that Okta is reachable at {self._config.org_url}"
+            raise transport_failure(
+                "Okta",
+                where,
+                exc,
+                timeout=self._config.timeout,
+                url=self._config.org_url,
+                scrub=lambda text: self._scrub(text, personal),
+                repeat="every action is safe to repeat",
             ) from None
         self.rate_limits.update(bucket_of(method, path), response.headers)
         return response
@@ -602,14 +600,14 @@ class OktaAdapter(Adapter):
         }
         try:
             response = await client.post(_TOKEN_PATH, data=form)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Okta {where} timed out ({type(exc).__name__}); retryable"
-            ) from None
         except httpx.TransportError as exc:
-            raise RetryableError(
-                f"Okta {where} failed: {type(exc).__name__}: "
-                f"{self._scrub(str(exc)) or 'no detail'}; retryable"
+            raise transport_failure(
+                "Okta",
+                where,
+                exc,
+                timeout=self._config.timeout,
+                url=self._config.org_url,
+                scrub=self._scrub,
             ) from None
         self.rate_limits.update(bucket_of("POST", _TOKEN_PATH), response.headers)
         body = json_or_none(response)

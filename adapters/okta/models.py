@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
+from platypus.vendorhttp import blank_is_unset, https_root
 
 __all__ = [
     "ActivateUserInput",
@@ -138,26 +138,12 @@ class OktaSettings(BaseModel):
     )
     proxy: str | None = Field(default=None, description="HTTP(S) proxy URL for every request.")
 
-    @field_validator("ca_bundle", "proxy", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # platypus.yaml gives an optional setting as ${NAME:-}: empty means not set.
-        return None if value == "" else value
+    _blank_is_unset = field_validator("ca_bundle", "proxy", mode="before")(blank_is_unset)
 
     @field_validator("org_url")
     @classmethod
     def _check_org_url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-        if url.scheme != "https" or not url.host:
-            raise ValueError("must be the org's https:// URL, such as https://acme.okta.com")
-        if url.path not in ("", "/") or url.query:
-            raise ValueError(
-                "must be the org's URL without a path (https://acme.okta.com, not .../admin)"
-            )
-        return f"https://{url.netloc.decode('ascii')}"
+        return https_root(value, "https://acme.okta.com")
 
 
 class _Input(BaseModel):

@@ -15,7 +15,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
-from platypus.vendorhttp import async_client, json_or_none, mask_secrets_in, parse_retry_after
+from platypus.vendorhttp import (
+    async_client,
+    json_or_none,
+    mask_secrets_in,
+    parse_input,
+    parse_retry_after,
+    transport_failure,
+)
 
 from ._errors import CredentialsError, classify, parse_error
 from .models import (
@@ -200,16 +207,18 @@ class ScimAdapter(Adapter):
         self.check_request(request)
         spec = self.actions[request.action]
         assert spec.input is not None
-        try:
-            payload = spec.input.model_validate(request.payload)
-            params = spec.params.model_validate(dict(request.params)) if spec.params else None
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            raise PermanentError(
-                f"connection {self.connection!r}: the request of {request.action!r} is "
-                f"invalid at {where}: {first['msg']}; fix the step's mapping or params"
-            ) from None
+        payload = parse_input(
+            spec.input, request.payload, connection=self.connection, action=request.action
+        )
+        params = None
+        if spec.params is not None:
+            try:
+                params = spec.params.model_validate(dict(request.params))
+            except ValidationError as exc:
+                raise PermanentError(
+                    f"connection {self.connection!r}: invalid params for {request.action!r}: "
+                    f"{exc.errors(include_input=False)[0]['msg']}; fix the step's params"
+                ) from None
         await self._read_capabilities()
         handler: Callable[..., Any] = getattr(self, f"_{request.action}")
         result: BaseModel = (
@@ -567,17 +576,15 @@ class ScimAdapter(Adapter):
             response = await client.request(
                 method, path, params=params, content=content, headers=headers
             )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"SCIM {where} timed out ({type(exc).__name__}) after "
-                f"{self._config.timeout:g}s; retryable (the next attempt looks the resource "
-                "up before it writes). Raise the connection's timeout if the provider is slow"
-            ) from None
         except httpx.TransportError as exc:
-            raise RetryableError(
-                f"SCIM {where} failed: {type(exc).__name__}: "
-                f"{self._scrub(str(exc), personal) or 'no detail'}; retryable. "
-                f"Check that the provider is reachable at {self._config.base_url}"
+            raise transport_failure(
+                "SCIM",
+                where,
+                exc,
+                timeout=self._config.timeout,
+                url=self._config.base_url,
+                scrub=lambda text: self._scrub(text, personal),
+                repeat="the next attempt looks the resource up before it writes",
             ) from None
         status = response.status_code
         if status in (401, 403, 408, 429) or status >= 500:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
+from platypus.vendorhttp import blank_is_unset
 
 __all__ = [
     "ActivateUserResult",
@@ -107,11 +108,7 @@ class ScimSettings(BaseModel):
     )
     proxy: str | None = Field(default=None, description="HTTP(S) proxy URL for every request.")
 
-    @field_validator("ca_bundle", "proxy", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        # platypus.yaml gives an optional setting as ${NAME:-}: empty means not set.
-        return None if value == "" else value
+    _blank_is_unset = field_validator("ca_bundle", "proxy", mode="before")(blank_is_unset)
 
     @field_validator("base_url")
     @classmethod

@@ -113,7 +113,10 @@ class TestContract(AdapterContract):
 
 @pytest.mark.parametrize(
     ("url", "problem"),
-    [("http://acme.coupahost.com", "HTTPS"), ("https://acme.coupahost.com/api", "without a path")],
+    [
+        ("http://acme.coupahost.com", "https://"),
+        ("https://acme.coupahost.com/api", "without a path"),
+    ],
 )
 def test_the_base_url_is_the_instances_https_root(coupa: FakeCoupa, url: str, problem: str) -> None:
     with pytest.raises(ConfigurationError, match=problem):

@@ -30,24 +30,16 @@ request and answers late.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import Receive, Scope, Send
-
-from tests.fakes.tls import TlsServerThread
-from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
-from tests.fakes.zuora import send_json, send_reset
+from tests.fakes.scripted import RESET, Answer, Reply, ScriptedFake, Slow
 
 __all__ = ["RESET", "FakeCoupa", "Reply", "Slow"]
 
@@ -77,50 +69,19 @@ _PO_METHODS = {"cxml", "xml", "email", "prompt", "mark_as_sent", "buy_online"}
 _MATCHING = {"2-way", "3-way", "3-way-direct", "none"}
 
 
-@dataclass(frozen=True)
-class Slow:
-    """Process the request normally, then answer after ``delay`` seconds."""
-
-    delay: float
-
-
-Scripted = Reply | Slow
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def _errors(field_name: str, *messages: str) -> dict[str, Any]:
     return {"errors": {field_name: list(messages)}}
 
 
-class FakeCoupa:
+class FakeCoupa(ScriptedFake):
     """A Coupa instance on loopback over HTTPS; see the module docstring."""
 
     client_id = "fake-coupa-client-3e1b"
     client_secret = "fake-coupa-secret-9f27c4"
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._server = TlsServerThread(self._app)
-        self.ca_path = self._server.ca_path
+        super().__init__()
         self.reset()
-
-    # -- life ---------------------------------------------------------------
-
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def reset(self) -> None:
         """Forget records, tokens, scripts and the request log."""
@@ -142,16 +103,10 @@ class FakeCoupa:
                 "suppliers": {},
                 "purchase_orders": {},
             }
-            self._scripts: dict[tuple[str | None, str], deque[Scripted]] = defaultdict(deque)
-            self._log: list[RecordedRequest] = []
             self._ids = itertools.count(101)
+            self._forget_requests()
 
     # -- programming --------------------------------------------------------
-
-    def fail_next(self, path: str, *answers: Scripted, method: str | None = None) -> None:
-        """Answer the next requests to ``path`` (of ``method``, if given) with these, one each."""
-        with self._lock:
-            self._scripts[(method, path)].extend(answers)
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -263,14 +218,6 @@ class FakeCoupa:
 
     # -- inspection ---------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._log)
-
-    def requests_to(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
-
     def invoice(self, record_id: int) -> dict[str, Any]:
         with self._lock:
             return dict(self.records["invoices"][record_id])
@@ -279,72 +226,33 @@ class FakeCoupa:
         with self._lock:
             return [s for s in self.records["suppliers"].values() if s.get("number") == number]
 
-    # -- the ASGI app -------------------------------------------------------
+    # -- the vendor -----------------------------------------------------------
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await read_request(scope, receive, send)
-        if body is None:
-            return
-        method: str = scope["method"]
-        path: str = scope["path"]
-        query_string = scope["query_string"].decode("latin-1")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        with self._lock:
-            scripted = None
-            for key in ((method, path), (None, path)):
-                script = self._scripts.get(key)
-                if script:
-                    scripted = script.popleft()
-                    break
-        if isinstance(scripted, Reply):
-            answer = _Answer(scripted.status, scripted.body, dict(scripted.headers))
-            delay = scripted.delay
-        else:
-            answer = self._handle(method, path, query_string, headers, body)
-            delay = scripted.delay if isinstance(scripted, Slow) else 0.0
-        with self._lock:
-            self._log.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    query=query_string,
-                    headers=headers,
-                    body=body,
-                    time=time.monotonic(),
-                    status=answer.status,
-                )
-            )
-        if delay:
-            await asyncio.sleep(delay)
-        if answer.status == RESET.status:
-            await send_reset(send)
-        await send_json(send, answer.status, answer.body, answer.headers)
-
-    def _handle(
+    def handle(
         self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes
-    ) -> _Answer:
+    ) -> Answer:
         if path == "/oauth2/token" and method == "POST":
             return self._token(body)
         if not path.startswith("/api/"):
-            return _Answer(404, "<html><body>Not found</body></html>")
+            return Answer(404, "<html><body>Not found</body></html>")
         parts = path.split("/")[2:]
         resource = parts[0]
         if resource not in self.records or len(parts) > 2:
-            return _Answer(404, {"errors": ["No route matches this path"]})
+            return Answer(404, {"errors": ["No route matches this path"]})
         token = headers.get("authorization", "").removeprefix("Bearer ")
         with self._lock:
             granted = self.tokens.get(token)
         now = time.time()
         if granted is None or granted[0] <= now or granted[1] > now:
-            return _Answer(401, None, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return Answer(401, None, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         needed = _SCOPES.get((resource, method))
         if needed is None:
-            return _Answer(405, {"errors": [f"{method} is not allowed on /api/{resource}"]})
+            return Answer(405, {"errors": [f"{method} is not allowed on /api/{resource}"]})
         if needed not in granted[2]:
-            return _Answer(403, {"errors": [f"The access token lacks the scope {needed}"]})
+            return Answer(403, {"errors": [f"The access token lacks the scope {needed}"]})
         if "application/json" not in headers.get("accept", ""):
             # Coupa's default format is XML.
-            return _Answer(
+            return Answer(
                 200,
                 '<?xml version="1.0" encoding="UTF-8"?><errors><error>Ask for JSON with '
                 "Accept: application/json</error></errors>",
@@ -353,11 +261,11 @@ class FakeCoupa:
         data: Any = None
         if body:
             if "application/json" not in headers.get("content-type", ""):
-                return _Answer(400, {"errors": ["The body is not JSON (Content-Type)"]})
+                return Answer(400, {"errors": ["The body is not JSON (Content-Type)"]})
             try:
                 data = json.loads(body)
             except ValueError:
-                return _Answer(400, {"errors": ["The body is not valid JSON"]})
+                return Answer(400, {"errors": ["The body is not valid JSON"]})
         query = parse_qsl(query_string, keep_blank_values=True)
         with self._lock:
             if len(parts) == 1:
@@ -367,24 +275,24 @@ class FakeCoupa:
             try:
                 record_id = int(parts[1])
             except ValueError:
-                return _Answer(404, {"errors": [f"Couldn't find {resource} with id {parts[1]}"]})
+                return Answer(404, {"errors": [f"Couldn't find {resource} with id {parts[1]}"]})
             record = self.records[resource].get(record_id)
             if record is None:
-                return _Answer(404, {"errors": [f"Couldn't find {resource} with id {record_id}"]})
+                return Answer(404, {"errors": [f"Couldn't find {resource} with id {record_id}"]})
             if method == "GET":
-                return _Answer(200, _project(record, _fields_of(query)))
+                return Answer(200, _project(record, _fields_of(query)))
             return self._update(resource, record, data, query)
 
     # -- OAuth --------------------------------------------------------------
 
-    def _token(self, body: bytes) -> _Answer:
+    def _token(self, body: bytes) -> Answer:
         form = dict(parse_qsl(body.decode()))
         if form.get("grant_type") != "client_credentials":
-            return _Answer(400, {"error": "unsupported_grant_type"})
+            return Answer(400, {"error": "unsupported_grant_type"})
         if form.get("client_id") != self.client_id or form.get("client_secret") != (
             self.client_secret
         ):
-            return _Answer(
+            return Answer(
                 401,
                 {"error": "invalid_client", "error_description": "Client authentication failed"},
             )
@@ -392,7 +300,7 @@ class FakeCoupa:
         with self._lock:
             denied = sorted(requested - self.client_scopes)
             if not requested or denied:
-                return _Answer(
+                return Answer(
                     400,
                     {
                         "error": "invalid_scope",
@@ -409,7 +317,7 @@ class FakeCoupa:
             )
             self.tokens_issued += 1
             lifetime = self.token_lifetime
-        return _Answer(
+        return Answer(
             200,
             {"access_token": token, "token_type": "bearer", "expires_in": lifetime,
              "scope": " ".join(sorted(requested))},
@@ -417,7 +325,7 @@ class FakeCoupa:
 
     # -- records ------------------------------------------------------------
 
-    def _list(self, resource: str, query: list[tuple[str, str]]) -> _Answer:
+    def _list(self, resource: str, query: list[tuple[str, str]]) -> Answer:
         fields = _fields_of(query)
         offset = 0
         tests = []
@@ -430,19 +338,19 @@ class FakeCoupa:
             try:
                 tests.append(_condition(key, value))
             except ValueError as exc:
-                return _Answer(400, {"errors": [str(exc)]})
+                return Answer(400, {"errors": [str(exc)]})
         found = [
             r for _, r in sorted(self.records[resource].items()) if all(test(r) for test in tests)
         ]
         page = found[offset : offset + 50]
-        return _Answer(200, [_project(r, fields) for r in page])
+        return Answer(200, [_project(r, fields) for r in page])
 
-    def _create(self, resource: str, data: Any, query: list[tuple[str, str]]) -> _Answer:
+    def _create(self, resource: str, data: Any, query: list[tuple[str, str]]) -> Answer:
         if resource != "suppliers" or not isinstance(data, dict):
-            return _Answer(400, {"errors": ["Only suppliers are created here"]})
+            return Answer(400, {"errors": ["Only suppliers are created here"]})
         problems = self._supplier_problems(data, None)
         if problems:
-            return _Answer(400, problems)
+            return Answer(400, problems)
         record_id = next(self._ids)
         now = _stamp()
         self.records["suppliers"][record_id] = {
@@ -453,26 +361,26 @@ class FakeCoupa:
             "custom-fields": {},
             **data,
         }
-        return _Answer(201, _project(self.records["suppliers"][record_id], _fields_of(query)))
+        return Answer(201, _project(self.records["suppliers"][record_id], _fields_of(query)))
 
     def _update(
         self, resource: str, record: dict[str, Any], data: Any, query: list[tuple[str, str]]
-    ) -> _Answer:
+    ) -> Answer:
         params = dict(query)
         if resource == "invoices":
             if params.get("exported") == "true" and data is None:
                 record["exported"] = True
                 record["last-exported-at"] = record["updated-at"] = _stamp()
-                return _Answer(200, _project(record, _fields_of(query)))
-            return _Answer(400, {"errors": ["The fake updates only the exported flag of invoices"]})
+                return Answer(200, _project(record, _fields_of(query)))
+            return Answer(400, {"errors": ["The fake updates only the exported flag of invoices"]})
         if not isinstance(data, dict):
-            return _Answer(400, {"errors": ["A supplier update needs a JSON body"]})
+            return Answer(400, {"errors": ["A supplier update needs a JSON body"]})
         problems = self._supplier_problems(data, record["id"])
         if problems:
-            return _Answer(400, problems)
+            return Answer(400, problems)
         record.update(data)
         record["updated-at"] = _stamp()
-        return _Answer(200, _project(record, _fields_of(query)))
+        return Answer(200, _project(record, _fields_of(query)))
 
     def _supplier_problems(self, data: dict[str, Any], own_id: int | None) -> dict[str, Any]:
         if own_id is None and not data.get("name"):

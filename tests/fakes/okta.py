@@ -29,16 +29,13 @@ a gateway's would; `Slow` processes the request and only answers late.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
 import secrets
 import string
-import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -46,11 +43,8 @@ from urllib.parse import parse_qs, urlencode
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from starlette.types import Receive, Scope, Send
 
-from tests.fakes.tls import TlsServerThread
-from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
-from tests.fakes.zuora import send_json, send_reset
+from tests.fakes.scripted import RESET, Answer, Reply, ScriptedFake, Slow
 
 __all__ = ["RESET", "FakeOkta", "Reply", "Slow", "okta_error"]
 
@@ -97,16 +91,6 @@ _NOT_ALLOWED = okta_error("E0000038", "This operation is not allowed in the user
 _ALREADY_ACTIVE = okta_error("E0000016", "Activation failed because the user is already active")
 
 
-@dataclass(frozen=True)
-class Slow:
-    """Process the request normally, then answer after ``delay`` seconds."""
-
-    delay: float
-
-
-Scripted = Reply | Slow
-
-
 @dataclass
 class _Bucket:
     limit: int
@@ -124,14 +108,7 @@ class _Client:
     tokens_issued: int = 0
 
 
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class FakeOkta:
+class FakeOkta(ScriptedFake):
     """An Okta org on loopback over HTTPS; see the module docstring."""
 
     api_token = "00FakeOktaSswsToken-5c1e9d2a7b"
@@ -146,22 +123,8 @@ class FakeOkta:
         ).decode()
         """The API service app's private key (PEM), for the adapter under test."""
         self._public_key = key.public_key()
-        self._lock = threading.Lock()
-        self._server = TlsServerThread(self._app)
-        self.ca_path = self._server.ca_path
+        super().__init__()
         self.reset()
-
-    # -- life ---------------------------------------------------------------
-
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def reset(self) -> None:
         """Forget users, groups, tokens, limits, scripts and the request log."""
@@ -184,16 +147,10 @@ class FakeOkta:
             self.limits: dict[str, int] = {}
             self._buckets: dict[str, _Bucket] = {}
             self.clock_skew = 0.0
-            self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
-            self._log: list[RecordedRequest] = []
             self._ids = itertools.count(1)
+            self._forget_requests()
 
     # -- programming --------------------------------------------------------
-
-    def fail_next(self, path: str, *answers: Scripted) -> None:
-        """Answer the next requests to ``path`` with these, one each (`RESET` drops one)."""
-        with self._lock:
-            self._scripts[path].extend(answers)
 
     def expire_tokens(self) -> None:
         """Make every access token issued so far expired, as if its hour had passed."""
@@ -229,14 +186,6 @@ class FakeOkta:
 
     # -- inspection ---------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._log)
-
-    def requests_to(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
-
     def users_with_login(self, login: str) -> list[dict[str, Any]]:
         with self._lock:
             return [
@@ -248,47 +197,15 @@ class FakeOkta:
         with self._lock:
             return {self.groups[g]["profile"]["name"] for g, u in self.members if u == user_id}
 
-    # -- the ASGI app -------------------------------------------------------
+    # -- the vendor -----------------------------------------------------------
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await read_request(scope, receive, send)
-        if body is None:
-            return
-        method: str = scope["method"]
-        path: str = scope["path"]
-        query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode("latin-1")).items()}
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        with self._lock:
-            script = self._scripts.get(path)
-            scripted = script.popleft() if script else None
-        if isinstance(scripted, Reply):
-            answer = _Answer(scripted.status, scripted.body, dict(scripted.headers))
-            delay = scripted.delay
-        else:
-            answer = self._handle(method, path, query, headers, body)
-            delay = scripted.delay if isinstance(scripted, Slow) else 0.0
-        with self._lock:
-            self._log.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    query=scope["query_string"].decode("latin-1"),
-                    headers=headers,
-                    body=body,
-                    time=time.monotonic(),
-                    status=answer.status,
-                )
-            )
-        if delay:
-            await asyncio.sleep(delay)
-        if answer.status == RESET.status:
-            await send_reset(send)
-        out = {"Date": formatdate(time.time() + self.clock_skew, usegmt=True), **answer.headers}
-        await send_json(send, answer.status, answer.body, out)
+    def extra_headers(self) -> dict[str, str]:
+        return {"Date": formatdate(time.time() + self.clock_skew, usegmt=True)}
 
-    def _handle(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> _Answer:
+    def handle(
+        self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        query = {k: v[0] for k, v in parse_qs(query_string).items()}
         bucket = _bucket(method, path)
         limited = self._count(bucket)
         if limited is not None:
@@ -299,13 +216,13 @@ class FakeOkta:
 
     def _route(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> _Answer:
+    ) -> Answer:
         if path == "/oauth2/v1/token":
             if method != "POST":
-                return _Answer(405, okta_error("E0000022", "The endpoint does not support GET."))
+                return Answer(405, okta_error("E0000022", "The endpoint does not support GET."))
             return self._token(body)
         if not path.startswith("/api/v1/"):
-            return _Answer(404, okta_error("E0000022", "The requested path was not found"))
+            return Answer(404, okta_error("E0000022", "The requested path was not found"))
         parts = path.split("/")[3:]
         resource = parts[0] if parts else ""
         problem = self._authorize(headers.get("authorization", ""), method, resource)
@@ -314,25 +231,25 @@ class FakeOkta:
         data: Any = None
         if body:
             if "application/json" not in headers.get("content-type", ""):
-                return _Answer(
+                return Answer(
                     415, okta_error("E0000109", "Unsupported media type: use application/json.")
                 )
             try:
                 data = json.loads(body)
             except ValueError:
-                return _Answer(400, okta_error("E0000003", "The request body was not well-formed."))
+                return Answer(400, okta_error("E0000003", "The request body was not well-formed."))
         with self._lock:
             if resource == "users":
                 return self._users(method, parts[1:], query, data)
             if resource == "groups":
                 return self._groups_api(method, parts[1:], query)
-        return _Answer(404, okta_error("E0000022", "The requested path was not found"))
+        return Answer(404, okta_error("E0000022", "The requested path was not found"))
 
     # -- authentication ------------------------------------------------------
 
-    def _authorize(self, header: str, method: str, resource: str) -> _Answer | None:
+    def _authorize(self, header: str, method: str, resource: str) -> Answer | None:
         scheme, _, credential = header.partition(" ")
-        invalid = _Answer(401, okta_error("E0000011", "Invalid token provided"))
+        invalid = Answer(401, okta_error("E0000011", "Invalid token provided"))
         if scheme == "SSWS":
             return None if credential == self.api_token else invalid
         if scheme != "Bearer":
@@ -349,7 +266,7 @@ class FakeOkta:
                 'error_description="The access token provided does not contain the required '
                 'scopes.", resource="/api/v1/' + resource + '"'
             )
-            return _Answer(
+            return Answer(
                 403,
                 okta_error(
                     "E0000006", "You do not have permission to perform the requested action"
@@ -358,11 +275,11 @@ class FakeOkta:
             )
         return None
 
-    def _token(self, body: bytes) -> _Answer:
+    def _token(self, body: bytes) -> Answer:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
 
-        def refused(error: str, description: str, status: int = 401) -> _Answer:
-            return _Answer(status, {"error": error, "error_description": description})
+        def refused(error: str, description: str, status: int = 401) -> Answer:
+            return Answer(status, {"error": error, "error_description": description})
 
         if form.get("grant_type") != "client_credentials":
             return refused("unsupported_grant_type", "The grant type is not supported.", 400)
@@ -422,7 +339,7 @@ class FakeOkta:
         with self._lock:
             client.tokens_issued += 1
             self.access_tokens[token] = (time.time() + self.token_lifetime, frozenset(requested))
-        return _Answer(
+        return Answer(
             200,
             {
                 "token_type": "Bearer",
@@ -434,7 +351,7 @@ class FakeOkta:
 
     # -- users --------------------------------------------------------------
 
-    def _users(self, method: str, parts: list[str], query: dict[str, str], data: Any) -> _Answer:
+    def _users(self, method: str, parts: list[str], query: dict[str, str], data: Any) -> Answer:
         if not parts or parts == [""]:
             if method == "GET":
                 return self._list_users(query)
@@ -443,22 +360,22 @@ class FakeOkta:
             return _method_not_allowed()
         user = self._find(parts[0])
         if user is None:
-            return _Answer(
+            return Answer(
                 404, okta_error("E0000007", f"Not found: Resource not found: {parts[0]} (User)")
             )
         rest = parts[1:]
         if not rest:
             if method == "GET":
-                return _Answer(200, user)
+                return Answer(200, user)
             if method == "POST":
                 return self._update_user(user, data)
             return _method_not_allowed()
         if rest == ["sessions"] and method == "DELETE":
             self.sessions_revoked.append((user["id"], query.get("oauthTokens") == "true"))
-            return _Answer(204)
+            return Answer(204)
         if len(rest) == 2 and rest[0] == "lifecycle" and method == "POST":
             return self._lifecycle(user, rest[1], query)
-        return _Answer(404, okta_error("E0000022", "The requested path was not found"))
+        return Answer(404, okta_error("E0000022", "The requested path was not found"))
 
     def _find(self, ref: str) -> dict[str, Any] | None:
         if ref in self.users:
@@ -498,23 +415,23 @@ class FakeOkta:
             for u in self.users.values()
         )
 
-    def _create_user(self, query: dict[str, str], data: Any) -> _Answer:
+    def _create_user(self, query: dict[str, str], data: Any) -> Answer:
         if not isinstance(data, dict):
-            return _Answer(400, okta_error("E0000003", "The request body was not well-formed."))
+            return Answer(400, okta_error("E0000003", "The request body was not well-formed."))
         profile = data.get("profile")
         causes = self._check_profile(profile, creating=True)
         if causes:
-            return _Answer(400, _validation(*causes))
+            return Answer(400, _validation(*causes))
         assert isinstance(profile, dict)
         if self._login_taken(profile["login"]):
-            return _Answer(
+            return Answer(
                 400,
                 _validation("login: An object with this field already exists in the current "
                             "organization"),
             )  # fmt: skip
         group_ids = data.get("groupIds") or []
         if len(group_ids) > 20:
-            return _Answer(
+            return Answer(
                 400,
                 okta_error(
                     "E0000093",
@@ -524,14 +441,14 @@ class FakeOkta:
             )
         unknown = [g for g in group_ids if g not in self.groups]
         if unknown:
-            return _Answer(400, _validation(f"groupIds: Group not found: {unknown[0]}"))
+            return Answer(400, _validation(f"groupIds: Group not found: {unknown[0]}"))
         activate = query.get("activate", "true") != "false"
         has_password = bool(((data.get("credentials") or {}).get("password") or {}).get("value"))
         status = ("ACTIVE" if has_password else "PROVISIONED") if activate else "STAGED"
         user_id = self._store_user(profile, status)
         for group_id in group_ids:
             self.members.add((group_id, user_id))
-        return _Answer(200, self.users[user_id])
+        return Answer(200, self.users[user_id])
 
     def _store_user(self, profile: dict[str, Any], status: str) -> str:
         user_id = self._new_id("00u")
@@ -552,69 +469,67 @@ class FakeOkta:
         }
         return user_id
 
-    def _update_user(self, user: dict[str, Any], data: Any) -> _Answer:
+    def _update_user(self, user: dict[str, Any], data: Any) -> Answer:
         if not isinstance(data, dict):
-            return _Answer(400, okta_error("E0000003", "The request body was not well-formed."))
+            return Answer(400, okta_error("E0000003", "The request body was not well-formed."))
         profile = data.get("profile")
         causes = self._check_profile(profile, creating=False) if profile is not None else []
         if causes:
-            return _Answer(400, _validation(*causes))
+            return Answer(400, _validation(*causes))
         if profile:
             if self._login_taken(profile.get("login"), except_id=user["id"]):
-                return _Answer(
+                return Answer(
                     400,
                     _validation("login: An object with this field already exists in the "
                                 "current organization"),
                 )  # fmt: skip
             user["profile"].update(profile)
             user["lastUpdated"] = _now_iso()
-        return _Answer(200, user)
+        return Answer(200, user)
 
-    def _lifecycle(self, user: dict[str, Any], operation: str, query: dict[str, str]) -> _Answer:
+    def _lifecycle(self, user: dict[str, Any], operation: str, query: dict[str, str]) -> Answer:
         status = user["status"]
         if operation == "activate":
             if status not in ("STAGED", "DEPROVISIONED"):
-                return _Answer(403, _ALREADY_ACTIVE if status != "SUSPENDED" else _NOT_ALLOWED)
+                return Answer(403, _ALREADY_ACTIVE if status != "SUSPENDED" else _NOT_ALLOWED)
             self._set_status(user, "PROVISIONED")
             token = "".join(secrets.choice(string.ascii_letters) for _ in range(20))
             if query.get("sendEmail", "true") == "false":
-                return _Answer(
+                return Answer(
                     200,
                     {"activationUrl": f"{self.url}/welcome/{token}", "activationToken": token},
                 )
             self.activation_emails.append(user["id"])
-            return _Answer(200, {})
+            return Answer(200, {})
         if operation == "deactivate":
             if status == "DEPROVISIONED":
-                return _Answer(403, _NOT_ALLOWED)
+                return Answer(403, _NOT_ALLOWED)
             self._set_status(user, "DEPROVISIONED")
-            return _Answer(200, {})
+            return Answer(200, {})
         if operation == "suspend":
             if status != "ACTIVE":
-                return _Answer(
-                    400, _validation("suspend: Cannot suspend a user that is not active")
-                )
+                return Answer(400, _validation("suspend: Cannot suspend a user that is not active"))
             self._set_status(user, "SUSPENDED")
-            return _Answer(200, {})
+            return Answer(200, {})
         if operation == "unsuspend":
             if status != "SUSPENDED":
-                return _Answer(
+                return Answer(
                     400, _validation("unsuspend: Cannot unsuspend a user that is not suspended")
                 )
             self._set_status(user, "ACTIVE")
-            return _Answer(200, {})
-        return _Answer(404, okta_error("E0000022", "The requested path was not found"))
+            return Answer(200, {})
+        return Answer(404, okta_error("E0000022", "The requested path was not found"))
 
     def _set_status(self, user: dict[str, Any], status: str) -> None:
         user["status"] = status
         user["statusChanged"] = user["lastUpdated"] = _now_iso()
 
-    def _list_users(self, query: dict[str, str]) -> _Answer:
+    def _list_users(self, query: dict[str, str]) -> Answer:
         search = query.get("search")
         try:
             clauses = _parse_search(search) if search else []
         except ValueError as exc:
-            return _Answer(400, okta_error("E0000031", "Invalid search criteria.", str(exc)))
+            return Answer(400, okta_error("E0000031", "Invalid search criteria.", str(exc)))
         limit = min(int(query.get("limit", "200")), 200)
         after = query.get("after")
         found = sorted(
@@ -630,58 +545,56 @@ class FakeOkta:
             if search:
                 params["search"] = search
             headers["Link"] = f'<{self.url}/api/v1/users?{urlencode(params)}>; rel="next"'
-        return _Answer(200, page, headers)
+        return Answer(200, page, headers)
 
     # -- groups -------------------------------------------------------------
 
-    def _groups_api(self, method: str, parts: list[str], query: dict[str, str]) -> _Answer:
+    def _groups_api(self, method: str, parts: list[str], query: dict[str, str]) -> Answer:
         if not parts or parts == [""]:
             if method != "GET":
                 return _method_not_allowed()
             search = query.get("search", "")
             match = re.match(r'^profile\.name eq "((?:[^"\\]|\\.)*)"$', search)
             if search and match is None:
-                return _Answer(400, okta_error("E0000031", "Invalid search criteria."))
+                return Answer(400, okta_error("E0000031", "Invalid search criteria."))
             name = re.sub(r"\\(.)", r"\1", match.group(1)) if match else None
             listed = [
                 g for g in self.groups.values() if name is None or g["profile"]["name"] == name
             ]
-            return _Answer(200, listed)
+            return Answer(200, listed)
         group = self.groups.get(parts[0])
         if group is None:
-            return _Answer(
+            return Answer(
                 404,
                 okta_error("E0000007", f"Not found: Resource not found: {parts[0]} (UserGroup)"),
             )
         rest = parts[1:]
         if not rest:
-            return _Answer(200, group) if method == "GET" else _method_not_allowed()
+            return Answer(200, group) if method == "GET" else _method_not_allowed()
         if rest[0] != "users":
-            return _Answer(404, okta_error("E0000022", "The requested path was not found"))
+            return Answer(404, okta_error("E0000022", "The requested path was not found"))
         if len(rest) == 1 and method == "GET":
-            return _Answer(
-                200, [self.users[u] for g, u in sorted(self.members) if g == group["id"]]
-            )
+            return Answer(200, [self.users[u] for g, u in sorted(self.members) if g == group["id"]])
         if len(rest) == 2 and method in ("PUT", "DELETE"):
             user = self.users.get(rest[1])
             if user is None:
-                return _Answer(
+                return Answer(
                     404, okta_error("E0000007", f"Not found: Resource not found: {rest[1]} (User)")
                 )
             if group["type"] != "OKTA_GROUP":
-                return _Answer(
+                return Answer(
                     400, _validation("groupId: Cannot modify the membership of an app group")
                 )
             if method == "PUT":
                 self.members.add((group["id"], user["id"]))
             else:
                 self.members.discard((group["id"], user["id"]))
-            return _Answer(204)
+            return Answer(204)
         return _method_not_allowed()
 
     # -- rate limits --------------------------------------------------------
 
-    def _count(self, bucket: str) -> _Answer | None:
+    def _count(self, bucket: str) -> Answer | None:
         with self._lock:
             now = int(time.time() + self.clock_skew)
             state = self._buckets.get(bucket)
@@ -689,7 +602,7 @@ class FakeOkta:
                 limit = self.limits.get(bucket, self.default_limit)
                 state = self._buckets[bucket] = _Bucket(limit, limit, (now // 60 + 1) * 60)
             if state.remaining <= 0:
-                return _Answer(
+                return Answer(
                     429,
                     okta_error(
                         "E0000047",
@@ -756,8 +669,8 @@ def _matches(user: dict[str, Any], clause: tuple[str, str, str]) -> bool:
     }[op]
 
 
-def _method_not_allowed() -> _Answer:
-    return _Answer(405, okta_error("E0000022", "The endpoint does not support the HTTP method."))
+def _method_not_allowed() -> Answer:
+    return Answer(405, okta_error("E0000022", "The endpoint does not support the HTTP method."))
 
 
 def _now_iso() -> str:

@@ -28,22 +28,14 @@ with ``etag=False`` it versions nothing and ignores ``If-Match``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
-import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.types import Receive, Scope, Send
-
-from tests.fakes.tls import TlsServerThread
-from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
-from tests.fakes.zuora import send_json, send_reset
+from tests.fakes.scripted import RESET, Answer, Reply, Scripted, ScriptedFake, Slow
 
 __all__ = ["PREFIX", "RESET", "FakeScim", "Reply", "Slow", "scim_error"]
 
@@ -86,50 +78,27 @@ def scim_error(status: int, detail: str, scim_type: str | None = None) -> dict[s
     return body
 
 
-@dataclass(frozen=True)
-class Slow:
-    """Process the request normally, then answer after ``delay`` seconds."""
-
-    delay: float
-
-
-Scripted = Reply | Slow
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class _RefusedError(Exception):
     def __init__(self, status: int, detail: str, scim_type: str | None = None) -> None:
         super().__init__(detail)
-        self.answer = _Answer(status, scim_error(status, detail, scim_type))
+        self.answer = Answer(status, scim_error(status, detail, scim_type))
 
 
-class FakeScim:
+class FakeScim(ScriptedFake):
     """A SCIM service provider on loopback; see the module docstring."""
 
     token = "fake-scim-bearer-token-73a1"
+    media_type = MEDIA
 
     def __init__(self, *, patch: bool = True, etag: bool = True) -> None:
         self.patch_supported = patch
         self.etag_supported = etag
-        self._lock = threading.Lock()
-        self._server = TlsServerThread(self._app)
-        self.ca_path = self._server.ca_path
+        super().__init__()
         self.reset()
 
-    # -- life ---------------------------------------------------------------
-
     def start(self) -> str:
-        self._server.start()
+        super().start()
         return self.base_url
-
-    def stop(self) -> None:
-        self._server.stop()
 
     @property
     def base_url(self) -> str:
@@ -142,16 +111,14 @@ class FakeScim:
             self.users: dict[str, dict[str, Any]] = {}
             self.groups: dict[str, dict[str, Any]] = {}
             self.patch_returns_no_content = False
-            self._scripts: dict[tuple[str | None, str], deque[Scripted]] = defaultdict(deque)
-            self._log: list[RecordedRequest] = []
             self._ids = itertools.count(1)
+            self._forget_requests()
 
     # -- programming --------------------------------------------------------
 
     def fail_next(self, path: str, *answers: Scripted, method: str | None = None) -> None:
         """Answer the next requests to ``path`` (under the prefix), of ``method`` if given."""
-        with self._lock:
-            self._scripts[(method, PREFIX + path)].extend(answers)
+        super().fail_next(PREFIX + path, *answers, method=method)
 
     def add_user(self, **attributes: Any) -> str:
         """Store a user as the provider would have created it; return its id."""
@@ -172,11 +139,6 @@ class FakeScim:
 
     # -- inspection ---------------------------------------------------------
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._log)
-
     def users_with(self, attribute: str, value: str) -> list[dict[str, Any]]:
         with self._lock:
             return [u for u in self.users.values() if u.get(attribute) == value]
@@ -185,62 +147,23 @@ class FakeScim:
         with self._lock:
             return {m["value"] for m in self.groups[group_id].get("members", [])}
 
-    # -- the ASGI app -------------------------------------------------------
+    # -- the vendor -----------------------------------------------------------
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await read_request(scope, receive, send)
-        if body is None:
-            return
-        method: str = scope["method"]
-        path: str = scope["path"]
-        query_string = scope["query_string"].decode("latin-1")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        with self._lock:
-            scripted = None
-            for key in ((method, path), (None, path)):
-                script = self._scripts.get(key)
-                if script:
-                    scripted = script.popleft()
-                    break
-        if isinstance(scripted, Reply):
-            answer = _Answer(scripted.status, scripted.body, dict(scripted.headers))
-            delay = scripted.delay
-        else:
-            try:
-                answer = self._handle(method, path, query_string, headers, body)
-            except _RefusedError as refused:
-                answer = refused.answer
-            delay = scripted.delay if isinstance(scripted, Slow) else 0.0
-        with self._lock:
-            self._log.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    query=query_string,
-                    headers=headers,
-                    body=body,
-                    time=time.monotonic(),
-                    status=answer.status,
-                )
-            )
-        if delay:
-            await asyncio.sleep(delay)
-        if answer.status == RESET.status:
-            await send_reset(send)
-        out = dict(answer.headers)
-        content = answer.body
-        if content is not None and not isinstance(content, str | bytes):
-            content = json.dumps(content)
-            out.setdefault("Content-Type", MEDIA)
-        await send_json(send, answer.status, content, out)
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        try:
+            return self._handle(method, path, query, headers, body)
+        except _RefusedError as refused:
+            return refused.answer
 
     def _handle(
         self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes
-    ) -> _Answer:
+    ) -> Answer:
         if not path.startswith(PREFIX + "/"):
             raise _RefusedError(404, f"No such endpoint: {path}")
         if headers.get("authorization", "") != f"Bearer {self.token}":
-            answer = _Answer(401, scim_error(401, "Authorization failure"))
+            answer = Answer(401, scim_error(401, "Authorization failure"))
             answer.headers["WWW-Authenticate"] = 'Bearer realm="scim"'
             return answer
         parts = path[len(PREFIX) + 1 :].split("/")
@@ -256,7 +179,7 @@ class FakeScim:
         query = {k: v[0] for k, v in parse_qs(query_string).items()}
         with self._lock:
             if parts == ["ServiceProviderConfig"] and method == "GET":
-                return _Answer(200, self._configuration())
+                return Answer(200, self._configuration())
             if parts[0] not in ("Users", "Groups") or len(parts) > 2:
                 raise _RefusedError(404, f"No such endpoint: {path}")
             kind = parts[0]
@@ -288,7 +211,7 @@ class FakeScim:
     def _store(self, kind: str) -> dict[str, dict[str, Any]]:
         return self.users if kind == "Users" else self.groups
 
-    def _list(self, kind: str, query: dict[str, str]) -> _Answer:
+    def _list(self, kind: str, query: dict[str, str]) -> Answer:
         found = list(self._store(kind).values())
         if "filter" in query:
             test = _parse_filter(query["filter"])
@@ -296,7 +219,7 @@ class FakeScim:
         start = max(int(query.get("startIndex", "1")), 1)
         count = min(int(query.get("count", "100")), 200)
         page = found[start - 1 : start - 1 + count]
-        return _Answer(
+        return Answer(
             200,
             {
                 "schemas": [LIST],
@@ -321,9 +244,9 @@ class FakeScim:
 
     def _resource_answer(
         self, kind: str, resource_id: str, status: int = 200, *, location: bool = False
-    ) -> _Answer:
+    ) -> Answer:
         resource = self._store(kind)[resource_id]
-        answer = _Answer(status, self._view(kind, resource))
+        answer = Answer(status, self._view(kind, resource))
         if self.etag_supported:
             answer.headers["ETag"] = resource["meta"]["version"]
         if location:
@@ -350,7 +273,7 @@ class FakeScim:
 
     def _one(
         self, kind: str, resource_id: str, method: str, headers: dict[str, str], data: Any
-    ) -> _Answer:
+    ) -> Answer:
         store = self._store(kind)
         resource = store.get(resource_id)
         if resource is None:
@@ -358,7 +281,7 @@ class FakeScim:
         if method == "GET":
             wanted = headers.get("if-none-match")
             if self.etag_supported and wanted == resource["meta"]["version"]:
-                return _Answer(304)
+                return Answer(304)
             return self._resource_answer(kind, resource_id)
         if method not in ("PUT", "PATCH", "DELETE"):
             raise _RefusedError(405, f"{method} is not supported on a resource")
@@ -371,7 +294,7 @@ class FakeScim:
                 group["members"] = [
                     m for m in group.get("members", []) if m["value"] != resource_id
                 ]
-            return _Answer(204)
+            return Answer(204)
         before = json.dumps(resource, sort_keys=True)
         if method == "PUT":
             replacement = self._checked(kind, data)
@@ -388,7 +311,7 @@ class FakeScim:
         if json.dumps(resource, sort_keys=True) != before:
             self._bump(resource)
         if method == "PATCH" and self.patch_returns_no_content:
-            return _Answer(204)
+            return Answer(204)
         return self._resource_answer(kind, resource_id)
 
     def _bump(self, resource: dict[str, Any]) -> None:
