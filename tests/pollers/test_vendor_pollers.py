@@ -143,6 +143,27 @@ async def test_today_is_the_date_in_the_pollers_time_zone(
     assert [e["data"]["okta_user_id"] for e in events(log)] == [sydney]
 
 
+async def test_a_staged_user_without_an_employee_number_is_refused_and_recorded(
+    okta: tuple[FakeOkta, OktaAdapter], ingress: Ingress, log: EventLog
+) -> None:
+    fake, adapter = okta
+    fake.add_user(
+        status="STAGED",
+        login="nobody@example.com",
+        email="nobody@example.com",
+        firstName="No",
+        lastName="Number",
+        startDate="2026-12-01",
+    )
+    joiner(fake, 1, "2026-12-01")
+
+    result = await okta_poller(adapter, ingress, log, datetime(2026, 12, 1, tzinfo=UTC)).poll_once()
+
+    assert (result.accepted, result.rejected) == (1, 1)
+    [rejection] = log.rejected()
+    assert rejection["reason"].startswith("poller start_dates: ")
+
+
 def test_an_unknown_time_zone_is_refused_naming_the_poller(
     okta: tuple[FakeOkta, OktaAdapter], ingress: Ingress, log: EventLog
 ) -> None:
