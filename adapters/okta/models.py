@@ -63,7 +63,7 @@ class ApiTokenAuth(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["api_token"] = "api_token"
+    type: Literal["api_token"] = Field(default="api_token", description="api_token.")
     token: SecretRef = Field(description="The API token, as {env: NAME} or {file: PATH}.")
 
 
@@ -77,7 +77,9 @@ class PrivateKeyJwtAuth(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["private_key_jwt"] = "private_key_jwt"
+    type: Literal["private_key_jwt"] = Field(
+        default="private_key_jwt", description="private_key_jwt."
+    )
     client_id: str = Field(min_length=1, description="Client ID of the Okta API service app.")
     private_key: SecretRef = Field(
         description="The app's private key (PEM, RSA or EC), as {file: PATH} or {env: NAME}."

@@ -58,7 +58,7 @@ class BearerAuth(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["bearer"] = "bearer"
+    type: Literal["bearer"] = Field(default="bearer", description="bearer.")
     token: SecretRef = Field(description="The token, as {env: NAME} or {file: PATH}.")
 
 
@@ -67,7 +67,7 @@ class BasicAuth(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["basic"] = "basic"
+    type: Literal["basic"] = Field(default="basic", description="basic.")
     username: str = Field(min_length=1, description="User name.")
     password: SecretRef = Field(description="Password, as {env: NAME} or {file: PATH}.")
 

@@ -13,6 +13,7 @@ import pytest
 from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus_adapters.coupa import RESULTS, CoupaAdapter, CredentialsError
+from platypus_adapters.coupa.models import CoupaSettings
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.coupa import RESET, FakeCoupa, Reply, Slow
 
@@ -432,3 +433,9 @@ def test_an_empty_ca_bundle_from_the_environment_means_unset(coupa: FakeCoupa) -
     adapter = make_adapter(coupa, ca_bundle="", proxy="")
     assert adapter.settings.ca_bundle is None  # type: ignore[attr-defined]
     assert adapter.settings.proxy is None  # type: ignore[attr-defined]
+
+
+def test_every_setting_is_described_and_unknown_ones_are_refused() -> None:
+    for model in (CoupaSettings,):
+        assert all(f.description for f in model.model_fields.values()), model.__name__
+        assert model.model_config.get("extra") == "forbid"

@@ -14,6 +14,7 @@ from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus_adapters.okta import RESULTS, CredentialsError, OktaAdapter
 from platypus_adapters.okta._ratelimit import RateLimits, bucket_of, parse_rate_limit
+from platypus_adapters.okta.models import ApiTokenAuth, OktaSettings, PrivateKeyJwtAuth
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.okta import RESET, FakeOkta, Reply, Slow, okta_error
 
@@ -640,3 +641,9 @@ def test_an_empty_ca_bundle_or_proxy_from_the_environment_means_unset(okta: Fake
     adapter = OktaAdapter.from_config({**settings(okta), "ca_bundle": "", "proxy": ""})
     assert adapter.settings.ca_bundle is None  # type: ignore[attr-defined]
     assert adapter.settings.proxy is None  # type: ignore[attr-defined]
+
+
+def test_every_setting_is_described_and_unknown_ones_are_refused() -> None:
+    for model in (OktaSettings, ApiTokenAuth, PrivateKeyJwtAuth):
+        assert all(f.description for f in model.model_fields.values()), model.__name__
+        assert model.model_config.get("extra") == "forbid"

@@ -12,6 +12,7 @@ import pytest
 from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus_adapters.scim import RESULTS, CredentialsError, ScimAdapter
+from platypus_adapters.scim.models import BasicAuth, BearerAuth, ScimSettings
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.scim import ENTERPRISE, PATCH_OP, RESET, FakeScim, Reply, Slow, scim_error
 
@@ -464,3 +465,9 @@ def test_an_empty_ca_bundle_from_the_environment_means_unset(scim: FakeScim) -> 
     adapter = make_adapter(scim, ca_bundle="", proxy="")
     assert adapter.settings.ca_bundle is None  # type: ignore[attr-defined]
     assert adapter.settings.proxy is None  # type: ignore[attr-defined]
+
+
+def test_every_setting_is_described_and_unknown_ones_are_refused() -> None:
+    for model in (ScimSettings, BearerAuth, BasicAuth):
+        assert all(f.description for f in model.model_fields.values()), model.__name__
+        assert model.model_config.get("extra") == "forbid"
