@@ -52,6 +52,9 @@ _BUILTIN: dict[str, str] = {
     "slack": "platypus_adapters.slack:SlackAdapter",
     "workday": "platypus_adapters.workday:WorkdayAdapter",
     "zuora": "platypus_adapters.zuora:ZuoraAdapter",
+    "okta": "platypus_adapters.okta:OktaAdapter",
+    "scim": "platypus_adapters.scim:ScimAdapter",
+    "coupa": "platypus_adapters.coupa:CoupaAdapter",
 }
 
 

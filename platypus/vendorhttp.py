@@ -8,16 +8,32 @@ credentials out of text it passes on) lives here once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import ssl
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
-__all__ = ["USER_AGENT", "json_or_none", "mask_secrets_in", "parse_retry_after"]
+from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+
+_M = TypeVar("_M", bound=BaseModel)
+
+__all__ = [
+    "USER_AGENT",
+    "async_client",
+    "blank_is_unset",
+    "https_root",
+    "json_or_none",
+    "mask_secrets_in",
+    "parse_input",
+    "parse_retry_after",
+    "transport_failure",
+]
 
 
 def _user_agent() -> str:
@@ -76,3 +92,106 @@ def mask_secrets_in(text: str, secrets: Iterable[SecretStr]) -> str:
         if value:
             text = text.replace(value, "***")
     return text
+
+
+def async_client(
+    *,
+    base_url: str,
+    timeout: float,
+    max_connections: int,
+    headers: Mapping[str, str] | None = None,
+    ca_bundle: Path | None = None,
+    proxy: str | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` set up the way vendor adapters need it.
+
+    Connections are pooled up to ``max_connections``; redirects are not followed
+    (a vendor that redirects an API call is misconfigured, and following it could
+    send a credential elsewhere). ``ca_bundle`` verifies the vendor's certificate
+    with those CAs instead of the system's; ``proxy`` sends every request through
+    that proxy. When either is given, the environment (``HTTPS_PROXY``,
+    ``SSL_CERT_FILE``) no longer overrides it.
+    """
+    verify: ssl.SSLContext | bool = True
+    if ca_bundle is not None:
+        try:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot use ca_bundle {ca_bundle}: {exc}; give a readable PEM file of CA "
+                "certificates, or leave ca_bundle out to use the system's"
+            ) from None
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"User-Agent": USER_AGENT, **(headers or {})},
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(max_connections, 20),
+        ),
+        follow_redirects=False,
+        verify=verify,
+        proxy=proxy,
+        trust_env=ca_bundle is None and proxy is None,
+    )
+
+
+def parse_input(model: type[_M], payload: Any, *, connection: str, action: str) -> _M:
+    """``payload`` as ``model``; a mismatch is a `PermanentError` naming the first bad field.
+
+    The message names where the payload is wrong and why, never the value there,
+    which may be personal data.
+    """
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+        raise PermanentError(
+            f"connection {connection!r}: the payload of {action!r} is invalid at {where}: "
+            f"{first['msg']}; fix the step's mapping"
+        ) from None
+
+
+def transport_failure(
+    vendor: str,
+    where: str,
+    exc: httpx.HTTPError,
+    *,
+    timeout: float,
+    url: str,
+    scrub: Callable[[str], str] = str,
+    repeat: str = "",
+) -> RetryableError:
+    """The `RetryableError` for a call that got no answer: a timeout, a refused or reset connection.
+
+    ``repeat`` says why sending the call again is safe (or what it risks).
+    """
+    why = f" ({repeat})" if repeat else ""
+    if isinstance(exc, httpx.TimeoutException):
+        return RetryableError(
+            f"{vendor} {where} timed out ({type(exc).__name__}) after {timeout:g}s; "
+            f"retryable{why}. Raise the connection's timeout if {vendor} is just slow"
+        )
+    return RetryableError(
+        f"{vendor} {where} failed: {type(exc).__name__}: {scrub(str(exc)) or 'no detail'}; "
+        f"retryable{why}. Check that {vendor} is reachable at {url}"
+    )
+
+
+def https_root(value: str, example: str) -> str:
+    """``value`` as ``https://host[:port]``: an HTTPS URL without a path (a settings check)."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if url.scheme != "https" or not url.host:
+        raise ValueError(f"must be an https:// URL, such as {example}")
+    if url.path not in ("", "/") or url.query:
+        raise ValueError(f"must be the URL without a path, such as {example}")
+    return f"https://{url.netloc.decode('ascii')}"
+
+
+def blank_is_unset(value: Any) -> Any:
+    """None for an empty string: ``${NAME:-}`` in platypus.yaml leaves a setting unset."""
+    return None if value == "" else value

@@ -181,3 +181,53 @@ class NetSuiteInvoiceCreated(BaseModel):
     currency: CurrencyCode
     total: Money
     lines: list[NetSuiteLine] = Field(min_length=1)
+
+
+class CoupaSupplier(BaseModel):
+    """The supplier of a Coupa invoice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: NonEmpty = Field(description="Coupa's id of the supplier.")
+    number: str | None = Field(
+        default=None, description="The supplier number (often the ERP's vendor id)."
+    )
+    name: NonEmpty
+
+
+class CoupaInvoiceLine(BaseModel):
+    """One line of a Coupa invoice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_num: int | None = None
+    description: NonEmpty
+    amount: Money = Field(description="The line's total, without tax.")
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+    account_code: str | None = Field(default=None, description="The billing account's code.")
+    po_number: str | None = Field(default=None, description="The purchase order it bills.")
+
+
+@event_schema("finance.coupa.invoice.approved", version=1)
+class CoupaInvoiceApproved(BaseModel):
+    """A supplier invoice was approved in Coupa. ``subject`` is the Coupa invoice id.
+
+    ``invoice_number`` is the supplier's, unique only per supplier; ``invoice_id``
+    is Coupa's and is what makes delivering it again idempotent.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: NonEmpty
+    invoice_number: NonEmpty
+    document_type: Literal["Invoice", "Credit Note"] = "Invoice"
+    supplier: CoupaSupplier
+    invoice_date: date
+    due_date: date | None = None
+    currency: CurrencyCode
+    total: Money = Field(description="The total with taxes.")
+    tax_amount: Money = Field(default=Decimal(0))
+    payment_term: str | None = None
+    requester_email: Annotated[str | None, PersonalData] = None
+    lines: list[CoupaInvoiceLine] = Field(min_length=1)

@@ -111,3 +111,21 @@ class CandidateHired(BaseModel):
     start_date: date
     recruiter_email: Annotated[str | None, PersonalData] = None
     hiring_manager_email: Annotated[str | None, PersonalData] = None
+
+
+@event_schema("people.worker.started", version=1)
+class WorkerStarted(BaseModel):
+    """A worker's first day of work has come. ``subject`` is the employee id.
+
+    The ``okta`` poller emits it for each Okta user still STAGED on (or after)
+    the start date their profile holds, so the account can be activated that day.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: NonEmpty
+    start_date: date
+    work_email: Annotated[str, PersonalData]
+    first_name: Annotated[str | None, PersonalData] = None
+    last_name: Annotated[str | None, PersonalData] = None
+    okta_user_id: str | None = Field(default=None, description="The Okta user, when known.")

@@ -19,7 +19,8 @@ each returns ``{"internalId", "externalId", "type"}``. ``search_transactions`` (
 lookup, what the NetSuite poller runs) reads transactions whose
 ``lastModifiedDate`` is within a range, page by page (`search`). Faults and record
 statuses are classified in `platypus_adapters.netsuite.errors`; see
-``docs/adapters/netsuite.md``.
+``docs/adapters/netsuite.md``. ``upsert_vendor_bill`` upserts a vendor bill
+(accounts payable) the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from .records import (
     RecordRef,
     SalesOrderInput,
     SalesOrderLine,
+    VendorBillExpense,
+    VendorBillInput,
+    VendorBillItem,
 )
 from .search import SearchParams, SearchTransactionsInput
 from .settings import DEFAULT_WSDL, NetSuiteSettings, endpoint_for
@@ -53,6 +57,9 @@ __all__ = [
     "SalesOrderLine",
     "SearchParams",
     "SearchTransactionsInput",
+    "VendorBillExpense",
+    "VendorBillInput",
+    "VendorBillItem",
     "endpoint_for",
     "new_passport",
     "signature",

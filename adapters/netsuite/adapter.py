@@ -116,6 +116,11 @@ class NetSuiteAdapter(Adapter):
             description="Create or update an invoice by externalId.",
             idempotent=True,
         ),
+        "upsert_vendor_bill": Action(
+            input=RECORDS["upsert_vendor_bill"].input,
+            description="Create or update a vendor bill (accounts payable) by externalId.",
+            idempotent=True,
+        ),
         "search_transactions": Action(
             params=SearchParams,
             input=SearchTransactionsInput,

@@ -26,11 +26,16 @@ __all__ = [
     "RecordSpec",
     "SalesOrderInput",
     "SalesOrderLine",
+    "UpsertVendorBillResult",
+    "VendorBillExpense",
+    "VendorBillInput",
+    "VendorBillItem",
 ]
 
 CORE_NS = "urn:core_2023_2.platform.webservices.netsuite.com"
 RELATIONSHIPS_NS = "urn:relationships_2023_2.lists.webservices.netsuite.com"
 SALES_NS = "urn:sales_2023_2.transactions.webservices.netsuite.com"
+PURCHASES_NS = "urn:purchases_2023_2.transactions.webservices.netsuite.com"
 
 
 class _Input(BaseModel):
@@ -117,6 +122,75 @@ class InvoiceInput(_Transaction):
     items: list[InvoiceLine] = Field(min_length=1, description="Item lines.")
 
 
+class VendorBillExpense(_Input):
+    """One expense line of a vendor bill: an amount booked to an account."""
+
+    account: RecordRef = Field(description="The expense account.")
+    amount: float = Field(description="The line's amount.")
+    memo: str | None = Field(default=None, description="Line memo.")
+    department: RecordRef | None = Field(default=None, description="Department.")
+    class_: RecordRef | None = Field(default=None, alias="class", description="Class.")
+    location: RecordRef | None = Field(default=None, description="Location.")
+    tax_code: RecordRef | None = Field(default=None, description="Tax code.")
+    customer: RecordRef | None = Field(default=None, description="Customer to bill it to.")
+    is_billable: bool | None = Field(default=None, description="Billable to the customer.")
+
+
+class VendorBillItem(_Input):
+    """One item line of a vendor bill."""
+
+    item: RecordRef = Field(description="The item bought.")
+    quantity: float | None = Field(default=None, gt=0, description="Quantity.")
+    rate: Decimal | None = Field(default=None, description="Unit price.")
+    amount: float | None = Field(default=None, description="Line amount, if not quantity * rate.")
+    description: str | None = Field(default=None, description="Line description.")
+    department: RecordRef | None = Field(default=None, description="Department.")
+    class_: RecordRef | None = Field(default=None, alias="class", description="Class.")
+    location: RecordRef | None = Field(default=None, description="Location.")
+
+
+class VendorBillInput(_Input):
+    """A vendor bill (accounts payable), upserted by ``externalId``.
+
+    ``entity`` is the vendor; ``tranId`` is the vendor's invoice number. Lines are
+    expenses (by account) or items, at least one of either.
+    """
+
+    external_id: str = Field(min_length=1, description="Your id of the bill; the upsert key.")
+    entity: RecordRef = Field(description="The vendor.")
+    tran_id: str | None = Field(default=None, description="The vendor's invoice number.")
+    tran_date: date | None = Field(default=None, description="Bill date.")
+    due_date: date | None = Field(default=None, description="Due date.")
+    memo: str | None = Field(default=None, description="Memo.")
+    currency: RecordRef | None = Field(default=None, description="Currency.")
+    subsidiary: RecordRef | None = Field(default=None, description="Subsidiary (OneWorld).")
+    terms: RecordRef | None = Field(default=None, description="Payment terms.")
+    account: RecordRef | None = Field(default=None, description="The payables account.")
+    approval_status: RecordRef | None = Field(
+        default=None, description="Approval status (1 pending, 2 approved), if bills need one."
+    )
+    expenses: list[VendorBillExpense] = Field(
+        default_factory=list, description="Expense lines (expenseList)."
+    )
+    items: list[VendorBillItem] = Field(default_factory=list, description="Item lines (itemList).")
+
+    @model_validator(mode="after")
+    def _has_lines(self) -> VendorBillInput:
+        if not self.expenses and not self.items:
+            raise ValueError("a vendor bill needs expense lines or item lines")
+        return self
+
+
+class UpsertVendorBillResult(BaseModel):
+    """What ``upsert_vendor_bill`` returns: the bill NetSuite created or updated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    internalId: str = Field(description="NetSuite's internal id of the bill.")  # noqa: N815
+    externalId: str = Field(description="The upsert key.")  # noqa: N815
+    type: str = Field(default="vendorBill", description="The record type, vendorBill.")
+
+
 TypeLookup = Callable[[str], Any]
 """``zeep.Client.get_type``: a type's qualified name to its factory."""
 
@@ -194,6 +268,44 @@ def _build_invoice(types: TypeLookup, data: InvoiceInput) -> Any:
     )
 
 
+def _refs(types: TypeLookup, line: BaseModel, *names: str) -> dict[str, Any]:
+    """The RecordRef fields ``names`` of ``line``, by their NetSuite names."""
+    out: dict[str, Any] = {}
+    for name in names:
+        info = type(line).model_fields[name]
+        out[info.alias or to_camel(name)] = _ref(types, getattr(line, name))
+    return out
+
+
+def _build_vendor_bill(types: TypeLookup, data: VendorBillInput) -> Any:
+    values: dict[str, Any] = {
+        **_fields(data, "tranDate", "dueDate"),
+        "tranDate": _datetime(data.tran_date),
+        "dueDate": _datetime(data.due_date),
+        **_refs(types, data, "entity", "currency", "subsidiary", "terms", "account"),
+        **_refs(types, data, "approval_status"),
+    }
+    if data.expenses:
+        expense_refs = ("account", "department", "class_", "location", "tax_code", "customer")
+        expenses = [
+            types(f"{{{PURCHASES_NS}}}VendorBillExpense")(
+                **_fields(line), **_refs(types, line, *expense_refs)
+            )
+            for line in data.expenses
+        ]
+        values["expenseList"] = types(f"{{{PURCHASES_NS}}}VendorBillExpenseList")(expense=expenses)
+    if data.items:
+        items = []
+        for line in data.items:
+            fields = _fields(line, "rate")
+            if line.rate is not None:
+                fields["rate"] = str(line.rate)  # xsd:string in NetSuite's schema
+            refs = _refs(types, line, "item", "department", "class_", "location")
+            items.append(types(f"{{{PURCHASES_NS}}}VendorBillItem")(**fields, **refs))
+        values["itemList"] = types(f"{{{PURCHASES_NS}}}VendorBillItemList")(item=items)
+    return types(f"{{{PURCHASES_NS}}}VendorBill")(**values)
+
+
 RECORDS: dict[str, RecordSpec] = {
     "upsert_customer": RecordSpec(
         "customer", f"{{{RELATIONSHIPS_NS}}}Customer", CustomerInput, _build_customer
@@ -202,5 +314,8 @@ RECORDS: dict[str, RecordSpec] = {
         "salesOrder", f"{{{SALES_NS}}}SalesOrder", SalesOrderInput, _build_sales_order
     ),
     "upsert_invoice": RecordSpec("invoice", f"{{{SALES_NS}}}Invoice", InvoiceInput, _build_invoice),
+    "upsert_vendor_bill": RecordSpec(
+        "vendorBill", f"{{{PURCHASES_NS}}}VendorBill", VendorBillInput, _build_vendor_bill
+    ),
 }
 """Every action, by name, and the record it upserts."""

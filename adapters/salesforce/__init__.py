@@ -25,6 +25,8 @@ Actions and their results (so later steps can use them):
 * ``update`` (``sobject``, ``id_field``): ``{"id", "created": false}``; idempotent.
 * ``query`` (``soql`` with ``:name`` binds from the payload):
   ``{"total_size", "done", "records"}``; a lookup, not a write.
+* ``freeze_user`` (``match_field``; the payload holds its value and ``IsFrozen``):
+  freezes the user's login (``UserLogin.IsFrozen``); ``FreezeUserResult``. Idempotent.
 
 Errors in Salesforce's error array are classified by code (`errors`);
 INVALID_SESSION_ID logs in again once and retries. The ``Sforce-Limit-Info``
@@ -38,6 +40,8 @@ from .adapter import ApiUsage, SalesforceAdapter, parse_limit_info
 from .errors import PERMANENT_CODES, RETRYABLE_CODES, classify
 from .settings import (
     CreateParams,
+    FreezeUserParams,
+    FreezeUserResult,
     JwtAuth,
     PasswordAuth,
     QueryParams,
@@ -54,6 +58,8 @@ __all__ = [
     "RETRYABLE_CODES",
     "ApiUsage",
     "CreateParams",
+    "FreezeUserParams",
+    "FreezeUserResult",
     "JwtAuth",
     "PasswordAuth",
     "QueryParams",

@@ -43,6 +43,8 @@ from .errors import (
 )
 from .settings import (
     CreateParams,
+    FreezeUserParams,
+    FreezeUserResult,
     JwtAuth,
     PasswordAuth,
     QueryParams,
@@ -149,6 +151,14 @@ class SalesforceAdapter(Adapter):
             params=QueryParams,
             description="Run a SOQL lookup bound to the payload; returns {total_size, records}.",
             writes=False,
+            idempotent=True,
+        ),
+        "freeze_user": Action(
+            params=FreezeUserParams,
+            description=(
+                "Freeze (or unfreeze) the login of the user a User field names "
+                "(UserLogin.IsFrozen); returns {found, user_id, user_login_id, frozen, changed}."
+            ),
             idempotent=True,
         ),
     }
@@ -372,6 +382,8 @@ class SalesforceAdapter(Adapter):
                 return self._update(sf, params, fields)
             if isinstance(params, QueryParams):
                 return self._query(sf, params, fields)
+            if isinstance(params, FreezeUserParams):
+                return self._freeze_user(sf, params, fields)
             raise AssertionError(f"no handler for {type(params).__name__}")
         except SalesforceError as exc:
             error = classify(where, exc.status, exc.content, self._scrub)
@@ -441,6 +453,51 @@ class SalesforceAdapter(Adapter):
             "done": result.get("done", True),
             "records": records,
         }
+
+    def _freeze_user(self, sf: Salesforce, params: FreezeUserParams, fields: dict[str, Any]) -> Any:
+        """Set UserLogin.IsFrozen for the one user whose ``match_field`` holds the value."""
+        value = fields.pop(params.match_field, None)
+        frozen = fields.pop("IsFrozen", True)
+        if not isinstance(value, str) or not value or not isinstance(frozen, bool) or fields:
+            raise PermanentError(
+                f"Salesforce freeze_user: the payload must hold {params.match_field} (a "
+                "non-empty string) and optionally IsFrozen (true or false), nothing else; "
+                "fix the step's mapping"
+            )
+        # match_field is a field name (checked by FreezeUserParams); the value is bound.
+        soql = f"SELECT Id FROM User WHERE {params.match_field} = :value LIMIT 2"  # noqa: S608
+        try:
+            users = self._query(sf, QueryParams(soql=soql), {"value": value})["records"]
+        except SalesforceError as exc:
+            if isinstance(exc, SalesforceExpiredSession):
+                raise  # _attempt logs in again
+            # The value (a login, an e-mail) is personal data: Salesforce may echo the query.
+            scrub = lambda text: self._scrub(text).replace(value, "***")  # noqa: E731
+            raise classify("freeze_user", exc.status, exc.content, scrub) from None
+        if not users:
+            return FreezeUserResult(found=False).model_dump()
+        if len(users) > 1:
+            raise PermanentError(
+                f"Salesforce freeze_user: more than one User has this {params.match_field}; "
+                "freezing needs one. Use a unique field as match_field, then replay the event",
+                vendor_code="DUPLICATE_VALUE",
+            )
+        user_id = str(users[0]["Id"])
+        soql = "SELECT Id, IsFrozen FROM UserLogin WHERE UserId = :user_id LIMIT 1"
+        logins = self._query(sf, QueryParams(soql=soql), {"user_id": user_id})["records"]
+        if not logins:
+            raise PermanentError(
+                f"Salesforce freeze_user: user {user_id} has no UserLogin record to freeze; "
+                "check the integration user's access to UserLogin (Manage Users)",
+                vendor_code="NOT_FOUND",
+            )
+        login_id = str(logins[0]["Id"])
+        changed = logins[0].get("IsFrozen") is not frozen
+        if changed:
+            self._sftype(sf, "UserLogin").update(login_id, {"IsFrozen": frozen})
+        return FreezeUserResult(
+            found=True, user_id=user_id, user_login_id=login_id, frozen=frozen, changed=changed
+        ).model_dump()
 
     # -- sessions --------------------------------------------------------------
 

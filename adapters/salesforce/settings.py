@@ -203,3 +203,30 @@ class QueryParams(_Params):
         if not re.match(r"^\s*select\s", value, re.IGNORECASE):
             raise ValueError("must be a SELECT statement")
         return value
+
+
+class FreezeUserParams(_Params):
+    """``params`` of ``freeze_user``: the User field that finds the user.
+
+    The payload holds that field's value, and ``IsFrozen`` (default true; false
+    unfreezes). With single sign-on, ``FederationIdentifier`` is the identity
+    provider's login, the natural key for a leaver.
+    """
+
+    match_field: str = Field(
+        default="Username",
+        pattern=_NAME,
+        description="User field matched on: Username, FederationIdentifier, EmployeeNumber...",
+    )
+
+
+class FreezeUserResult(BaseModel):
+    """What ``freeze_user`` returns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    found: bool = Field(description="False when no user has the value (nothing to freeze).")
+    user_id: str | None = Field(default=None, description="The User's id.")
+    user_login_id: str | None = Field(default=None, description="Its UserLogin's id.")
+    frozen: bool | None = Field(default=None, description="UserLogin.IsFrozen after the call.")
+    changed: bool = Field(default=False, description="False when it was so already.")

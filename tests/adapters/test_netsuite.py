@@ -619,6 +619,7 @@ def test_the_adapter_is_registered_with_idempotent_upserts_and_a_search() -> Non
         "upsert_customer",
         "upsert_sales_order",
         "upsert_invoice",
+        "upsert_vendor_bill",
         "search_transactions",
     }
     for name, action in NetSuiteAdapter.actions.items():

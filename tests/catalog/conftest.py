@@ -18,7 +18,9 @@ import pytest
 from platypus.config import ConnectionSpec, ProjectConfig, load_config
 from platypus.retry import RetryPolicy
 from tests.fakes import slack as slack_fake
+from tests.fakes.coupa import FakeCoupa
 from tests.fakes.netsuite import Credentials, FakeNetSuite, wsdl_path
+from tests.fakes.okta import FakeOkta
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zuora import FakeZuora
@@ -51,6 +53,8 @@ class Vendors:
     zuora: FakeZuora
     netsuite: FakeNetSuite
     slack: FakeSlack
+    okta: FakeOkta
+    coupa: FakeCoupa
 
 
 @pytest.fixture(scope="session")
@@ -59,14 +63,14 @@ def _servers() -> Iterator[Vendors]:
         pytest.skip(f"the NetSuite WSDL is not at {wsdl_path()}; set PLATYPUS_NETSUITE_WSDL")
     with FakeSalesforce() as salesforce, FakeNetSuite(NETSUITE) as netsuite:
         salesforce.add_user(SF_USERNAME, SF_PASSWORD, SF_TOKEN)
-        zuora, slack = FakeZuora(), FakeSlack()
-        zuora.start()
-        slack.start()
+        zuora, slack, okta, coupa = FakeZuora(), FakeSlack(), FakeOkta(), FakeCoupa()
+        for fake in (zuora, slack, okta, coupa):
+            fake.start()
         try:
-            yield Vendors(salesforce, zuora, netsuite, slack)
+            yield Vendors(salesforce, zuora, netsuite, slack, okta, coupa)
         finally:
-            zuora.stop()
-            slack.stop()
+            for fake in (zuora, slack, okta, coupa):
+                fake.stop()
 
 
 @pytest.fixture
@@ -76,6 +80,8 @@ def vendors(_servers: Vendors, monkeypatch: pytest.MonkeyPatch) -> Vendors:
     _servers.zuora.reset()
     _servers.netsuite.reset()
     _servers.slack.reset()
+    _servers.okta.reset()
+    _servers.coupa.reset()
     for name, channel in CHANNELS.items():
         monkeypatch.setitem(slack_fake.CHANNELS, name, channel)
     environment = {
@@ -92,6 +98,14 @@ def vendors(_servers: Vendors, monkeypatch: pytest.MonkeyPatch) -> Vendors:
         "NETSUITE_TOKEN_SECRET": NETSUITE.token_secret,
         "NETSUITE_WSDL": str(wsdl_path()),
         "SLACK_BOT_TOKEN": FakeSlack.bot_token,
+        "OKTA_ORG_URL": _servers.okta.url,
+        "OKTA_CLIENT_ID": FakeOkta.client_id,
+        "OKTA_PRIVATE_KEY": _servers.okta.private_key_pem,
+        "OKTA_CA_BUNDLE": str(_servers.okta.ca_path),
+        "COUPA_BASE_URL": _servers.coupa.url,
+        "COUPA_CLIENT_ID": FakeCoupa.client_id,
+        "COUPA_CLIENT_SECRET": FakeCoupa.client_secret,
+        "COUPA_CA_BUNDLE": str(_servers.coupa.ca_path),
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -110,6 +124,9 @@ def catalog_config(vendors: Vendors, data_dir: Path) -> ProjectConfig:
         "netsuite": {"endpoint": vendors.netsuite.endpoint},
         "slack": {"base_url": vendors.slack.url},
         "zuora": {},
+        "okta": {},
+        # Coupa advises a few seconds between issuing a token and using it; the fake needs none.
+        "coupa": {"token_warmup": 0},
     }
     connections = dict(config.connections)
     for name, settings in extra.items():

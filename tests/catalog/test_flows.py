@@ -19,10 +19,14 @@ FLOWS = sorted(p for p in (REPO / "flows").glob("*.yaml") if not p.name.endswith
 
 def test_the_catalog_ships_the_quote_to_cash_and_people_flows() -> None:
     assert [p.stem for p in FLOWS] == [
+        "coupa-invoice-to-netsuite",
+        "hire-to-okta",
         "hire-to-onboarding",
         "invoice-to-netsuite",
         "opportunity-to-subscription",
         "payment-to-salesforce",
+        "start-date-to-okta",
+        "termination-to-access-removal",
         "termination-to-offboarding",
     ]
 

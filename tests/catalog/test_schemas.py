@@ -26,6 +26,8 @@ PERSONAL = {
     "people.worker.terminated.v1": {"first_name", "last_name", "work_email", "reason"},
     "people.worker.changed.v1": {"first_name", "last_name", "work_email"},
     "people.candidate.hired.v1": {"first_name", "last_name", "personal_email", "phone"},
+    "people.worker.started.v1": {"work_email", "first_name", "last_name"},
+    "finance.coupa.invoice.approved.v1": {"requester_email"},
 }
 
 

@@ -22,8 +22,8 @@ Every request is
    known secrets, or the answer is an ``InvalidCredentialsFault``;
 4. applied to a store keyed by (record type, externalId): upserting twice updates
    one record, which keeps its internalId. A sales order's or invoice's ``entity``
-   must name a stored customer, an invoice's ``createdFrom`` a stored sales order
-   (``INVALID_KEY_OR_REF`` otherwise).
+   must name a stored customer, an invoice's ``createdFrom`` a stored sales order,
+   a vendor bill's ``entity`` a stored vendor (``INVALID_KEY_OR_REF`` otherwise).
 
 Every upsert stamps the record's ``lastModifiedDate`` (`touch` sets it). A search
 pages by ``searchPreferences/pageSize``, keeps its result under a ``searchId``,
@@ -623,11 +623,13 @@ class FakeNetSuite:
         wanted = {"entity": "customer"}
         if record_type == "invoice":
             wanted["createdFrom"] = "salesOrder"
+        if record_type == "vendorBill":
+            wanted = {"entity": "vendor"}  # a bill is a vendor's, not a customer's
         for child in record:
             if not _is_el(child):
                 continue
             name = etree.QName(child).localname
-            if name in wanted and record_type in {"salesOrder", "invoice"}:
+            if name in wanted and record_type in {"salesOrder", "invoice", "vendorBill"}:
                 target = wanted[name]
                 internal, external = child.get("internalId"), child.get("externalId")
                 if not any(

@@ -4,7 +4,7 @@
 
     pollers:
       won_deals:
-        kind: salesforce              # salesforce | workday | netsuite
+        kind: salesforce              # salesforce | workday | netsuite | okta | coupa
         connection: crm               # a connection under `connections:`
         interval: 1m                  # time between polls
         overlap: 5m                   # each poll re-reads this far behind the watermark
@@ -43,6 +43,10 @@ class PollerKind(StrEnum):
     """``Get_Workers`` through a ``workday`` connection, by transaction-log updated range."""
     NETSUITE = "netsuite"
     """``search_transactions`` through a ``netsuite`` connection, by ``lastModifiedDate``."""
+    OKTA = "okta"
+    """Staged users whose start date has come, through an ``okta`` connection."""
+    COUPA = "coupa"
+    """Approved invoices by ``updated-at``, through a ``coupa`` connection."""
 
 
 class PollerSpec(BaseModel):
@@ -50,7 +54,9 @@ class PollerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: PollerKind = Field(description="The vendor API: salesforce, workday or netsuite.")
+    kind: PollerKind = Field(
+        description="The vendor API: salesforce, workday, netsuite, okta or coupa."
+    )
     connection: str = Field(min_length=1, description="Connection (under connections:) to read.")
     interval: Duration = Field(default=60.0, gt=0, description="Time between polls (e.g. 1m).")
     overlap: Duration = Field(

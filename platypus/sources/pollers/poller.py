@@ -44,9 +44,17 @@ from platypus.sources.mapping import MappingSpec, PayloadMapping
 from .checkpoint import Checkpoint, CheckpointSink, Window
 from .config import PollerSpec
 from .presets import DEFAULT_PRESET, POLLER_PRESETS
-from .sources import SOURCES, Page, RecordSource
+from .sources import Page, RecordSource, source_class
 
-__all__ = ["PollResult", "Poller", "PollerGroup", "build_poller", "poller_specs", "start_pollers"]
+__all__ = [
+    "PollResult",
+    "Poller",
+    "PollerGroup",
+    "build_poller",
+    "default_preset",
+    "poller_specs",
+    "start_pollers",
+]
 
 _log = structlog.get_logger("platypus.pollers")
 
@@ -89,7 +97,7 @@ class Poller:
         self.clock = clock
         self.sleep = sleep
         self.event_source = spec.event_source or f"/{spec.kind.value}/poller/{name}"
-        self.mapping = PayloadMapping(_mapping(name, spec))
+        self.mapping = PayloadMapping(_mapping(name, spec, type(source)))
 
     @property
     def checkpoint_name(self) -> str:
@@ -263,14 +271,23 @@ class Poller:
             await self.log.save_checkpoint(checkpoint, value)
 
 
-def _mapping(name: str, spec: PollerSpec) -> MappingSpec:
-    chosen = spec.mapping if spec.mapping is not None else DEFAULT_PRESET[spec.kind.value]
+def default_preset(kind: str) -> str:
+    """The preset a poller of ``kind`` uses when it names no mapping."""
+    found = DEFAULT_PRESET.get(kind) or source_class(kind).default_preset
+    if found is None:
+        raise ConfigurationError(f"poller kind {kind!r} has no default mapping; give a mapping")
+    return found
+
+
+def _mapping(name: str, spec: PollerSpec, source: type[RecordSource]) -> MappingSpec:
+    chosen = spec.mapping if spec.mapping is not None else default_preset(spec.kind.value)
     if isinstance(chosen, str):
-        preset = POLLER_PRESETS.get(chosen)
+        presets = {**POLLER_PRESETS, **source.presets}
+        preset = presets.get(chosen)
         if preset is None:
             raise ConfigurationError(
                 f"pollers.{name}.mapping: no preset {chosen!r} "
-                f"(presets: {', '.join(sorted(POLLER_PRESETS))})"
+                f"(presets: {', '.join(sorted(presets))})"
             )
         return preset
     try:
@@ -319,7 +336,7 @@ def build_poller(
     **options: Any,
 ) -> Poller:
     """The `Poller` for ``spec``, reading through the started ``adapter``."""
-    source = SOURCES[spec.kind.value](adapter, spec, name)
+    source = source_class(spec.kind.value)(adapter, spec, name)
     return Poller(name, spec, source, ingress, log, **options)
 
 

@@ -13,18 +13,25 @@ the window it got, for progress bars.
   the window, so pages stay stable across calls and restarts.
 * NetSuite pages a search by ``searchId``, which does not survive a restart: an
   interrupted window is read again from page 1, and the repeats de-duplicated.
+
+A vendor whose poller lives in its adapter's folder (``adapters/okta/poller.py``)
+is named in `SOURCES` by ``"module:Class"`` and imported on first use, the way
+adapters are; its class brings its own mapping presets (`RecordSource.presets`).
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError
+from platypus.plugins import PluginRegistry
+from platypus.sources.mapping import MappingSpec
 
 from .config import NetSuiteQuery, PollerSpec, SalesforceQuery, WorkdayQuery
 
@@ -36,6 +43,7 @@ __all__ = [
     "WorkdaySource",
     "parse_instant",
     "soql_datetime",
+    "source_class",
 ]
 
 
@@ -68,6 +76,10 @@ class RecordSource(ABC):
     kind: ClassVar[str]
     needs_until: ClassVar[bool] = True
     """Whether a live poll gives an upper bound (our clock); False: the vendor's clock."""
+    presets: ClassVar[Mapping[str, MappingSpec]] = {}
+    """Mappings of this vendor's records to events, by name, beside the built-in presets."""
+    default_preset: ClassVar[str | None] = None
+    """The preset a poller of this kind uses when it names no mapping (if not built in)."""
 
     def __init__(self, adapter: Adapter, spec: PollerSpec, name: str) -> None:
         self.adapter = adapter
@@ -239,11 +251,26 @@ class NetSuiteSource(RecordSource):
         return None
 
 
-SOURCES: dict[str, type[RecordSource]] = {
+SOURCES: dict[str, type[RecordSource] | str] = {
     "salesforce": SalesforceSource,
     "workday": WorkdaySource,
     "netsuite": NetSuiteSource,
+    # Pollers that live in their vendor's adapter folder, imported on first use.
+    "okta": "platypus_adapters.okta.poller:OktaStartDateSource",
+    "coupa": "platypus_adapters.coupa.poller:CoupaInvoiceSource",
 }
+"""The record source of each poller kind: a class, or ``"module:Class"``."""
+
+_REGISTRY: PluginRegistry[RecordSource] = PluginRegistry(
+    RecordSource,  # type: ignore[type-abstract]
+    "poller kind",
+    SOURCES,
+)
+
+
+def source_class(kind: str) -> type[RecordSource]:
+    """The `RecordSource` subclass that reads pollers of ``kind``."""
+    return _REGISTRY.get(kind)
 
 
 def _settings(model: Any, spec: PollerSpec, name: str) -> Any:
