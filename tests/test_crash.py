@@ -7,6 +7,7 @@ HTTP; the vendor is a real HTTP server on loopback.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import textwrap
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.vendor import FakeVendor
+from tests.fakes.vendor import FakeVendor, Reply
 from tests.support import closed_won, free_port, start_platypus, wait_healthy
 
 pytestmark = pytest.mark.slow
@@ -124,3 +125,80 @@ async def test_sigkill_mid_stream_then_restart_delivers_every_accepted_event_in_
         # At least once: a repeat is allowed, going back to an earlier event is not.
         assert arrivals == sorted(arrivals), f"events of {key} arrived out of order: {arrivals}"
         assert set(arrivals) == set(range(1, PER_KEY + 1))
+
+
+SETTLED_AHEAD_FLOW = """
+name: settled-ahead
+consumes: sales.opportunity.closed_won.v1
+steps:
+  - name: slow
+    to: vendor.post
+    when: data.amount == `1`
+    params: {path: /slow}
+    payload: {event: id}
+  - name: refused
+    to: vendor.post
+    when: data.amount == `2`
+    params: {path: /refused}
+    payload: {event: id}
+"""
+
+
+def _dead_letters(root: Path) -> list[bytes]:
+    """Dead-letter records on disk, read through a connection of the test's own."""
+    import sqlite3
+
+    with sqlite3.connect(root / "data" / "events.db") as conn:
+        rows = conn.execute(
+            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
+            "WHERE t.name = 'platypus.dead-letter'"
+        ).fetchall()
+    return [bytes(value) for (value,) in rows]
+
+
+async def test_a_dead_letter_settled_ahead_of_an_event_in_flight_happens_once_across_a_kill(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    # One partition: the refused event (offset 1) settles while the slow one
+    # (offset 0) holds the commit back. A kill -9 there, then a restart, must not
+    # run the refused event again: one request, one dead letter.
+    _project(tmp_path, fake_vendor.url)
+    flow = tmp_path / "flows" / "orders.yaml"
+    flow.write_text(textwrap.dedent(SETTLED_AHEAD_FLOW))
+    config = tmp_path / "platypus.yaml"
+    config.write_text(config.read_text().replace("partitions: 4", "partitions: 1"))
+    fake_vendor.script("/slow", [Reply(201, delay=30)])
+    fake_vendor.script("/refused", [(400,)])
+    slow, refused = closed_won(amount=1), closed_won(amount=2)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    process = start_platypus(tmp_path, port)
+    try:
+        await wait_healthy(url, process)
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert await _post(client, url, [slow, refused])
+        deadline = time.monotonic() + 30
+        while not _dead_letters(tmp_path):
+            assert time.monotonic() < deadline, "the refused event was never dead-lettered"
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+        process = start_platypus(tmp_path, port)
+        await wait_healthy(url, process)
+        deadline = time.monotonic() + 30
+        while len(fake_vendor.requests_to("/slow")) < 2:
+            assert time.monotonic() < deadline, "the slow event was not sent again"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # time enough for a second dead letter to be written
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+    letters = _dead_letters(tmp_path)
+    refusals = fake_vendor.requests_to("/refused")
+    print(f"dead letters: {len(letters)}, refused requests: {len(refusals)}")
+    assert [json.loads(v)["id"] for v in letters] == [refused["id"]]
+    assert len(refusals) == 1
