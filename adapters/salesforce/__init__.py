@@ -35,7 +35,7 @@ header is exposed as `SalesforceAdapter.api_usage` and backs off before
 from __future__ import annotations
 
 from .adapter import ApiUsage, SalesforceAdapter, parse_limit_info
-from .errors import PERMANENT_CODES, RETRYABLE_CODES, classify
+from .errors import MISSING_RECORD_CODES, PERMANENT_CODES, RETRYABLE_CODES, classify
 from .settings import (
     CreateParams,
     JwtAuth,
@@ -50,6 +50,7 @@ from .settings import (
 from .soql import bind
 
 __all__ = [
+    "MISSING_RECORD_CODES",
     "PERMANENT_CODES",
     "RETRYABLE_CODES",
     "ApiUsage",

@@ -374,7 +374,7 @@ class SalesforceAdapter(Adapter):
                 return self._query(sf, params, fields)
             raise AssertionError(f"no handler for {type(params).__name__}")
         except SalesforceError as exc:
-            error = classify(where, exc.status, exc.content, self._scrub)
+            error = classify(where, exc.status, exc.content, self._scrub, action=action)
             if isinstance(exc, SalesforceExpiredSession) and (
                 error_code(exc.content) in (INVALID_SESSION_ID, None)
             ):

@@ -22,7 +22,12 @@ from lxml import etree
 from pydantic import SecretStr
 
 from platypus.adapter import AdapterRegistry, Request
-from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.exceptions import (
+    ConfigurationError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.logging import configure_logging
 from platypus_adapters.netsuite import (
     CredentialsError,
@@ -34,10 +39,12 @@ from platypus_adapters.netsuite import (
 )
 from platypus_adapters.netsuite.errors import (
     ALERT_FAULTS,
+    MISSING_RECORD_CODES,
     RETRYABLE_FAULTS,
     RETRYABLE_STATUS_CODES,
     SESSION_FAULT,
     classify_fault,
+    classify_status,
 )
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.netsuite import (
@@ -244,7 +251,7 @@ async def test_a_wrong_token_secret_is_refused_by_the_fake_as_invalid_credential
         (StatusReply("INVALID_FLD_VALUE"), PermanentError, "INVALID_FLD_VALUE"),
         (StatusReply("USER_ERROR"), PermanentError, "USER_ERROR"),
         (StatusReply("DUP_ENTITY"), PermanentError, "DUP_ENTITY"),
-        (StatusReply("INVALID_KEY_OR_REF"), PermanentError, "INVALID_KEY_OR_REF"),
+        (StatusReply("INVALID_KEY_OR_REF"), MissingDependencyError, "INVALID_KEY_OR_REF"),
         (HttpReply(503), RetryableError, None),
         (HttpReply(502, b""), RetryableError, None),
         (HttpReply(500, b"<html><body>oops</body></html>"), RetryableError, None),
@@ -319,7 +326,8 @@ def test_the_classified_codes_and_faults_exist_in_the_2023_2_schema() -> None:
     status_enum = fault_types.split('name="FaultCodeType"')[0]
     status_codes = set(re.findall(r'<enumeration value="([A-Z0-9_]+)"/>', status_enum))
     assert status_codes >= RETRYABLE_STATUS_CODES
-    assert {"INVALID_FLD_VALUE", "USER_ERROR", "DUP_ENTITY", "INVALID_KEY_OR_REF"} <= status_codes
+    assert {"INVALID_FLD_VALUE", "USER_ERROR", "DUP_ENTITY"} <= status_codes
+    assert status_codes >= MISSING_RECORD_CODES
     faults = set(
         re.findall(r'complexType name="(\w+Fault)"', (XSD_DIR / "platform.faults.xsd").read_text())
     )
@@ -414,26 +422,47 @@ async def test_a_quote_to_cash_flow_upserts_customer_sales_order_and_invoice(
     assert tran_date.text.startswith("2024-03-01T00:00:00")
 
 
-async def test_a_sales_order_for_an_unknown_customer_is_a_permanent_error(
+async def test_a_sales_order_for_a_customer_not_there_yet_waits_for_it(
     netsuite: FakeNetSuite,
 ) -> None:
     adapter = make_adapter(netsuite)
+    order = Request(
+        action="upsert_sales_order",
+        payload={
+            "externalId": "SO-orphan",
+            "entity": {"externalId": "CUST-later"},
+            "items": [{"item": {"internalId": "55"}, "quantity": 1}],
+        },
+    )
     await adapter.start()
     try:
-        with pytest.raises(PermanentError) as caught:
-            await adapter.call(
-                Request(
-                    action="upsert_sales_order",
-                    payload={
-                        "externalId": "SO-orphan",
-                        "entity": {"externalId": "CUST-nobody"},
-                        "items": [{"item": {"internalId": "55"}, "quantity": 1}],
-                    },
-                )
-            )
+        with pytest.raises(MissingDependencyError) as caught:
+            await adapter.call(order)
+        await adapter.call(customer("CUST-later"))
+        placed = await adapter.call(order)  # what the retry does once the customer exists
     finally:
         await adapter.close()
     assert caught.value.vendor_code == "INVALID_KEY_OR_REF"
+    assert caught.value.retryable
+    assert "CUST-later" in caught.value.message
+    assert "dependency_wait" in caught.value.message
+    assert placed["externalId"] == "SO-orphan"
+
+
+@pytest.mark.parametrize(
+    ("codes", "error"),
+    [
+        (["INVALID_KEY_OR_REF"], MissingDependencyError),
+        (["INVALID_KEY_OR_REF", "RCRD_LOCKED_BY_WF"], MissingDependencyError),
+        (["INVALID_KEY_OR_REF", "INVALID_FLD_VALUE"], PermanentError),
+        (["RCRD_LOCKED_BY_WF"], RetryableError),
+    ],
+)
+def test_a_missing_reference_waits_unless_something_permanent_is_wrong_too(
+    codes: list[str], error: type[Exception]
+) -> None:
+    found = classify_status([(code, f"{code} here") for code in codes], where="upsert invoice")
+    assert type(found) is error
 
 
 async def test_an_invalid_payload_is_permanent_and_names_fields_not_values(

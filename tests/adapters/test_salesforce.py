@@ -17,9 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from platypus.adapter import AdapterRegistry, Request
-from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.exceptions import (
+    ConfigurationError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.logging import configure_logging
 from platypus_adapters.salesforce import (
+    MISSING_RECORD_CODES,
     PERMANENT_CODES,
     RETRYABLE_CODES,
     ApiUsage,
@@ -307,6 +313,7 @@ def test_soql_bind_errors_name_the_bind(binds: dict[str, Any], message: str) -> 
         ("ENTITY_IS_DELETED", 404, False),
         ("FIELD_CUSTOM_VALIDATION_EXCEPTION", 400, False),
         ("INSUFFICIENT_ACCESS_OR_READONLY", 403, False),
+        ("INVALID_CROSS_REFERENCE_KEY", 400, True),
     ],
 )
 async def test_salesforce_error_codes_are_classified(
@@ -326,6 +333,7 @@ async def test_salesforce_error_codes_are_classified(
 
 
 def test_the_code_tables_cover_the_issue() -> None:
+    assert set(MISSING_RECORD_CODES) == {"INVALID_CROSS_REFERENCE_KEY"}
     assert set(RETRYABLE_CODES) == {
         "REQUEST_LIMIT_EXCEEDED",
         "UNABLE_TO_LOCK_ROW",
@@ -657,7 +665,7 @@ async def test_create_then_update_by_id(fake_sf: FakeSalesforce) -> None:
     ]
 
 
-async def test_update_of_a_missing_record_is_permanent(fake_sf: FakeSalesforce) -> None:
+async def test_update_of_a_record_not_there_yet_waits_for_it(fake_sf: FakeSalesforce) -> None:
     adapter = make_adapter(fake_sf)
     await adapter.start()
     try:
@@ -666,11 +674,77 @@ async def test_update_of_a_missing_record_is_permanent(fake_sf: FakeSalesforce) 
             payload={"Id": "001000000000999", "Phone": "1"},
             params={"sobject": "Account"},
         )
-        with pytest.raises(PermanentError, match="NOT_FOUND") as caught:
+        with pytest.raises(MissingDependencyError, match="NOT_FOUND") as caught:
             await adapter.call(request)
     finally:
         await adapter.close()
     assert caught.value.status_code == 404
+    assert caught.value.vendor_code == "NOT_FOUND"
+
+
+async def test_not_found_on_a_write_by_url_is_a_wrong_url_not_a_wait(
+    fake_sf: FakeSalesforce,
+) -> None:
+    adapter = make_adapter(fake_sf)
+    await adapter.start()
+    try:
+        fake_sf.fail_next("NOT_FOUND", message="The requested resource does not exist")
+        with pytest.raises(PermanentError) as caught:
+            await adapter.call(upsert("evt-wrong-url"))
+    finally:
+        await adapter.close()
+    assert not isinstance(caught.value, MissingDependencyError)
+
+
+async def test_a_child_whose_parent_id_does_not_exist_yet_waits_then_goes_through(
+    fake_sf: FakeSalesforce,
+) -> None:
+    fake_sf.add_lookup("Contact", "AccountId", "Account")
+    adapter = make_adapter(fake_sf)
+    contact = Request(
+        action="create",
+        payload={"LastName": "Quill", "AccountId": "001000000000042"},
+        params={"sobject": "Contact"},
+    )
+    await adapter.start()
+    try:
+        with pytest.raises(MissingDependencyError) as caught:
+            await adapter.call(contact)
+        fake_sf.insert("Account", Name="Acme")  # 001000000000001: not that one
+        with pytest.raises(MissingDependencyError):
+            await adapter.call(contact)
+    finally:
+        await adapter.close()
+    assert caught.value.vendor_code == "INVALID_CROSS_REFERENCE_KEY"
+    assert "dependency_wait" in caught.value.message
+    assert fake_sf.count("Contact") == 0
+
+
+async def test_a_parent_named_by_external_id_is_waited_for_until_it_exists(
+    fake_sf: FakeSalesforce,
+) -> None:
+    fake_sf.add_lookup("Zuora_Payment__c", "Account__c", "Account")
+    adapter = make_adapter(fake_sf)
+    payment = Request(
+        action="upsert",
+        payload={
+            "Zuora_Payment_Id__c": "P-1",
+            "Account__r": {"External_Id__c": "cust-later"},
+        },
+        params={"sobject": "Zuora_Payment__c", "external_id_field": "Zuora_Payment_Id__c"},
+    )
+    await adapter.start()
+    try:
+        with pytest.raises(MissingDependencyError, match="Foreign key external ID") as caught:
+            await adapter.call(payment)
+        account_id = fake_sf.insert("Account", Name="Acme", External_Id__c="cust-later")
+        placed = await adapter.call(payment)
+    finally:
+        await adapter.close()
+    assert caught.value.vendor_code == "INVALID_FIELD"
+    assert placed["created"] is True
+    [record] = fake_sf.records("Zuora_Payment__c")
+    assert record["Account__c"] == account_id
 
 
 async def test_a_lookup_query_returns_the_records(fake_sf: FakeSalesforce) -> None:

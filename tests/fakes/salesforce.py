@@ -19,6 +19,11 @@ What it answers:
   (PATCH update, GET) and ``query/?q=`` (a small SOQL subset: SELECT fields FROM
   Type [WHERE a = 'x' AND b = 1] [LIMIT n]).
 
+Lookups declared with `add_lookup` are enforced as an org enforces them: an id
+of no such record is ``INVALID_CROSS_REFERENCE_KEY``, and a parent named by
+external id (``{"Account__r": {"External_Id__c": "A-1"}}``) is resolved to its
+id, or refused with ``INVALID_FIELD`` "Foreign key external ID: A-1 not found".
+
 Every data answer carries ``Sforce-Limit-Info: api-usage=<used>/<limit>``; every
 data request counts one. Errors are Salesforce's error array,
 ``[{"message", "errorCode", "fields"}]``, with its HTTP status. Tests script
@@ -158,6 +163,7 @@ class FakeSalesforce:
         self._lock = threading.Lock()
         self._users: dict[str, str] = {}
         self._apps: dict[str, tuple[bytes, set[str]]] = {}
+        self._lookups: dict[tuple[str, str], str] = {}
         self._state = _State()
         self._ids = itertools.count(1)
         self._server = _TlsServerThread(self._app, certfile=certfile, keyfile=keyfile)
@@ -200,6 +206,13 @@ class FakeSalesforce:
         """A connected app whose JWT assertions ``public_key_pem`` verifies, for ``usernames``."""
         with self._lock:
             self._apps[consumer_key] = (public_key_pem, set(usernames))
+
+    def add_lookup(self, sobject: str, field_name: str, target: str) -> None:
+        """Make ``sobject.field_name`` a lookup to ``target`` records (``Account__c``,
+        or ``AccountId``); its relationship (``Account__r``, ``Account``) takes an
+        external id."""
+        with self._lock:
+            self._lookups[(sobject, field_name)] = target
 
     def issue_session(self) -> str:
         """A valid session id, as if obtained elsewhere (for session auth)."""
@@ -365,6 +378,10 @@ class FakeSalesforce:
         except ValueError:
             return 400, _errors("JSON_PARSER_ERROR", "The request body is not JSON")
         sobject = parts[1]
+        if method in ("POST", "PATCH"):
+            refused = self._resolve_references(sobject, fields)
+            if refused is not None:
+                return refused
         if len(parts) == 2 and method == "POST":
             missing = self._missing(sobject, fields)
             if missing:
@@ -441,6 +458,36 @@ class FakeSalesforce:
             for r in rows
         ]
         return 200, {"totalSize": len(records), "done": True, "records": records}
+
+    def _resolve_references(self, sobject: str, fields: dict[str, Any]) -> tuple[int, Any] | None:
+        """Check lookup ids, and turn relationships by external id into ids, in place."""
+        for (owner, field_name), target in self._lookups.items():
+            if owner != sobject:
+                continue
+            relationship = (
+                field_name[:-3] + "__r" if field_name.endswith("__c") else field_name[:-2]
+            )
+            parent = fields.pop(relationship, None)
+            if isinstance(parent, dict) and len(parent) == 1:
+                [(external_field, value)] = parent.items()
+                matches = [
+                    r
+                    for r in self._state.records.get(target, {}).values()
+                    if str(r.get(external_field)) == str(value)
+                ]
+                if not matches:
+                    return 400, _errors(
+                        "INVALID_FIELD",
+                        f"Foreign key external ID: {value} not found for field "
+                        f"{external_field} in entity {target}",
+                    )
+                fields[field_name] = matches[0]["Id"]
+            record_id = fields.get(field_name)
+            if record_id and str(record_id)[:15] not in self._state.records.get(target, {}):
+                return 400, _errors(
+                    "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field_name]
+                )
+        return None
 
     def _missing(self, sobject: str, fields: dict[str, Any]) -> list[dict[str, Any]] | None:
         missing = [f for f in _REQUIRED.get(sobject, ()) if fields.get(f) in (None, "")]
