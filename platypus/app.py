@@ -88,18 +88,22 @@ class Platypus:
         self.runtime = EmbeddedRuntime(self.log, self.processor, observer=self.metrics)
         data_dir = config.resolve(config.data_dir)
         self.failures = FailureStore(config.failures_store or default_store_url(data_dir))
-        self.indexer = Indexer(self.log, self.failures, flows=self.flows, quiet=True)
+        self.indexer = Indexer(
+            self.log, self.failures, flows=self.flows, quiet=True, keys=config.ordering
+        )
         self._indexing: asyncio.Task[None] | None = None
         self._pollers: PollerGroup | None = None
         # The dashboard only marks replays; the indexer, which owns the log, appends them.
-        self.operations = Operations(self.failures, self.schemas)
+        self.operations = Operations(self.failures, self.schemas, keys=config.ordering)
         self.alerter: Alerter | None = None
         if config.ops.alerts is not None:
             # Built now so that it starts with the other connections.
             slack = self.connections.get(config.ops.alerts.connection)
             self.alerter = Alerter(self.failures, slack, config.ops.alerts, metrics=self.metrics)
         self._alerting: asyncio.Task[None] | None = None
-        self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)
+        self.ingress = Ingress(
+            self.log, self.schemas, config.ingress, EVENTS_TOPIC, keys=config.ordering
+        )
         self._server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self.url = ""

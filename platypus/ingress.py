@@ -36,7 +36,8 @@ from starlette.routing import BaseRoute, Route
 
 from platypus.config import IngressSettings, SourceSpec
 from platypus.envelope import CloudEvent
-from platypus.exceptions import EventValidationError, FieldError
+from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
+from platypus.keys import OrderingKeys, ordering_key
 from platypus.runtime.log import AppendItem
 from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
 from platypus.schema_registry import SchemaRegistry
@@ -85,12 +86,23 @@ class Ingress:
     """Validates request bodies and appends the events they carry to the log."""
 
     def __init__(
-        self, log: EventSink, schemas: SchemaRegistry, settings: IngressSettings, topic: str
+        self,
+        log: EventSink,
+        schemas: SchemaRegistry,
+        settings: IngressSettings,
+        topic: str,
+        *,
+        keys: OrderingKeys | None = None,
     ) -> None:
         self.log = log
         self.schemas = schemas
         self.settings = settings
         self.topic = topic
+        self.keys = keys or OrderingKeys()
+        """Which key orders each event type (``ordering:`` of platypus.yaml)."""
+        problems = self.keys.problems((s.type for s in schemas), schemas.json_schema)
+        if problems:
+            raise ConfigurationError("; ".join(problems))
 
     async def accept(self, body: bytes, content_type: str) -> IngressResult:
         """Validate ``body`` and append its events; never raises for bad input."""
@@ -207,7 +219,7 @@ class Ingress:
 
     def _item(self, event: CloudEvent, raw: bytes) -> AppendItem:
         return AppendItem(
-            key=event.key,
+            key=ordering_key(event, self.keys),
             value=raw,
             headers=[
                 (EVENT_ID_HEADER, event.id.encode()),

@@ -1,7 +1,8 @@
 """What an operator does with failed events: look, replay, discard. Every action is audited.
 
-A **replay** appends the event again to the events topic, with the same key, so it
-goes through its flows in its key's order, and with headers:
+A **replay** appends the event again to the events topic, keyed as the ingress
+keys it (`platypus.keys.ordering_key`: the subject unless ``ordering:`` says
+otherwise), so it goes through its flows in its key's order, and with headers:
 
 * ``platypus.event.id`` and, when it validates against its schema now,
   ``platypus.validated`` (what the ingress sets);
@@ -14,9 +15,9 @@ key's events keep their order. Steps already delivered for the event (in this
 flow or another one consuming it) are skipped, as after a crash.
 
 A replay may carry an **edited event** (one entry at a time). It is refused unless
-it is a valid CloudEvent whose data validates against its schema and whose
-``id`` and ``subject`` are the entry's: the key decides the order, the id which
-entry a new failure updates.
+it is a valid CloudEvent whose data validates against its schema, whose ``id``
+is the entry's (the id decides which entry a new failure updates) and whose
+ordering key is the one the event had (the key decides the order).
 
 The process that owns the event log appends replays (`dispatch_replays`). Anyone
 else (the CLI while ``platypus run`` is up) only marks entries ``replaying``; the
@@ -35,6 +36,7 @@ from pydantic import ValidationError
 
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, PlatypusError
+from platypus.keys import OrderingKeys, ordering_key
 from platypus.ops.indexer import REPLAY_OF_HEADER
 from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
 from platypus.redaction import MASK, mask_data
@@ -131,11 +133,17 @@ class Operations:
     process that does."""
 
     def __init__(
-        self, store: FailureStore, schemas: SchemaRegistry, *, log: EventLog | None = None
+        self,
+        store: FailureStore,
+        schemas: SchemaRegistry,
+        *,
+        log: EventLog | None = None,
+        keys: OrderingKeys | None = None,
     ) -> None:
         self.store = store
         self.schemas = schemas
         self.log = log
+        self.keys = keys
 
     # -- looking ----------------------------------------------------------------
 
@@ -240,7 +248,7 @@ class Operations:
         if self.log is None:
             return ReplayReport(marked, 0, queued=True, skipped=skipped)
         dispatched = await dispatch_replays(
-            self.log, self.store, schemas=self.schemas, progress=progress
+            self.log, self.store, schemas=self.schemas, keys=self.keys, progress=progress
         )
         return ReplayReport(marked, dispatched, skipped=skipped)
 
@@ -306,10 +314,12 @@ class Operations:
                 f"the edited event's id {event.id!r} must stay {entry.event_id!r}: "
                 "the id ties a new failure to this entry"
             )
-        if event.subject != entry.business_key:
+        key, kept = ordering_key(event, self.keys), _replay_key(entry, entry.payload, self.keys)
+        if key != kept:
             raise InvalidReplayError(
-                f"the edited event's subject {event.subject!r} must stay "
-                f"{entry.business_key!r}: the subject is the key that orders its events"
+                f"the edited event's ordering key {key!r} must stay {kept!r}: the key "
+                "(its subject, unless ordering: in platypus.yaml names another field) "
+                "decides the order of its events"
             )
 
 
@@ -318,6 +328,7 @@ async def dispatch_replays(
     store: FailureStore,
     *,
     schemas: SchemaRegistry | None = None,
+    keys: OrderingKeys | None = None,
     progress: Progress | None = None,
     chunk: int = 500,
 ) -> int:
@@ -326,6 +337,8 @@ async def dispatch_replays(
     Entries of one event (several of its flows failed) share one appended record.
     With ``schemas``, a replay that validates now carries ``platypus.validated``
     so the runtime does not validate it again; otherwise the runtime does.
+    ``keys`` is the project's ``ordering:``, so a replay gets the key the ingress
+    would give it.
     At least once: a crash between the append and the mark appends it again,
     and the delivery ledger keeps steps already delivered from being sent twice.
     """
@@ -344,7 +357,7 @@ async def dispatch_replays(
                 slot[entry.id] = same
                 continue
             slot[entry.id] = shared[(entry.event_id, value)] = len(items)
-            items.append(_replay_item(entry, value, schemas))
+            items.append(_replay_item(entry, value, schemas, keys))
         placed = await log.append(EVENTS_TOPIC, items)
         store.mark_replayed(
             {
@@ -358,14 +371,26 @@ async def dispatch_replays(
             progress(len(pending))
 
 
-def _replay_item(entry: Failure, value: bytes, schemas: SchemaRegistry | None) -> AppendItem:
+def _replay_item(
+    entry: Failure, value: bytes, schemas: SchemaRegistry | None, keys: OrderingKeys | None
+) -> AppendItem:
     headers = [(REPLAY_OF_HEADER, str(entry.id).encode())]
     if entry.event_id:
         headers.append((EVENT_ID_HEADER, entry.event_id.encode()))
     validated = _validated_type(value, schemas) if schemas is not None else None
     if validated is not None:
         headers.append((VALIDATED_HEADER, validated.encode()))
-    return AppendItem(key=entry.business_key, value=value, headers=headers)
+    return AppendItem(key=_replay_key(entry, value, keys), value=value, headers=headers)
+
+
+def _replay_key(entry: Failure, value: bytes, keys: OrderingKeys | None) -> str:
+    """The key the ingress gives ``value``; the entry's own for a record that is no event."""
+    try:
+        event = json.loads(value)
+    except ValueError:
+        return entry.business_key
+    key = ordering_key(event, keys) if isinstance(event, dict) else ""
+    return key or entry.business_key
 
 
 def _validated_type(value: bytes, schemas: SchemaRegistry) -> str | None:

@@ -168,12 +168,12 @@ async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Sessi
         if owned and (data_dir / "events.db").exists():
             log = EventLog(data_dir, partitions=config.partitions)
             log.open()
-            indexer = Indexer(log, store, flows=_flows(config), quiet=True)
+            indexer = Indexer(log, store, flows=_flows(config), quiet=True, keys=config.ordering)
             try:
                 await indexer.index_once()
             finally:
                 indexer.close()
-        ops = Operations(store, schemas, log=log)
+        ops = Operations(store, schemas, log=log, keys=config.ordering)
         yield _Session(config, store, ops, log, owner_running=not owned)
     finally:
         if log is not None:

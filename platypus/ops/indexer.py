@@ -38,6 +38,7 @@ import structlog
 
 from platypus import deadletter as dl
 from platypus.flow.model import FlowSpec
+from platypus.keys import OrderingKeys
 from platypus.ops.store import FailureStatus, FailureStore, NewFailure
 from platypus.runtime.embedded import EVENTS_TOPIC
 from platypus.runtime.log import EventLog, LogRecord
@@ -123,6 +124,7 @@ class Indexer:
     ``flows`` (optional) names the connection of each step in the entries.
     ``writable`` says this process owns the log, so it may append replays.
     ``quiet`` leaves out the info line per batch (the CLI's output is its report).
+    ``keys`` is the project's ``ordering:``, which keys the replays it appends.
     """
 
     def __init__(
@@ -135,9 +137,11 @@ class Indexer:
         batch: int = 1000,
         outcomes: OutcomeLookup | None = None,
         quiet: bool = False,
+        keys: OrderingKeys | None = None,
     ) -> None:
         self.log = log
         self._quiet = quiet
+        self._keys = keys
         self.store = store
         self.writable = writable
         self._batch = batch
@@ -156,7 +160,7 @@ class Indexer:
 
         report = IndexReport()
         if self.writable:
-            report.dispatched = await dispatch_replays(self.log, self.store)
+            report.dispatched = await dispatch_replays(self.log, self.store, keys=self._keys)
         while True:
             read, created, updated = self._index_batch()
             report.read += read

@@ -452,7 +452,13 @@ def run_web(
     settings = settings_for(config, broker)
     _wait_for_broker(settings)
     sink = KafkaEventSink(settings)
-    ingress = Ingress(sink, SchemaRegistry.default(), config.ingress, settings.topic("events"))
+    ingress = Ingress(
+        sink,
+        SchemaRegistry.default(),
+        config.ingress,
+        settings.topic("events"),
+        keys=config.ordering,
+    )
     app = create_app(ingress, sources=config.sources, data_dir=config.resolve(config.data_dir))
 
     async def serve() -> None:
