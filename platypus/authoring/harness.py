@@ -55,6 +55,7 @@ from platypus.exceptions import (
     ConfigurationError,
     FlowError,
     FlowLoadError,
+    MissingDependencyError,
     PermanentError,
     PlatypusError,
     RetryableError,
@@ -100,12 +101,22 @@ class FailSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: Literal["RetryableError", "PermanentError"] = "PermanentError"
+    error: Literal["RetryableError", "PermanentError", "MissingDependencyError"] = "PermanentError"
     message: str = "the fake vendor refused the call"
     times: int | None = Field(
         default=None, ge=1, description="Fail this many attempts, then answer; default: all."
     )
     status_code: int | None = None
+
+    @model_validator(mode="after")
+    def _missing_record_appears(self) -> FailSpec:
+        # Backoffs take no time in tests, so a record that never appears would be
+        # waited for until dependency_wait had passed on the clock.
+        if self.error == "MissingDependencyError" and self.times is None:
+            raise ValueError(
+                "a MissingDependencyError needs times: the attempts before the record exists"
+            )
+        return self
 
 
 class DeadLetteredSpec(BaseModel):
@@ -260,9 +271,16 @@ class RecordingAdapter(Adapter):
             count = self._failures.get(request.step, 0)
             if fail.times is None or count < fail.times:
                 self._failures[request.step] = count + 1
-                error = RetryableError if fail.error == "RetryableError" else PermanentError
+                error = _FAILURES[fail.error]
                 raise error(fail.message, status_code=fail.status_code)
         return copy.deepcopy(self._results.get(request.step, {}))
+
+
+_FAILURES: dict[str, type[PermanentError | RetryableError]] = {
+    "RetryableError": RetryableError,
+    "PermanentError": PermanentError,
+    "MissingDependencyError": MissingDependencyError,
+}
 
 
 class _TestProcessor(Processor):
