@@ -2,22 +2,33 @@
 
 An adapter stays one folder under ``adapters/``; what every HTTP adapter needs the
 same way (a ``User-Agent``, reading ``Retry-After``, a lenient JSON body, keeping
-credentials out of text it passes on) lives here once.
+credentials out of text it passes on, a CA bundle and a proxy) lives here once.
 """
 
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-__all__ = ["USER_AGENT", "json_or_none", "mask_secrets_in", "parse_retry_after"]
+from platypus.exceptions import ConfigurationError
+
+__all__ = [
+    "USER_AGENT",
+    "json_or_none",
+    "mask_secrets_in",
+    "parse_retry_after",
+    "untrusted_certificate",
+    "verify_with",
+]
 
 
 def _user_agent() -> str:
@@ -76,3 +87,32 @@ def mask_secrets_in(text: str, secrets: Iterable[SecretStr]) -> str:
         if value:
             text = text.replace(value, "***")
     return text
+
+
+def verify_with(ca_bundle: Path | None, *, connection: str = "") -> ssl.SSLContext | bool:
+    """httpx's ``verify``: a context trusting ``ca_bundle`` (PEM), or the system's CAs.
+
+    A bundle that cannot be read is a `ConfigurationError` naming the setting.
+    """
+    if ca_bundle is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigurationError(
+            f"connection {connection!r}: ca_bundle {ca_bundle} cannot be used: {reason}; "
+            "give a readable PEM file of CA certificates"
+        ) from None
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether a transport error is a TLS certificate the client does not trust."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -11,7 +11,13 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import MissingDependencyError, PermanentError, RetryableError
 from platypus.logging import get_logger
-from platypus.vendorhttp import USER_AGENT, json_or_none, mask_secrets_in
+from platypus.vendorhttp import (
+    USER_AGENT,
+    json_or_none,
+    mask_secrets_in,
+    untrusted_certificate,
+    verify_with,
+)
 
 from ._errors import Outcome, Verdict, classify, retry_after
 from ._idempotency import IdempotencyKeys, answered_failure
@@ -98,6 +104,8 @@ class ZuoraAdapter(Adapter):
                 max_keepalive_connections=min(config.max_connections, 20),
             ),
             follow_redirects=False,
+            verify=verify_with(config.ca_bundle, connection=self.connection),
+            proxy=config.proxy,
         )
 
     async def close(self) -> None:
@@ -190,6 +198,7 @@ class ZuoraAdapter(Adapter):
                 "if Zuora is just slow"
             ) from None
         except httpx.TransportError as exc:
+            self._untrusted(exc)
             raise RetryableError(
                 f"Zuora {where} failed: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable. "
@@ -273,6 +282,7 @@ class ZuoraAdapter(Adapter):
                 f"Zuora {where} timed out ({type(exc).__name__}); retryable"
             ) from None
         except httpx.TransportError as exc:
+            self._untrusted(exc)
             raise RetryableError(
                 f"Zuora {where} failed: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable"
@@ -305,6 +315,15 @@ class ZuoraAdapter(Adapter):
     def _scrub(self, text: str) -> str:
         # Zuora or a library may echo a credential back; never pass it on.
         return mask_secrets_in(text, [self._client_secret, *self._issued])
+
+    def _untrusted(self, exc: httpx.TransportError) -> None:
+        """A certificate this connection does not trust is no transient failure."""
+        if untrusted_certificate(exc):
+            raise PermanentError(
+                f"Zuora at {self._config.base_url}: the TLS certificate was not trusted "
+                f"({self._scrub(str(exc))[:200] or type(exc).__name__}); set the "
+                "connection's ca_bundle to the CA that signed it"
+            ) from None
 
     def __repr__(self) -> str:
         return f"ZuoraAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"

@@ -6,7 +6,9 @@ import asyncio
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -25,6 +27,8 @@ from platypus_adapters.zuora._errors import Verdict, classify
 from platypus_adapters.zuora._idempotency import IdempotencyKeys, answered_failure
 from platypus_adapters.zuora._token import TokenCache
 from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.proxy import TunnelProxy
+from tests.fakes.tls import TestCA
 from tests.fakes.zuora import AUTH_ERROR, RESET, FakeZuora, Reply, Slow
 
 SECRET = FakeZuora.client_secret
@@ -738,3 +742,78 @@ async def test_neither_the_client_secret_nor_a_token_leaks(
     assert len(errors) == 3
     for secret in [SECRET, *tokens]:
         assert all(secret not in text for text in texts), secret
+
+
+# -- TLS and proxies -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _https_zuora(test_ca: TestCA) -> Iterator[FakeZuora]:
+    fake = FakeZuora(tls=test_ca)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def https_zuora(_https_zuora: FakeZuora, zuora: FakeZuora) -> FakeZuora:
+    """The fake over HTTPS, with a certificate of a CA no system trusts."""
+    _https_zuora.reset()
+    return _https_zuora
+
+
+async def test_the_ca_bundle_verifies_zuora_and_the_proxy_tunnels_every_call(
+    https_zuora: FakeZuora, test_ca: TestCA, tunnel_proxy: TunnelProxy
+) -> None:
+    assert https_zuora.url.startswith("https://")
+    adapter = make_adapter(https_zuora, ca_bundle=str(test_ca.path), proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        result = await adapter.call(account_request("evt-tls"))
+    finally:
+        await adapter.close()
+    assert result
+    assert set(tunnel_proxy.tunnels) == {urlsplit(https_zuora.url).netloc}
+    assert len(https_zuora.requests) >= 1
+
+
+async def test_an_untrusted_certificate_is_a_permanent_error_naming_ca_bundle(
+    https_zuora: FakeZuora,
+) -> None:
+    adapter = make_adapter(https_zuora)  # the system's CAs do not know the fake's
+    await adapter.start()
+    try:
+        with pytest.raises(PermanentError, match="ca_bundle"):
+            await adapter.call(account_request("evt-tls"))
+    finally:
+        await adapter.close()
+    assert https_zuora.requests == []
+
+
+async def test_a_ca_bundle_that_cannot_be_read_stops_start(
+    zuora: FakeZuora, tmp_path: Path
+) -> None:
+    adapter = make_adapter(zuora, ca_bundle=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigurationError, match="ca_bundle"):
+        await adapter.start()
+
+
+def test_ca_bundle_and_proxy_left_empty_by_the_environment_are_unset() -> None:
+    settings = ZuoraSettings.model_validate(
+        {
+            "client_id": {"env": "ZUORA_CLIENT_ID"},
+            "client_secret": {"env": "ZUORA_CLIENT_SECRET"},
+            "ca_bundle": "",
+            "proxy": "",
+        }
+    )
+    assert settings.ca_bundle is None
+    assert settings.proxy is None
+    with pytest.raises(ValueError, match="proxy URL"):
+        ZuoraSettings.model_validate(
+            {
+                "client_id": {"env": "ZUORA_CLIENT_ID"},
+                "client_secret": {"env": "ZUORA_CLIENT_SECRET"},
+                "proxy": "socks5://proxy:1080",
+            }
+        )

@@ -45,6 +45,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.tls import TestCA, TlsServerThread
 from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
 
 __all__ = ["AUTH_ERROR", "RESET", "FakeZuora", "Reply", "Slow"]
@@ -79,10 +80,11 @@ class FakeZuora:
     client_id = "fake-zuora-client"
     client_secret = "fake-zuora-secret-7d41c0"
 
-    def __init__(self, token_lifetime: float = 3600.0) -> None:
+    def __init__(self, token_lifetime: float = 3600.0, *, tls: TestCA | None = None) -> None:
+        """``tls``: serve HTTPS with that CA's certificate (clients need its ``path``)."""
         self.default_token_lifetime = token_lifetime
         self._lock = threading.Lock()
-        self._server = ServerThread(self._app)
+        self._server = ServerThread(self._app) if tls is None else TlsServerThread(self._app, tls)
         self.reset()
 
     # -- life ---------------------------------------------------------------
