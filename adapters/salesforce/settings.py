@@ -143,6 +143,16 @@ class ClientCredentialsAuth(BaseModel):
         ),
     )
 
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _given(cls, value: object) -> object:
+        if value == "":
+            raise ValueError(
+                "the client credentials flow needs your My Domain prefix, e.g. acme.my "
+                "(the host of Setup > My Domain without .salesforce.com)"
+            )
+        return value
+
     @field_validator("domain")
     @classmethod
     def _my_domain(cls, value: str) -> str:
