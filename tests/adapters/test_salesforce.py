@@ -684,7 +684,7 @@ async def test_client_credentials_without_a_run_as_user_are_refused(
         await make_adapter(fake_sf, auth).start()
 
 
-@pytest.mark.parametrize("domain", ["login", "test"])
+@pytest.mark.parametrize("domain", ["login", "test", "TEST", ""])
 def test_client_credentials_need_a_my_domain(domain: str) -> None:
     with pytest.raises(ValidationError, match="My Domain"):
         SalesforceSettings.model_validate({"auth": client_credentials_auth(domain)})
