@@ -63,6 +63,7 @@ from platypus.exceptions import (
 from platypus.flow._yaml import Locations, parse_yaml
 from platypus.flow.loader import FLOW_SUFFIXES, TEST_SUFFIXES, load_flow
 from platypus.flow.model import FlowSpec
+from platypus.keys import ordering_key
 from platypus.runtime.processor import Connections, FlowOutcome, Processor
 from platypus.schema_registry import SchemaRegistry
 
@@ -403,7 +404,10 @@ class FlowHarness:
             params=params,
         )
         value = json.dumps(event).encode()
-        source = SourceRecord("platypus.test", 0, 0, str(event.get("subject", "")), value)
+        # Keyed as the ingress would key it, so adapters see the same Request.key.
+        source = SourceRecord(
+            "platypus.test", 0, 0, ordering_key(event, self.config.ordering), value
+        )
         result = await processor.process(source, {})
         for outcome in result.outcomes:
             if outcome.flow in (self.flow.name, ""):
