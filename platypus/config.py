@@ -9,6 +9,8 @@
     retry:                              # default retry policy; flows and steps override
       max_attempts: 5
       initial_delay: 500ms
+    ordering:                           # ordering key by event type (default: subject)
+      sales.opportunity.closed_won.v1: data.account_id
     connections:                        # adapter instances that steps write to
       billing:
         adapter: http
@@ -53,6 +55,7 @@ from pydantic import (
 )
 
 from platypus.exceptions import ConfigurationError
+from platypus.keys import OrderingKeys
 from platypus.retry import Duration, RetryPolicy
 from platypus.secrets import SecretRef
 
@@ -138,7 +141,8 @@ class IngressSettings(BaseModel):
 class KafkaSettings(BaseModel):
     """The Kafka runtime (``platypus worker``, ``platypus web``).
 
-    Topics are ``<topic_prefix>.events`` (CloudEvents keyed by ``subject``),
+    Topics are ``<topic_prefix>.events`` (CloudEvents keyed by their ordering key,
+    the ``subject`` unless ``ordering:`` says otherwise),
     ``<topic_prefix>.dead-letter`` and ``<topic_prefix>.rejected``.
     """
 
@@ -354,6 +358,14 @@ class ProjectConfig(BaseModel):
         default=16, ge=1, le=4096, description="Adapter calls in flight at once, all keys."
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Default retry policy.")
+    ordering: OrderingKeys = Field(
+        default_factory=OrderingKeys,
+        description=(
+            "Ordering key by event type: an expression over the event (data.account_id); "
+            "events of one key are processed in order and share a partition. "
+            "Default: the subject."
+        ),
+    )
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     failures_store: str | None = Field(

@@ -64,5 +64,6 @@ class CloudEvent(BaseModel):
 
     @property
     def key(self) -> str:
-        """The ordering key: events with the same key are processed in order."""
+        """The subject: the ordering key unless ``ordering:`` names another
+        (`platypus.keys.ordering_key` decides)."""
         return self.subject

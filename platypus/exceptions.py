@@ -12,6 +12,7 @@ The tree::
     ├── MappingError (ValueError)           an expression failed on a real event
     └── DeliveryError                       an adapter could not deliver
         ├── RetryableError                  try again later (429, 503, timeouts, ...)
+        │   └── MissingDependencyError      a record it refers to does not exist yet
         └── PermanentError                  retrying cannot help (400, invalid data, ...)
 
 A message says what was wrong, where (file:line, event id, field path) and what to
@@ -34,6 +35,7 @@ __all__ = [
     "FlowError",
     "FlowLoadError",
     "MappingError",
+    "MissingDependencyError",
     "PermanentError",
     "PlatypusError",
     "RetryableError",
@@ -163,6 +165,17 @@ class RetryableError(DeliveryError):
     """A transient failure: the same call may succeed later."""
 
     retryable = True
+
+
+class MissingDependencyError(RetryableError):
+    """The vendor refused the write because a record it refers to does not exist yet.
+
+    The invoice names a customer NetSuite does not have, the payment an account
+    Salesforce does not know: another event, on another key, or another system
+    usually creates it soon. The step retries it with backoff for its retry
+    policy's ``dependency_wait`` (``max_attempts`` does not count here), then the
+    event is dead-lettered; a replay once the record exists delivers it.
+    """
 
 
 class PermanentError(DeliveryError):

@@ -30,7 +30,8 @@ from pydantic import ValidationError
 
 from platypus.config import IngressSettings
 from platypus.envelope import CloudEvent
-from platypus.exceptions import EventValidationError, FieldError
+from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
+from platypus.keys import OrderingKeys, ordering_key
 from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER, NewRecord
 from platypus.runtime.base import EventSink
 from platypus.schema_registry import SchemaRegistry
@@ -65,12 +66,23 @@ class Ingress:
     """Validates request bodies and appends the events they carry to the log."""
 
     def __init__(
-        self, sink: EventSink, schemas: SchemaRegistry, settings: IngressSettings, topic: str
+        self,
+        sink: EventSink,
+        schemas: SchemaRegistry,
+        settings: IngressSettings,
+        topic: str,
+        *,
+        keys: OrderingKeys | None = None,
     ) -> None:
         self.sink = sink
         self.schemas = schemas
         self.settings = settings
         self.topic = topic
+        self.keys = keys or OrderingKeys()
+        """Which key orders each event type (``ordering:`` of platypus.yaml)."""
+        problems = self.keys.problems((s.type for s in schemas), schemas.json_schema)
+        if problems:
+            raise ConfigurationError("; ".join(problems))
 
     async def accept(self, body: bytes, content_type: str) -> IngressResult:
         """Validate ``body`` and append its events; never raises for bad input."""
@@ -187,7 +199,7 @@ class Ingress:
 
     def _item(self, event: CloudEvent, raw: bytes) -> NewRecord:
         return NewRecord(
-            key=event.key,
+            key=ordering_key(event, self.keys),
             value=raw,
             headers=(
                 (EVENT_ID_HEADER, event.id.encode()),

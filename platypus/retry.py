@@ -14,16 +14,11 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from platypus.exceptions import DeliveryError
+from platypus.exceptions import DeliveryError, MissingDependencyError
 
 __all__ = ["Duration", "RetryPolicy", "parse_duration"]
 
@@ -81,6 +76,14 @@ class RetryPolicy(BaseModel):
     max_retry_after: Duration = Field(
         default=300.0, description="Longest Retry-After honoured; longer ones are capped."
     )
+    dependency_wait: Duration = Field(
+        default=600.0,
+        description=(
+            "How long a write that refers to a record that does not exist yet (a customer, "
+            "a parent account: MissingDependencyError) keeps being retried, since the first "
+            "attempt and whatever max_attempts says; 0 dead-letters it at once."
+        ),
+    )
 
     def merged(self, override: RetryPolicyOverride | None) -> RetryPolicy:
         """This policy with the fields ``override`` sets replaced."""
@@ -103,17 +106,25 @@ class RetryPolicy(BaseModel):
             return max(jittered, min(max(retry_after, 0.0), self.max_retry_after))
         return jittered
 
-    def should_retry(self, error: BaseException, attempt: int, elapsed: float) -> bool:
+    def should_retry(self, error: BaseException | None, attempt: int, elapsed: float) -> bool:
         """Whether to try again after ``error`` at ``attempt``, ``elapsed`` seconds in.
 
-        The decision the tenacity arguments below make, as a plain function.
+        The decision the tenacity arguments below make, as a plain function. A
+        `MissingDependencyError` is retried while ``elapsed < dependency_wait``;
+        any other retryable error while both ``attempt < max_attempts`` and
+        ``elapsed < max_elapsed``.
         """
-        return (
-            isinstance(error, DeliveryError)
-            and error.retryable
-            and attempt < self.max_attempts
-            and elapsed < self.max_elapsed
-        )
+        if not isinstance(error, DeliveryError) or not error.retryable:
+            return False
+        if isinstance(error, MissingDependencyError):
+            return elapsed < self.dependency_wait
+        return attempt < self.max_attempts and elapsed < self.max_elapsed
+
+    def budget(self, error: BaseException | None) -> float:
+        """Seconds since the first attempt after which ``error`` is no longer retried."""
+        if isinstance(error, MissingDependencyError):
+            return self.dependency_wait
+        return self.max_elapsed
 
     def tenacity_kwargs(self, *, after_attempts: int = 0, elapsed: float = 0.0) -> dict[str, Any]:
         """Arguments for `tenacity.AsyncRetrying`/`Retrying` implementing this policy.
@@ -123,8 +134,7 @@ class RetryPolicy(BaseModel):
         attempt itself, since most deliveries succeed at once.
         """
         return {
-            "stop": stop_after_attempt(max(self.max_attempts - after_attempts, 1))
-            | stop_after_delay(max(self.max_elapsed - elapsed, 0.0)),
+            "stop": _StopPolicy(self, after_attempts, elapsed),
             "wait": _WaitPolicy(self, after_attempts, elapsed),
             "retry": retry_if_exception(_is_retryable),
             "reraise": True,
@@ -151,6 +161,7 @@ class RetryPolicyOverride(BaseModel):
     max_elapsed: Duration | None = None
     respect_retry_after: bool | None = None
     max_retry_after: Duration | None = None
+    dependency_wait: Duration | None = None
 
 
 _RANDOM = random.Random()  # noqa: S311 -- jitter, not cryptography
@@ -160,6 +171,25 @@ def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, DeliveryError) and error.retryable
 
 
+def _failure(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None else None
+
+
+class _StopPolicy(stop_base):
+    """Stops when `RetryPolicy.should_retry` says no, counting earlier attempts too."""
+
+    def __init__(self, policy: RetryPolicy, after_attempts: int = 0, elapsed: float = 0.0) -> None:
+        self.policy = policy
+        self.after_attempts = after_attempts
+        self.elapsed = elapsed
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        attempt = retry_state.attempt_number + self.after_attempts
+        spent = self.elapsed + (retry_state.seconds_since_start or 0.0)
+        return not self.policy.should_retry(_failure(retry_state), attempt, spent)
+
+
 class _WaitPolicy(wait_base):
     def __init__(self, policy: RetryPolicy, after_attempts: int = 0, elapsed: float = 0.0) -> None:
         self.policy = policy
@@ -167,12 +197,11 @@ class _WaitPolicy(wait_base):
         self.elapsed = elapsed
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
+        error = _failure(retry_state)
         retry_after = error.retry_after if isinstance(error, DeliveryError) else None
         attempt = retry_state.attempt_number + self.after_attempts
         delay = self.policy.delay(attempt, retry_after)
         # Never sleep past the elapsed budget just to give up afterwards.
         spent = self.elapsed + (retry_state.seconds_since_start or 0.0)
-        remaining = self.policy.max_elapsed - spent
+        remaining = self.policy.budget(error) - spent
         return max(0.0, min(delay, remaining)) if retry_after is None else max(0.0, delay)

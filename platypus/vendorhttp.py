@@ -2,7 +2,7 @@
 
 An adapter stays one folder under ``adapters/``; what every HTTP adapter needs the
 same way (a ``User-Agent``, reading ``Retry-After``, a lenient JSON body, keeping
-credentials out of text it passes on) lives here once.
+credentials out of text it passes on, a CA bundle and a proxy) lives here once.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ __all__ = [
     "parse_input",
     "parse_retry_after",
     "transport_failure",
+    "untrusted_certificate",
+    "verify_with",
 ]
 
 
@@ -195,3 +197,32 @@ def https_root(value: str, example: str) -> str:
 def blank_is_unset(value: Any) -> Any:
     """None for an empty string: ``${NAME:-}`` in platypus.yaml leaves a setting unset."""
     return None if value == "" else value
+
+
+def verify_with(ca_bundle: Path | None, *, connection: str = "") -> ssl.SSLContext | bool:
+    """httpx's ``verify``: a context trusting ``ca_bundle`` (PEM), or the system's CAs.
+
+    A bundle that cannot be read is a `ConfigurationError` naming the setting.
+    """
+    if ca_bundle is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigurationError(
+            f"connection {connection!r}: ca_bundle {ca_bundle} cannot be used: {reason}; "
+            "give a readable PEM file of CA certificates"
+        ) from None
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether a transport error is a TLS certificate the client does not trust."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -29,9 +29,10 @@ from typing import Any, Protocol
 import httpx
 import yaml
 
-from platypus.config import KafkaSettings
+from platypus.config import ConnectionSpec, KafkaSettings
 from platypus.deadletter import describe_headers
 from platypus.ingress import Ingress
+from platypus.keys import OrderingKeys
 from platypus.partitioning import partition_for
 from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC, NewRecord
 from platypus.retry import RetryPolicy
@@ -176,9 +177,21 @@ async def start_runtime(
     partitions: int = 4,
     concurrency: int = 8,
     retry: RetryPolicy = TEST_RETRY,
+    ordering: Mapping[str, str] | None = None,
+    connections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[Runtime]:
-    """A started runtime of ``kind`` over ``flows``, stopped on exit."""
+    """A started runtime of ``kind`` over ``flows``, stopped on exit.
+
+    ``ordering`` is the project's ``ordering:``; ``connections`` adds connections
+    (as in platypus.yaml: ``{adapter, settings}``) beside the ``vendor`` one.
+    """
     if kind == "embedded":
+        specs = {
+            "vendor": ConnectionSpec(
+                adapter="http", settings={"base_url": vendor_url, "timeout": 5}
+            ),
+            **{name: ConnectionSpec(**spec) for name, spec in (connections or {}).items()},
+        }
         async with running(
             root,
             vendor_url,
@@ -186,12 +199,22 @@ async def start_runtime(
             partitions=partitions,
             concurrency=concurrency,
             retry=retry,
+            ordering=OrderingKeys.model_validate(dict(ordering or {})),
+            connections=specs,
         ) as app:
             yield EmbeddedDriver(app)
         return
     assert kafka_broker is not None, "the kafka runtime needs the kafka_broker fixture"
     async with _kafka_runtime(
-        root, vendor_url, flows, kafka_broker, partitions, concurrency, retry
+        root,
+        vendor_url,
+        flows,
+        kafka_broker,
+        partitions,
+        concurrency,
+        retry,
+        ordering=ordering,
+        connections=connections,
     ) as driver:
         yield driver
 
@@ -206,6 +229,8 @@ def write_kafka_project(
     concurrency: int = 8,
     retry: RetryPolicy = TEST_RETRY,
     name: str = "conformance",
+    ordering: Mapping[str, str] | None = None,
+    connections: Mapping[str, Mapping[str, Any]] | None = None,
     **kafka_options: Any,
 ) -> KafkaSettings:
     """Write ``platypus.yaml`` and flows for a worker with its own topics and group."""
@@ -231,8 +256,10 @@ def write_kafka_project(
         "retry": retry.model_dump(),
         "kafka": kafka,
         "connections": {
-            "vendor": {"adapter": "http", "settings": {"base_url": vendor_url, "timeout": 5}}
+            "vendor": {"adapter": "http", "settings": {"base_url": vendor_url, "timeout": 5}},
+            **{name: dict(spec) for name, spec in (connections or {}).items()},
         },
+        "ordering": dict(ordering or {}),
     }
     (root / "platypus.yaml").write_text(yaml.safe_dump(config))
     return KafkaSettings(**kafka)
@@ -288,7 +315,9 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
 
 
 @asynccontextmanager
-async def kafka_ingress(settings: KafkaSettings) -> AsyncIterator[Ingress]:
+async def kafka_ingress(
+    settings: KafkaSettings, keys: OrderingKeys | None = None
+) -> AsyncIterator[Ingress]:
     """The ingress ``platypus web`` runs, in this event loop, producing to the broker."""
     from platypus.config import IngressSettings
 
@@ -296,7 +325,13 @@ async def kafka_ingress(settings: KafkaSettings) -> AsyncIterator[Ingress]:
     sink = KafkaEventSink(settings)
     await sink.start()
     try:
-        yield Ingress(sink, SchemaRegistry.default(), IngressSettings(), settings.topic("events"))
+        yield Ingress(
+            sink,
+            SchemaRegistry.default(),
+            IngressSettings(),
+            settings.topic("events"),
+            keys=keys,
+        )
     finally:
         await sink.stop()
 
@@ -310,6 +345,9 @@ async def _kafka_runtime(
     partitions: int,
     concurrency: int,
     retry: RetryPolicy,
+    *,
+    ordering: Mapping[str, str] | None = None,
+    connections: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[KafkaDriver]:
     settings = write_kafka_project(
         root,
@@ -319,11 +357,14 @@ async def _kafka_runtime(
         partitions=partitions,
         concurrency=concurrency,
         retry=retry,
+        ordering=ordering,
+        connections=connections,
     )
     process = start_worker(root)
     try:
         await wait_worker_healthy(process, settings.web_port)
-        async with kafka_ingress(settings) as ingress:
+        keys = OrderingKeys.model_validate(dict(ordering or {}))
+        async with kafka_ingress(settings, keys) as ingress:
             yield KafkaDriver(broker, settings, ingress)
     finally:
         stop_worker(process)

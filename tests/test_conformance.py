@@ -8,8 +8,11 @@ letters and commits. The two runtimes must agree on every assertion.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import pytest
 
 from platypus.flow.loader import load_flow
 from platypus.retry import RetryPolicy
+from tests.fakes.netsuite import Credentials, FakeNetSuite, wsdl_path
 from tests.fakes.vendor import FakeVendor, Reply
 from tests.runtimes import RUNTIMES, Runtime, partition_of, start_runtime
 from tests.support import ORDER_FLOW, closed_won
@@ -316,3 +320,204 @@ async def test_the_same_event_replayed_leaves_one_record_at_a_vendor_without_ide
         await runtime.drain()
 
     assert len(fake_vendor.requests_to("/orders")) == 1
+
+
+# -- ordering across related records ---------------------------------------------------
+
+OPPORTUNITY = "sales.opportunity.closed_won.v1"
+BY_ACCOUNT = {OPPORTUNITY: "data.account_id"}
+
+
+async def test_an_ordering_key_other_than_the_subject_orders_related_records(
+    make_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    account = "001ACME00000042"
+    first = closed_won(amount=1001, account_id=account)
+    second = closed_won(amount=1002, account_id=account)  # another opportunity: another subject
+    assert first["subject"] != second["subject"]
+    # The first waits out a second's Retry-After: keyed by subject, the second would pass it.
+    fake_vendor.script("/orders", [Reply(503, headers={"Retry-After": "1"})])
+    async with make_runtime({"orders": ORDER_FLOW}, ordering=BY_ACCOUNT) as runtime:
+        await runtime.ingest(first, second)
+        await fake_vendor.wait_for(3, path="/orders", within=30)
+        await runtime.drain()
+        committed = runtime.committed()
+        assert runtime.dead_letters() == []
+
+    amounts = [r.json["amount"] for r in fake_vendor.requests_to("/orders")]
+    assert amounts == [1001, 1001, 1002]
+    # Both records are in the account's partition, whatever their subjects hash to.
+    assert committed.get(partition_of(runtime, account)) == 2
+    assert sum(committed.values()) == 2
+
+
+async def test_a_dead_letter_carries_the_ordering_key_of_its_event(
+    make_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    account = "001ACME00000043"
+    fake_vendor.script("/orders", [(400, {"error": "INVALID_FIELD", "message": "closed"})])
+    async with make_runtime({"orders": ORDER_FLOW}, ordering=BY_ACCOUNT) as runtime:
+        await runtime.ingest(closed_won(account_id=account))
+        await fake_vendor.wait_for(1, path="/orders", within=30)
+        await runtime.drain()
+        [letter] = runtime.dead_letters()
+
+    assert letter.key == account
+    assert letter.headers["__connect.errors.partition"] == str(partition_of(runtime, account))
+
+
+# -- waiting for a record that does not exist yet ---------------------------------------
+
+NETSUITE = Credentials(
+    account="1234567_SB1",
+    consumer_key="ck-conformance-1",
+    consumer_secret="netsuite-consumer-secret-conformance",
+    token_id="tok-conformance-1",
+    token_secret="netsuite-token-secret-conformance",
+)
+
+INVOICES = """
+name: invoices
+consumes: finance.invoice.posted.v1
+steps:
+  - name: upsert_invoice
+    to: erp.upsert_invoice
+    retry: {dependency_wait: DEPENDENCY_WAIT}
+    payload:
+      externalId: data.invoice_number
+      entity: {externalId: data.crm_account_id}
+      tranDate: data.invoice_date
+      items: "data.lines[*].{item: {externalId: 'SUBSCRIPTION'}, amount: amount}"
+"""
+
+CUSTOMERS = """
+name: customers
+consumes: sales.opportunity.closed_won.v1
+steps:
+  - name: upsert_customer
+    to: erp.upsert_customer
+    payload:
+      externalId: data.account_id
+      companyName: data.account_name
+"""
+
+_invoices = itertools.count(1)
+
+
+def invoice_posted(crm_account_id: str) -> dict[str, Any]:
+    """A valid ``finance.invoice.posted.v1`` event; its subject is the Zuora account."""
+    number = f"INV-{next(_invoices):06d}"
+    return {
+        "specversion": "1.0",
+        "id": f"evt-{number}",
+        "source": "/zuora/test",
+        "type": "finance.invoice.posted.v1",
+        "subject": "A00000042",
+        "data": {
+            "invoice_id": f"8a8a{number}",
+            "invoice_number": number,
+            "account_number": "A00000042",
+            "crm_account_id": crm_account_id,
+            "invoice_date": "2026-11-03",
+            "due_date": "2026-12-03",
+            "currency": "EUR",
+            "amount": 100,
+            "balance": 100,
+            "lines": [{"charge_name": "Seats", "amount": 100}],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def _netsuite_server() -> Iterator[FakeNetSuite]:
+    if not wsdl_path().exists():
+        pytest.skip(f"the NetSuite WSDL is not at {wsdl_path()}; set PLATYPUS_NETSUITE_WSDL")
+    with FakeNetSuite(NETSUITE) as fake:
+        yield fake
+
+
+@pytest.fixture
+def netsuite(_netsuite_server: FakeNetSuite, monkeypatch: pytest.MonkeyPatch) -> FakeNetSuite:
+    """The fake NetSuite, emptied, with the secrets in the environment (a worker inherits it)."""
+    monkeypatch.setenv("CONFORMANCE_NS_CONSUMER_SECRET", NETSUITE.consumer_secret)
+    monkeypatch.setenv("CONFORMANCE_NS_TOKEN_SECRET", NETSUITE.token_secret)
+    _netsuite_server.reset()
+    return _netsuite_server
+
+
+def erp(netsuite: FakeNetSuite) -> dict[str, Any]:
+    return {
+        "adapter": "netsuite",
+        "settings": {
+            "account": NETSUITE.account,
+            "consumer_key": NETSUITE.consumer_key,
+            "consumer_secret": {"env": "CONFORMANCE_NS_CONSUMER_SECRET"},
+            "token_id": NETSUITE.token_id,
+            "token_secret": {"env": "CONFORMANCE_NS_TOKEN_SECRET"},
+            "wsdl": str(wsdl_path()),
+            "endpoint": netsuite.endpoint,
+            "timeout": "5s",
+        },
+    }
+
+
+def attempts_for(netsuite: FakeNetSuite, external_id: str) -> int:
+    """How many upserts of the record ``external_id`` the fake received."""
+    needle = f'externalId="{external_id}"'.encode()
+    return sum(1 for r in netsuite.received if needle in r.body)
+
+
+async def wait_until(check: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_an_invoice_posted_before_its_customer_is_delivered_once_the_customer_exists(
+    make_runtime: MakeRuntime, netsuite: FakeNetSuite
+) -> None:
+    account = "001ACME00000044"
+    invoice = invoice_posted(account)
+    number = invoice["data"]["invoice_number"]
+    flows = {"invoices": INVOICES.replace("DEPENDENCY_WAIT", "60s"), "customers": CUSTOMERS}
+    async with make_runtime(flows, connections={"erp": erp(netsuite)}) as runtime:
+        await runtime.ingest(invoice)
+        # More attempts than max_attempts (4): waiting is not counted in attempts.
+        await wait_until(
+            lambda: attempts_for(netsuite, number) >= 6, 30, "the invoice retried 6 times"
+        )
+        assert netsuite.record("invoice", number) is None
+        await runtime.ingest(closed_won(account_id=account))  # creates the customer
+        await runtime.drain()
+        assert runtime.dead_letters() == []
+
+    stored = netsuite.record("invoice", number)
+    assert stored is not None
+    customer = netsuite.record("customer", account)
+    assert customer is not None
+    entity = stored.field("entity")
+    assert entity is not None
+    assert entity.get("externalId") == account
+
+
+async def test_a_record_still_missing_after_the_dependency_wait_is_dead_lettered(
+    make_runtime: MakeRuntime, netsuite: FakeNetSuite
+) -> None:
+    invoice = invoice_posted("001NOBODY0000045")
+    flows = {"invoices": INVOICES.replace("DEPENDENCY_WAIT", "1s")}
+    async with make_runtime(flows, connections={"erp": erp(netsuite)}) as runtime:
+        [raw] = await runtime.ingest(invoice)
+        await runtime.drain()
+        [letter] = runtime.dead_letters()
+
+    assert letter.value == raw
+    headers = letter.headers
+    assert headers["__connect.errors.exception.class.name"] == (
+        "platypus.exceptions.MissingDependencyError"
+    )
+    assert headers["platypus.error.vendor.code"] == "INVALID_KEY_OR_REF"
+    assert headers["platypus.error.retryable"] == "true"
+    assert int(headers["platypus.attempts"]) > 4  # past max_attempts, bounded by the wait
+    assert "001NOBODY0000045" in headers["__connect.errors.exception.message"]

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from tenacity import RetryCallState
 
-from platypus.exceptions import DeliveryError, PermanentError, RetryableError
+from platypus.exceptions import (
+    DeliveryError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.retry import RetryPolicy, RetryPolicyOverride, parse_duration
 
 # -- durations -------------------------------------------------------------------------
@@ -86,6 +91,7 @@ def test_policy_defaults() -> None:
         "max_elapsed": 600.0,
         "respect_retry_after": True,
         "max_retry_after": 300.0,
+        "dependency_wait": 600.0,
     }
 
 
@@ -229,6 +235,42 @@ def test_should_retry_only_retryable_delivery_errors_within_budget(
     assert RetryPolicy().should_retry(error, attempt, elapsed) is expected
 
 
+@pytest.mark.parametrize(
+    ("attempt", "elapsed", "expected"),
+    [
+        (1, 0.0, True),
+        (5, 10.0, True),  # past max_attempts: the count does not apply
+        (500, 599.0, True),
+        (2, 600.0, False),  # the dependency_wait is over
+    ],
+)
+def test_a_missing_dependency_is_retried_for_the_dependency_wait_however_many_attempts(
+    attempt: int, elapsed: float, expected: bool
+) -> None:
+    policy = RetryPolicy(max_attempts=5, max_elapsed=60.0, dependency_wait=600.0)
+    error = MissingDependencyError("customer C-1 does not exist yet")
+    assert policy.should_retry(error, attempt, elapsed) is expected
+
+
+def test_a_dependency_wait_of_zero_dead_letters_a_missing_dependency_at_once() -> None:
+    policy = RetryPolicy(dependency_wait=0)
+    assert not policy.should_retry(MissingDependencyError("no customer"), 1, 0.0)
+
+
+def test_a_missing_dependency_is_retryable_and_other_errors_keep_their_budget() -> None:
+    policy = RetryPolicy(max_attempts=3, max_elapsed=60.0, dependency_wait=3600.0)
+    assert MissingDependencyError("x").retryable
+    assert not policy.should_retry(RetryableError("503"), 3, 1.0)
+    assert not policy.should_retry(RetryableError("503"), 1, 61.0)
+    assert policy.budget(RetryableError("503")) == 60.0
+    assert policy.budget(MissingDependencyError("x")) == 3600.0
+
+
+def test_dependency_wait_is_overridden_like_the_other_fields() -> None:
+    override = RetryPolicyOverride.model_validate({"dependency_wait": "30m"})
+    assert RetryPolicy().merged(override).dependency_wait == 1800.0
+
+
 # -- tenacity --------------------------------------------------------------------------
 
 
@@ -321,6 +363,61 @@ def test_wait_without_retry_after_never_sleeps_past_the_elapsed_budget() -> None
     policy = RetryPolicy(initial_delay=100.0, max_delay=100.0, max_elapsed=10.0)
     for _ in range(50):
         assert wait_after(policy, RetryableError("x"), elapsed=9.5) <= 0.5 + 1e-9
+
+
+async def test_a_missing_dependency_is_retried_past_max_attempts_until_it_exists() -> None:
+    sleeps = Sleeps()
+    call = Flaky(*(MissingDependencyError("no customer yet") for _ in range(7)))
+    policy = RetryPolicy(max_attempts=3, initial_delay=0.0, dependency_wait=60.0)
+    assert await policy.retrying(sleep=sleeps)(call) == "ok"
+    assert call.calls == 8
+
+
+def stops_after(policy: RetryPolicy, error: BaseException, attempt: int, elapsed: float) -> bool:
+    state = RetryCallState(policy.retrying(), fn=None, args=(), kwargs={})
+    future: Future[Any] = Future()
+    future.set_exception(error)
+    state.outcome = future  # type: ignore[assignment]
+    state.attempt_number = attempt
+    state.outcome_timestamp = state.start_time + elapsed
+    stop: Any = policy.tenacity_kwargs()["stop"]
+    return bool(stop(state))
+
+
+def test_tenacity_stops_a_missing_dependency_once_the_dependency_wait_is_over() -> None:
+    policy = RetryPolicy(max_attempts=2, max_elapsed=5.0, dependency_wait=100.0)
+    missing = MissingDependencyError("no customer yet")
+    assert not stops_after(policy, missing, attempt=40, elapsed=99.0)
+    assert stops_after(policy, missing, attempt=40, elapsed=100.0)
+    assert stops_after(policy, RetryableError("503"), attempt=2, elapsed=1.0)
+    assert stops_after(policy, RetryableError("503"), attempt=1, elapsed=5.0)
+
+
+def test_tenacity_counts_the_attempts_and_time_the_runtime_already_spent() -> None:
+    policy = RetryPolicy(max_attempts=3, max_elapsed=10.0)
+    stop: Any = policy.tenacity_kwargs(after_attempts=1, elapsed=4.0)["stop"]
+    state = RetryCallState(policy.retrying(), fn=None, args=(), kwargs={})
+    future: Future[Any] = Future()
+    future.set_exception(RetryableError("503"))
+    state.outcome = future  # type: ignore[assignment]
+    state.attempt_number = 1
+    state.outcome_timestamp = state.start_time + 1.0
+    assert not stop(state)  # 2 attempts in all, 5 s in
+    state.attempt_number = 2
+    assert stop(state)  # 3 attempts in all: max_attempts
+    state.attempt_number = 1
+    state.outcome_timestamp = state.start_time + 6.0
+    assert stop(state)  # 10 s in all: max_elapsed
+
+
+def test_wait_for_a_missing_dependency_never_sleeps_past_the_dependency_wait() -> None:
+    policy = RetryPolicy(
+        initial_delay=100.0, max_delay=100.0, max_elapsed=1.0, dependency_wait=20.0
+    )
+    waits = [wait_after(policy, MissingDependencyError("x"), elapsed=19.0) for _ in range(50)]
+    assert all(wait <= 1.0 + 1e-9 for wait in waits)
+    # The budget is the dependency wait, not max_elapsed (long over by then).
+    assert max(waits) > 0.5
 
 
 def test_wait_with_retry_after_is_not_cut_by_the_elapsed_budget() -> None:

@@ -56,13 +56,14 @@ def _wsdl_location(wsdl: str) -> str:
     return str(Path(wsdl).expanduser().resolve())
 
 
-def _document(location: str) -> Document:
+def _document(location: str, session: requests.Session) -> Document:
     with _documents_lock:
         document = _documents.get(location)
         if document is None:
+            # Fetched through the connection's session: its CA bundle and proxy.
             # zeep's annotations are partial: untyped constructors, and Document's
             # transport typed as a class where it takes an instance.
-            transport = Transport(timeout=_WSDL_LOAD_TIMEOUT)  # type: ignore[no-untyped-call]
+            transport = Transport(session=session, timeout=_WSDL_LOAD_TIMEOUT)  # type: ignore[no-untyped-call]
             document = Document(location, transport, settings=ZeepSettings())  # type: ignore[arg-type]
             _documents[location] = document
         return document
@@ -154,11 +155,17 @@ class NetSuiteAdapter(Adapter):
         config = self._config
         self._consumer_secret = config.consumer_secret.resolve()
         self._token_secret = config.token_secret.resolve()
-        document = await asyncio.to_thread(_document, _wsdl_location(config.wsdl))
         session = requests.Session()
         pool_size = config.max_workers
         session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=pool_size))
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=pool_size))
+        if config.ca_bundle is not None:
+            session.verify = str(config.ca_bundle)
+            # Otherwise REQUESTS_CA_BUNDLE and friends override `verify`.
+            session.trust_env = False
+        if config.proxy is not None:
+            session.proxies = {"https": config.proxy, "http": config.proxy}
+        document = await asyncio.to_thread(_document, _wsdl_location(config.wsdl), session)
         # zeep's constructors are unannotated, hence the ignores.
         transport = _Transport(session=session, operation_timeout=config.timeout)  # type: ignore[no-untyped-call]
         client = Client(document, transport=transport)  # type: ignore[no-untyped-call]
@@ -285,7 +292,7 @@ class NetSuiteAdapter(Adapter):
 
     def _upsert(self, get_type: Any, service: Any, spec: RecordSpec, data: Any) -> dict[str, Any]:
         """One upsert; an InvalidSessionFault is answered by re-signing once."""
-        record = spec.build(get_type, data)
+        record = spec.build(get_type, data, self._config.timezone)
         where = (
             f"connection {self.connection!r}: upsert {spec.record_type} "
             f"externalId={data.external_id!r}"

@@ -5,7 +5,10 @@ A call can fail three ways, each classified here as plain functions:
 * a SOAP fault, named by the element in its ``<detail>`` (``exceededRequestLimitFault``
   and so on, from ``platform.faults.xsd``) — `classify_fault`;
 * a ``writeResponse`` whose ``status isSuccess="false"``, with ``statusDetail`` codes
-  from ``StatusDetailCodeType`` (``platform.faultTypes.xsd``) — `classify_status`;
+  from ``StatusDetailCodeType`` (``platform.faultTypes.xsd``) — `classify_status`.
+  ``INVALID_KEY_OR_REF`` on a reference (an invoice's customer, its sales order)
+  means the record it names does not exist yet: a `MissingDependencyError`,
+  retried for the step's ``dependency_wait``;
 * no SOAP answer at all: a timeout, a reset, an HTTP error without a fault — handled
   where the call is made.
 """
@@ -14,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from platypus.exceptions import PermanentError, RetryableError
+from platypus.exceptions import MissingDependencyError, PermanentError, RetryableError
 
 __all__ = [
     "ALERT_FAULTS",
+    "MISSING_RECORD_CODES",
     "RETRYABLE_FAULTS",
     "RETRYABLE_STATUS_CODES",
     "SESSION_FAULT",
@@ -70,8 +74,18 @@ RETRYABLE_STATUS_CODES = frozenset(
     }
 )
 """Record-level ``statusDetail`` codes a later attempt may get past. Every other
-code (``INVALID_FLD_VALUE``, ``USER_ERROR``, ``DUP_ENTITY``, ``INVALID_KEY_OR_REF``,
-``INSUFFICIENT_PERMISSION``...) is permanent: the data or the setup must change."""
+code (``INVALID_FLD_VALUE``, ``USER_ERROR``, ``DUP_ENTITY``, ``INSUFFICIENT_PERMISSION``...)
+is permanent, but for `MISSING_RECORD_CODES`: the data or the setup must change."""
+
+MISSING_RECORD_CODES = frozenset(
+    {
+        # "Invalid entity reference key C-1.": the record a reference names (the
+        # customer of an invoice, the sales order it bills) is not in NetSuite, or
+        # not yet: an event of another key, or another system, may create it.
+        "INVALID_KEY_OR_REF",
+    }
+)
+"""Record-level codes that mean a record this one refers to does not exist yet."""
 
 
 def fault_type(detail_element: str) -> str:
@@ -119,14 +133,23 @@ def classify_status(
     """The error for ``status isSuccess="false"`` with ``(code, message)`` details.
 
     Retryable only when every detail code is retryable: one permanent reason is
-    enough for the same write to fail again.
+    enough for the same write to fail again. A missing referenced record, with
+    nothing permanent beside it, is a `MissingDependencyError`.
     """
     codes = [code or "UNKNOWN" for code, _ in details] or ["UNKNOWN"]
     described = "; ".join(f"{code or 'UNKNOWN'}: {message}" for code, message in details)
     text = f"{where}: NetSuite refused the record: {described or 'no detail given'}"
     if all(code in RETRYABLE_STATUS_CODES for code in codes):
         return RetryableError(f"{text}; retryable", vendor_code=codes[0])
-    permanent = next(code for code in codes if code not in RETRYABLE_STATUS_CODES)
+    waiting = RETRYABLE_STATUS_CODES | MISSING_RECORD_CODES
+    if all(code in waiting for code in codes):
+        missing = next(code for code in codes if code in MISSING_RECORD_CODES)
+        return MissingDependencyError(
+            f"{text}; a record it refers to does not exist yet: retried for the step's "
+            "dependency_wait, then dead-lettered (replay it once the record exists)",
+            vendor_code=missing,
+        )
+    permanent = next(code for code in codes if code not in waiting)
     return PermanentError(
         f"{text}; fix the event or the step's mapping (retrying cannot help)",
         vendor_code=permanent,

@@ -4,21 +4,32 @@ Inputs use NetSuite's own field names (``externalId``, ``companyName``,
 ``tranDate``), so a flow's mapping reads like the SuiteTalk schema. Only the
 fields a quote-to-cash flow needs are modelled; anything else is refused
 (``extra="forbid"``) rather than silently dropped.
+
+Dates. NetSuite's date fields (``tranDate``, ``dueDate``) are ``xsd:dateTime`` in
+the 2023.2 schema, and NetSuite keeps the calendar day that instant falls on in
+the *integration user's* time zone preference; an instant without an offset is
+read as America/Los_Angeles. Midnight without an offset, as most clients send,
+is the evening before for a user in Alaska or Hawaii. So a date is sent with an
+explicit offset, at noon in the user's time zone when the connection names it
+(``timezone``), else at 10:30 UTC, the one time of day that is the same calendar
+day everywhere from UTC-10 (Hawaii) to UTC+13 (New Zealand's summer, Tonga).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 __all__ = [
     "RECORDS",
+    "UNIVERSAL_TIME_OF_DAY",
     "CustomerInput",
     "InvoiceInput",
     "InvoiceLine",
@@ -30,6 +41,7 @@ __all__ = [
     "VendorBillExpense",
     "VendorBillInput",
     "VendorBillItem",
+    "netsuite_datetime",
 ]
 
 CORE_NS = "urn:core_2023_2.platform.webservices.netsuite.com"
@@ -194,26 +206,43 @@ class UpsertVendorBillResult(BaseModel):
 TypeLookup = Callable[[str], Any]
 """``zeep.Client.get_type``: a type's qualified name to its factory."""
 
+UNIVERSAL_TIME_OF_DAY = time(10, 30, tzinfo=UTC)
+"""When a date is sent if the user's time zone is not known: the same calendar day
+from UTC-10 to UTC+13 (10:30 UTC is 00:30 in Hawaii and 23:30 in Auckland's summer)."""
+
+
+def netsuite_datetime(value: date | None, zone: str | None = None) -> datetime | None:
+    """The ``xsd:dateTime`` that NetSuite stores as ``value``'s calendar day.
+
+    Noon in ``zone`` (the integration user's time zone preference) when given,
+    else `UNIVERSAL_TIME_OF_DAY`; always with its offset.
+    """
+    if value is None:
+        return None
+    if zone is None:
+        return datetime.combine(value, UNIVERSAL_TIME_OF_DAY)
+    where: tzinfo = ZoneInfo(zone)
+    return datetime.combine(value, time(12), tzinfo=where)
+
 
 @dataclass(frozen=True, slots=True)
 class RecordSpec:
-    """How one action's input becomes a NetSuite record."""
+    """How one action's input becomes a NetSuite record.
+
+    ``build(types, data, zone)``: ``zone`` is the integration user's time zone
+    (`netsuite_datetime`), or None.
+    """
 
     record_type: str  # NetSuite's RecordType enum value, as in RecordRef/@type
     xsd_type: str  # the record's complex type, qualified
     input: type[_Input]
-    build: Callable[[TypeLookup, Any], Any]
+    build: Callable[[TypeLookup, Any, str | None], Any]
 
 
 def _ref(types: TypeLookup, ref: RecordRef | None) -> Any:
     if ref is None:
         return None
     return types(f"{{{CORE_NS}}}RecordRef")(internalId=ref.internal_id, externalId=ref.external_id)
-
-
-def _datetime(value: date | None) -> datetime | None:
-    # NetSuite's date fields are xsd:dateTime; midnight keeps the calendar day.
-    return None if value is None else datetime.combine(value, time())
 
 
 def _fields(model: BaseModel, *skip: str) -> dict[str, Any]:
@@ -225,7 +254,7 @@ def _fields(model: BaseModel, *skip: str) -> dict[str, Any]:
     }
 
 
-def _build_customer(types: TypeLookup, data: CustomerInput) -> Any:
+def _build_customer(types: TypeLookup, data: CustomerInput, zone: str | None) -> Any:
     return types(f"{{{RELATIONSHIPS_NS}}}Customer")(
         **_fields(data),
         subsidiary=_ref(types, data.subsidiary),
@@ -240,30 +269,30 @@ def _line(types: TypeLookup, type_name: str, line: SalesOrderLine) -> Any:
     return types(f"{{{SALES_NS}}}{type_name}")(**values, item=_ref(types, line.item))
 
 
-def _transaction(types: TypeLookup, data: _Transaction) -> dict[str, Any]:
+def _transaction(types: TypeLookup, data: _Transaction, zone: str | None) -> dict[str, Any]:
     return {
         **_fields(data, "tranDate", "dueDate"),
-        "tranDate": _datetime(data.tran_date),
+        "tranDate": netsuite_datetime(data.tran_date, zone),
         "entity": _ref(types, data.entity),
         "subsidiary": _ref(types, data.subsidiary),
         "currency": _ref(types, data.currency),
     }
 
 
-def _build_sales_order(types: TypeLookup, data: SalesOrderInput) -> Any:
+def _build_sales_order(types: TypeLookup, data: SalesOrderInput, zone: str | None) -> Any:
     lines = [_line(types, "SalesOrderItem", line) for line in data.items]
     return types(f"{{{SALES_NS}}}SalesOrder")(
-        **_transaction(types, data),
+        **_transaction(types, data, zone),
         itemList=types(f"{{{SALES_NS}}}SalesOrderItemList")(item=lines),
     )
 
 
-def _build_invoice(types: TypeLookup, data: InvoiceInput) -> Any:
+def _build_invoice(types: TypeLookup, data: InvoiceInput, zone: str | None) -> Any:
     lines = [_line(types, "InvoiceItem", line) for line in data.items]
     return types(f"{{{SALES_NS}}}Invoice")(
-        **_transaction(types, data),
+        **_transaction(types, data, zone),
         createdFrom=_ref(types, data.created_from),
-        dueDate=_datetime(data.due_date),
+        dueDate=netsuite_datetime(data.due_date, zone),
         itemList=types(f"{{{SALES_NS}}}InvoiceItemList")(item=lines),
     )
 
@@ -277,11 +306,11 @@ def _refs(types: TypeLookup, line: BaseModel, *names: str) -> dict[str, Any]:
     return out
 
 
-def _build_vendor_bill(types: TypeLookup, data: VendorBillInput) -> Any:
+def _build_vendor_bill(types: TypeLookup, data: VendorBillInput, zone: str | None) -> Any:
     values: dict[str, Any] = {
         **_fields(data, "tranDate", "dueDate"),
-        "tranDate": _datetime(data.tran_date),
-        "dueDate": _datetime(data.due_date),
+        "tranDate": netsuite_datetime(data.tran_date, zone),
+        "dueDate": netsuite_datetime(data.due_date, zone),
         **_refs(types, data, "entity", "currency", "subsidiary", "terms", "account"),
         **_refs(types, data, "approval_status"),
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
@@ -66,6 +68,49 @@ class NetSuiteSettings(BaseModel):
         description="Threads running SOAP calls (zeep is synchronous); calls beyond "
         "this wait for a thread. Keep it at or below the connection's max_concurrency.",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="The integration user's Time Zone preference (Home > Set Preferences) "
+        "as an IANA name, e.g. Pacific/Honolulu: dates are sent as noon there. Null: "
+        "as 10:30 UTC, which is the same calendar day from UTC-10 to UTC+13.",
+        examples=["America/Los_Angeles"],
+    )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) that verify NetSuite's TLS certificate (and "
+        "the WSDL's host) instead of the system's; REQUESTS_CA_BUNDLE is then ignored.",
+    )
+    proxy: str | None = Field(
+        default=None,
+        description="HTTP(S) proxy for the calls and the WSDL, e.g. http://proxy:3128; "
+        "null: HTTPS_PROXY from the environment (unless ca_bundle is set).",
+    )
+
+    @field_validator("endpoint", "ca_bundle", "proxy", "timezone", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # platypus.yaml reads these from the environment: ${NAME:-} is "" when unset.
+        return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: give an IANA name such as America/New_York"
+            ) from None
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// proxy URL, e.g. http://proxy:3128")
+        return value
 
     @property
     def service_url(self) -> str:

@@ -8,12 +8,11 @@
         max_concurrency: 20          # under Salesforce's 25 long-running requests
         settings:
           auth:
-            type: password           # or jwt, or session
-            username: integration@acme.com
-            password: {env: SF_PASSWORD}
-            security_token: {env: SF_TOKEN}
-            domain: login            # test: a sandbox
-          api_version: "59.0"
+            type: client_credentials # or jwt, refresh_token, session, password
+            consumer_key: 3MVG9...   # the External Client App's
+            consumer_secret: {env: SF_CONSUMER_SECRET}
+            domain: acme.my          # the My Domain: acme--uat.sandbox.my for a sandbox
+          api_version: "65.0"
           timeout: 30s
 
 Actions and their results (so later steps can use them):
@@ -29,7 +28,9 @@ Actions and their results (so later steps can use them):
   freezes the user's login (``UserLogin.IsFrozen``); ``FreezeUserResult``. Idempotent.
 
 Errors in Salesforce's error array are classified by code (`errors`);
-INVALID_SESSION_ID logs in again once and retries. The ``Sforce-Limit-Info``
+INVALID_SESSION_ID logs in again once, with any auth but a fixed session, and
+retries. The OAuth 2.0 grants are in `oauth`; password auth (SOAP ``login()``) is
+refused from API 65.0, where Salesforce no longer offers it. The ``Sforce-Limit-Info``
 header is exposed as `SalesforceAdapter.api_usage` and backs off before
 ``max_api_usage_share`` of the daily allocation is used.
 """
@@ -37,14 +38,17 @@ header is exposed as `SalesforceAdapter.api_usage` and backs off before
 from __future__ import annotations
 
 from .adapter import ApiUsage, SalesforceAdapter, parse_limit_info
-from .errors import PERMANENT_CODES, RETRYABLE_CODES, classify
+from .errors import MISSING_RECORD_CODES, PERMANENT_CODES, RETRYABLE_CODES, classify
+from .oauth import LoginRefusedError, jwt_audience
 from .settings import (
+    ClientCredentialsAuth,
     CreateParams,
     FreezeUserParams,
     FreezeUserResult,
     JwtAuth,
     PasswordAuth,
     QueryParams,
+    RefreshTokenAuth,
     SalesforceSettings,
     SessionAuth,
     UpdateParams,
@@ -54,15 +58,19 @@ from .settings import (
 from .soql import bind
 
 __all__ = [
+    "MISSING_RECORD_CODES",
     "PERMANENT_CODES",
     "RETRYABLE_CODES",
     "ApiUsage",
+    "ClientCredentialsAuth",
     "CreateParams",
     "FreezeUserParams",
     "FreezeUserResult",
     "JwtAuth",
+    "LoginRefusedError",
     "PasswordAuth",
     "QueryParams",
+    "RefreshTokenAuth",
     "SalesforceAdapter",
     "SalesforceSettings",
     "SessionAuth",
@@ -70,6 +78,7 @@ __all__ = [
     "UpsertParams",
     "bind",
     "classify",
+    "jwt_audience",
     "login_base_url",
     "parse_limit_info",
 ]

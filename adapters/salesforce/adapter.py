@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -24,7 +25,7 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
 )
-from simple_salesforce.login import SalesforceLogin, token_login
+from simple_salesforce.login import SalesforceLogin
 
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import (
@@ -41,13 +42,16 @@ from .errors import (
     classify,
     error_code,
 )
+from .oauth import LoginRefusedError, TokenGrant, jwt_claims, read_token_answer, token_form
 from .settings import (
+    ClientCredentialsAuth,
     CreateParams,
     FreezeUserParams,
     FreezeUserResult,
     JwtAuth,
     PasswordAuth,
     QueryParams,
+    RefreshTokenAuth,
     SalesforceSettings,
     SessionAuth,
     UpdateParams,
@@ -60,8 +64,6 @@ __all__ = ["ApiUsage", "SalesforceAdapter", "parse_limit_info"]
 
 _log = structlog.get_logger("platypus.adapters")
 
-_JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-_JWT_LIFETIME = 180  # seconds; Salesforce accepts at most 3 minutes
 _LIMIT_INFO = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")
 _T = TypeVar("_T")
 
@@ -123,8 +125,9 @@ class SalesforceAdapter(Adapter):
 
     simple-salesforce is synchronous; its calls run in a pool of ``max_workers``
     threads so they never block the event loop, and that pool bounds the
-    requests in flight. Sessions are obtained by this adapter (SOAP login or
-    JWT bearer) and renewed once when Salesforce answers INVALID_SESSION_ID.
+    requests in flight. Sessions are obtained by this adapter (an OAuth 2.0 grant:
+    client credentials, JWT bearer or refresh token; or SOAP login) and renewed
+    once when Salesforce answers INVALID_SESSION_ID.
     """
 
     name = "salesforce"
@@ -209,6 +212,16 @@ class SalesforceAdapter(Adapter):
         """
         if self._pool is not None:
             return
+        if isinstance(self._config.auth, PasswordAuth):
+            _log.warning(
+                "salesforce.password_auth_retiring",
+                connection=self.connection,
+                detail=(
+                    "SOAP login() is off by default in new orgs, absent from API 65.0 and "
+                    "retired for API 31.0-64.0 with Summer '27; move to auth type "
+                    "client_credentials or jwt (docs/adapters/salesforce.md)"
+                ),
+            )
         self._secrets = self._read_secrets()
         self._session = self._new_session()
         self._pool = ThreadPoolExecutor(
@@ -242,6 +255,10 @@ class SalesforceAdapter(Adapter):
             refs = {"password": auth.password, "security_token": auth.security_token}
         elif isinstance(auth, JwtAuth):
             refs = {"private_key": auth.private_key}
+        elif isinstance(auth, ClientCredentialsAuth):
+            refs = {"consumer_secret": auth.consumer_secret}
+        elif isinstance(auth, RefreshTokenAuth):
+            refs = {"consumer_secret": auth.consumer_secret, "refresh_token": auth.refresh_token}
         elif isinstance(auth, SessionAuth):
             refs = {"session_id": auth.session_id}
         secrets: dict[str, SecretStr] = {}
@@ -267,6 +284,8 @@ class SalesforceAdapter(Adapter):
             session.verify = str(config.ca_bundle)
             # Otherwise REQUESTS_CA_BUNDLE and friends override `verify`.
             session.trust_env = False
+        if config.proxy is not None:
+            session.proxies = {"https": config.proxy, "http": config.proxy}
         session.hooks["response"].append(self._on_response)
         return session
 
@@ -353,7 +372,7 @@ class SalesforceAdapter(Adapter):
                 raise PermanentError(
                     f"{expired.error.message}. The connection authenticates with a fixed "
                     "session id, which cannot be renewed: give it a fresh one, or use "
-                    "password or jwt auth",
+                    "client_credentials, jwt or refresh_token auth",
                     status_code=401,
                     vendor_code=INVALID_SESSION_ID,
                 ) from None
@@ -386,7 +405,7 @@ class SalesforceAdapter(Adapter):
                 return self._freeze_user(sf, params, fields)
             raise AssertionError(f"no handler for {type(params).__name__}")
         except SalesforceError as exc:
-            error = classify(where, exc.status, exc.content, self._scrub)
+            error = classify(where, exc.status, exc.content, self._scrub, action=action)
             if isinstance(exc, SalesforceExpiredSession) and (
                 error_code(exc.content) in (INVALID_SESSION_ID, None)
             ):
@@ -520,49 +539,15 @@ class SalesforceAdapter(Adapter):
         version = self._config.api_version
         base = login_base_url(self._config)
         started = time.monotonic()
-        try:
-            if isinstance(auth, SessionAuth):
-                session_id = self._secret("session_id")
-                instance = urlsplit(auth.instance_url).netloc
-            elif isinstance(auth, PasswordAuth):
-                token = self._secrets.get("security_token")
-                session_id, instance = SalesforceLogin(
-                    username=auth.username,
-                    password=self._secret("password"),
-                    security_token=token.get_secret_value() if token else None,
-                    sf_version=version,
-                    session=self._session,
-                    domain=auth.domain,
-                    # The SOAP endpoint under `base`: simple-salesforce would only
-                    # build https://<domain>.salesforce.com itself.
-                    scratch_url=base,
-                )
-            else:
-                session_id, instance = token_login(
-                    f"{base}/services/oauth2/token",
-                    {"grant_type": _JWT_GRANT, "assertion": self._assertion(auth)},
-                    auth.domain,
-                    auth.consumer_key,
-                    None,
-                    None,
-                    self._session,
-                )
-        except SalesforceAuthenticationFailed as exc:
-            code = exc.code
-            retryable = (isinstance(code, int) and code >= 500) or code in RETRYABLE_CODES
-            message = (
-                f"Salesforce login ({auth.type}) at {base} failed: {code}: "
-                f"{self._scrub(exc.auth_message)[:300]}"
-            )
-            if retryable:
-                raise RetryableError(f"{message}; retryable", vendor_code=str(code)) from None
-            raise PermanentError(
-                f"{message}; check the connection's auth settings and secrets",
-                status_code=401,
-                vendor_code=str(code) if code is not None else None,
-            ) from None
-        except requests.RequestException as exc:
-            raise self._transport_error(f"login ({auth.type}) at {base}", exc, "") from None
+        if isinstance(auth, SessionAuth):
+            session_id = self._secret("session_id")
+            instance = urlsplit(auth.instance_url).netloc
+        elif isinstance(auth, PasswordAuth):
+            session_id, instance = self._soap_login(auth, base)
+        else:
+            grant = self._token_grant(auth, base)
+            session_id = grant.access_token.get_secret_value()
+            instance = urlsplit(grant.instance_url).netloc
         self._secrets["_session"] = SecretStr(session_id)
         self.logins += 1
         _log.info(
@@ -580,13 +565,104 @@ class SalesforceAdapter(Adapter):
             object_pairs_hook=dict,
         )
 
+    def _soap_login(self, auth: PasswordAuth, base: str) -> tuple[str, str]:
+        token = self._secrets.get("security_token")
+        try:
+            session_id, instance = SalesforceLogin(
+                username=auth.username,
+                password=self._secret("password"),
+                security_token=token.get_secret_value() if token else None,
+                sf_version=self._config.api_version,
+                session=self._session,
+                domain=auth.domain,
+                # The SOAP endpoint under `base`: simple-salesforce would only
+                # build https://<domain>.salesforce.com itself.
+                scratch_url=base,
+            )
+        except SalesforceAuthenticationFailed as exc:
+            code = exc.code
+            retryable = (isinstance(code, int) and code >= 500) or code in RETRYABLE_CODES
+            message = (
+                f"Salesforce login (password) at {base} failed: {code}: "
+                f"{self._scrub(exc.auth_message)[:300]}"
+            )
+            if retryable:
+                raise RetryableError(f"{message}; retryable", vendor_code=str(code)) from None
+            raise LoginRefusedError(
+                f"{message}; check the connection's auth settings and secrets",
+                status_code=401,
+                vendor_code=str(code) if code is not None else None,
+            ) from None
+        except requests.RequestException as exc:
+            raise self._transport_error(f"login (password) at {base}", exc, "") from None
+        return str(session_id), str(instance)
+
+    def _token_grant(
+        self, auth: ClientCredentialsAuth | JwtAuth | RefreshTokenAuth, base: str
+    ) -> TokenGrant:
+        """One OAuth 2.0 grant at ``base``'s token endpoint (see `oauth`)."""
+        secret = self._secrets.get("consumer_secret")
+        refresh = self._secrets.get("refresh_token")
+        form = token_form(
+            auth,
+            assertion=self._assertion(auth) if isinstance(auth, JwtAuth) else None,
+            consumer_secret=secret.get_secret_value() if secret else None,
+            refresh_token=refresh.get_secret_value() if refresh else None,
+        )
+        where = f"login ({auth.type}) at {base}"
+        session = self._session
+        if session is None:
+            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
+        try:
+            response = session.post(
+                f"{base}/services/oauth2/token", data=form, headers={"Accept": "application/json"}
+            )
+        except requests.RequestException as exc:
+            raise self._transport_error(where, exc, "") from None
+        answer = read_token_answer(
+            where, response.status_code, _json_or_none(response), self._scrub
+        )
+        if isinstance(answer, DeliveryError):
+            raise answer
+        if answer.refresh_token is not None and isinstance(auth, RefreshTokenAuth):
+            self._rotated(auth, answer.refresh_token)
+        return answer
+
+    def _rotated(self, auth: RefreshTokenAuth, token: SecretStr) -> None:
+        """Keep a rotated refresh token: Salesforce revoked the one just used."""
+        if token.get_secret_value() == self._secret("refresh_token"):
+            return
+        self._secrets["_previous_refresh_token"] = self._secrets["refresh_token"]
+        self._secrets["refresh_token"] = token
+        ref = auth.refresh_token
+        if ref.file is None:
+            _log.warning(
+                "salesforce.refresh_token_rotated",
+                connection=self.connection,
+                detail=(
+                    "the refresh token in the environment variable is now revoked, so a "
+                    "restart needs a new one (use refresh_token: {file: PATH})"
+                ),
+                variable=ref.env,
+            )
+            return
+        temporary = ref.file.with_name(f".{ref.file.name}.new")
+        try:
+            temporary.write_text(token.get_secret_value() + "\n", encoding="utf-8")
+            temporary.chmod(0o600)
+            os.replace(temporary, ref.file)
+        except OSError as exc:
+            _log.warning(
+                "salesforce.refresh_token_not_saved",
+                connection=self.connection,
+                file=str(ref.file),
+                reason=exc.strerror,
+            )
+        else:
+            _log.info("salesforce.refresh_token_rotated", connection=self.connection)
+
     def _assertion(self, auth: JwtAuth) -> str:
-        claims = {
-            "iss": auth.consumer_key,
-            "sub": auth.username,
-            "aud": f"https://{auth.domain}.salesforce.com",
-            "exp": int(time.time()) + _JWT_LIFETIME,
-        }
+        claims = jwt_claims(auth, time.time())
         try:
             return jwt.encode(claims, self._secret("private_key"), algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as exc:

@@ -5,19 +5,32 @@ Salesforce answers a failed REST call with an HTTP status and an error array,
 first; a code not listed here falls back on the status: 5xx and 429 are retryable,
 anything else is permanent.
 
+A record the write refers to that does not exist yet is a `MissingDependencyError`,
+retried for the step's ``dependency_wait``: ``INVALID_CROSS_REFERENCE_KEY`` (a
+lookup or parent id Salesforce does not have), ``INVALID_FIELD`` saying "Foreign
+key external ID: ... not found" (a parent named by its external id), and
+``NOT_FOUND`` answering an ``update`` (the record to update is not there yet).
+
 ``INVALID_SESSION_ID`` (401) is neither: the adapter logs in again once and
 retries; see `SalesforceAdapter`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from platypus.exceptions import DeliveryError, PermanentError, RetryableError
+from platypus.exceptions import (
+    DeliveryError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 
 __all__ = [
     "INVALID_SESSION_ID",
+    "MISSING_RECORD_CODES",
     "PERMANENT_CODES",
     "RETRYABLE_CODES",
     "classify",
@@ -43,6 +56,15 @@ PERMANENT_CODES: dict[str, str] = {
     "FIELD_CUSTOM_VALIDATION_EXCEPTION": "a validation rule of the org refused the record",
 }
 """Error codes no retry can fix, with why."""
+
+MISSING_RECORD_CODES: dict[str, str] = {
+    "INVALID_CROSS_REFERENCE_KEY": "a record it refers to (a parent or lookup) does not exist yet",
+}
+"""Error codes that mean a record the write refers to does not exist yet, with why."""
+
+# Salesforce's words when a relationship names its parent by external id: "Foreign
+# key external ID: A-1 not found for field External_Id__c in entity Account".
+_FOREIGN_KEY = re.compile(r"foreign key external id: .* not found", re.IGNORECASE)
 
 _BODY_EXCERPT = 300
 
@@ -73,16 +95,42 @@ def error_text(content: Any) -> str:
     return text if len(text) <= _BODY_EXCERPT else text[:_BODY_EXCERPT] + "..."
 
 
+def missing_record(code: str | None, content: Any, action: str = "") -> str | None:
+    """Why the answer means a record the write refers to does not exist yet, or None."""
+    if code in MISSING_RECORD_CODES:
+        return MISSING_RECORD_CODES[code]
+    if code == "NOT_FOUND" and action == "update":
+        # Elsewhere NOT_FOUND means a wrong URL (an unknown object or field).
+        return "the record to update does not exist yet"
+    if code == "INVALID_FIELD" and _FOREIGN_KEY.search(error_text(content)):
+        return "the parent it names by external id does not exist yet"
+    return None
+
+
 def classify(
-    where: str, status: int, content: Any, scrub: Callable[[str], str] = str
+    where: str,
+    status: int,
+    content: Any,
+    scrub: Callable[[str], str] = str,
+    *,
+    action: str = "",
 ) -> DeliveryError:
-    """The `RetryableError` or `PermanentError` for a Salesforce error answer.
+    """The `RetryableError`, `MissingDependencyError` or `PermanentError` for an error answer.
 
     ``where`` says what was attempted (``upsert Account``); ``scrub`` removes
-    credentials from text the vendor sent back.
+    credentials from text the vendor sent back; ``action`` is the adapter's action
+    (``update``), which tells a missing record from a wrong URL.
     """
     code = error_code(content)
     detail = scrub(error_text(content))
+    missing = missing_record(code, content, action)
+    if missing is not None:
+        return MissingDependencyError(
+            f"Salesforce {where} failed with {status}: {detail} ({missing}; retried for "
+            "the step's dependency_wait, then dead-lettered: replay it once the record exists)",
+            status_code=status,
+            vendor_code=code,
+        )
     if code in RETRYABLE_CODES:
         retryable, why = True, RETRYABLE_CODES[code]
     elif code in PERMANENT_CODES:

@@ -7,16 +7,19 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
 
 __all__ = [
+    "SOAP_LOGIN_LAST_VERSION",
+    "ClientCredentialsAuth",
     "CreateParams",
     "JwtAuth",
     "PasswordAuth",
     "QueryParams",
+    "RefreshTokenAuth",
     "SalesforceSettings",
     "SessionAuth",
     "UpdateParams",
@@ -24,13 +27,18 @@ __all__ = [
     "login_base_url",
 ]
 
+SOAP_LOGIN_LAST_VERSION = 64.0
+"""The last API version with the SOAP ``login()`` call password auth goes through."""
+
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN = rf"^{_LABEL}(?:\.{_LABEL})*$"
 _NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _DOMAIN_DESCRIPTION = (
     "Login domain: 'login' for production, 'test' for a sandbox, or a My Domain prefix "
-    "such as 'acme.my'; the login host is https://<domain>.salesforce.com."
+    "such as 'acme.my' or 'acme--uat.sandbox.my'; the login host is "
+    "https://<domain>.salesforce.com."
 )
+_STANDARD_DOMAINS = ("login", "test")
 
 
 def _https_url(value: str) -> str:
@@ -42,8 +50,28 @@ def _https_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _audience_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(
+            "must be https://login.salesforce.com, https://test.salesforce.com or the "
+            "https:// URL of an Experience Cloud site"
+        )
+    return value.rstrip("/")
+
+
+def _unset_if_empty(value: object) -> object:
+    # platypus.yaml reads these from the environment: ${NAME:-} is "" when unset.
+    return None if value == "" else value
+
+
 class PasswordAuth(BaseModel):
-    """Username, password and security token, exchanged for a session by SOAP ``login``."""
+    """Username, password and security token, exchanged for a session by SOAP ``login``.
+
+    Salesforce does not offer SOAP ``login()`` from API 65.0, disables it by default in
+    new orgs, and retires it for API 31.0-64.0 with the Summer '27 release (help
+    article 005132110): use `ClientCredentialsAuth`, `JwtAuth` or `RefreshTokenAuth`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,15 +86,106 @@ class PasswordAuth(BaseModel):
 
 
 class JwtAuth(BaseModel):
-    """OAuth 2.0 JWT bearer flow: a connected app's consumer key and the user's RSA key."""
+    """OAuth 2.0 JWT bearer flow: an app's consumer key and the user's RSA key.
+
+    The token request goes to ``domain`` (the My Domain, if you give it); the
+    assertion's audience is Salesforce's login server, https://login.salesforce.com
+    or, for a sandbox, https://test.salesforce.com, never the My Domain.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["jwt"] = Field(description="OAuth 2.0 JWT bearer token flow.")
-    consumer_key: str = Field(min_length=1, description="The connected app's consumer key.")
+    consumer_key: str = Field(
+        min_length=1, description="The External Client App's (or connected app's) consumer key."
+    )
     username: str = Field(min_length=1, description="The user the token is issued for.")
     private_key: SecretRef = Field(
-        description="PEM RSA private key whose certificate the connected app holds."
+        description="PEM RSA private key whose certificate the app holds."
+    )
+    domain: str = Field(default="login", pattern=_DOMAIN, description=_DOMAIN_DESCRIPTION)
+    audience: str | None = Field(
+        default=None,
+        description=(
+            "The assertion's aud: https://login.salesforce.com (production), "
+            "https://test.salesforce.com (sandbox) or an Experience Cloud site URL; "
+            "null: test.salesforce.com for domain 'test' or a sandbox My Domain "
+            "('acme--uat.sandbox.my'), else login.salesforce.com."
+        ),
+    )
+
+    @field_validator("audience")
+    @classmethod
+    def _check_audience(cls, value: str | None) -> str | None:
+        return None if value is None else _audience_url(value)
+
+
+class ClientCredentialsAuth(BaseModel):
+    """OAuth 2.0 client credentials flow: an app's consumer key and secret, no user.
+
+    Salesforce's server-to-server flow: the External Client App (or connected app)
+    has the flow enabled and names a Run As user, whose permissions the token has.
+    The token request must go to the org's My Domain.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["client_credentials"] = Field(description="OAuth 2.0 client credentials flow.")
+    consumer_key: str = Field(min_length=1, description="The app's consumer key (client id).")
+    consumer_secret: SecretRef = Field(
+        description="The app's consumer secret (client secret): {env: NAME} or {file: PATH}."
+    )
+    domain: str = Field(
+        pattern=_DOMAIN,
+        description=(
+            "Your My Domain prefix, e.g. 'acme.my' or 'acme--uat.sandbox.my': Salesforce "
+            "refuses this flow on login.salesforce.com and test.salesforce.com."
+        ),
+    )
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _given(cls, value: object) -> object:
+        if value == "":
+            raise ValueError(
+                "the client credentials flow needs your My Domain prefix, e.g. acme.my "
+                "(the host of Setup > My Domain without .salesforce.com)"
+            )
+        return value
+
+    @field_validator("domain")
+    @classmethod
+    def _my_domain(cls, value: str) -> str:
+        if value.lower() in _STANDARD_DOMAINS:
+            raise ValueError(
+                f"{value!r} is not a My Domain: Salesforce answers the client credentials "
+                "flow only on the org's My Domain; give its prefix, e.g. acme.my (the host "
+                "of Setup > My Domain without .salesforce.com)"
+            )
+        return value
+
+
+class RefreshTokenAuth(BaseModel):
+    """OAuth 2.0 refresh token flow: a refresh token obtained once, by a user, for an app.
+
+    Each session is a new access token for the refresh token. If the app rotates
+    refresh tokens, the new one replaces the old, and with ``{file: PATH}`` it is
+    written back to the file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["refresh_token"] = Field(description="OAuth 2.0 refresh token flow.")
+    consumer_key: str = Field(min_length=1, description="The app's consumer key (client id).")
+    consumer_secret: SecretRef | None = Field(
+        default=None,
+        description=(
+            "The app's consumer secret; needed when the app requires the secret for the "
+            "refresh token flow (the default for new apps)."
+        ),
+    )
+    refresh_token: SecretRef = Field(
+        description="The refresh token: {file: PATH} keeps a rotated one across restarts."
     )
     domain: str = Field(default="login", pattern=_DOMAIN, description=_DOMAIN_DESCRIPTION)
 
@@ -86,7 +205,10 @@ class SessionAuth(BaseModel):
     _check_instance_url = field_validator("instance_url")(_https_url)
 
 
-Auth = Annotated[PasswordAuth | JwtAuth | SessionAuth, Field(discriminator="type")]
+Auth = Annotated[
+    ClientCredentialsAuth | JwtAuth | RefreshTokenAuth | PasswordAuth | SessionAuth,
+    Field(discriminator="type"),
+]
 
 
 class SalesforceSettings(BaseModel):
@@ -94,7 +216,12 @@ class SalesforceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    auth: Auth = Field(description="How to authenticate: password, jwt or session.")
+    auth: Auth = Field(
+        description=(
+            "How to authenticate: client_credentials, jwt, refresh_token, session, or "
+            "password (SOAP login, not available from API 65.0)."
+        )
+    )
     api_version: str = Field(
         default="59.0",
         pattern=r"^\d{2,3}\.0$",
@@ -141,14 +268,53 @@ class SalesforceSettings(BaseModel):
         ),
     )
 
+    proxy: str | None = Field(
+        default=None,
+        description=(
+            "HTTP(S) proxy for every call, e.g. http://proxy.internal:3128; null: the "
+            "HTTPS_PROXY environment variable (unless ca_bundle is set, which ignores it)."
+        ),
+    )
+
+    _empty_is_unset = field_validator("login_url", "ca_bundle", "proxy", mode="before")(
+        _unset_if_empty
+    )
+
     @field_validator("login_url")
     @classmethod
     def _check_login_url(cls, value: str | None) -> str | None:
         return None if value is None else _https_url(value)
 
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// proxy URL, e.g. http://proxy:3128")
+        return value
+
+    @model_validator(mode="after")
+    def _soap_login_exists(self) -> SalesforceSettings:
+        if isinstance(self.auth, PasswordAuth) and float(self.api_version) > (
+            SOAP_LOGIN_LAST_VERSION
+        ):
+            raise ValueError(
+                f"auth type 'password' logs in with the SOAP login() call, which Salesforce "
+                f"does not offer from API 65.0 (api_version is {self.api_version}; it is also "
+                "off by default in new orgs and retired for API 31.0-64.0 with Summer '27, "
+                "help article 005132110). Use an External Client App instead: auth "
+                "{type: client_credentials, consumer_key, consumer_secret, domain: <My Domain>} "
+                "(server to server, with a Run As user), or {type: jwt, consumer_key, "
+                "username, private_key} (a certificate and a pre-authorized user), or "
+                "{type: refresh_token, ...}"
+            )
+        return self
+
 
 def login_base_url(settings: SalesforceSettings) -> str:
-    """Where password and JWT logins go: ``login_url``, else ``https://<domain>.salesforce.com``."""
+    """Where logins and token requests go: ``login_url``, else ``https://<domain>.salesforce.com``."""
     if settings.login_url is not None:
         return settings.login_url
     auth = settings.auth

@@ -14,7 +14,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
-from platypus.vendorhttp import USER_AGENT, json_or_none, mask_secrets_in, parse_retry_after
+from platypus.vendorhttp import (
+    USER_AGENT,
+    json_or_none,
+    mask_secrets_in,
+    parse_retry_after,
+    untrusted_certificate,
+    verify_with,
+)
 
 from ._errors import HINTS, Verdict, verdict_for
 from .models import PostMessageInput, SlackSettings
@@ -85,6 +92,8 @@ class SlackAdapter(Adapter):
                 max_keepalive_connections=config.max_connections,
             ),
             follow_redirects=False,
+            verify=verify_with(config.ca_bundle, connection=self.connection),
+            proxy=config.proxy,
         )
 
     async def close(self) -> None:
@@ -153,6 +162,7 @@ class SlackAdapter(Adapter):
                 "posted and a retry posts it again (Slack has no idempotency key)"
             ) from None
         except httpx.TransportError as exc:
+            self._untrusted(exc)
             raise RetryableError(
                 f"Slack {method} failed: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable. "
@@ -241,6 +251,7 @@ class SlackAdapter(Adapter):
                 f"Slack {method} (token rotation) timed out ({type(exc).__name__}); retryable"
             ) from None
         except httpx.TransportError as exc:
+            self._untrusted(exc)
             raise RetryableError(
                 f"Slack {method} (token rotation) failed: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable"
@@ -301,6 +312,15 @@ class SlackAdapter(Adapter):
     def _scrub(self, text: str) -> str:
         # Slack or a library may echo a credential back; never pass it on.
         return mask_secrets_in(text, [self._client_secret, *self._secrets])
+
+    def _untrusted(self, exc: httpx.TransportError) -> None:
+        """A certificate this connection does not trust is no transient failure."""
+        if untrusted_certificate(exc):
+            raise PermanentError(
+                f"Slack at {self._config.base_url}: the TLS certificate was not trusted "
+                f"({self._scrub(str(exc))[:200] or type(exc).__name__}); set the "
+                "connection's ca_bundle to the CA that signed it"
+            ) from None
 
     def __repr__(self) -> str:
         return f"SlackAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"

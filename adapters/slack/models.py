@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,11 @@ from platypus.retry import Duration
 from platypus.secrets import SecretRef
 
 __all__ = ["PostMessageInput", "SlackSettings"]
+
+
+def _unset_if_empty(value: object) -> object:
+    # platypus.yaml reads settings from the environment: ${NAME:-} is "" when unset.
+    return None if value == "" else value
 
 
 class SlackSettings(BaseModel):
@@ -58,6 +64,33 @@ class SlackSettings(BaseModel):
     max_connections: int = Field(
         default=10, ge=1, description="Most connections open to Slack at once."
     )
+
+    ca_bundle: Path | None = Field(
+        default=None,
+        description=(
+            "CA certificates (PEM) that verify Slack's TLS certificate instead of the "
+            "system's (the CA of a TLS-inspecting proxy, say)."
+        ),
+    )
+    proxy: str | None = Field(
+        default=None,
+        description=(
+            "HTTP(S) proxy for every call, e.g. http://proxy.internal:3128; null: "
+            "HTTPS_PROXY and HTTP_PROXY from the environment."
+        ),
+    )
+
+    _empty_is_unset = field_validator("ca_bundle", "proxy", mode="before")(_unset_if_empty)
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = httpx.URL(value)
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ValueError("must be an http:// or https:// proxy URL, e.g. http://proxy:3128")
+        return value
 
     @field_validator("base_url")
     @classmethod

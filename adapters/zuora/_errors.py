@@ -12,7 +12,10 @@ name the resource and field, the last two the category::
     45 unsupported request    permanent      99 integration error       permanent
 
 A failure is retryable only if every reason is; one permanent reason makes it
-permanent, since a retry would meet it again. The Actions endpoints
+permanent, since a retry would meet it again. "Not found" (40) for the *account*
+a write refers to (a subscription's ``accountNumber``, an account's parent) is a
+missing dependency instead: the account may be created any moment by an event
+of another key, so the step waits for it (``dependency_wait``). The Actions endpoints
 (``/v1/action/query``) answer with SOAP-style faults instead
 (``{"FaultCode": "MALFORMED_QUERY", "FaultMessage": "..."}``), classified by name.
 """
@@ -31,6 +34,9 @@ __all__ = ["Outcome", "Verdict", "classify", "retry_after"]
 
 RETRYABLE_CATEGORIES = frozenset({"50", "60", "61", "70"})
 AUTH_CATEGORY = "11"
+NOT_FOUND_CATEGORY = "40"
+ACCOUNT_WRITES = frozenset({"create_subscription"})
+"""Actions whose only reference by key is the customer account: a 40 there is the account."""
 RETRYABLE_FAULTS = frozenset(
     {
         "LOCK_COMPETITION",
@@ -53,6 +59,8 @@ class Verdict(enum.Enum):
     """Retrying cannot help."""
     REFRESH = "refresh"
     """The token was refused: fetch a new one and try once more."""
+    MISSING = "missing"
+    """A record the request refers to (the account) does not exist yet: wait for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +97,29 @@ def _reasons(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _by_reasons(reasons: list[tuple[str, str]], default: Verdict) -> Verdict:
+def _account_missing(code: str, message: str, action: str) -> bool:
+    """Whether a reason says the account the request refers to is not found."""
+    if category(code) != NOT_FOUND_CATEGORY:
+        return False
+    return action in ACCOUNT_WRITES or "account" in message.lower()
+
+
+def _by_reasons(reasons: list[tuple[str, str]], default: Verdict, action: str = "") -> Verdict:
     codes = [code for code, _ in reasons]
     if any(category(c) == AUTH_CATEGORY or c in AUTH_FAULTS for c in codes):
         return Verdict.REFRESH
-    known = [c for c in codes if c]
-    if known and all(category(c) in RETRYABLE_CATEGORIES or c in RETRYABLE_FAULTS for c in known):
+    known = [(c, m) for c, m in reasons if c]
+    if not known:
+        return default
+
+    def retryable(code: str) -> bool:
+        return category(code) in RETRYABLE_CATEGORIES or code in RETRYABLE_FAULTS
+
+    if all(retryable(c) for c, _ in known):
         return Verdict.RETRYABLE
-    return default if not known else Verdict.PERMANENT
+    if all(retryable(c) or _account_missing(c, m, action) for c, m in known):
+        return Verdict.MISSING
+    return Verdict.PERMANENT
 
 
 def _failed(body: Any) -> bool:
@@ -105,15 +128,18 @@ def _failed(body: Any) -> bool:
     )
 
 
-def classify(status: int, body: Any) -> Outcome:
-    """Classify an answer by HTTP status and, for Zuora's error bodies, by error code."""
+def classify(status: int, body: Any, action: str = "") -> Outcome:
+    """Classify an answer by HTTP status and, for Zuora's error bodies, by error code.
+
+    ``action`` (``create_subscription``) tells which record a "not found" is about.
+    """
     reasons = _reasons(body) if isinstance(body, Mapping) else []
     code = next((c for c, _ in reasons if c), None)
     detail = "; ".join(f"{c}: {m}" if c else m for c, m in reasons if c or m)
     if 200 <= status < 300:
         if not _failed(body):
             return Outcome(Verdict.OK)
-        return Outcome(_by_reasons(reasons, Verdict.PERMANENT), code, detail)
+        return Outcome(_by_reasons(reasons, Verdict.PERMANENT, action), code, detail)
     if status == 401:
         return Outcome(Verdict.REFRESH, code, detail)
     if status in {408, 409, 429} or 500 <= status < 600:
@@ -122,7 +148,7 @@ def classify(status: int, body: Any) -> Outcome:
         return Outcome(Verdict.RETRYABLE, code, detail)
     # 400, 403, 404, 405, 422 (Idempotency-Key reused with another body)...: a
     # retryable reason code can still say otherwise (e.g. a lock competition as 400).
-    return Outcome(_by_reasons(reasons, Verdict.PERMANENT), code, detail)
+    return Outcome(_by_reasons(reasons, Verdict.PERMANENT, action), code, detail)
 
 
 def retry_after(headers: Mapping[str, str], *, rate_limited: bool) -> float | None:

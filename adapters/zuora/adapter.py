@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn
 
@@ -10,11 +9,18 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from platypus.adapter import Action, Adapter, Request
-from platypus.exceptions import PermanentError, RetryableError
+from platypus.exceptions import MissingDependencyError, PermanentError, RetryableError
 from platypus.logging import get_logger
-from platypus.vendorhttp import USER_AGENT, json_or_none, mask_secrets_in
+from platypus.vendorhttp import (
+    USER_AGENT,
+    json_or_none,
+    mask_secrets_in,
+    untrusted_certificate,
+    verify_with,
+)
 
 from ._errors import Outcome, Verdict, classify, retry_after
+from ._idempotency import IdempotencyKeys, answered_failure
 from ._token import Token, TokenCache
 from .models import (
     CreateAccountInput,
@@ -27,7 +33,6 @@ __all__ = ["ZuoraAdapter"]
 
 _log = get_logger("platypus.adapters.zuora")
 _BODY_EXCERPT = 300
-_MAX_IDEMPOTENCY_KEY = 255  # Zuora: "less than 255 characters"
 
 
 class ZuoraAdapter(Adapter):
@@ -69,6 +74,8 @@ class ZuoraAdapter(Adapter):
         self._client_secret = SecretStr("")
         self._issued: list[SecretStr] = []  # the latest tokens, scrubbed from messages
         self.tokens = TokenCache(self._fetch_token, margin=settings.token_refresh_margin)
+        self.keys = IdempotencyKeys()
+        """Each step's Idempotency-Key chain: a key Zuora answered a failure to is spent."""
 
     # -- life ---------------------------------------------------------------
 
@@ -97,6 +104,8 @@ class ZuoraAdapter(Adapter):
                 max_keepalive_connections=min(config.max_connections, 20),
             ),
             follow_redirects=False,
+            verify=verify_with(config.ca_bundle, connection=self.connection),
+            proxy=config.proxy,
         )
 
     async def close(self) -> None:
@@ -139,12 +148,13 @@ class ZuoraAdapter(Adapter):
     async def _send(self, path: str, body: Mapping[str, Any], request: Request) -> Any:
         """POST ``body`` with a bearer token; on a refused token fetch one more and resend."""
         headers = {}
-        if self.actions[request.action].writes:
-            headers["Idempotency-Key"] = _idempotency_key(request.idempotency_key)
+        writes = self.actions[request.action].writes
+        if writes:
+            headers["Idempotency-Key"] = self.keys.current(request.idempotency_key)
         where = f"POST {path}"
         token = await self.tokens.get()
         response = await self._post(where, path, body, headers, token)
-        outcome = classify(response.status_code, json_or_none(response))
+        outcome = classify(response.status_code, json_or_none(response), request.action)
         if outcome.verdict is Verdict.REFRESH:
             _log.info(
                 "zuora token refused; fetching a new one",
@@ -155,12 +165,15 @@ class ZuoraAdapter(Adapter):
             self.tokens.invalidate(token)
             token = await self.tokens.get()
             response = await self._post(where, path, body, headers, token)
-            outcome = classify(response.status_code, json_or_none(response))
+            outcome = classify(response.status_code, json_or_none(response), request.action)
             if outcome.verdict is Verdict.REFRESH:
                 outcome = Outcome(Verdict.PERMANENT, outcome.vendor_code, outcome.detail)
                 self._raise(where, response, outcome, "a freshly fetched token")
         if outcome.verdict is Verdict.OK:
             return json_or_none(response)
+        if writes and answered_failure(response.status_code, outcome.vendor_code):
+            # Zuora stored this failure under the key: a retry needs the next one.
+            self.keys.failed(request.idempotency_key, headers["Idempotency-Key"])
         self._raise(where, response, outcome)
 
     async def _post(
@@ -185,6 +198,7 @@ class ZuoraAdapter(Adapter):
                 "if Zuora is just slow"
             ) from None
         except httpx.TransportError as exc:
+            self._untrusted(exc)
             raise RetryableError(
                 f"Zuora {where} failed: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable. "
@@ -204,6 +218,13 @@ class ZuoraAdapter(Adapter):
                 f"{message} (retryable: a later attempt may succeed)",
                 status_code=status,
                 retry_after=wait,
+                vendor_code=outcome.vendor_code,
+            )
+        if outcome.verdict is Verdict.MISSING:
+            raise MissingDependencyError(
+                f"{message} (the account it refers to does not exist yet: retried for the "
+                "step's dependency_wait, then dead-lettered; replay it once the account exists)",
+                status_code=status,
                 vendor_code=outcome.vendor_code,
             )
         if sent_with:
@@ -261,6 +282,7 @@ class ZuoraAdapter(Adapter):
                 f"Zuora {where} timed out ({type(exc).__name__}); retryable"
             ) from None
         except httpx.TransportError as exc:
+            self._untrusted(exc)
             raise RetryableError(
                 f"Zuora {where} failed: {type(exc).__name__}: "
                 f"{self._scrub(str(exc)) or 'no detail'}; retryable"
@@ -294,6 +316,15 @@ class ZuoraAdapter(Adapter):
         # Zuora or a library may echo a credential back; never pass it on.
         return mask_secrets_in(text, [self._client_secret, *self._issued])
 
+    def _untrusted(self, exc: httpx.TransportError) -> None:
+        """A certificate this connection does not trust is no transient failure."""
+        if untrusted_certificate(exc):
+            raise PermanentError(
+                f"Zuora at {self._config.base_url}: the TLS certificate was not trusted "
+                f"({self._scrub(str(exc))[:200] or type(exc).__name__}); set the "
+                "connection's ca_bundle to the CA that signed it"
+            ) from None
+
     def __repr__(self) -> str:
         return f"ZuoraAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"
 
@@ -322,10 +353,3 @@ def _order_result(body: Any) -> dict[str, Any]:
 def _zoql(value: str) -> str:
     """A ZOQL string literal: single-quoted, with backslashes and quotes escaped."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _idempotency_key(key: str) -> str:
-    """The key as sent: as is when short enough, else a digest that is just as stable."""
-    if len(key) < _MAX_IDEMPOTENCY_KEY:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()

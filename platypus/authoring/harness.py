@@ -54,6 +54,7 @@ from platypus.exceptions import (
     ConfigurationError,
     FlowError,
     FlowLoadError,
+    MissingDependencyError,
     PermanentError,
     PlatypusError,
     RetryableError,
@@ -61,6 +62,7 @@ from platypus.exceptions import (
 from platypus.flow._yaml import Locations, parse_yaml
 from platypus.flow.loader import FLOW_SUFFIXES, TEST_SUFFIXES, load_flow
 from platypus.flow.model import FlowSpec
+from platypus.keys import ordering_key
 from platypus.records import Record
 from platypus.runtime.connections import Connections
 from platypus.runtime.memory import MemoryLedger
@@ -102,12 +104,22 @@ class FailSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: Literal["RetryableError", "PermanentError"] = "PermanentError"
+    error: Literal["RetryableError", "PermanentError", "MissingDependencyError"] = "PermanentError"
     message: str = "the fake vendor refused the call"
     times: int | None = Field(
         default=None, ge=1, description="Fail this many attempts, then answer; default: all."
     )
     status_code: int | None = None
+
+    @model_validator(mode="after")
+    def _missing_record_appears(self) -> FailSpec:
+        # Backoffs take no time in tests, so a record that never appears would be
+        # waited for until dependency_wait had passed on the clock.
+        if self.error == "MissingDependencyError" and self.times is None:
+            raise ValueError(
+                "a MissingDependencyError needs times: the attempts before the record exists"
+            )
+        return self
 
 
 class DeadLetteredSpec(BaseModel):
@@ -262,9 +274,16 @@ class RecordingAdapter(Adapter):
             count = self._failures.get(request.step, 0)
             if fail.times is None or count < fail.times:
                 self._failures[request.step] = count + 1
-                error = RetryableError if fail.error == "RetryableError" else PermanentError
+                error = _FAILURES[fail.error]
                 raise error(fail.message, status_code=fail.status_code)
         return copy.deepcopy(self._results.get(request.step, {}))
+
+
+_FAILURES: dict[str, type[PermanentError | RetryableError]] = {
+    "RetryableError": RetryableError,
+    "PermanentError": PermanentError,
+    "MissingDependencyError": MissingDependencyError,
+}
 
 
 class _TestProcessor(Processor):
@@ -383,7 +402,8 @@ class FlowHarness:
             ledger=MemoryLedger(),
         )
         value = json.dumps(event).encode()
-        source = Record("platypus.test", 0, 0, str(event.get("subject", "")), value)
+        # Keyed as the ingress would key it, so adapters see the same Request.key.
+        source = Record("platypus.test", 0, 0, ordering_key(event, self.config.ordering), value)
         result = await processor.process(source)
         for outcome in result.outcomes:
             if outcome.flow in (self.flow.name, ""):

@@ -1,7 +1,9 @@
 """What an operator does with failed events: look, replay, discard. Every action is audited.
 
-A **replay** appends the event again to the events topic, with the same key, so it
-goes through its flows in its key's order, and with headers:
+A **replay** appends the event again to the events topic, keyed as before (the
+key the ingress gave it, `platypus.keys.ordering_key`: the subject unless
+``ordering:`` says otherwise), so it goes through its flows in its key's order,
+and with headers:
 
 * ``platypus.event.id`` and, when it validates against its schema now,
   ``platypus.validated`` (what the ingress sets);
@@ -14,9 +16,9 @@ key's events keep their order. Steps already delivered for the event (in this
 flow or another one consuming it) are skipped, as after a crash.
 
 A replay may carry an **edited event** (one entry at a time). It is refused unless
-it is a valid CloudEvent whose data validates against its schema and whose
-``id`` and ``subject`` are the entry's: the key decides the order, the id which
-entry a new failure updates.
+it is a valid CloudEvent whose data validates against its schema, whose ``id``
+is the entry's (the id decides which entry a new failure updates) and whose
+ordering key is the one the event had (the key decides the order).
 
 The process that owns the event log appends replays (`dispatch_replays`), and
 only while it holds the store's indexer lease: an `Operations` given the log
@@ -44,6 +46,7 @@ from pydantic import ValidationError
 
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, PlatypusError
+from platypus.keys import OrderingKeys, ordering_key
 from platypus.ops.lease import DEFAULT_TTL, INDEXER_LEASE, StoreLease
 from platypus.ops.replays import ReplayTarget, dispatch_replays
 from platypus.ops.store import (
@@ -162,6 +165,7 @@ class Operations:
         *,
         target: ReplayTarget | None = None,
         notify: Callable[[], None] | None = None,
+        keys: OrderingKeys | None = None,
         lease_ttl: float = DEFAULT_TTL,
         dispatch_chunk: int = 500,
     ) -> None:
@@ -169,6 +173,8 @@ class Operations:
         self.schemas = schemas
         self.target = target
         self.notify = notify
+        self.keys = keys
+        """The project's ``ordering:``: an edited replay must keep the event's key."""
         self._lease_ttl = lease_ttl
         self._chunk = dispatch_chunk
 
@@ -366,10 +372,12 @@ class Operations:
                 f"the edited event's id {event.id!r} must stay {entry.event_id!r}: "
                 "the id ties a new failure to this entry"
             )
-        if event.subject != entry.business_key:
+        key, kept = ordering_key(event, self.keys), entry.business_key
+        if key != kept:
             raise InvalidReplayError(
-                f"the edited event's subject {event.subject!r} must stay "
-                f"{entry.business_key!r}: the subject is the key that orders its events"
+                f"the edited event's ordering key {key!r} must stay {kept!r}: the key "
+                "(its subject, unless ordering: in platypus.yaml names another field) "
+                "decides the order of its events"
             )
 
 

@@ -177,7 +177,7 @@ async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Sessi
                 await indexer.index_once()
             finally:
                 indexer.close()
-        ops = Operations(store, schemas, target=target)
+        ops = Operations(store, schemas, target=target, keys=config.ordering)
         yield _Session(config, store, ops, log, owner_running=not owned)
     finally:
         if log is not None:

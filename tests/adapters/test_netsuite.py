@@ -12,8 +12,9 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,7 +23,12 @@ from lxml import etree
 from pydantic import SecretStr
 
 from platypus.adapter import AdapterRegistry, Request
-from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.exceptions import (
+    ConfigurationError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.logging import configure_logging
 from platypus_adapters.netsuite import (
     CredentialsError,
@@ -34,11 +40,14 @@ from platypus_adapters.netsuite import (
 )
 from platypus_adapters.netsuite.errors import (
     ALERT_FAULTS,
+    MISSING_RECORD_CODES,
     RETRYABLE_FAULTS,
     RETRYABLE_STATUS_CODES,
     SESSION_FAULT,
     classify_fault,
+    classify_status,
 )
+from platypus_adapters.netsuite.records import netsuite_datetime
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.netsuite import (
     RESET,
@@ -50,6 +59,8 @@ from tests.fakes.netsuite import (
     StatusReply,
     wsdl_path,
 )
+from tests.fakes.proxy import TunnelProxy
+from tests.fakes.tls import TestCA
 
 CREDENTIALS = Credentials(
     account="1234567_SB1",
@@ -84,6 +95,19 @@ def netsuite(
     _netsuite_server.reset()
     yield _netsuite_server
     _netsuite_server.reset()
+
+
+def make_adapter_settings(**overrides: Any) -> NetSuiteSettings:
+    return NetSuiteSettings.model_validate(
+        {
+            "account": CREDENTIALS.account,
+            "consumer_key": CREDENTIALS.consumer_key,
+            "consumer_secret": {"env": "NS_CONSUMER_SECRET"},
+            "token_id": CREDENTIALS.token_id,
+            "token_secret": {"env": "NS_TOKEN_SECRET"},
+            **overrides,
+        }
+    )
 
 
 def make_adapter(fake: FakeNetSuite, **overrides: Any) -> NetSuiteAdapter:
@@ -244,7 +268,7 @@ async def test_a_wrong_token_secret_is_refused_by_the_fake_as_invalid_credential
         (StatusReply("INVALID_FLD_VALUE"), PermanentError, "INVALID_FLD_VALUE"),
         (StatusReply("USER_ERROR"), PermanentError, "USER_ERROR"),
         (StatusReply("DUP_ENTITY"), PermanentError, "DUP_ENTITY"),
-        (StatusReply("INVALID_KEY_OR_REF"), PermanentError, "INVALID_KEY_OR_REF"),
+        (StatusReply("INVALID_KEY_OR_REF"), MissingDependencyError, "INVALID_KEY_OR_REF"),
         (HttpReply(503), RetryableError, None),
         (HttpReply(502, b""), RetryableError, None),
         (HttpReply(500, b"<html><body>oops</body></html>"), RetryableError, None),
@@ -319,7 +343,8 @@ def test_the_classified_codes_and_faults_exist_in_the_2023_2_schema() -> None:
     status_enum = fault_types.split('name="FaultCodeType"')[0]
     status_codes = set(re.findall(r'<enumeration value="([A-Z0-9_]+)"/>', status_enum))
     assert status_codes >= RETRYABLE_STATUS_CODES
-    assert {"INVALID_FLD_VALUE", "USER_ERROR", "DUP_ENTITY", "INVALID_KEY_OR_REF"} <= status_codes
+    assert {"INVALID_FLD_VALUE", "USER_ERROR", "DUP_ENTITY"} <= status_codes
+    assert status_codes >= MISSING_RECORD_CODES
     faults = set(
         re.findall(r'complexType name="(\w+Fault)"', (XSD_DIR / "platform.faults.xsd").read_text())
     )
@@ -411,29 +436,132 @@ async def test_a_quote_to_cash_flow_upserts_customer_sales_order_and_invoice(
     tran_date = stored.field("tranDate")
     assert tran_date is not None
     assert tran_date.text is not None
-    assert tran_date.text.startswith("2024-03-01T00:00:00")
+    assert tran_date.text == "2024-03-01T10:30:00Z"
 
 
-async def test_a_sales_order_for_an_unknown_customer_is_a_permanent_error(
+async def test_a_sales_order_for_a_customer_not_there_yet_waits_for_it(
     netsuite: FakeNetSuite,
 ) -> None:
     adapter = make_adapter(netsuite)
+    order = Request(
+        action="upsert_sales_order",
+        payload={
+            "externalId": "SO-orphan",
+            "entity": {"externalId": "CUST-later"},
+            "items": [{"item": {"internalId": "55"}, "quantity": 1}],
+        },
+    )
     await adapter.start()
     try:
-        with pytest.raises(PermanentError) as caught:
-            await adapter.call(
-                Request(
-                    action="upsert_sales_order",
-                    payload={
-                        "externalId": "SO-orphan",
-                        "entity": {"externalId": "CUST-nobody"},
-                        "items": [{"item": {"internalId": "55"}, "quantity": 1}],
-                    },
-                )
-            )
+        with pytest.raises(MissingDependencyError) as caught:
+            await adapter.call(order)
+        await adapter.call(customer("CUST-later"))
+        placed = await adapter.call(order)  # what the retry does once the customer exists
     finally:
         await adapter.close()
     assert caught.value.vendor_code == "INVALID_KEY_OR_REF"
+    assert caught.value.retryable
+    assert "CUST-later" in caught.value.message
+    assert "dependency_wait" in caught.value.message
+    assert placed["externalId"] == "SO-orphan"
+
+
+@pytest.mark.parametrize(
+    ("codes", "error"),
+    [
+        (["INVALID_KEY_OR_REF"], MissingDependencyError),
+        (["INVALID_KEY_OR_REF", "RCRD_LOCKED_BY_WF"], MissingDependencyError),
+        (["INVALID_KEY_OR_REF", "INVALID_FLD_VALUE"], PermanentError),
+        (["RCRD_LOCKED_BY_WF"], RetryableError),
+    ],
+)
+def test_a_missing_reference_waits_unless_something_permanent_is_wrong_too(
+    codes: list[str], error: type[Exception]
+) -> None:
+    found = classify_status([(code, f"{code} here") for code in codes], where="upsert invoice")
+    assert type(found) is error
+
+
+INVOICE_DATES = Request(
+    action="upsert_invoice",
+    payload={
+        "externalId": "INV-dates",
+        "entity": {"externalId": "CUST-dates"},
+        "tranDate": "2026-01-31",  # winter in the north: PST, NZDT
+        "dueDate": "2026-07-01",  # summer in the north: PDT, NZST
+        "items": [{"item": {"internalId": "55"}, "amount": 10}],
+    },
+)
+
+
+@pytest.mark.parametrize(
+    "user_timezone",
+    [
+        "Pacific/Honolulu",  # UTC-10, west of Pacific time
+        "America/Anchorage",  # UTC-9/-8
+        "America/Los_Angeles",
+        "America/New_York",
+        "Europe/Berlin",
+        "Asia/Kolkata",
+        "Australia/Sydney",
+        "Pacific/Auckland",  # UTC+13 in January
+        "Pacific/Tongatapu",  # UTC+13
+    ],
+)
+async def test_dates_keep_their_day_for_users_in_any_time_zone_from_utc_minus_10_to_plus_13(
+    netsuite: FakeNetSuite, user_timezone: str
+) -> None:
+    netsuite.user_timezone = user_timezone
+    adapter = make_adapter(netsuite)
+    await adapter.start()
+    try:
+        await adapter.call(customer("CUST-dates"))
+        await adapter.call(INVOICE_DATES)
+    finally:
+        await adapter.close()
+    assert netsuite.date_of("invoice", "INV-dates", "tranDate") == date(2026, 1, 31)
+    assert netsuite.date_of("invoice", "INV-dates", "dueDate") == date(2026, 7, 1)
+
+
+@pytest.mark.parametrize("user_timezone", ["Pacific/Pago_Pago", "Pacific/Kiritimati", "Asia/Tokyo"])
+async def test_with_the_users_time_zone_set_dates_keep_their_day_even_at_utc_minus_11_or_plus_14(
+    netsuite: FakeNetSuite, user_timezone: str
+) -> None:
+    netsuite.user_timezone = user_timezone
+    adapter = make_adapter(netsuite, timezone=user_timezone)
+    await adapter.start()
+    try:
+        await adapter.call(customer("CUST-dates"))
+        await adapter.call(INVOICE_DATES)
+    finally:
+        await adapter.close()
+    assert netsuite.date_of("invoice", "INV-dates", "tranDate") == date(2026, 1, 31)
+    assert netsuite.date_of("invoice", "INV-dates", "dueDate") == date(2026, 7, 1)
+    stored = netsuite.record("invoice", "INV-dates")
+    assert stored is not None
+    tran_date = stored.field("tranDate")
+    assert tran_date is not None
+    assert tran_date.text is not None
+    assert tran_date.text.startswith("2026-01-31T12:00:00")  # noon there, with its offset
+
+
+@pytest.mark.parametrize(
+    ("zone", "sent"),
+    [
+        (None, "2026-01-31T10:30:00+00:00"),
+        ("Pacific/Honolulu", "2026-01-31T12:00:00-10:00"),
+        ("Europe/Berlin", "2026-01-31T12:00:00+01:00"),
+    ],
+)
+def test_a_date_is_sent_as_an_instant_with_its_offset(zone: str | None, sent: str) -> None:
+    moment = netsuite_datetime(date(2026, 1, 31), zone)
+    assert moment is not None
+    assert moment.isoformat() == sent
+
+
+def test_an_unknown_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        make_adapter_settings(timezone="Mars/Olympus")
 
 
 async def test_an_invalid_payload_is_permanent_and_names_fields_not_values(
@@ -725,3 +853,45 @@ def _passport_field(body: bytes, name: str) -> str:
     )
     assert value is not None
     return value
+
+
+# -- TLS and proxies -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _https_netsuite(test_ca: TestCA) -> Iterator[FakeNetSuite]:
+    with FakeNetSuite(CREDENTIALS, tls=test_ca) as fake:
+        yield fake
+
+
+@pytest.fixture
+def https_netsuite(_https_netsuite: FakeNetSuite, netsuite: FakeNetSuite) -> FakeNetSuite:
+    _https_netsuite.reset()
+    return _https_netsuite
+
+
+async def test_the_ca_bundle_verifies_netsuite_and_the_proxy_tunnels_every_call(
+    https_netsuite: FakeNetSuite, test_ca: TestCA, tunnel_proxy: TunnelProxy
+) -> None:
+    assert https_netsuite.endpoint.startswith("https://")
+    adapter = make_adapter(
+        https_netsuite, ca_bundle=str(test_ca.path), proxy=tunnel_proxy.url, timeout=5
+    )
+    await adapter.start()
+    try:
+        result = await adapter.call(customer("CUST-tls"))
+    finally:
+        await adapter.close()
+    assert result["externalId"] == "CUST-tls"
+    assert set(tunnel_proxy.tunnels) == {urlsplit(https_netsuite.endpoint).netloc}
+
+
+def test_settings_read_from_an_empty_environment_are_unset() -> None:
+    settings = make_adapter_settings(endpoint="", ca_bundle="", proxy="", timezone="")
+    assert (settings.endpoint, settings.ca_bundle, settings.proxy, settings.timezone) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert settings.service_url == endpoint_for(CREDENTIALS.account)

@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from platypus.adapter import Request
-from platypus.exceptions import PermanentError
+from platypus.exceptions import MissingDependencyError, PermanentError
 from platypus_adapters.netsuite import NetSuiteAdapter
 from platypus_adapters.netsuite.records import UpsertVendorBillResult
 from tests.fakes.netsuite import Credentials, FakeNetSuite, StoredRecord, wsdl_path
@@ -127,10 +127,12 @@ async def test_a_vendor_bill_is_upserted_by_external_id_and_passes_the_wsdl(
     assert expenses[1].find(f"{{{PURCHASES}}}class").get("internalId") == "3"  # type: ignore[union-attr]
 
 
-async def test_a_bill_of_a_vendor_netsuite_does_not_have_is_a_permanent_invalid_key(
+async def test_a_bill_of_a_vendor_netsuite_does_not_have_waits_for_the_vendor(
     netsuite: FakeNetSuite, adapter: NetSuiteAdapter
 ) -> None:
-    with pytest.raises(PermanentError) as caught:
+    # INVALID_KEY_OR_REF on the entity: the vendor may be created any minute, so the
+    # step is retried for its dependency_wait before it is dead-lettered.
+    with pytest.raises(MissingDependencyError) as caught:
         await adapter.call(bill())
 
     assert caught.value.vendor_code == "INVALID_KEY_OR_REF"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import structlog
@@ -17,25 +18,40 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from platypus.adapter import AdapterRegistry, Request
-from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.exceptions import (
+    ConfigurationError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.logging import configure_logging
 from platypus_adapters.salesforce import (
+    MISSING_RECORD_CODES,
     PERMANENT_CODES,
     RETRYABLE_CODES,
     ApiUsage,
+    JwtAuth,
+    LoginRefusedError,
     SalesforceAdapter,
     SalesforceSettings,
     bind,
+    jwt_audience,
     login_base_url,
     parse_limit_info,
 )
 from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.proxy import TunnelProxy
 from tests.fakes.salesforce import FakeSalesforce
 
 USERNAME = "integration@acme.test"
 PASSWORD = "sf-contract-password-8c2d"
 SECURITY_TOKEN = "sf-security-token-77aa"
 CONSUMER_KEY = "3MVG9-fake-consumer-key"
+CC_KEY = "3MVG9-client-credentials-app"
+CC_SECRET = "sf-consumer-secret-0c5e1f"
+WEB_KEY = "3MVG9-web-server-app"
+WEB_SECRET = "sf-web-app-secret-93ab"
+RUN_AS = "run-as@acme.test"
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +78,7 @@ def _sf_server(jwt_keys: tuple[Path, bytes]) -> Iterator[FakeSalesforce]:
     with FakeSalesforce() as server:
         server.add_user(USERNAME, PASSWORD, SECURITY_TOKEN)
         server.add_jwt_app(CONSUMER_KEY, jwt_keys[1], USERNAME)
+        server.add_client_credentials_app(CC_KEY, CC_SECRET, RUN_AS)
         yield server
 
 
@@ -72,9 +89,54 @@ def fake_sf(
     """The fake org, emptied, with the password and token in the environment."""
     monkeypatch.setenv("SF_PASSWORD", PASSWORD)
     monkeypatch.setenv("SF_TOKEN", SECURITY_TOKEN)
+    monkeypatch.setenv("SF_CONSUMER_SECRET", CC_SECRET)
+    monkeypatch.setenv("SF_WEB_SECRET", WEB_SECRET)
     _sf_server.reset()
     yield _sf_server
     _sf_server.reset()
+
+
+def _text(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def client_credentials_auth(domain: str = "acme.my") -> dict[str, Any]:
+    return {
+        "type": "client_credentials",
+        "consumer_key": CC_KEY,
+        "consumer_secret": {"env": "SF_CONSUMER_SECRET"},
+        "domain": domain,
+    }
+
+
+def refresh_token_auth(token_file: Path, domain: str = "login") -> dict[str, Any]:
+    return {
+        "type": "refresh_token",
+        "consumer_key": WEB_KEY,
+        "consumer_secret": {"env": "SF_WEB_SECRET"},
+        "refresh_token": {"file": str(token_file)},
+        "domain": domain,
+    }
+
+
+@pytest.fixture
+def refresh_token_file(fake_sf: FakeSalesforce, tmp_path: Path) -> Path:
+    """A file holding a refresh token the web-server app issued for the user."""
+    path = tmp_path / "sf-refresh-token"
+    path.write_text(fake_sf.issue_refresh_token(WEB_KEY, WEB_SECRET, USERNAME) + "\n")
+    return path
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging(json=True, level="debug", stream=stream)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
 
 
 def password_auth(domain: str = "login") -> dict[str, Any]:
@@ -171,6 +233,41 @@ class TestCreateContract(TestContract):
 
     def write(self, event_id: str) -> Request:
         return create(event_id)
+
+
+class TestClientCredentialsContract(TestContract):
+    """The contract with the OAuth 2.0 client credentials flow (a My Domain, a Run As user)."""
+
+    secret: ClassVar[str] = CC_SECRET
+
+    def make_adapter(self, vendor: FakeSalesforce) -> Any:
+        return make_adapter(vendor, client_credentials_auth())
+
+
+class TestJwtContract(TestContract):
+    """The contract with the JWT bearer flow, its token request sent to a My Domain."""
+
+    @pytest.fixture
+    def vendor(self, fake_sf: FakeSalesforce, jwt_keys: tuple[Path, bytes]) -> FakeSalesforce:
+        self.key_file = jwt_keys[0]
+        self.secret = jwt_keys[0].read_text().splitlines()[1]  # a line of the private key
+        return fake_sf
+
+    def make_adapter(self, vendor: FakeSalesforce) -> Any:
+        return make_adapter(vendor, jwt_auth(self.key_file, "acme.my"))
+
+
+class TestRefreshTokenContract(TestContract):
+    """The contract with the OAuth 2.0 refresh token flow."""
+
+    @pytest.fixture
+    def vendor(self, fake_sf: FakeSalesforce, refresh_token_file: Path) -> FakeSalesforce:
+        self.token_file = refresh_token_file
+        self.secret = _text(refresh_token_file)
+        return fake_sf
+
+    def make_adapter(self, vendor: FakeSalesforce) -> Any:
+        return make_adapter(vendor, refresh_token_auth(self.token_file))
 
 
 # -- settings and unit-level pieces -------------------------------------------------
@@ -307,6 +404,7 @@ def test_soql_bind_errors_name_the_bind(binds: dict[str, Any], message: str) -> 
         ("ENTITY_IS_DELETED", 404, False),
         ("FIELD_CUSTOM_VALIDATION_EXCEPTION", 400, False),
         ("INSUFFICIENT_ACCESS_OR_READONLY", 403, False),
+        ("INVALID_CROSS_REFERENCE_KEY", 400, True),
     ],
 )
 async def test_salesforce_error_codes_are_classified(
@@ -326,6 +424,7 @@ async def test_salesforce_error_codes_are_classified(
 
 
 def test_the_code_tables_cover_the_issue() -> None:
+    assert set(MISSING_RECORD_CODES) == {"INVALID_CROSS_REFERENCE_KEY"}
     assert set(RETRYABLE_CODES) == {
         "REQUEST_LIMIT_EXCEEDED",
         "UNABLE_TO_LOCK_ROW",
@@ -445,6 +544,7 @@ async def test_a_missing_secret_fails_start_naming_the_variable(
 async def test_jwt_bearer_login_signs_an_assertion_the_org_verifies(
     fake_sf: FakeSalesforce, jwt_keys: tuple[Path, bytes], domain: str
 ) -> None:
+    fake_sf.sandbox = domain == "test"
     adapter = make_adapter(fake_sf, jwt_auth(jwt_keys[0], domain))
     await adapter.start()
     try:
@@ -461,6 +561,238 @@ async def test_jwt_bearer_login_signs_an_assertion_the_org_verifies(
     }
     assert len(fake_sf.logins) == 2  # renewed after the session expired
     assert fake_sf.requests[0].path == "/services/oauth2/token"
+
+
+@pytest.mark.parametrize(
+    ("domain", "sandbox", "audience"),
+    [
+        ("acme.my", False, "https://login.salesforce.com"),
+        ("acme--uat.sandbox.my", True, "https://test.salesforce.com"),
+    ],
+)
+async def test_jwt_with_a_my_domain_sends_the_login_server_as_audience(
+    fake_sf: FakeSalesforce,
+    jwt_keys: tuple[Path, bytes],
+    domain: str,
+    sandbox: bool,
+    audience: str,
+) -> None:
+    # simple-salesforce #672: the My Domain is where the request goes, not the audience.
+    fake_sf.sandbox = sandbox
+    adapter = make_adapter(fake_sf, jwt_auth(jwt_keys[0], domain))
+    await adapter.start()
+    try:
+        await adapter.call(upsert("evt-my-domain"))
+    finally:
+        await adapter.close()
+    assert fake_sf.logins == [{"kind": "jwt", "username": USERNAME, "aud": audience}]
+    assert fake_sf.requests[0].path == "/services/oauth2/token"
+
+
+@pytest.mark.parametrize(
+    ("domain", "audience"),
+    [
+        ("login", "https://login.salesforce.com"),
+        ("test", "https://test.salesforce.com"),
+        ("acme.my", "https://login.salesforce.com"),
+        ("acme.my.salesforce.com", "https://login.salesforce.com"),
+        ("acme--uat.sandbox.my", "https://test.salesforce.com"),
+    ],
+)
+def test_the_jwt_audience_is_the_login_server_of_production_or_sandboxes(
+    domain: str, audience: str
+) -> None:
+    auth = JwtAuth.model_validate(jwt_auth(Path("k.pem"), domain))
+    assert jwt_audience(auth) == audience
+    custom = auth.model_copy(update={"audience": "https://acme.my.site.com/customers"})
+    assert jwt_audience(custom) == "https://acme.my.site.com/customers"
+
+
+async def test_a_jwt_whose_audience_the_org_does_not_accept_says_which_audience(
+    fake_sf: FakeSalesforce, jwt_keys: tuple[Path, bytes]
+) -> None:
+    fake_sf.sandbox = True  # a sandbox, but the connection says production
+    with pytest.raises(ConfigurationError, match=r"audience is invalid.*auth\.audience"):
+        await make_adapter(fake_sf, jwt_auth(jwt_keys[0], "acme.my")).start()
+
+
+async def test_an_expired_assertion_is_refused_and_the_message_points_at_the_clock(
+    fake_sf: FakeSalesforce, jwt_keys: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platypus_adapters.salesforce import adapter as module
+
+    late = time.time() - 600  # this machine's clock is ten minutes behind
+    monkeypatch.setattr(module.time, "time", lambda: late)
+    with pytest.raises(ConfigurationError, match=r"expired authorization code.*clock"):
+        await make_adapter(fake_sf, jwt_auth(jwt_keys[0])).start()
+
+
+async def test_a_jwt_for_a_user_the_app_does_not_pre_authorize_is_refused(
+    fake_sf: FakeSalesforce, jwt_keys: tuple[Path, bytes]
+) -> None:
+    auth = {**jwt_auth(jwt_keys[0]), "username": "someone.else@acme.test"}
+    with pytest.raises(ConfigurationError, match="user hasn't approved this consumer"):
+        await make_adapter(fake_sf, auth).start()
+
+
+async def test_client_credentials_log_in_as_the_run_as_user_through_the_my_domain(
+    fake_sf: FakeSalesforce,
+) -> None:
+    adapter = make_adapter(fake_sf, client_credentials_auth())
+    await adapter.start()
+    try:
+        result = await adapter.call(upsert("evt-cc"))
+    finally:
+        await adapter.close()
+    assert result["created"] is True
+    assert fake_sf.logins == [{"kind": "client_credentials", "username": RUN_AS}]
+    token_request = fake_sf.requests[0]
+    assert token_request.path == "/services/oauth2/token"
+    assert token_request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = dict(parse_qsl(token_request.body.decode()))
+    assert form == {
+        "grant_type": "client_credentials",
+        "client_id": CC_KEY,
+        "client_secret": CC_SECRET,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "hint"),
+    [
+        ({"consumer_key": "3MVG9-nobody"}, "invalid_client_id", "auth.consumer_key"),
+        ({"consumer_secret": {"env": "SF_WEB_SECRET"}}, "invalid_client", "auth.consumer_secret"),
+    ],
+)
+async def test_refused_client_credentials_fail_start_naming_what_to_fix(
+    fake_sf: FakeSalesforce, change: dict[str, Any], code: str, hint: str
+) -> None:
+    adapter = make_adapter(fake_sf, {**client_credentials_auth(), **change})
+    with pytest.raises(ConfigurationError, match=f"{code}.*{hint}") as caught:
+        await adapter.start()
+    assert CC_SECRET not in str(caught.value)
+    assert WEB_SECRET not in str(caught.value)
+
+
+async def test_client_credentials_without_a_run_as_user_are_refused(
+    fake_sf: FakeSalesforce, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_sf.add_client_credentials_app("3MVG9-no-run-as", "s3cret-no-run-as", None)
+    monkeypatch.setenv("SF_CONSUMER_SECRET", "s3cret-no-run-as")
+    auth = {**client_credentials_auth(), "consumer_key": "3MVG9-no-run-as"}
+    with pytest.raises(ConfigurationError, match=r"no client credentials user enabled.*Run As"):
+        await make_adapter(fake_sf, auth).start()
+
+
+@pytest.mark.parametrize("domain", ["login", "test", "TEST", ""])
+def test_client_credentials_need_a_my_domain(domain: str) -> None:
+    with pytest.raises(ValidationError, match="My Domain"):
+        SalesforceSettings.model_validate({"auth": client_credentials_auth(domain)})
+
+
+async def test_refresh_token_auth_gets_a_session_for_the_user_and_renews_it(
+    fake_sf: FakeSalesforce, refresh_token_file: Path
+) -> None:
+    adapter = make_adapter(fake_sf, refresh_token_auth(refresh_token_file))
+    await adapter.start()
+    try:
+        await adapter.call(upsert("evt-refresh-1"))
+        fake_sf.expire_sessions()
+        await adapter.call(upsert("evt-refresh-2"))
+    finally:
+        await adapter.close()
+    assert [login["kind"] for login in fake_sf.logins] == ["refresh_token"] * 2
+    form = dict(parse_qsl(fake_sf.requests[0].body.decode()))
+    assert form["grant_type"] == "refresh_token"
+    assert form["client_secret"] == WEB_SECRET
+
+
+async def test_a_rotated_refresh_token_is_used_next_and_written_back_to_its_file(
+    fake_sf: FakeSalesforce, refresh_token_file: Path
+) -> None:
+    fake_sf.rotate_refresh_tokens = True
+    first = _text(refresh_token_file)
+    adapter = make_adapter(fake_sf, refresh_token_auth(refresh_token_file))
+    await adapter.start()
+    try:
+        fake_sf.expire_sessions()
+        await adapter.call(upsert("evt-rotated"))  # a second refresh, with the new token
+    finally:
+        await adapter.close()
+    second = _text(refresh_token_file)
+    assert second != first
+    assert len(fake_sf.logins) == 2
+    # A restart reads the file: the token there is the one Salesforce still honours.
+    again = make_adapter(fake_sf, refresh_token_auth(refresh_token_file))
+    await again.start()
+    await again.close()
+    assert len(fake_sf.logins) == 3
+
+
+async def test_a_revoked_refresh_token_is_an_alert_worthy_permanent_error(
+    fake_sf: FakeSalesforce, refresh_token_file: Path
+) -> None:
+    adapter = make_adapter(fake_sf, refresh_token_auth(refresh_token_file))
+    await adapter.start()
+    try:
+        fake_sf.revoke_refresh_tokens()
+        fake_sf.expire_sessions()
+        with pytest.raises(PermanentError, match="expired access/refresh token") as caught:
+            await adapter.call(upsert("evt-revoked"))
+    finally:
+        await adapter.close()
+    assert isinstance(caught.value, LoginRefusedError)
+    assert caught.value.alert is True
+    assert _text(refresh_token_file) not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["password", "jwt", "client_credentials", "refresh_token"])
+async def test_invalid_session_id_logs_in_again_with_every_auth_kind(
+    fake_sf: FakeSalesforce, jwt_keys: tuple[Path, bytes], refresh_token_file: Path, kind: str
+) -> None:
+    auth = {
+        "password": password_auth(),
+        "jwt": jwt_auth(jwt_keys[0], "acme.my"),
+        "client_credentials": client_credentials_auth(),
+        "refresh_token": refresh_token_auth(refresh_token_file),
+    }[kind]
+    adapter = make_adapter(fake_sf, auth)
+    await adapter.start()
+    try:
+        await adapter.call(upsert("evt-before"))
+        fake_sf.fail_next("INVALID_SESSION_ID")
+        result = await adapter.call(upsert("evt-after"))
+    finally:
+        await adapter.close()
+    assert result["created"] is True
+    assert adapter.logins == 2
+    assert len(fake_sf.logins) == 2
+
+
+@pytest.mark.parametrize("version", ["65.0", "66.0"])
+def test_password_auth_is_refused_from_api_65_saying_what_to_use(version: str) -> None:
+    with pytest.raises(ValidationError, match="SOAP login") as caught:
+        SalesforceSettings.model_validate({"auth": password_auth(), "api_version": version})
+    message = str(caught.value)
+    assert "client_credentials" in message
+    assert "jwt" in message
+
+
+async def test_an_org_without_soap_login_refuses_password_auth_at_start(
+    fake_sf: FakeSalesforce,
+) -> None:
+    fake_sf.soap_login = False  # new orgs: SOAP API login() off by default
+    with pytest.raises(ConfigurationError, match="INVALID_OPERATION"):
+        await make_adapter(fake_sf, password_auth()).start()
+
+
+async def test_password_auth_warns_that_it_is_retiring(
+    fake_sf: FakeSalesforce, captured: io.StringIO
+) -> None:
+    adapter = make_adapter(fake_sf)
+    await adapter.start()
+    await adapter.close()
+    assert "salesforce.password_auth_retiring" in captured.getvalue()
 
 
 async def test_a_jwt_signed_with_another_key_is_refused(
@@ -657,7 +989,7 @@ async def test_create_then_update_by_id(fake_sf: FakeSalesforce) -> None:
     ]
 
 
-async def test_update_of_a_missing_record_is_permanent(fake_sf: FakeSalesforce) -> None:
+async def test_update_of_a_record_not_there_yet_waits_for_it(fake_sf: FakeSalesforce) -> None:
     adapter = make_adapter(fake_sf)
     await adapter.start()
     try:
@@ -666,11 +998,77 @@ async def test_update_of_a_missing_record_is_permanent(fake_sf: FakeSalesforce) 
             payload={"Id": "001000000000999", "Phone": "1"},
             params={"sobject": "Account"},
         )
-        with pytest.raises(PermanentError, match="NOT_FOUND") as caught:
+        with pytest.raises(MissingDependencyError, match="NOT_FOUND") as caught:
             await adapter.call(request)
     finally:
         await adapter.close()
     assert caught.value.status_code == 404
+    assert caught.value.vendor_code == "NOT_FOUND"
+
+
+async def test_not_found_on_a_write_by_url_is_a_wrong_url_not_a_wait(
+    fake_sf: FakeSalesforce,
+) -> None:
+    adapter = make_adapter(fake_sf)
+    await adapter.start()
+    try:
+        fake_sf.fail_next("NOT_FOUND", message="The requested resource does not exist")
+        with pytest.raises(PermanentError) as caught:
+            await adapter.call(upsert("evt-wrong-url"))
+    finally:
+        await adapter.close()
+    assert not isinstance(caught.value, MissingDependencyError)
+
+
+async def test_a_child_whose_parent_id_does_not_exist_yet_waits_then_goes_through(
+    fake_sf: FakeSalesforce,
+) -> None:
+    fake_sf.add_lookup("Contact", "AccountId", "Account")
+    adapter = make_adapter(fake_sf)
+    contact = Request(
+        action="create",
+        payload={"LastName": "Quill", "AccountId": "001000000000042"},
+        params={"sobject": "Contact"},
+    )
+    await adapter.start()
+    try:
+        with pytest.raises(MissingDependencyError) as caught:
+            await adapter.call(contact)
+        fake_sf.insert("Account", Name="Acme")  # 001000000000001: not that one
+        with pytest.raises(MissingDependencyError):
+            await adapter.call(contact)
+    finally:
+        await adapter.close()
+    assert caught.value.vendor_code == "INVALID_CROSS_REFERENCE_KEY"
+    assert "dependency_wait" in caught.value.message
+    assert fake_sf.count("Contact") == 0
+
+
+async def test_a_parent_named_by_external_id_is_waited_for_until_it_exists(
+    fake_sf: FakeSalesforce,
+) -> None:
+    fake_sf.add_lookup("Zuora_Payment__c", "Account__c", "Account")
+    adapter = make_adapter(fake_sf)
+    payment = Request(
+        action="upsert",
+        payload={
+            "Zuora_Payment_Id__c": "P-1",
+            "Account__r": {"External_Id__c": "cust-later"},
+        },
+        params={"sobject": "Zuora_Payment__c", "external_id_field": "Zuora_Payment_Id__c"},
+    )
+    await adapter.start()
+    try:
+        with pytest.raises(MissingDependencyError, match="Foreign key external ID") as caught:
+            await adapter.call(payment)
+        account_id = fake_sf.insert("Account", Name="Acme", External_Id__c="cust-later")
+        placed = await adapter.call(payment)
+    finally:
+        await adapter.close()
+    assert caught.value.vendor_code == "INVALID_FIELD"
+    assert placed["created"] is True
+    [record] = fake_sf.records("Zuora_Payment__c")
+    assert record["Account__c"] == account_id
 
 
 async def test_a_lookup_query_returns_the_records(fake_sf: FakeSalesforce) -> None:
@@ -775,3 +1173,24 @@ async def test_no_token_or_session_id_reaches_the_logs(fake_sf: FakeSalesforce) 
     assert len(sessions) == 2
     for secret in (PASSWORD, SECURITY_TOKEN, *sessions):
         assert secret not in logs
+
+
+async def test_every_call_goes_through_the_proxy_with_the_ca_bundle(
+    fake_sf: FakeSalesforce, tunnel_proxy: TunnelProxy
+) -> None:
+    adapter = make_adapter(fake_sf, client_credentials_auth(), proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        await adapter.call(upsert("evt-proxy"))
+    finally:
+        await adapter.close()
+    assert set(tunnel_proxy.tunnels) == {urlsplit(fake_sf.url).netloc}
+    assert fake_sf.requests[0].path == "/services/oauth2/token"
+
+
+def test_settings_left_empty_by_the_environment_are_unset() -> None:
+    settings = SalesforceSettings.model_validate(
+        {"auth": client_credentials_auth(), "login_url": "", "ca_bundle": "", "proxy": ""}
+    )
+    assert (settings.login_url, settings.ca_bundle, settings.proxy) == (None, None, None)
+    assert login_base_url(settings) == "https://acme.my.salesforce.com"

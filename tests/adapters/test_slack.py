@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -14,9 +15,11 @@ import structlog
 from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.logging import configure_logging
-from platypus_adapters.slack import SlackAdapter
+from platypus_adapters.slack import SlackAdapter, SlackSettings
 from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.proxy import TunnelProxy
 from tests.fakes.slack import CHANNELS, RESET, FakeSlack, Reply, Slow
+from tests.fakes.tls import TestCA
 
 TOKEN = FakeSlack.bot_token
 ROTATION = {
@@ -423,3 +426,69 @@ async def test_no_token_or_secret_leaks(slack: FakeSlack, captured_logs: io.Stri
     texts = [captured_logs.getvalue(), *errors, repr(adapter), repr(adapter.settings)]
     for secret in secrets:
         assert all(secret not in text for text in texts), secret
+
+
+# -- TLS and proxies -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _https_slack(test_ca: TestCA) -> Iterator[FakeSlack]:
+    fake = FakeSlack(tls=test_ca)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def https_slack(_https_slack: FakeSlack, slack: FakeSlack) -> FakeSlack:
+    """The fake over HTTPS, with a certificate of a CA no system trusts."""
+    _https_slack.reset()
+    return _https_slack
+
+
+async def test_the_ca_bundle_verifies_slack_and_the_proxy_tunnels_every_call(
+    https_slack: FakeSlack, test_ca: TestCA, tunnel_proxy: TunnelProxy
+) -> None:
+    assert https_slack.url.startswith("https://")
+    adapter = make_adapter(https_slack, ca_bundle=str(test_ca.path), proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        result = await adapter.call(post("evt-tls"))
+    finally:
+        await adapter.close()
+    assert result
+    assert set(tunnel_proxy.tunnels) == {urlsplit(https_slack.url).netloc}
+    assert len(https_slack.requests) >= 1
+
+
+async def test_an_untrusted_certificate_is_a_permanent_error_naming_ca_bundle(
+    https_slack: FakeSlack,
+) -> None:
+    adapter = make_adapter(https_slack)  # the system's CAs do not know the fake's
+    await adapter.start()
+    try:
+        with pytest.raises(PermanentError, match="ca_bundle"):
+            await adapter.call(post("evt-tls"))
+    finally:
+        await adapter.close()
+    assert https_slack.requests == []
+
+
+async def test_a_ca_bundle_that_cannot_be_read_stops_start(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    adapter = make_adapter(slack, ca_bundle=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigurationError, match="ca_bundle"):
+        await adapter.start()
+
+
+def test_ca_bundle_and_proxy_left_empty_by_the_environment_are_unset() -> None:
+    settings = SlackSettings.model_validate(
+        {"token": {"env": "SLACK_BOT_TOKEN"}, "ca_bundle": "", "proxy": ""}
+    )
+    assert settings.ca_bundle is None
+    assert settings.proxy is None
+    with pytest.raises(ValueError, match="proxy URL"):
+        SlackSettings.model_validate(
+            {"token": {"env": "SLACK_BOT_TOKEN"}, "proxy": "socks5://proxy:1080"}
+        )

@@ -6,19 +6,29 @@ import asyncio
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
 from pydantic import SecretStr
 
 from platypus.adapter import Adapter, Request
-from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.exceptions import (
+    ConfigurationError,
+    MissingDependencyError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.logging import configure_logging
 from platypus_adapters.zuora import ZuoraAdapter, ZuoraSettings
 from platypus_adapters.zuora._errors import Verdict, classify
+from platypus_adapters.zuora._idempotency import IdempotencyKeys, answered_failure
 from platypus_adapters.zuora._token import TokenCache
 from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.proxy import TunnelProxy
+from tests.fakes.tls import TestCA
 from tests.fakes.zuora import AUTH_ERROR, RESET, FakeZuora, Reply, Slow
 
 SECRET = FakeZuora.client_secret
@@ -418,14 +428,118 @@ async def test_create_subscription_places_a_create_subscription_order(
     assert result["status"] == "Completed"
 
 
-async def test_a_subscription_for_an_unknown_account_is_a_permanent_error(
+async def test_a_subscription_for_an_account_not_there_yet_waits_and_then_goes_through(
     zuora: FakeZuora, adapter: ZuoraAdapter
 ) -> None:
-    with pytest.raises(PermanentError) as caught:
-        await adapter.call(subscription_request("evt-no-account", "A99999999"))
+    request = subscription_request("evt-no-account-yet", "A00000001")
+    with pytest.raises(MissingDependencyError) as caught:
+        await adapter.call(request)
     assert caught.value.vendor_code == "50000040"
     assert caught.value.status_code == 200
     assert zuora.orders == {}
+    account = await adapter.call(account_request("evt-the-account"))
+    assert account["accountNumber"] == "A00000001"
+
+    # The retry: Zuora stored the failure under the first key, so it needs the next.
+    result = await adapter.call(request)
+
+    assert result["accountNumber"] == "A00000001"
+    assert len(zuora.orders) == 1
+    keys = [r.headers["idempotency-key"] for r in zuora.requests_to("/v1/orders")]
+    assert keys == [
+        "evt-no-account-yet:onboard:subscription",
+        "evt-no-account-yet:onboard:subscription#2",
+    ]
+
+
+async def test_a_stored_retryable_failure_is_retried_with_the_next_key(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    # Lock contention answered by the application: Zuora stores it under the key.
+    zuora.answer_next("/v1/accounts", Reply(200, _reasons("50000050", "locked")))
+    request = account_request("evt-locked")
+    with pytest.raises(RetryableError):
+        await adapter.call(request)
+    created = await adapter.call(request)
+    again = await adapter.call(request)  # a replay now reads the stored success
+    assert created == again
+    assert len(zuora.accounts) == 1
+
+
+async def test_after_a_timeout_the_retry_keeps_the_key_and_reads_the_stored_answer(
+    zuora: FakeZuora,
+) -> None:
+    adapter = make_adapter(zuora, timeout=0.2)
+    await adapter.start()
+    try:
+        zuora.fail_next("/v1/accounts", Slow(0.5))
+        request = account_request("evt-slow-key")
+        with pytest.raises(RetryableError, match="timed out"):
+            await adapter.call(request)  # Zuora applied it; only its answer was late
+        await adapter.call(request)
+    finally:
+        await adapter.close()
+    keys = {r.headers["idempotency-key"] for r in zuora.requests_to("/v1/accounts")}
+    assert keys == {"evt-slow-key:onboard:account"}
+    assert len(zuora.accounts) == 1
+
+
+async def test_a_new_process_walks_the_key_chain_back_to_the_stored_success(
+    zuora: FakeZuora, adapter: ZuoraAdapter
+) -> None:
+    request = subscription_request("evt-walk", "A00000001")
+    with pytest.raises(MissingDependencyError):
+        await adapter.call(request)
+    await adapter.call(account_request("evt-walk-account"))
+    first = await adapter.call(request)
+    fresh = make_adapter(zuora)  # a restarted worker: no memory of the failure
+    await fresh.start()
+    try:
+        with pytest.raises(MissingDependencyError):
+            await fresh.call(request)  # the stored failure, read back at once
+        again = await fresh.call(request)
+    finally:
+        await fresh.close()
+    assert again == first
+    assert len(zuora.orders) == 1
+
+
+def test_the_key_chain_moves_on_only_from_the_key_that_failed() -> None:
+    keys = IdempotencyKeys(remember=2)
+    assert keys.current("e:f:s") == "e:f:s"
+    keys.failed("e:f:s", "e:f:s")
+    assert keys.current("e:f:s") == "e:f:s#2"
+    keys.failed("e:f:s", "e:f:s")  # a late answer to the old key: already past it
+    assert keys.current("e:f:s") == "e:f:s#2"
+    keys.failed("a", "a")
+    keys.failed("b", "b")  # remembers two chains: the oldest is forgotten
+    assert keys.current("e:f:s") == "e:f:s"
+    long = "x" * 300
+    assert len(keys.current(long)) < 255
+    keys.failed(long, keys.current(long))
+    assert keys.current(long) != IdempotencyKeys().current(long)
+    assert len(keys.current(long)) < 255
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "answered"),
+    [
+        (200, "50000040", True),
+        (400, "53000020", True),
+        (404, "50000040", True),
+        (401, "90000011", False),
+        (409, "50000050", False),
+        (422, "50000090", False),
+        (429, None, False),
+        (503, None, False),
+        (500, "50000060", False),
+        (400, None, False),
+    ],
+)
+def test_only_a_failure_zuora_answered_spends_the_key(
+    status: int, code: str | None, answered: bool
+) -> None:
+    assert answered_failure(status, code) is answered
 
 
 async def test_find_account_by_crm_id(zuora: FakeZuora, adapter: ZuoraAdapter) -> None:
@@ -532,6 +646,8 @@ async def test_answers_are_classified(
             Verdict.PERMANENT,  # one permanent reason: a retry meets it again
         ),
         (200, {"success": False}, Verdict.PERMANENT),
+        (200, _reasons("50000040", "Account A1 does not exist"), Verdict.MISSING),
+        (200, _reasons("50000040", "Cannot find entity by key: 'PRP-1'."), Verdict.PERMANENT),
         (401, None, Verdict.REFRESH),
         (408, None, Verdict.RETRYABLE),
         (400, _reasons("53000050"), Verdict.RETRYABLE),
@@ -625,3 +741,78 @@ async def test_neither_the_client_secret_nor_a_token_leaks(
     assert len(errors) == 3
     for secret in [SECRET, *tokens]:
         assert all(secret not in text for text in texts), secret
+
+
+# -- TLS and proxies -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _https_zuora(test_ca: TestCA) -> Iterator[FakeZuora]:
+    fake = FakeZuora(tls=test_ca)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def https_zuora(_https_zuora: FakeZuora, zuora: FakeZuora) -> FakeZuora:
+    """The fake over HTTPS, with a certificate of a CA no system trusts."""
+    _https_zuora.reset()
+    return _https_zuora
+
+
+async def test_the_ca_bundle_verifies_zuora_and_the_proxy_tunnels_every_call(
+    https_zuora: FakeZuora, test_ca: TestCA, tunnel_proxy: TunnelProxy
+) -> None:
+    assert https_zuora.url.startswith("https://")
+    adapter = make_adapter(https_zuora, ca_bundle=str(test_ca.path), proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        result = await adapter.call(account_request("evt-tls"))
+    finally:
+        await adapter.close()
+    assert result
+    assert set(tunnel_proxy.tunnels) == {urlsplit(https_zuora.url).netloc}
+    assert len(https_zuora.requests) >= 1
+
+
+async def test_an_untrusted_certificate_is_a_permanent_error_naming_ca_bundle(
+    https_zuora: FakeZuora,
+) -> None:
+    adapter = make_adapter(https_zuora)  # the system's CAs do not know the fake's
+    await adapter.start()
+    try:
+        with pytest.raises(PermanentError, match="ca_bundle"):
+            await adapter.call(account_request("evt-tls"))
+    finally:
+        await adapter.close()
+    assert https_zuora.requests == []
+
+
+async def test_a_ca_bundle_that_cannot_be_read_stops_start(
+    zuora: FakeZuora, tmp_path: Path
+) -> None:
+    adapter = make_adapter(zuora, ca_bundle=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigurationError, match="ca_bundle"):
+        await adapter.start()
+
+
+def test_ca_bundle_and_proxy_left_empty_by_the_environment_are_unset() -> None:
+    settings = ZuoraSettings.model_validate(
+        {
+            "client_id": {"env": "ZUORA_CLIENT_ID"},
+            "client_secret": {"env": "ZUORA_CLIENT_SECRET"},
+            "ca_bundle": "",
+            "proxy": "",
+        }
+    )
+    assert settings.ca_bundle is None
+    assert settings.proxy is None
+    with pytest.raises(ValueError, match="proxy URL"):
+        ZuoraSettings.model_validate(
+            {
+                "client_id": {"env": "ZUORA_CLIENT_ID"},
+                "client_secret": {"env": "ZUORA_CLIENT_SECRET"},
+                "proxy": "socks5://proxy:1080",
+            }
+        )

@@ -161,6 +161,33 @@ def test_a_step_that_always_fails_retryably_is_dead_lettered_after_max_attempts(
     assert len(result.calls) == 5
 
 
+def test_a_record_that_appears_after_more_attempts_than_max_attempts_is_delivered(
+    project: Path,
+) -> None:
+    result = run_case(
+        project / FLOW,
+        case(
+            fail={"create_order": {"error": "MissingDependencyError", "times": 8}},
+            results={"create_order": {"id": "ORD-1"}},
+            calls=[],
+        ),
+    )
+
+    assert result.outcome == "delivered"
+    assert [c.attempt for c in result.calls if c.step == "create_order"] == list(range(1, 10))
+
+
+def test_a_missing_record_that_never_appears_cannot_be_written_as_a_case(project: Path) -> None:
+    with pytest.raises(ValueError, match="needs times"):
+        run_case(
+            project / FLOW,
+            case(
+                fail={"create_order": {"error": "MissingDependencyError"}},
+                dead_lettered={"step": "create_order"},
+            ),
+        )
+
+
 def test_a_dead_letter_expectation_names_what_differs(project: Path) -> None:
     result = run_case(
         project / FLOW,

@@ -3,8 +3,8 @@
 Each fake is the one the adapter's own tests use (tests/fakes/), started once for
 the package and emptied before each test. `catalog_config` reads the real
 ``platypus.yaml`` with its ``${ENV}`` variables and secrets set the way an
-operator would, and changes only what a fake needs besides: its URL, the test
-CA, a short timeout.
+operator would, the fakes' URLs and the test CA included, and changes only a
+short timeout.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from tests.fakes.zuora import FakeZuora
 
 REPO = Path(__file__).resolve().parents[2]
 
-SF_USERNAME = "integration@acme.test"
-SF_PASSWORD = "catalog-sf-password-41d2"
-SF_TOKEN = "catalog-sf-token-9c"
+SF_CONSUMER_KEY = "3MVG9-catalog-external-client-app"
+SF_CONSUMER_SECRET = "catalog-sf-consumer-secret-41d2"
+SF_RUN_AS = "integration@acme.test"
 NETSUITE = Credentials(
     account="1234567_SB1",
     consumer_key="ck-catalog-3f1c",
@@ -62,7 +62,7 @@ def _servers() -> Iterator[Vendors]:
     if not wsdl_path().exists():
         pytest.skip(f"the NetSuite WSDL is not at {wsdl_path()}; set PLATYPUS_NETSUITE_WSDL")
     with FakeSalesforce() as salesforce, FakeNetSuite(NETSUITE) as netsuite:
-        salesforce.add_user(SF_USERNAME, SF_PASSWORD, SF_TOKEN)
+        salesforce.add_client_credentials_app(SF_CONSUMER_KEY, SF_CONSUMER_SECRET, SF_RUN_AS)
         zuora, slack, okta, coupa = FakeZuora(), FakeSlack(), FakeOkta(), FakeCoupa()
         for fake in (zuora, slack, okta, coupa):
             fake.start()
@@ -85,9 +85,14 @@ def vendors(_servers: Vendors, monkeypatch: pytest.MonkeyPatch) -> Vendors:
     for name, channel in CHANNELS.items():
         monkeypatch.setitem(slack_fake.CHANNELS, name, channel)
     environment = {
-        "SALESFORCE_USERNAME": SF_USERNAME,
-        "SALESFORCE_PASSWORD": SF_PASSWORD,
-        "SALESFORCE_SECURITY_TOKEN": SF_TOKEN,
+        "SALESFORCE_CONSUMER_KEY": SF_CONSUMER_KEY,
+        "SALESFORCE_CONSUMER_SECRET": SF_CONSUMER_SECRET,
+        "SALESFORCE_MY_DOMAIN": "acme.my",
+        # Where the fakes listen; production derives these from the domain or account.
+        "SALESFORCE_LOGIN_URL": _servers.salesforce.url,
+        "SALESFORCE_CA_BUNDLE": str(_servers.salesforce.ca_path),
+        "NETSUITE_ENDPOINT": _servers.netsuite.endpoint,
+        "SLACK_BASE_URL": _servers.slack.url,
         "ZUORA_BASE_URL": _servers.zuora.url,
         "ZUORA_CLIENT_ID": FakeZuora.client_id,
         "ZUORA_CLIENT_SECRET": FakeZuora.client_secret,
@@ -113,16 +118,14 @@ def vendors(_servers: Vendors, monkeypatch: pytest.MonkeyPatch) -> Vendors:
 
 
 def catalog_config(vendors: Vendors, data_dir: Path) -> ProjectConfig:
-    """The repository's platypus.yaml, its connections pointed at the fakes."""
+    """The repository's platypus.yaml, read with the fakes' environment (`vendors`)."""
     config = load_config(root=REPO)
+    # Where the fakes listen comes from the environment (`vendors`), as in production;
+    # only what production never needs is set here.
     extra = {
-        # Where the fakes listen; production derives these from the account or domain.
-        "salesforce": {
-            "login_url": vendors.salesforce.url,
-            "ca_bundle": str(vendors.salesforce.ca_path),
-        },
-        "netsuite": {"endpoint": vendors.netsuite.endpoint},
-        "slack": {"base_url": vendors.slack.url},
+        "salesforce": {},
+        "netsuite": {},
+        "slack": {},
         "zuora": {},
         "okta": {},
         # Coupa advises a few seconds between issuing a token and using it; the fake needs none.

@@ -11,7 +11,9 @@ idempotency stands between a replay and a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,9 +22,12 @@ from typing import Any
 import pytest
 
 from platypus.flow.loader import load_flows
-from platypus.records import EVENTS_TOPIC, NewRecord
+from platypus.keys import ordering_key
+from platypus.records import DEAD_LETTER_TOPIC, EVENTS_TOPIC, NewRecord
 from platypus.runtime.embedded import Platypus
 from tests.catalog.conftest import REPO, Vendors, catalog_config
+from tests.fakes.netsuite import StatusReply
+from tests.fakes.zuora import Slow
 
 SAMPLES = REPO / "samples"
 
@@ -58,7 +63,8 @@ async def run(app: Platypus, *events: dict[str, Any]) -> None:
 async def replay(app: Platypus, event: dict[str, Any]) -> None:
     """Append the same event to the log again, past the ingress's duplicate check."""
     raw = json.dumps(event).encode()
-    await app.log.append(EVENTS_TOPIC, [NewRecord(key=event["subject"], value=raw)])
+    key = ordering_key(event, app.config.ordering)  # the key a replay gets
+    await app.log.append(EVENTS_TOPIC, [NewRecord(key=key, value=raw)])
     await app.drain()
 
 
@@ -195,6 +201,64 @@ async def test_a_second_deal_of_a_customer_reuses_their_zuora_account(
     assert vendors.netsuite.record("customer", account_id).upserts == 2  # type: ignore[union-attr]
 
 
+async def test_an_invoice_posted_before_its_deal_is_delivered_once_the_customer_exists(
+    vendors: Vendors, tmp_path: Path
+) -> None:
+    account_id = seed_account(vendors)
+    closed_won, invoice, _payment = quote_to_cash_events(account_id)
+    number = invoice["data"]["invoice_number"]
+    tried = f'externalId="{number}"'.encode()
+
+    async with catalog(vendors, tmp_path / "data") as app:
+        accepted = await app.ingress.accept(
+            json.dumps(invoice).encode(), "application/cloudevents+json"
+        )
+        assert accepted.status == 202
+        # NetSuite has no customer yet: the invoice is refused, and refused again.
+        deadline = time.monotonic() + 30
+        while sum(tried in r.body for r in vendors.netsuite.received) < 3:
+            assert time.monotonic() < deadline, "the invoice was not retried"
+            await asyncio.sleep(0.05)
+        assert vendors.netsuite.record("invoice", number) is None
+        # The deal comes later and creates the customer; nobody replays anything.
+        await run(app, closed_won)
+        results = outcomes(app)
+        letters = app.log.read(DEAD_LETTER_TOPIC)
+
+    assert results == sorted(
+        [
+            ("evt-q2c-0001", "opportunity-to-subscription", "delivered"),
+            ("evt-q2c-0002", "invoice-to-netsuite", "delivered"),
+        ]
+    )
+    assert letters == []
+    netsuite_invoice = vendors.netsuite.record("invoice", number)
+    assert netsuite_invoice is not None
+    entity = netsuite_invoice.field("entity")
+    assert entity is not None
+    assert entity.get("externalId") == account_id
+
+
+async def test_two_deals_of_one_customer_at_once_make_one_zuora_account(
+    vendors: Vendors, tmp_path: Path
+) -> None:
+    account_id = seed_account(vendors)
+    first = sample("opportunity-to-subscription", account_id=account_id)
+    second = sample("opportunity-to-subscription", account_id=account_id)
+    second.update(id="evt-q2c-0098", subject="006Kd00000Q9r8tAAA")
+    second["data"].update(opportunity_id="006Kd00000Q9r8tAAA", amount=4000)
+    # Slow lookups: run side by side, both deals would find no account and create one.
+    vendors.zuora.fail_next("/v1/action/query", Slow(0.3), Slow(0.3))
+
+    async with catalog(vendors, tmp_path / "data") as app:
+        await run(app, first, second)  # both accepted before either is done
+        results = outcomes(app)
+
+    assert {status for *_, status in results} == {"delivered"}
+    assert len(vendors.zuora.accounts_with_crm_id(account_id)) == 1
+    assert len(vendors.zuora.orders) == 2
+
+
 async def test_a_hire_is_announced_once_and_becomes_one_contact_even_when_replayed(
     vendors: Vendors, tmp_path: Path
 ) -> None:
@@ -247,10 +311,15 @@ async def test_a_termination_asks_it_to_offboard_and_an_involuntary_one_alerts_s
 async def test_a_vendor_refusal_dead_letters_the_event_with_its_flow_and_step(
     vendors: Vendors, tmp_path: Path
 ) -> None:
-    # NetSuite knows no customer with this CRM id: the invoice cannot be booked.
-    invoice = sample("invoice-to-netsuite", crm_account_id="001Kd00000UNKNOWN")
+    # NetSuite refuses the invoice's data: no retry can book it.
+    account_id = seed_account(vendors)
+    closed_won, invoice, _payment = quote_to_cash_events(account_id)
 
     async with catalog(vendors, tmp_path / "data") as app:
+        await run(app, closed_won)
+        vendors.netsuite.fail_next(
+            StatusReply("INVALID_FLD_VALUE", "Invalid Field Value ZUORA-SUBSCRIPTION for item")
+        )
         await run(app, invoice)
         [row] = [r for r in app.log.outcomes() if r["event_id"] == "evt-q2c-0002"]
 

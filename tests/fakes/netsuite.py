@@ -25,7 +25,10 @@ Every request is
    must name a stored customer, an invoice's ``createdFrom`` a stored sales order,
    a vendor bill's ``entity`` a stored vendor (``INVALID_KEY_OR_REF`` otherwise).
 
-Every upsert stamps the record's ``lastModifiedDate`` (`touch` sets it). A search
+Every upsert stamps the record's ``lastModifiedDate`` (`touch` sets it). A date
+field is kept as NetSuite keeps it: the calendar day its ``xsd:dateTime`` falls on
+in the integration user's time zone preference (`user_timezone`), an instant
+without an offset read as America/Los_Angeles (`date_of`). A search
 pages by ``searchPreferences/pageSize``, keeps its result under a ``searchId``,
 and answers records with their ``internalId`` and ``lastModifiedDate``.
 
@@ -47,14 +50,16 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.tls import TestCA, TlsServerThread
 from tests.fakes.vendor import read_request
 from tests.fakes.vendor_files import vendor_file
 
@@ -282,11 +287,14 @@ class _SoapFaultError(Exception):
 class FakeNetSuite:
     """SuiteTalk on loopback; see the module docstring."""
 
-    def __init__(self, credentials: Credentials, *, wsdl: Path | None = None) -> None:
+    def __init__(
+        self, credentials: Credentials, *, wsdl: Path | None = None, tls: TestCA | None = None
+    ) -> None:
+        """``tls``: serve HTTPS with that CA's certificate (clients need its ``path``)."""
         self.credentials = credentials
         self.schema = load_schema(wsdl or wsdl_path())
         self._lock = threading.Lock()
-        self._server = ServerThread(self._app)
+        self._server = ServerThread(self._app) if tls is None else TlsServerThread(self._app, tls)
         self.reset()
 
     # -- life ---------------------------------------------------------------
@@ -322,6 +330,8 @@ class FakeNetSuite:
             self._ids = itertools.count(1001)
             self.searches: dict[str, list[tuple[str, str]]] = {}
             self.slow_by = 0.0
+            self.user_timezone = "America/Los_Angeles"
+            """The integration user's Time Zone preference: which day a date field keeps."""
             self.in_flight = 0
             self.max_in_flight = 0
 
@@ -342,6 +352,17 @@ class FakeNetSuite:
         """Set a stored record's ``lastModifiedDate`` (as if someone edited it then)."""
         with self._lock:
             self.records[(record_type, external_id)].last_modified = when
+
+    def date_of(self, record_type: str, external_id: str, field_name: str) -> date | None:
+        """The calendar day NetSuite keeps for a date field, in `user_timezone`."""
+        stored = self.record(record_type, external_id)
+        element = stored.field(field_name) if stored is not None else None
+        if element is None or not element.text:
+            return None
+        moment = datetime.fromisoformat(element.text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:  # SuiteTalk reads an instant without offset as Pacific
+            moment = moment.replace(tzinfo=ZoneInfo("America/Los_Angeles"))
+        return moment.astimezone(ZoneInfo(self.user_timezone)).date()
 
     def count(self, record_type: str, external_id: str) -> int:
         """How many records of the type carry this externalId (0 or 1, by design)."""

@@ -10,14 +10,33 @@ certificate from a throwaway `trustme` CA; clients trust ``ca_path``::
 What it answers:
 
 * ``POST /services/Soap/u/<v>``: the SOAP ``login`` call (a real ``loginResponse``
-  envelope whose ``serverUrl`` points back at the fake, or an ``INVALID_LOGIN`` fault);
-* ``POST /services/oauth2/token``: the JWT bearer grant; the assertion's RS256
-  signature is checked with the registered app's public key, and its iss, sub,
-  aud and exp claims;
+  envelope whose ``serverUrl`` points back at the fake, or an ``INVALID_LOGIN``
+  fault). As in Salesforce, there is no ``login()`` from API 65.0
+  (``UNSUPPORTED_API_VERSION``), and an org can turn it off (`soap_login`);
+* ``POST /services/oauth2/token`` (a form, as Salesforce's OAuth 2.0 endpoint):
+  the JWT bearer grant (RS256 signature checked with the app's certificate key;
+  ``iss`` a known consumer key, ``sub`` a pre-authorized user, ``aud`` the login
+  server of this org, https://login.salesforce.com or, with `sandbox`,
+  https://test.salesforce.com, and ``exp`` not past), the client credentials grant
+  (``client_id``/``client_secret`` in the form or HTTP Basic, the app's Run As
+  user) and the refresh token grant (a refresh token the app issued, with the
+  secret when the app requires it; rotated when `rotate_refresh_tokens`).
+  Refusals are Salesforce's: ``invalid_client_id``, ``invalid_client``,
+  ``invalid_grant`` (``audience is invalid``, ``expired authorization code``,
+  ``user hasn't approved this consumer``, ``no client credentials user enabled``,
+  ``expired access/refresh token``) and ``unsupported_grant_type``. A success is
+  ``access_token``, ``instance_url``, ``id``, ``token_type`` and ``scope``, with
+  ``issued_at`` and an HMAC-SHA256 ``signature`` of ``id + issued_at`` under the
+  consumer secret for the grants that know it;
 * under ``/services/data/v<v>/``: ``sobjects/<Type>/`` (POST create),
   ``sobjects/<Type>/<Field>/<value>`` (PATCH upsert), ``sobjects/<Type>/<Id>``
   (PATCH update, GET) and ``query/?q=`` (a small SOQL subset: SELECT fields FROM
   Type [WHERE a = 'x' AND b = 1] [LIMIT n]).
+
+Lookups declared with `add_lookup` are enforced as an org enforces them: an id
+of no such record is ``INVALID_CROSS_REFERENCE_KEY``, and a parent named by
+external id (``{"Account__r": {"External_Id__c": "A-1"}}``) is resolved to its
+id, or refused with ``INVALID_FIELD`` "Foreign key external ID: A-1 not found".
 
 Every data answer carries ``Sforce-Limit-Info: api-usage=<used>/<limit>``; every
 data request counts one. Errors are Salesforce's error array,
@@ -28,27 +47,26 @@ failures with `fail_next`, `delay_next`, `reset_next` and `expire_sessions`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
 import itertools
 import json
 import re
 import secrets
-import shutil
-import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from html import escape, unescape
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jwt
-import trustme
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from platypus._server import ServerThread
+from tests.fakes.tls import TestCA, TlsServerThread
 from tests.fakes.vendor import read_request
 
 __all__ = ["Failure", "FakeSalesforce", "SfRequest"]
@@ -104,6 +122,19 @@ class SfRequest:
 
 
 @dataclass
+class App:
+    """An External Client App (or connected app) of the fake org."""
+
+    consumer_key: str
+    consumer_secret: str = ""
+    public_key_pem: bytes | None = None  # the certificate's key, for JWT bearer
+    jwt_users: set[str] = field(default_factory=set)  # pre-authorized users
+    run_as: str | None = None  # the client credentials flow's Run As user
+    secret_for_refresh: bool = True  # "Require Secret for Refresh Token Flow"
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # token -> username
+
+
+@dataclass
 class _State:
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)
@@ -117,50 +148,26 @@ class _State:
     max_in_flight: int = 0
 
 
-class _TlsServerThread(ServerThread):
-    """`ServerThread` serving HTTPS with the given key and certificate chain files."""
-
-    def __init__(self, app: Any, *, certfile: Path, keyfile: Path) -> None:
-        super().__init__(app)
-        self._config = uvicorn.Config(
-            app,
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="auto",
-            interface="asgi3",
-            timeout_graceful_shutdown=2,
-            ssl_certfile=str(certfile),
-            ssl_keyfile=str(keyfile),
-        )
-
-    def start(self, timeout: float = 10.0) -> str:
-        url = super().start(timeout)
-        self._url = url.replace("http://", "https://", 1)
-        return self._url
-
-
 class FakeSalesforce:
     """A Salesforce org on loopback; see the module docstring."""
 
     def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="fake-salesforce-"))
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
-        self.ca_path = self._dir / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_path))
-        certfile, keyfile = self._dir / "cert.pem", self._dir / "key.pem"
-        cert.cert_chain_pems[0].write_to_path(str(certfile))
-        for extra in cert.cert_chain_pems[1:]:
-            extra.write_to_path(str(certfile), append=True)
-        cert.private_key_pem.write_to_path(str(keyfile))
+        self._ca = TestCA()
+        self.ca_path = self._ca.path
+        """The CA certificate that signed the fake's: a connection's ca_bundle."""
         self._lock = threading.Lock()
         self._users: dict[str, str] = {}
-        self._apps: dict[str, tuple[bytes, set[str]]] = {}
+        self._apps: dict[str, App] = {}
+        self._lookups: dict[tuple[str, str], str] = {}
+        self.sandbox = False
+        """A sandbox's login server is test.salesforce.com: JWTs must say so."""
+        self.soap_login = True
+        """Whether the org still allows SOAP login() (new orgs: off)."""
+        self.rotate_refresh_tokens = False
+        """Refresh token rotation: each refresh answers a new token, the old one revoked."""
         self._state = _State()
         self._ids = itertools.count(1)
-        self._server = _TlsServerThread(self._app, certfile=certfile, keyfile=keyfile)
+        self._server = TlsServerThread(self._app, self._ca)
 
     # -- life ---------------------------------------------------------------
 
@@ -169,7 +176,7 @@ class FakeSalesforce:
 
     def stop(self) -> None:
         self._server.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._ca.remove()
 
     def __enter__(self) -> FakeSalesforce:
         self.start()
@@ -184,10 +191,17 @@ class FakeSalesforce:
         return self._server.url
 
     def reset(self) -> None:
-        """Forget records, sessions, scripts, logs and usage; keep users and apps."""
+        """Forget records, sessions, scripts, logs and usage; keep users, apps and lookups.
+
+        The org's switches (`sandbox`, `soap_login`, `rotate_refresh_tokens`) go back
+        to their defaults.
+        """
         with self._lock:
             self._state = _State()
             self._ids = itertools.count(1)
+            self.sandbox = False
+            self.soap_login = True
+            self.rotate_refresh_tokens = False
 
     # -- programming --------------------------------------------------------
 
@@ -197,9 +211,50 @@ class FakeSalesforce:
             self._users[username] = password + security_token
 
     def add_jwt_app(self, consumer_key: str, public_key_pem: bytes, *usernames: str) -> None:
-        """A connected app whose JWT assertions ``public_key_pem`` verifies, for ``usernames``."""
+        """An app whose JWT assertions ``public_key_pem`` verifies, for ``usernames``."""
+        app = self._app_named(consumer_key)
         with self._lock:
-            self._apps[consumer_key] = (public_key_pem, set(usernames))
+            app.public_key_pem = public_key_pem
+            app.jwt_users = set(usernames)
+
+    def add_client_credentials_app(
+        self, consumer_key: str, secret: str, run_as: str | None
+    ) -> None:
+        """An app with the client credentials flow enabled, running as ``run_as``
+        (None: the flow is enabled but names no Run As user)."""
+        app = self._app_named(consumer_key)
+        with self._lock:
+            app.consumer_secret = secret
+            app.run_as = run_as
+
+    def issue_refresh_token(
+        self, consumer_key: str, secret: str, username: str, *, secret_required: bool = True
+    ) -> str:
+        """A refresh token of the app for ``username``, as the web-server flow leaves one."""
+        app = self._app_named(consumer_key)
+        token = f"5Aep{secrets.token_urlsafe(32)}"
+        with self._lock:
+            app.consumer_secret = app.consumer_secret or secret
+            app.secret_for_refresh = secret_required
+            app.refresh_tokens[token] = username
+        return token
+
+    def revoke_refresh_tokens(self) -> None:
+        """Revoke every refresh token (an admin did, or the policy expired them)."""
+        with self._lock:
+            for app in self._apps.values():
+                app.refresh_tokens.clear()
+
+    def _app_named(self, consumer_key: str) -> App:
+        with self._lock:
+            return self._apps.setdefault(consumer_key, App(consumer_key))
+
+    def add_lookup(self, sobject: str, field_name: str, target: str) -> None:
+        """Make ``sobject.field_name`` a lookup to ``target`` records (``Account__c``,
+        or ``AccountId``); its relationship (``Account__r``, ``Account``) takes an
+        external id."""
+        with self._lock:
+            self._lookups[(sobject, field_name)] = target
 
     def issue_session(self) -> str:
         """A valid session id, as if obtained elsewhere (for session auth)."""
@@ -287,9 +342,10 @@ class FakeSalesforce:
         if method == "POST" and re.fullmatch(r"/services/Soap/u/\d+\.\d+", path):
             status, content, ctype = self._soap_login(path.rsplit("/", 1)[1], body)
             extra: dict[str, str] = {}
-        elif method == "POST" and path == "/services/oauth2/token":
-            status, payload = self._token(body)
-            content, ctype, extra = json.dumps(payload).encode(), "application/json", {}
+        elif path == "/services/oauth2/token":
+            status, payload = self._token(method, headers, body)
+            content, ctype = json.dumps(payload).encode(), "application/json"
+            extra = {"cache-control": "no-store"}
         # The raw path: an external id may hold an escaped "/".
         elif match := re.fullmatch(r"/services/data/v(\d+\.\d+)/(.*)", _raw_path(scope)):
             await self._data(scope, send, match, method, path, query, headers, body)
@@ -365,6 +421,10 @@ class FakeSalesforce:
         except ValueError:
             return 400, _errors("JSON_PARSER_ERROR", "The request body is not JSON")
         sobject = parts[1]
+        if method in ("POST", "PATCH"):
+            refused = self._resolve_references(sobject, fields)
+            if refused is not None:
+                return refused
         if len(parts) == 2 and method == "POST":
             missing = self._missing(sobject, fields)
             if missing:
@@ -442,6 +502,36 @@ class FakeSalesforce:
         ]
         return 200, {"totalSize": len(records), "done": True, "records": records}
 
+    def _resolve_references(self, sobject: str, fields: dict[str, Any]) -> tuple[int, Any] | None:
+        """Check lookup ids, and turn relationships by external id into ids, in place."""
+        for (owner, field_name), target in self._lookups.items():
+            if owner != sobject:
+                continue
+            relationship = (
+                field_name[:-3] + "__r" if field_name.endswith("__c") else field_name[:-2]
+            )
+            parent = fields.pop(relationship, None)
+            if isinstance(parent, dict) and len(parent) == 1:
+                [(external_field, value)] = parent.items()
+                matches = [
+                    r
+                    for r in self._state.records.get(target, {}).values()
+                    if str(r.get(external_field)) == str(value)
+                ]
+                if not matches:
+                    return 400, _errors(
+                        "INVALID_FIELD",
+                        f"Foreign key external ID: {value} not found for field "
+                        f"{external_field} in entity {target}",
+                    )
+                fields[field_name] = matches[0]["Id"]
+            record_id = fields.get(field_name)
+            if record_id and str(record_id)[:15] not in self._state.records.get(target, {}):
+                return 400, _errors(
+                    "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field_name]
+                )
+        return None
+
     def _missing(self, sobject: str, fields: dict[str, Any]) -> list[dict[str, Any]] | None:
         missing = [f for f in _REQUIRED.get(sobject, ()) if fields.get(f) in (None, "")]
         if not missing:
@@ -461,6 +551,12 @@ class FakeSalesforce:
     # -- logins -------------------------------------------------------------
 
     def _soap_login(self, version: str, body: bytes) -> tuple[int, bytes, str]:
+        if float(version) >= 65.0:
+            fault = _fault("UNSUPPORTED_API_VERSION", f"login() is not available in v{version}")
+            return 500, fault.encode(), "text/xml; charset=utf-8"
+        if not self.soap_login:
+            fault = _fault("INVALID_OPERATION", "SOAP API login() is disabled by default")
+            return 500, fault.encode(), "text/xml; charset=utf-8"
         text = body.decode("utf-8", "replace")
         username = unescape(_element(text, "username"))
         password = unescape(_element(text, "password"))
@@ -485,40 +581,140 @@ class FakeSalesforce:
         )
         return 200, envelope.encode(), "text/xml; charset=utf-8"
 
-    def _token(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def _token(
+        self, method: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        """Salesforce's OAuth 2.0 token endpoint (see the module docstring)."""
+        if method != "POST":
+            return 405, _oauth_error("invalid_request", "must use HTTP POST")
+        if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return 400, _oauth_error("unsupported_grant_type", "grant type not supported")
         form = {k: v[0] for k, v in parse_qs(body.decode("ascii", "replace")).items()}
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            return 400, {"error": "unsupported_grant_type", "error_description": "grant type"}
+        grant = form.get("grant_type", "")
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return self._jwt_grant(form)
+        if grant in ("client_credentials", "refresh_token"):
+            client_id, secret = _client_credentials(form, headers)
+            with self._lock:
+                app = self._apps.get(client_id)
+            if app is None:
+                return 400, _oauth_error("invalid_client_id", "client identifier invalid")
+            if grant == "client_credentials":
+                return self._client_credentials_grant(app, secret)
+            return self._refresh_grant(app, secret, form.get("refresh_token", ""))
+        return 400, _oauth_error("unsupported_grant_type", "grant type not supported")
+
+    def _jwt_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         assertion = form.get("assertion", "")
         try:
+            header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})
-            with self._lock:
-                key, usernames = self._apps[unverified.get("iss", "")]
+        except jwt.PyJWTError:
+            return 400, _oauth_error("invalid_grant", "invalid assertion")
+        with self._lock:
+            app = self._apps.get(str(unverified.get("iss", "")))
+        if app is None or app.public_key_pem is None:
+            return 400, _oauth_error("invalid_client_id", "client identifier invalid")
+        if header.get("alg") != "RS256":
+            return 400, _oauth_error("invalid_grant", "invalid assertion")
+        audience = "https://test.salesforce.com" if self.sandbox else "https://login.salesforce.com"
+        try:
             claims = jwt.decode(
                 assertion,
-                key,
+                app.public_key_pem,
                 algorithms=["RS256"],
-                audience=list(AUDIENCES),
-                options={"require": ["iss", "sub", "aud", "exp"]},
+                options={"require": ["iss", "sub", "aud", "exp"], "verify_aud": False},
             )
-        except (jwt.PyJWTError, KeyError):
-            return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
-        if claims["sub"] not in usernames:
-            return 400, {"error": "invalid_grant", "error_description": "user hasn't approved"}
+        except jwt.ExpiredSignatureError:
+            return 400, _oauth_error("invalid_grant", "expired authorization code")
+        except jwt.PyJWTError:
+            return 400, _oauth_error("invalid_grant", "invalid assertion")
+        if claims["aud"] != audience:
+            return 400, _oauth_error("invalid_grant", "audience is invalid")
+        if claims["sub"] not in app.jwt_users:
+            return 400, _oauth_error("invalid_grant", "user hasn't approved this consumer")
+        body = self._session_for("jwt", claims["sub"], aud=claims["aud"])
+        # The JWT bearer answer has no issued_at and no signature: no secret is involved.
+        return 200, {k: v for k, v in body.items() if k not in ("issued_at", "signature")}
+
+    def _client_credentials_grant(self, app: App, secret: str) -> tuple[int, dict[str, Any]]:
+        if not app.consumer_secret or not hmac.compare_digest(secret, app.consumer_secret):
+            return 400, _oauth_error("invalid_client", "invalid client credentials")
+        if app.run_as is None:
+            return 400, _oauth_error("invalid_grant", "no client credentials user enabled")
+        return 200, self._session_for("client_credentials", app.run_as, app=app)
+
+    def _refresh_grant(
+        self, app: App, secret: str, refresh_token: str
+    ) -> tuple[int, dict[str, Any]]:
+        if app.secret_for_refresh and not (
+            app.consumer_secret and hmac.compare_digest(secret, app.consumer_secret)
+        ):
+            return 400, _oauth_error("invalid_client", "invalid client credentials")
+        with self._lock:
+            username = app.refresh_tokens.get(refresh_token)
+            rotated = None
+            if username is not None and self.rotate_refresh_tokens:
+                del app.refresh_tokens[refresh_token]
+                rotated = f"5Aep{secrets.token_urlsafe(32)}"
+                app.refresh_tokens[rotated] = username
+        if username is None:
+            return 400, _oauth_error("invalid_grant", "expired access/refresh token")
+        body = self._session_for("refresh_token", username, app=app)
+        if rotated is not None:
+            body["refresh_token"] = rotated
+        return 200, body
+
+    def _session_for(
+        self, kind: str, username: str, *, app: App | None = None, aud: str | None = None
+    ) -> dict[str, Any]:
+        """A new session for ``username``, as the token endpoint's success answer."""
         session_id = f"{ORG_ID[:15]}!{secrets.token_urlsafe(24)}"
+        login: dict[str, Any] = {"kind": kind, "username": username}
+        if aud is not None:
+            login["aud"] = aud
         with self._lock:
             self._state.sessions.add(session_id)
-            self._state.logins.append(
-                {"kind": "jwt", "username": claims["sub"], "aud": claims["aud"]}
-            )
-        return 200, {
+            self._state.logins.append(login)
+        identity = f"{self.url}/id/{ORG_ID}/{USER_ID}"
+        issued_at = str(int(time.time() * 1000))
+        answer: dict[str, Any] = {
             "access_token": session_id,
             "scope": "api",
             "instance_url": self.url,
-            "id": f"{self.url}/id/{ORG_ID}/{USER_ID}",
+            "id": identity,
             "token_type": "Bearer",
-            "issued_at": str(int(time.time() * 1000)),
+            "issued_at": issued_at,
         }
+        if app is not None and app.consumer_secret:
+            digest = hmac.new(
+                app.consumer_secret.encode(), (identity + issued_at).encode(), hashlib.sha256
+            ).digest()
+            answer["signature"] = base64.b64encode(digest).decode()
+        return answer
+
+
+def _oauth_error(code: str, description: str) -> dict[str, Any]:
+    return {"error": code, "error_description": description}
+
+
+def _client_credentials(form: dict[str, str], headers: dict[str, str]) -> tuple[str, str]:
+    """``(client_id, client_secret)`` from the form, or from HTTP Basic authorization."""
+    basic = headers.get("authorization", "")
+    if basic.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(basic[6:].strip()).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return "", ""
+        client_id, _, secret = decoded.partition(":")
+        return client_id, secret
+    return form.get("client_id", ""), form.get("client_secret", "")
+
+
+def _fault(code: str, message: str) -> str:
+    return _LOGIN_FAULT.replace("INVALID_LOGIN", code).replace(
+        "Invalid username, password, security token; or user locked out.", message
+    )
 
 
 class _ResetError(Exception):

@@ -54,7 +54,7 @@ class ScriptedFake:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._server = TlsServerThread(self._app)
+        self._server = TlsServerThread(self._app, date_header=False)
         self.ca_path = self._server.ca_path
         """The CA certificate (PEM) a client trusts to reach the fake."""
         self._scripts: dict[tuple[str | None, str], deque[Scripted]] = defaultdict(deque)

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.tls import TestCA, TlsServerThread
 from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
 
 # The answer-writing helpers are the same for every JSON fake.
@@ -52,10 +53,11 @@ class FakeSlack:
     client_secret = "fake-slack-client-secret-93ab"
     refresh_token = "xoxe-1-fake-refresh-0"
 
-    def __init__(self, token_lifetime: float = 43_200.0) -> None:
+    def __init__(self, token_lifetime: float = 43_200.0, *, tls: TestCA | None = None) -> None:
+        """``tls``: serve HTTPS with that CA's certificate (clients need its ``path``)."""
         self.default_token_lifetime = token_lifetime
         self._lock = threading.Lock()
-        self._server = ServerThread(self._app)
+        self._server = ServerThread(self._app) if tls is None else TlsServerThread(self._app, tls)
         self.reset()
 
     def start(self) -> str:

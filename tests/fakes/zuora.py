@@ -21,7 +21,9 @@ What it does, as Zuora does:
 
 Scripted failures (`fail_next`) are answered *before* authentication and the
 idempotency layer, like Zuora's gateway answers 429 and 503: nothing is stored
-and a retry with the same key is processed afresh. `Slow` is the exception: the
+and a retry with the same key is processed afresh. `answer_next` scripts what
+the application answers instead, behind the idempotency layer: that answer is
+stored under the request's key like any other. `Slow` is the exception: the
 request is processed (and stored) and only the answer is late, which is what a
 client timeout looks like from the outside.
 """
@@ -43,6 +45,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 
 from platypus._server import ServerThread
+from tests.fakes.tls import TestCA, TlsServerThread
 from tests.fakes.vendor import RESET, RecordedRequest, Reply, read_request
 
 __all__ = ["AUTH_ERROR", "RESET", "FakeZuora", "Reply", "Slow"]
@@ -77,10 +80,11 @@ class FakeZuora:
     client_id = "fake-zuora-client"
     client_secret = "fake-zuora-secret-7d41c0"
 
-    def __init__(self, token_lifetime: float = 3600.0) -> None:
+    def __init__(self, token_lifetime: float = 3600.0, *, tls: TestCA | None = None) -> None:
+        """``tls``: serve HTTPS with that CA's certificate (clients need its ``path``)."""
         self.default_token_lifetime = token_lifetime
         self._lock = threading.Lock()
-        self._server = ServerThread(self._app)
+        self._server = ServerThread(self._app) if tls is None else TlsServerThread(self._app, tls)
         self.reset()
 
     # -- life ---------------------------------------------------------------
@@ -107,6 +111,7 @@ class FakeZuora:
             self._keys: dict[str, tuple[str, int, Any]] = {}  # key -> (request digest, answer)
             self._in_flight: set[str] = set()
             self._scripts: dict[str, deque[Scripted]] = defaultdict(deque)
+            self._answers: dict[str, deque[Reply]] = defaultdict(deque)
             self._log: list[RecordedRequest] = []
             self._ids = itertools.count(1)
 
@@ -116,6 +121,11 @@ class FakeZuora:
         """Answer the next requests to ``path`` with these, one each (`RESET` drops one)."""
         with self._lock:
             self._scripts[path].extend(answers)
+
+    def answer_next(self, path: str, *answers: Reply) -> None:
+        """The application's next answers to ``path`` (stored under their key, if any)."""
+        with self._lock:
+            self._answers[path].extend(answers)
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired, as if its hour had passed."""
@@ -206,11 +216,20 @@ class FakeZuora:
             data = json.loads(body or b"null")
         except ValueError:
             return 400, _failure("50000090", "Malformed JSON body"), {}
+
+        def apply() -> tuple[int, Any]:
+            with self._lock:
+                queued = self._answers.get(path)
+                scripted = queued.popleft() if queued else None
+            if scripted is not None:
+                return scripted.status, scripted.body
+            return handler(data)
+
         key = headers.get("idempotency-key")
         if key is None or path == "/v1/action/query":
-            status, answer = handler(data)
+            status, answer = apply()
             return status, answer, {}
-        return self._idempotent(key, path, body, lambda: handler(data))
+        return self._idempotent(key, path, body, apply)
 
     def _idempotent(
         self, key: str, path: str, body: bytes, handle: Any

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from platypus.keys import OrderingKeys
 from platypus.ops import (
     Actor,
     FailureFilter,
@@ -44,9 +45,10 @@ class Ops:
     def __init__(self, app: Platypus, store: FailureStore) -> None:
         self.app = app
         self.store = store
+        keys = app.config.ordering
         target = LogReplayTarget(app.log)
         self.indexer = Indexer(app.log, store, target=target, flows=app.flows)
-        self.ops = Operations(store, app.schemas, target=target)
+        self.ops = Operations(store, app.schemas, target=target, keys=keys)
 
     async def settle(self) -> None:
         """Run the flows until every event has an outcome, then index."""
@@ -62,12 +64,12 @@ class Ops:
 
 @asynccontextmanager
 async def operating(
-    root: Path, vendor: FakeVendor, store_url: str | None = None
+    root: Path, vendor: FakeVendor, store_url: str | None = None, **overrides: object
 ) -> AsyncIterator[Ops]:
     store = FailureStore(store_url or f"sqlite:///{root / 'failures.db'}")
     store.create()
     try:
-        async with running(root, vendor.url, {"orders": ORDER_FLOW}) as app:
+        async with running(root, vendor.url, {"orders": ORDER_FLOW}, **overrides) as app:
             ops = Ops(app, store)
             try:
                 yield ops
@@ -239,6 +241,31 @@ async def test_an_edited_event_is_refused_when_invalid_and_replayed_when_valid(
         ]
         replay_row = ops.store.audit_log()[1]
         assert replay_row.detail["edited"] is True
+
+
+async def test_a_replay_keeps_the_ordering_key_of_its_type_and_an_edit_may_not_move_it(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    keys = OrderingKeys.model_validate({"sales.opportunity.closed_won.v1": "data.account_id"})
+    fake_vendor.script("/orders", [REJECT])
+    async with operating(tmp_path, fake_vendor, ordering=keys) as ops:
+        event = closed_won(amount=2500, account_id="001ACME00000001")
+        await ingest(ops.app, event)
+        await ops.settle()
+        entry = ops.only()
+        assert entry.business_key == "001ACME00000001"
+
+        other_account = {**event, "data": {**event["data"], "account_id": "001OTHER0000002"}}
+        with pytest.raises(InvalidReplayError, match="ordering key '001OTHER0000002'"):
+            await ops.ops.replay([entry.id], ANA, payload=json.dumps(other_account).encode())
+        # The subject is not the key of this type: changing it keeps the order.
+        renamed = {**event, "subject": "006000000000000777"}
+        await ops.ops.replay([entry.id], ANA, payload=json.dumps(renamed).encode())
+        replayed = ops.app.log.read(EVENTS_TOPIC)[-1]
+        await ops.settle()
+
+    assert replayed.key == "001ACME00000001"
+    assert ops.only().status is FailureStatus.RESOLVED
 
 
 async def test_show_masks_personal_data_unless_revealed_by_someone_allowed(

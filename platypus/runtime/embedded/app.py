@@ -100,7 +100,9 @@ class Platypus:
         self._pollers: PollerGroup | None = None
         # The dashboard only marks replays; the indexer, which owns the log, appends
         # them, woken at once rather than on its next poll.
-        self.operations = Operations(self.failures, self.schemas, notify=self.indexer.wake)
+        self.operations = Operations(
+            self.failures, self.schemas, notify=self.indexer.wake, keys=config.ordering
+        )
         self.alerter: Alerter | None = None
         if config.ops.alerts is not None:
             # Built now so that it starts with the other connections.
@@ -108,7 +110,9 @@ class Platypus:
             self.alerter = Alerter(self.failures, slack, config.ops.alerts, metrics=self.metrics)
         self._alerting: asyncio.Task[None] | None = None
         self._compacting: asyncio.Task[None] | None = None
-        self.ingress = Ingress(self.log, self.schemas, config.ingress, EVENTS_TOPIC)
+        self.ingress = Ingress(
+            self.log, self.schemas, config.ingress, EVENTS_TOPIC, keys=config.ordering
+        )
         self._server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self.url = ""

@@ -31,7 +31,13 @@ def run_web(
     settings = settings_for(config, broker)
     wait_for_broker(settings)
     sink = KafkaEventSink(settings)
-    ingress = Ingress(sink, SchemaRegistry.default(), config.ingress, settings.topic(EVENTS))
+    ingress = Ingress(
+        sink,
+        SchemaRegistry.default(),
+        config.ingress,
+        settings.topic(EVENTS),
+        keys=config.ordering,
+    )
     app = create_app(ingress, sources=config.sources, data_dir=config.resolve(config.data_dir))
 
     async def serve() -> None:

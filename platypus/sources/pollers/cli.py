@@ -69,7 +69,9 @@ async def run_backfill(
     adapter = None
     try:
         adapter = await open_adapter(config, source, spec.connection)
-        ingress = Ingress(log, SchemaRegistry.default(), config.ingress, EVENTS_TOPIC)
+        ingress = Ingress(
+            log, SchemaRegistry.default(), config.ingress, EVENTS_TOPIC, keys=config.ordering
+        )
         poller = build_poller(source, spec, adapter, ingress, log)
         scale = 1000
         with click.progressbar(

@@ -246,7 +246,13 @@ class Poller:
             result.ignored += len(delivery.ignored)
         body = json.dumps(page.records, default=str).encode()
         sink = CheckpointSink(self.log, checkpoint, value)
-        ingress = Ingress(sink, self.ingress.schemas, self.ingress.settings, self.ingress.topic)
+        ingress = Ingress(
+            sink,
+            self.ingress.schemas,
+            self.ingress.settings,
+            self.ingress.topic,
+            keys=self.ingress.keys,
+        )
         context = f"poller {self.name}: "
         if events:
             answer = await ingress.accept_events(events, body, context=context)
