@@ -6,7 +6,9 @@ or ``application/json`` with an array). A batch is all or nothing. Answers:
 
 * 202 once every event is durably appended (``{"accepted", "duplicates", "events"}``);
   an event whose (source, id) was already accepted is acknowledged, not appended twice;
-* 400 for a body that is not JSON (with line and column), or not an event or a list;
+* 400 for a body that is not JSON (with line and column), or not an event or a list,
+  or JSON that would break its readers: nesting deeper than 128 levels, an integer
+  of more than 4,300 digits, an unpaired surrogate (`platypus.safejson`);
 * 413 for a body over the size limit, or a batch over the batch limit;
 * 415 for a content type that is not JSON;
 * 422 with every validation error (index, field path, expected, got) when an
@@ -39,6 +41,8 @@ from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, FieldError
 from platypus.runtime.log import AppendItem
 from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
+from platypus.safejson import UnsafeJsonError
+from platypus.safejson import loads as load_json
 from platypus.schema_registry import SchemaRegistry
 from platypus.sources.openapi import openapi_document
 from platypus.sources.receiver import WebhookReceiver
@@ -160,9 +164,13 @@ class Ingress:
                 "or application/json",
             )
         try:
-            parsed = json.loads(body)
+            parsed = load_json(body)
         except UnicodeDecodeError:
             raise _RefusedError(400, "malformed JSON: the body is not UTF-8 text") from None
+        except UnsafeJsonError as exc:
+            raise _RefusedError(
+                400, f"unsafe JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
         except json.JSONDecodeError as exc:
             raise _RefusedError(
                 400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
