@@ -7,8 +7,8 @@
     concurrency: 16                     # adapter calls in flight at once
     partitions: 8                       # partitions of the embedded events topic
     retry:                              # default retry policy; flows and steps override
-      max_attempts: 5
-      initial_delay: 500ms
+      max_elapsed: 10m                  # the default: rides out a 10-minute vendor outage
+      initial_delay: 1s
     connections:                        # adapter instances that steps write to
       billing:
         adapter: http
