@@ -41,6 +41,7 @@ from platypus.redaction import MASK, mask_data
 from platypus.runtime.embedded import EVENTS_TOPIC
 from platypus.runtime.log import AppendItem, EventLog
 from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
+from platypus.safejson import loads as load_json
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -285,7 +286,7 @@ class Operations:
 
     def _check_edit(self, entry: Failure, payload: bytes) -> None:
         try:
-            raw = json.loads(payload)
+            raw = load_json(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidReplayError(f"the edited event is not JSON: {exc}") from None
         if not isinstance(raw, dict):
