@@ -6,6 +6,11 @@ timeout are multiplied by `SCALE`, which keeps the schedule and changes only its
 clock. A 20-second outage becomes 0.4 s. What the unscaled defaults ride out is
 computed from the policy itself in ``tests/test_retry.py``
 (``test_the_default_policy_rides_out_ten_minutes_of_outage``).
+
+With the defaults before issue 13 (5 attempts, full jitter from 0.5 s: at most
+7.5 s of waiting) the 20-second scenario below dead-lettered 13 to 15 of its 16
+events in trial runs; it is not a test of its own, since how many depends on how
+fast a loaded machine gets to them.
 """
 
 from __future__ import annotations
@@ -107,18 +112,3 @@ async def test_the_default_policy_rides_out_a_3_minute_outage(
         statuses = _statuses(app)
     print(f"\n503 outage of 3 min (scaled): {statuses}, proxy {dict(proxy.counts)}")
     assert statuses == {"delivered": len(sent)}
-
-
-async def test_the_old_defaults_dead_lettered_events_sent_during_a_20_second_outage(
-    tmp_path: Path, fake_vendor: FakeVendor, proxy: OutageProxy
-) -> None:
-    # What issue 13 measured (291 of 900 dead-lettered), at the same scale: the
-    # scenario above is one that a weaker policy fails.
-    old = RetryPolicy(max_attempts=5, initial_delay=0.5, jitter=1.0).scaled(SCALE)
-    async with running(
-        tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, **_overrides(proxy, old)
-    ) as app:
-        sent = await _send_through_outage(app, proxy, "503", 20 * SCALE, events=16)
-        statuses = _statuses(app)
-    print(f"\nold defaults, 503 outage of 20 s (scaled): {statuses}")
-    assert statuses.get("dead_lettered", 0) >= len(sent) // 2
