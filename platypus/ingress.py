@@ -23,6 +23,7 @@ each source configured in ``platypus.yaml`` (`platypus.sources`), and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 from platypus.config import IngressSettings, SourceSpec
 from platypus.envelope import CloudEvent
 from platypus.exceptions import EventValidationError, FieldError
+from platypus.redaction import personal_values, scrubber
 from platypus.runtime.log import AppendItem
 from platypus.runtime.processor import EVENT_ID_HEADER, VALIDATED_HEADER
 from platypus.safejson import UnsafeJsonError
@@ -210,8 +212,23 @@ class Ingress:
         try:
             self.schemas.validate(event)
         except EventValidationError as exc:
-            return None, [_error(where, e) for e in exc.errors]
+            return None, [_error(where, e) for e in self._masked(exc.errors, raw)]
         return event, []
+
+    def _masked(self, errors: Sequence[FieldError], raw: Mapping[str, Any]) -> list[FieldError]:
+        """``errors`` with the event's personal values masked wherever they appear.
+
+        Validation masks what a personal field got; this also masks a personal value
+        sent in another field (an e-mail address where a date belongs).
+        """
+        patterns = self.schemas.personal_paths(str(raw.get("type", "")))
+        values = scrubber(personal_values(raw.get("data"), patterns))
+        if not values:
+            return list(errors)
+        return [
+            dataclasses.replace(e, message=values.text(e.message), got=values.text(e.got))
+            for e in errors
+        ]
 
     def _item(self, event: CloudEvent, raw: bytes) -> AppendItem:
         return AppendItem(

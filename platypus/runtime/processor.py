@@ -29,7 +29,7 @@ from platypus.exceptions import ConfigurationError, EventValidationError, FieldE
 from platypus.flow.model import FlowSpec, OnError, StepSpec
 from platypus.ledger import DeliveryLedger, needs_ledger
 from platypus.logging import redaction_scope
-from platypus.redaction import personal_values
+from platypus.redaction import personal_values, scrub_data
 from platypus.retry import RetryPolicy
 from platypus.runtime.limits import ConnectionLimit
 from platypus.schema_registry import SchemaRegistry
@@ -394,8 +394,15 @@ class Processor:
                 delivery = await self._deliver(adapter, request, self._policy(flow, step))
             finally:
                 structlog.contextvars.reset_contextvars(**tokens)
+            kept = delivery.result
+            if step is last and delivery.failure is None:
+                # Only "was it delivered" is read back for a final step (no later step
+                # uses its answer), so its answer is stored with the event's personal
+                # values masked. Earlier steps' answers stay whole: a later step may
+                # read them after a restart (docs/operations.md, "Personal data").
+                kept = scrub_data(delivery.result, values())
             if ledger is not None and delivery.failure is None:
-                await ledger.put((event_id, flow.name, step.name), delivery.result)
+                await ledger.put((event_id, flow.name, step.name), kept)
             attempts_total += delivery.attempts
             retried = retried or delivery.attempts > 1
             if delivery.failure is not None:
@@ -411,14 +418,7 @@ class Processor:
                     last=delivery.last_failure,
                     retried=retried,
                 )
-            record = (
-                event_id,
-                flow.name,
-                step.name,
-                flow.version,
-                delivery.result,
-                delivery.attempts,
-            )
+            record = (event_id, flow.name, step.name, flow.version, kept, delivery.attempts)
             if step is last:
                 # Written with the outcome, in one transaction: one write per event.
                 result.deliveries.append(record)

@@ -40,7 +40,7 @@ from platypus.ops.actions import (
 from platypus.ops.auth import SESSION_COOKIE, Authenticator, Principal, Session, check_csrf
 from platypus.ops.store import FailureFilter, FailureStatus
 from platypus.ops.web import views
-from platypus.redaction import personal_values, scrub_text
+from platypus.redaction import personal_values, scrubber
 from platypus.safejson import loads as load_json
 
 __all__ = ["create_dashboard"]
@@ -574,9 +574,8 @@ class Dashboard:
             data = json.loads(entry.payload).get("data")
         except (ValueError, AttributeError):
             data = None
-        values = personal_values(data, self.ops.schemas.personal_paths(entry.event_type))
-        scrubbed = [json.loads(scrub_text(json.dumps(e), values)) for e in errors]
-        return scrub_text(message, values), scrubbed
+        values = scrubber(personal_values(data, self.ops.schemas.personal_paths(entry.event_type)))
+        return values.text(message), values.data(list(errors))
 
     async def replay_one(
         self, request: Request, principal: Principal, _: dict[str, str]
