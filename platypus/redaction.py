@@ -32,11 +32,12 @@ any case: ``ada`` but not ``Adams`` or ``Canada``. A whole word is one not
 preceded or followed by a letter or a digit. Values of 6 characters or more are
 masked wherever they appear.
 
-**Cost.** Nothing here runs for an event that logs nothing and fails nowhere: the
-processor finds an event's values only when a line is written, a dead letter is
-built or a vendor's answer is stored. Finding them follows the schema's paths
-(not every node of the event), and scrubbing is one pass over the text plus a
-``str.find`` per value, with no regular expression built per value.
+**Cost.** The processor finds an event's values only when a line is written, a
+dead letter is built or a final step's answer is stored (`scrub_data`, which
+rules out the usual answer with a probe per value before building anything).
+Finding them follows the schema's paths (not every node of the event), and
+scrubbing is one pass over the text plus a ``str.find`` per value, with no
+regular expression built per value.
 """
 
 from __future__ import annotations
@@ -380,15 +381,16 @@ class _Needle:
     tail: str
 
 
-def _needles(value: str) -> list[_Needle]:
-    value = value.strip()
-    if len(value) < 2:
-        return []
+def _variants(value: str) -> set[str]:
     variants = {value}
     if " " in value:
         variants.add(value.replace(" ", "+"))  # a space as a form-encoded URL writes it
+    return variants
+
+
+def _needles(value: str) -> list[_Needle]:
     out = []
-    for variant in variants:
+    for variant in _variants(value):
         if variant.isascii():
             exact = variant.translate(_SPACES)
             folded = exact.lower()
@@ -418,29 +420,43 @@ class Scrubber:
     """
 
     def __init__(self, values: Iterable[str]) -> None:
-        self.values = frozenset(v for v in values if v and v.strip())
-        needles = [n for v in self.values for n in _needles(v)]
-        # Longest first only matters for readability of the code below: spans merge.
-        self._needles = sorted(needles, key=lambda n: len(n.folded), reverse=True)
-        self._numbers = {v.strip() for v in self.values}
+        self.values = frozenset(s for v in values if len(s := v.strip()) >= 2)
+        # What every occurrence, whole or cut, contains: a cheap test that rules out
+        # most texts. The needles themselves are made on the first text that passes.
+        self._probes = [
+            (folded[:FRAGMENT_AT_CUT], folded[-FRAGMENT_AT_CUT:])
+            for v in self.values
+            for variant in _variants(v)
+            for folded in (
+                variant.lower().translate(_SPACES)
+                if variant.isascii()
+                else "".join(map(_fold_char, variant)),
+            )
+        ]
+        self._needles: list[_Needle] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self._needles)
+        return bool(self.values)
+
+    def _all_needles(self) -> list[_Needle]:
+        if self._needles is None:
+            self._needles = [n for v in self.values for n in _needles(v)]
+        return self._needles
 
     def text(self, text: str) -> str:
         """``text`` with every occurrence of a value (changed or cut) replaced by `MASK`."""
-        if not self._needles or len(text) < 2:
+        if not self.values or len(text) < 2:
             return text
         if text.isascii() and not _HINT.search(text):
             # Most texts hold no value at all: ruled out without reading them closely.
             low = text.lower()
             if _OTHER_SPACES.search(low):
                 low = low.translate(_SPACES)
-            if not any(n.head in low or n.tail in low for n in self._needles):
+            if not any(head in low or tail in low for head, tail in self._probes):
                 return text
         reading = _Reading(text)
         spans: list[tuple[int, int]] = []
-        for needle in self._needles:
+        for needle in self._all_needles():
             spans.extend(_occurrences(reading, needle))
         if not spans:
             return text
@@ -465,7 +481,7 @@ class Scrubber:
 
         A number equal to a value (a salary echoed back) becomes `MASK` too.
         """
-        if not self._needles:
+        if not self.values:
             return value
         if isinstance(value, str):
             return self.text(value)
@@ -476,7 +492,7 @@ class Scrubber:
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return MASK if str(value) in self._numbers else value
+            return MASK if str(value) in self.values else value
         return value
 
 
@@ -583,5 +599,49 @@ def scrub_text(text: str, values: Iterable[str] | Scrubber) -> str:
 
 
 def scrub_data(data: Any, values: Iterable[str] | Scrubber) -> Any:
-    """A copy of JSON-like ``data`` with ``values`` masked in every string (`Scrubber.data`)."""
+    """A copy of JSON-like ``data`` with ``values`` masked in every string (`Scrubber.data`).
+
+    Runs for every delivered event with personal data (its vendor's answer is
+    stored), so the usual answer (ids, statuses) is ruled out first without
+    building a `Scrubber`; ``data`` itself is returned then.
+    """
+    if isinstance(values, Scrubber):
+        return values.data(data)
+    texts: list[str] = []
+    if _plain_texts(data, texts) and _none_in("\x00".join(texts).lower(), values):
+        return data
     return scrubber(values).data(data)
+
+
+def _none_in(low: str, values: Iterable[str]) -> bool:
+    """Whether no start or end of any of ``values`` (all ASCII) is in ``low`` for sure."""
+    if _OTHER_SPACES.search(low):
+        low = low.translate(_SPACES)
+    for value in values:
+        if not value.isascii():
+            return False
+        value = value.strip().lower()
+        if len(value) < 2:
+            continue
+        if value[:FRAGMENT_AT_CUT] in low or value[-FRAGMENT_AT_CUT:] in low:
+            return False
+        if " " in value and value.replace(" ", "+")[:FRAGMENT_AT_CUT] in low:
+            return False
+    return True
+
+
+def _plain_texts(value: Any, out: list[str]) -> bool:
+    """Collect the strings (and numbers) of ``value``; False if one needs a close reading."""
+    if isinstance(value, str):
+        out.append(value)
+        return value.isascii() and _HINT.search(value) is None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not (_plain_texts(key, out) and _plain_texts(item, out)):
+                return False
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain_texts(item, out) for item in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        out.append(str(value))
+    return True

@@ -276,6 +276,10 @@ def test_a_short_start_of_a_value_is_left_where_no_cut_shows() -> None:
     assert scrub_text("Xavi is not cut here", {EMAIL}) == "Xavi is not cut here"
 
 
+def test_a_short_name_with_a_space_is_found_written_with_a_plus() -> None:
+    assert scrub_text("q=Jo+Li&x=1", {"Jo Li"}) == "q=***&x=1"
+
+
 def test_the_escapes_of_a_masked_value_are_masked_with_it() -> None:
     text = "name=Jos%C3%A9+M%C3%BCller&role=cfo"
     assert scrub_text(text, {"José Müller"}) == "name=***&role=cfo"
