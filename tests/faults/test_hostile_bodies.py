@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +23,8 @@ from lxml import etree
 
 from platypus.app import Platypus
 from platypus.safejson import MAX_DEPTH, MAX_DIGITS
+from tests.fakes.vendor import FakeVendor
+from tests.ops.web.support import REJECT, TOKENS, failed, login, secrets_env, serving
 from tests.sources.payloads import (
     bamboo_employee,
     bamboo_signed,
@@ -33,7 +36,7 @@ from tests.sources.payloads import (
     opportunity,
     outbound_message,
 )
-from tests.support import closed_won
+from tests.support import closed_won, ingest
 
 SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
 CE = {"content-type": "application/cloudevents+json"}
@@ -344,3 +347,37 @@ async def test_the_whole_corpus_answers_no_5xx_and_records_every_refusal(
     assert rejected + appended == len(CASES)
     assert rejected >= len(REFUSED)
     assert outcomes == appended
+
+
+async def test_hostile_bodies_to_the_dashboard_api_and_editor_are_refused_not_500(
+    tmp_path: Path, fake_vendor: FakeVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_env(monkeypatch)
+    fake_vendor.script("/orders", [REJECT])
+    async with serving(tmp_path, fake_vendor.url) as app:
+        await ingest(app, closed_won())
+        [entry] = await failed(app)
+        token = {"Authorization": f"Bearer {TOKENS['ops-bot']}"}
+        async with httpx.AsyncClient(base_url=app.url) as client:
+            answers = [
+                await client.post(
+                    f"/ops/api/failures/{entry.id}/replay",
+                    content=nested_objects(DEEP).encode(),
+                    headers={**token, "content-type": "application/json"},
+                ),
+                await client.post(
+                    f"/ops/api/failures/{entry.id}/replay",
+                    content=("9" * 5000).encode(),
+                    headers={**token, "content-type": "application/json"},
+                ),
+            ]
+            csrf = await login(client, "olga")
+            answers.append(
+                await client.post(
+                    f"/ops/failures/{entry.id}/edit",
+                    data={"csrf": csrf, "event": nested_arrays(DEEP)},
+                )
+            )
+    assert [a.status_code for a in answers] == [400, 400, 422], [a.text[:200] for a in answers]
+    assert "nest deeper than" in answers[0].json()["error"]
+    assert app.failures.get(entry.id).status.value == "open"  # type: ignore[union-attr]
