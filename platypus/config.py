@@ -7,8 +7,8 @@
     concurrency: 16                     # adapter calls in flight at once
     partitions: 8                       # partitions of the embedded events topic
     retry:                              # default retry policy; flows and steps override
-      max_attempts: 5
-      initial_delay: 500ms
+      max_elapsed: 10m                  # the default: rides out a 10-minute vendor outage
+      initial_delay: 1s
     ordering:                           # ordering key by event type (default: subject)
       sales.opportunity.closed_won.v1: data.account_id
     connections:                        # adapter instances that steps write to
@@ -65,6 +65,7 @@ __all__ = [
     "ConnectionSpec",
     "IngressSettings",
     "KafkaSettings",
+    "LoginThrottle",
     "OpsSettings",
     "OpsToken",
     "OpsUser",
@@ -250,6 +251,27 @@ class AlertRule(BaseModel):
     window: Duration = Field(default=300.0, gt=0, description="The window, e.g. 5m.")
 
 
+class LoginThrottle(BaseModel):
+    """How many failed dashboard logins are allowed before more attempts are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_user: int = Field(
+        default=5, ge=1, description="Failed logins for one user name within the window."
+    )
+    per_address: int = Field(
+        default=20, ge=1, description="Failed logins from one client address within the window."
+    )
+    window: Duration = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "How far back failures count (e.g. 15m); attempts are refused (429) until "
+            "enough of them are older than this."
+        ),
+    )
+
+
 class AlertSettings(BaseModel):
     """Failure alerts posted to Slack through a connection of the ``slack`` adapter."""
 
@@ -288,12 +310,15 @@ class OpsSettings(BaseModel):
     session_secret: SecretRef | None = Field(
         default=None,
         description=(
-            "Key that signs session cookies; default: a random key per process "
-            "(everyone logs in again after a restart)."
+            "Key that signs session cookies; default: a random key kept in the "
+            "failed-event store, shared by every process that uses the store."
         ),
     )
     session_max_age: Duration = Field(
         default=28_800.0, gt=0, description="How long a login lasts (e.g. 8h)."
+    )
+    login_throttle: LoginThrottle = Field(
+        default_factory=LoginThrottle, description="Failed logins allowed per user and address."
     )
     secure_cookies: bool = Field(
         default=False, description="Mark cookies Secure (serve the dashboard over HTTPS)."

@@ -6,8 +6,11 @@ rest are under ``platypus.``. Every header value is UTF-8 text; ``platypus.error
 is a JSON list of ``{path, message, expected, got}``.
 
 The record's value is the event exactly as it was accepted, so it can be
-replayed. Everything derived from it (messages, ``got`` values) is scrubbed of
-the event's personal-data values before it is written.
+replayed. Everything derived from it or from the vendor's answer (the message,
+the stack trace, the vendor's code, each error's ``message`` and ``got``) is
+scrubbed of the event's personal-data values, also where the vendor changed
+them (`platypus.redaction.Scrubber`), before it is written. Headers the source
+record carried under a credential-looking name are masked.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from platypus.core import Failed
 from platypus.exceptions import FieldError
 from platypus.records import Record
-from platypus.redaction import MASK, scrub_text
+from platypus.redaction import MASK, Scrubber, is_secret_name, scrubber
 
 __all__ = [
     "DeadLetter",
@@ -54,8 +57,6 @@ RETRYABLE = "platypus.error.retryable"
 STATUS_CODE = "platypus.error.status.code"
 VENDOR_CODE = "platypus.error.vendor.code"
 ERRORS = "platypus.errors"
-
-_SECRET_WORDS = ("authorization", "password", "secret", "token", "api_key", "api-key", "apikey")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +92,16 @@ def dead_letter(
     attempts: int,
     first_failure: datetime,
     last_failure: datetime,
-    personal: Iterable[str] = (),
+    personal: Iterable[str] | Scrubber = (),
 ) -> DeadLetter:
     """Build the dead-letter record for ``source`` after ``failure``.
 
-    ``personal`` holds the event's personal-data values: they are masked in the
-    message and in the ``got`` of each field error.
+    ``personal`` holds the event's personal-data values (or their `Scrubber`):
+    they are masked in the message, the stack trace, the vendor code and each
+    field error.
     """
-    values = set(personal)
-    message = scrub_text(failure.message, values)
+    values = scrubber(personal)
+    message = values.text(failure.message)
     text: list[tuple[str, str]] = [
         (TOPIC, source.topic),
         (PARTITION, str(source.partition)),
@@ -122,11 +124,15 @@ def dead_letter(
     if failure.status_code is not None:
         text.append((STATUS_CODE, str(failure.status_code)))
     if failure.vendor_code:
-        text.append((VENDOR_CODE, failure.vendor_code))
+        text.append((VENDOR_CODE, values.text(failure.vendor_code)))
     if failure.stacktrace:
-        text.append((STACKTRACE, scrub_text(failure.stacktrace, values)))
+        text.append((STACKTRACE, values.text(failure.stacktrace)))
     ours = {name for name, _ in text}
-    kept = [(name, value) for name, value in source.headers if name not in ours]
+    kept = [
+        (name, MASK.encode() if is_secret_name(name) and value else value)
+        for name, value in source.headers
+        if name not in ours
+    ]
     headers: Headers = kept + [(name, value.encode()) for name, value in text]
     return DeadLetter(key=source.key, value=source.value, headers=headers)
 
@@ -140,17 +146,17 @@ def describe_headers(headers: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
 
 
 def mask_secrets(headers: Mapping[str, str]) -> dict[str, str]:
-    """HTTP-style headers with the values of credential-looking names masked."""
-    return {
-        name: MASK if any(word in name.lower() for word in _SECRET_WORDS) else value
-        for name, value in headers.items()
-    }
+    """HTTP-style headers with the values of credential-looking names masked.
+
+    The names are `platypus.redaction.SECRET_WORDS`, the same the logs mask.
+    """
+    return {name: MASK if is_secret_name(name) else value for name, value in headers.items()}
 
 
-def _scrub_error(error: FieldError, values: set[str]) -> dict[str, Any]:
+def _scrub_error(error: FieldError, values: Scrubber) -> dict[str, Any]:
     out = error.to_dict()
-    out["got"] = scrub_text(out["got"], values)
-    out["message"] = scrub_text(out["message"], values)
+    out["got"] = values.text(out["got"])
+    out["message"] = values.text(out["message"])
     return out
 
 

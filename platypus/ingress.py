@@ -6,7 +6,9 @@ or ``application/json`` with an array). A batch is all or nothing. Answers:
 
 * 202 once every event is durably appended (``{"accepted", "duplicates", "events"}``);
   an event whose (source, id) was already accepted is acknowledged, not appended twice;
-* 400 for a body that is not JSON (with line and column), or not an event or a list;
+* 400 for a body that is not JSON (with line and column), or not an event or a list,
+  or JSON that would break its readers: nesting deeper than 128 levels, an integer
+  of more than 4,300 digits, an unpaired surrogate (`platypus.safejson`);
 * 413 for a body over the size limit, or a batch over the batch limit;
 * 415 for a content type that is not JSON;
 * 422 with every validation error (index, field path, expected, got) when an
@@ -20,6 +22,7 @@ The HTTP endpoints around it are in `platypus.web`. Events go to an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +36,10 @@ from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
 from platypus.keys import OrderingKeys, ordering_key
 from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER, NewRecord
+from platypus.redaction import personal_values, scrubber
 from platypus.runtime.base import EventSink
+from platypus.safejson import UnsafeJsonError
+from platypus.safejson import loads as load_json
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -152,9 +158,13 @@ class Ingress:
                 "or application/json",
             )
         try:
-            parsed = json.loads(body)
+            parsed = load_json(body)
         except UnicodeDecodeError:
             raise _RefusedError(400, "malformed JSON: the body is not UTF-8 text") from None
+        except UnsafeJsonError as exc:
+            raise _RefusedError(
+                400, f"unsafe JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
         except json.JSONDecodeError as exc:
             raise _RefusedError(
                 400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -194,8 +204,23 @@ class Ingress:
         try:
             self.schemas.validate(event)
         except EventValidationError as exc:
-            return None, [_error(where, e) for e in exc.errors]
+            return None, [_error(where, e) for e in self._masked(exc.errors, raw)]
         return event, []
+
+    def _masked(self, errors: Sequence[FieldError], raw: Mapping[str, Any]) -> list[FieldError]:
+        """``errors`` with the event's personal values masked wherever they appear.
+
+        Validation masks what a personal field got; this also masks a personal value
+        sent in another field (an e-mail address where a date belongs).
+        """
+        patterns = self.schemas.personal_paths(str(raw.get("type", "")))
+        values = scrubber(personal_values(raw.get("data"), patterns))
+        if not values:
+            return list(errors)
+        return [
+            dataclasses.replace(e, message=values.text(e.message), got=values.text(e.got))
+            for e in errors
+        ]
 
     def _item(self, event: CloudEvent, raw: bytes) -> NewRecord:
         return NewRecord(

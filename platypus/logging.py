@@ -2,11 +2,13 @@
 
 Two things are masked in every log line, whoever wrote it:
 
-* values of keys that look like credentials (``password``, ``token``,
-  ``authorization``, ``secret``, ``api_key``...), and pydantic ``SecretStr``s;
+* values of keys that look like credentials (`platypus.redaction.SECRET_WORDS`:
+  ``password``, ``token``, ``authorization``, ``secret``, ``api_key``...), and
+  pydantic ``SecretStr``s;
 * the personal-data values of the event being processed, wherever they appear
-  (a vendor echoing an e-mail address in an error message, say). The runtime
-  declares them with `redaction_scope` around the processing of each event.
+  and however a vendor changed them (an e-mail address echoed lower-cased,
+  escaped or cut in an error message: `platypus.redaction.Scrubber`). The
+  runtime declares them with `redaction_scope` around the processing of each event.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ from typing import Any, TextIO
 import structlog
 from pydantic import SecretBytes, SecretStr
 
-from platypus.redaction import MASK, scrub_text
+from platypus.redaction import MASK, Scrubber, is_secret_name, scrubber
 
 __all__ = ["configure_logging", "get_logger", "redaction_scope", "scrub_event_dict"]
-
-_SECRET_KEYS = ("authorization", "password", "passwd", "secret", "token", "api_key", "apikey")
 
 Values = Iterable[str] | Callable[[], Iterable[str]]
 
@@ -48,11 +48,14 @@ def redaction_scope(values: Values) -> Iterator[None]:
         _personal.reset(token)
 
 
-def _values_in_scope() -> frozenset[str]:
+def _values_in_scope() -> Scrubber:
+    sources = _personal.get()
+    if not sources:
+        return scrubber(())
     found: set[str] = set()
-    for source in _personal.get():
+    for source in sources:
         found.update(source() if callable(source) else source)
-    return frozenset(found)
+    return scrubber(found)
 
 
 def scrub_event_dict(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -61,19 +64,19 @@ def scrub_event_dict(_logger: Any, _method: str, event_dict: MutableMapping[str,
     return {key: _scrub(key, value, values) for key, value in event_dict.items()}
 
 
-def _scrub(key: str, value: Any, values: frozenset[str]) -> Any:
+def _scrub(key: str, value: Any, values: Scrubber) -> Any:
     if isinstance(value, SecretStr | SecretBytes):
         return MASK
-    if isinstance(key, str) and any(word in key.lower() for word in _SECRET_KEYS):
+    if isinstance(key, str) and is_secret_name(key):
         return MASK if value not in (None, "") else value
     if isinstance(value, str):
-        return scrub_text(value, values) if values else value
+        return values.text(value)
     if isinstance(value, Mapping):
         return {k: _scrub(str(k), v, values) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub("", v, values) for v in value]
     if isinstance(value, BaseException):
-        return scrub_text(f"{type(value).__name__}: {value}", values)
+        return values.text(f"{type(value).__name__}: {value}")
     return value
 
 

@@ -1,10 +1,19 @@
 """One retry definition: `RetryPolicy`, turned into tenacity arguments in one place.
 
-Backoff is exponential with full jitter (AWS architecture blog, "Exponential
-Backoff And Jitter"): attempt *n* waits a uniform random time in
-``[0, min(max_delay, initial_delay * multiplier**(n-1))]``. A vendor's
-``Retry-After`` is honoured: the wait is never shorter than what the vendor asked
-for (capped by ``max_retry_after``). Only errors classified retryable are retried.
+Backoff is exponential with jitter (AWS architecture blog, "Exponential Backoff
+And Jitter"): the bound after failed attempt *n* is
+``min(max_delay, initial_delay * multiplier**(n-1))`` and the wait is uniform in
+``[bound * (1 - jitter), bound]``. The default ``jitter: 0.5`` ("equal jitter")
+spreads retries of many events over half the bound and keeps the other half as
+a floor, so how long a policy rides out an outage is a guarantee
+(`RetryPolicy.rides_out`), not a likelihood; ``jitter: 1`` is full jitter.
+A vendor's ``Retry-After`` is honoured: the wait is never shorter than what the
+vendor asked for (capped by ``max_retry_after``). Only errors classified
+retryable are retried.
+
+The defaults ride out a vendor outage of 10 minutes (``max_elapsed``): 30
+attempts, the waits growing from 0.5-1 s to 30-60 s. An outage that ends
+sooner is noticed within a minute of its end.
 """
 
 from __future__ import annotations
@@ -59,13 +68,28 @@ class RetryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_attempts: int = Field(
-        default=5, ge=1, le=1000, description="Attempts in all, the first one included."
+        default=30,
+        ge=1,
+        le=1000,
+        description=(
+            "Attempts in all, the first one included. The default is enough for "
+            "max_elapsed to be the limit that applies."
+        ),
     )
     initial_delay: Duration = Field(
-        default=0.5, description="Upper bound of the first backoff, before jitter."
+        default=1.0, description="Upper bound of the first backoff, before jitter."
     )
     max_delay: Duration = Field(default=60.0, description="Cap of one backoff, before jitter.")
     multiplier: float = Field(default=2.0, ge=1.0, description="Growth of the backoff bound.")
+    jitter: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of each backoff that is random: a wait is uniform in "
+            "[bound * (1 - jitter), bound]. 1 is full jitter, 0 none."
+        ),
+    )
     max_elapsed: Duration = Field(
         default=600.0,
         description="Give up once this much time has passed since the first attempt.",
@@ -100,11 +124,43 @@ class RetryPolicy(BaseModel):
     def delay(
         self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None
     ) -> float:
-        """The wait after failed attempt ``attempt``: full jitter, at least ``Retry-After``."""
-        jittered = (rng or _RANDOM).uniform(0.0, self.backoff_bound(attempt))
+        """The wait after failed attempt ``attempt``: jittered, at least ``Retry-After``."""
+        bound = self.backoff_bound(attempt)
+        jittered = (rng or _RANDOM).uniform(bound * (1.0 - self.jitter), bound)
         if retry_after is not None and self.respect_retry_after:
             return max(jittered, min(max(retry_after, 0.0), self.max_retry_after))
         return jittered
+
+    def rides_out(self) -> float:
+        """Seconds of outage this policy is sure to outlast, whatever the jitter draws.
+
+        An outage that began by the first attempt and lasts at most this long
+        ends before the last attempt: the sum of the shortest waits between the
+        ``max_attempts``, capped by ``max_elapsed`` (the last wait is cut short
+        so that an attempt is made at ``max_elapsed``). Time spent in the
+        attempts themselves (a timeout, say) and longer ``Retry-After`` waits
+        only add to it.
+        """
+        floor = 1.0 - self.jitter
+        waits = 0.0
+        for attempt in range(1, self.max_attempts):
+            waits += self.backoff_bound(attempt) * floor
+            if waits >= self.max_elapsed:
+                return float(self.max_elapsed)
+        return waits
+
+    def scaled(self, factor: float) -> RetryPolicy:
+        """This policy with every duration multiplied by ``factor`` (attempts unchanged).
+
+        The same schedule on another time scale: a test runs the defaults scaled
+        by 1/100 against a 0.2-second outage to show what they do in a 20-second one.
+        """
+        return self.model_copy(
+            update={
+                name: getattr(self, name) * factor
+                for name in ("initial_delay", "max_delay", "max_elapsed", "max_retry_after")
+            }
+        )
 
     def should_retry(self, error: BaseException | None, attempt: int, elapsed: float) -> bool:
         """Whether to try again after ``error`` at ``attempt``, ``elapsed`` seconds in.
@@ -158,6 +214,7 @@ class RetryPolicyOverride(BaseModel):
     initial_delay: Duration | None = None
     max_delay: Duration | None = None
     multiplier: float | None = Field(default=None, ge=1.0)
+    jitter: float | None = Field(default=None, ge=0.0, le=1.0)
     max_elapsed: Duration | None = None
     respect_retry_after: bool | None = None
     max_retry_after: Duration | None = None

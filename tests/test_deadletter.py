@@ -208,6 +208,8 @@ def test_any_message_survives_the_headers_unchanged_without_personal_values(
         ("X-Auth-Token", True),
         ("client_secret", True),
         ("Password", True),
+        ("Cookie", True),
+        ("set-cookie", True),
         ("Content-Type", False),
         ("Cookie-Policy", False),
         ("X-Request-Id", False),

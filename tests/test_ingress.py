@@ -150,6 +150,21 @@ async def test_personal_data_is_masked_in_validation_errors(client: httpx.AsyncC
     assert (error["path"], error["got"]) == ("data.owner_email", "***")
 
 
+async def test_a_personal_value_sent_in_another_field_is_masked_in_errors_and_the_record(
+    app: Platypus, client: httpx.AsyncClient
+) -> None:
+    event = closed_won(owner_email="jane.doe@example.com")
+    event["data"]["close_date"] = "Jane.Doe@Example.com"  # where a date belongs
+    response = await client.post("/events", json=event)
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["path"], error["got"]) == ("data.close_date", "'***'")
+    [rejected] = app.log.rejected()
+    assert "jane.doe" not in json.dumps(rejected["errors"]).lower()
+    assert "jane.doe" not in rejected["reason"].lower()
+
+
 async def test_a_missing_subject_gets_422_naming_it(
     app: Platypus, client: httpx.AsyncClient
 ) -> None:

@@ -11,11 +11,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from platypus.redaction import (
     MASK,
+    Scrubber,
     is_personal,
+    is_secret_name,
     mask_data,
     normalize_path,
     personal_paths,
     personal_values,
+    scrub_data,
     scrub_text,
 )
 from platypus.schema import PersonalData
@@ -175,9 +178,10 @@ def test_personal_values_collects_every_personal_string() -> None:
     }
 
 
-def test_personal_values_ignores_values_shorter_than_three_characters() -> None:
-    data = {"contact": {"name": "Al", "email": "a@b"}, "owner_email": "x"}
-    assert personal_values(data, PATTERNS) == {"a@b"}
+def test_personal_values_ignores_one_character_values() -> None:
+    # Two-character values are kept: the scrubber masks them as exact whole words.
+    data = {"contact": {"name": "Al", "email": "a@b"}, "owner_email": "x", "note": " y "}
+    assert personal_values(data, PATTERNS) == {"Al", "a@b"}
 
 
 def test_personal_values_ignores_null_and_booleans_and_stringifies_numbers() -> None:
@@ -206,12 +210,196 @@ def test_scrub_text_ignores_empty_values() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.text(alphabet=st.sampled_from("abc* @."), max_size=40),
-    st.sets(st.text(alphabet=st.sampled_from("abc @."), min_size=3, max_size=6), max_size=4),
+    st.sets(st.text(alphabet=st.sampled_from("abc @."), min_size=6, max_size=9), max_size=4),
 )
-def test_scrub_text_leaves_no_value_behind(text: str, values: set[str]) -> None:
-    scrubbed = scrub_text(text, values)
+def test_scrub_text_leaves_no_long_value_behind(text: str, values: set[str]) -> None:
+    scrubbed = scrub_text(text, values).lower()
     for value in values:
-        assert value not in scrubbed
+        if len(value.strip()) >= 6:  # shorter ones are masked as whole words only
+            assert value.strip().lower() not in scrubbed
+
+
+# -- values a vendor changed -----------------------------------------------------------
+
+EMAIL = "Xavier.Qw@Corp-Pii.example"
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        "xavier.qw@corp-pii.example",
+        "XAVIER.QW@CORP-PII.EXAMPLE",
+        "Xavier.qw@corp-pii.Example",
+        "xavier.qw\\u0040corp-pii.example",  # JSON
+        "xavier.qw\\\\u0040corp-pii.example",  # JSON inside JSON
+        "\\u0078avier.qw@corp-pii.example",
+        "xavier.qw%40corp-pii.example",  # URL
+        "xavier.qw%2540corp-pii.example",  # URL, twice
+        "%78%61%76%69%65%72%2E%71%77%40corp-pii.example",
+        "xavier.qw&#64;corp-pii.example",  # HTML and XML
+        "xavier.qw&#x40;corp-pii.example",
+        "xavier.qw&#0064corp-pii.example",
+        "xavier.qw&commat;corp-pii.example",
+        "xavier.qw\\x40corp-pii.example",
+    ],
+)
+def test_an_echoed_value_is_masked_whatever_its_case_or_escaping(echoed: str) -> None:
+    text = f'{{"error": "user {echoed} exists", "code": 409}}'
+    assert scrub_text(text, {EMAIL}) == '{"error": "user *** exists", "code": 409}'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("duplicate email Xavier.Qw@Co", "duplicate email ***"),  # cut at the end
+        ("duplicate email xavier.qw@corp-p...", "duplicate email ***..."),
+        ("duplicate email xavier.qw@co\u2026 (more)", "duplicate email ***\u2026 (more)"),
+        ('{"email": "Xavi"}', '{"email": "***"}'),  # cut inside a quoted string
+        # An excerpt starting inside; the ellipsis's last dot may be the value's own.
+        ("...qw@corp-pii.example is taken", "..*** is taken"),
+        ("\u2026qw@corp-pii.example is taken", "\u2026*** is taken"),
+        ("w@corp-pii.example is taken", "*** is taken"),
+        ("value 'xavier.qw@c' too long; the request", "value '***' too long; the request"),
+        ("after: ier.qw@corp-pii.example", "after: ***"),  # 8 characters or more: anywhere
+        ("duplicate Xavier.Qw@Co; the request was", "duplicate ***; the request was"),
+    ],
+)
+def test_a_value_cut_short_is_masked(text: str, expected: str) -> None:
+    assert scrub_text(text, {EMAIL}) == expected
+
+
+def test_a_short_start_of_a_value_is_left_where_no_cut_shows() -> None:
+    # "supp" starts "support@acme.example", but "contact support today" is no excerpt.
+    assert scrub_text("contact support today", {"support@acme.example"}) == (
+        "contact support today"
+    )
+    assert scrub_text("Xavi is not cut here", {EMAIL}) == "Xavi is not cut here"
+
+
+def test_a_short_name_with_a_space_is_found_written_with_a_plus() -> None:
+    assert scrub_text("q=Jo+Li&x=1", {"Jo Li"}) == "q=***&x=1"
+
+
+def test_the_escapes_of_a_masked_value_are_masked_with_it() -> None:
+    text = "name=Jos%C3%A9+M%C3%BCller&role=cfo"
+    assert scrub_text(text, {"José Müller"}) == "name=***&role=cfo"
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        "José Müller",
+        "jose muller",
+        "JOSÉ MÜLLER",
+        "Jose\u0301 Mu\u0308ller",
+        "Jos\\u00e9 M\\u00fcller",
+    ],
+)
+def test_accents_and_their_forms_do_not_matter(echoed: str) -> None:
+    assert scrub_text(f"owner {echoed}.", {"José Müller"}) == "owner ***."
+
+
+def test_one_character_values_are_never_scrubbed() -> None:
+    assert scrub_text("a b c", {"a"}) == "a b c"
+
+
+def test_two_character_values_are_masked_as_exact_whole_words_only() -> None:
+    text = "Ng and ng; Ngozi; An error: an announcement by An."
+    assert scrub_text(text, {"Ng", "An"}) == "*** and ng; Ngozi; *** error: an announcement by ***."
+
+
+def test_values_under_six_characters_are_masked_as_whole_words_in_any_case() -> None:
+    text = "Ada, ada and ADA; not Adams, Canada or Nevada"
+    assert scrub_text(text, {"Ada"}) == "***, *** and ***; not Adams, Canada or Nevada"
+
+
+def test_a_whole_word_may_follow_a_json_newline_escape() -> None:
+    assert scrub_text(r"line one\nAda wrote", {"Ada"}) == r"line one\n*** wrote"
+
+
+def test_values_of_six_characters_or_more_are_masked_inside_words_too() -> None:
+    assert scrub_text("mailto:quillfeather-ops", {"Quillfeather"}) == "mailto:***-ops"
+
+
+def test_scrub_data_masks_strings_keys_and_numbers_that_are_values() -> None:
+    answer = {
+        "id": "w-1",
+        "owner": {"email": "XAVIER.QW@corp-pii.example", "seen": ["Xavier.Qw@Corp-Pii.example"]},
+        "xavier.qw@corp-pii.example": True,
+        "salary": 85000,
+        "ok": True,
+    }
+    assert scrub_data(answer, {EMAIL, "85000"}) == {
+        "id": "w-1",
+        "owner": {"email": MASK, "seen": [MASK]},
+        MASK: True,
+        "salary": MASK,
+        "ok": True,
+    }
+
+
+def test_a_scrubber_without_values_returns_its_input() -> None:
+    data = {"a": ["b"]}
+    assert scrub_data(data, ()) is data
+    assert not Scrubber([" ", ""])
+
+
+_ALPHABET = "abcdefghij@.-"
+
+
+def _escape(char: str, how: int) -> str:
+    if how == 1:
+        return char.upper()
+    if how == 2:
+        return f"\\u{ord(char):04x}"
+    if how == 3:
+        return f"%{ord(char):02X}"
+    if how == 4:
+        return f"&#{ord(char)};"
+    return char
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(_ALPHABET), min_size=6, max_size=20).filter(
+        lambda v: v[0].isalnum() and v[-1].isalnum()
+    ),
+    st.lists(st.integers(min_value=0, max_value=4), min_size=20, max_size=20),
+    st.text(alphabet=st.sampled_from("xyz :;,"), max_size=10),
+    st.text(alphabet=st.sampled_from("xyz :;,"), max_size=10),
+)
+def test_a_value_escaped_any_way_character_by_character_never_survives(
+    value: str, hows: list[int], before: str, after: str
+) -> None:
+    echoed = "".join(_escape(c, how) for c, how in zip(value, hows, strict=False))
+    scrubbed = scrub_text(f"{before} {echoed} {after}", {value})
+    assert MASK in scrubbed
+    assert value not in _decoded(scrubbed)
+
+
+def _decoded(text: str) -> str:
+    import html
+    from urllib.parse import unquote
+
+    text = html.unescape(unquote(text))
+    return text.encode().decode("unicode_escape").lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("password", True),
+        ("client_secret", True),
+        ("X-Api-Key", True),
+        ("Authorization", True),
+        ("refresh_token", True),
+        ("Cookie", True),
+        ("Cookie-Policy", False),
+        ("event_id", False),
+    ],
+)
+def test_is_secret_name_is_the_one_list_logs_and_dead_letters_use(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
 
 
 # -- field errors ----------------------------------------------------------------------

@@ -84,10 +84,11 @@ def test_policy_fields_accept_duration_strings() -> None:
 
 def test_policy_defaults() -> None:
     assert RetryPolicy().model_dump() == {
-        "max_attempts": 5,
-        "initial_delay": 0.5,
+        "max_attempts": 30,
+        "initial_delay": 1.0,
         "max_delay": 60.0,
         "multiplier": 2.0,
+        "jitter": 0.5,
         "max_elapsed": 600.0,
         "respect_retry_after": True,
         "max_retry_after": 300.0,
@@ -97,7 +98,14 @@ def test_policy_defaults() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"max_attempts": 0}, {"max_attempts": 1001}, {"multiplier": 0.5}, {"unknown": 1}],
+    [
+        {"max_attempts": 0},
+        {"max_attempts": 1001},
+        {"multiplier": 0.5},
+        {"jitter": -0.1},
+        {"jitter": 1.5},
+        {"unknown": 1},
+    ],
 )
 def test_policy_refuses_out_of_range_and_unknown_fields(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -164,9 +172,37 @@ def test_backoff_bound_never_shrinks_and_never_exceeds_the_cap(
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=1, max_value=30), st.integers(min_value=0, max_value=2**32))
 def test_delay_is_full_jitter_within_zero_and_the_bound(attempt: int, seed: int) -> None:
-    policy = RetryPolicy()
+    policy = RetryPolicy(jitter=1.0)
     delay = policy.delay(attempt, rng=random.Random(seed))
     assert 0.0 <= delay <= policy.backoff_bound(attempt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=30),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.integers(min_value=0, max_value=2**32),
+)
+def test_delay_is_between_the_jitter_floor_and_the_bound(
+    attempt: int, jitter: float, seed: int
+) -> None:
+    policy = RetryPolicy(jitter=jitter)
+    bound = policy.backoff_bound(attempt)
+    assert bound * (1 - jitter) <= policy.delay(attempt, rng=random.Random(seed)) <= bound
+
+
+def test_the_default_jitter_keeps_half_of_each_bound_as_a_floor() -> None:
+    policy = RetryPolicy(initial_delay=1.0)
+    rng = random.Random(1)
+    delays = [policy.delay(1, rng=rng) for _ in range(500)]
+    assert min(delays) >= 0.5
+    assert min(delays) < 0.55
+    assert max(delays) > 0.95
+
+
+def test_no_jitter_waits_the_bound() -> None:
+    policy = RetryPolicy(initial_delay=1.0, jitter=0.0)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
 
 
 def test_delay_is_reproducible_with_a_seeded_rng() -> None:
@@ -176,8 +212,8 @@ def test_delay_is_reproducible_with_a_seeded_rng() -> None:
     assert first == again
 
 
-def test_delay_spreads_over_the_whole_range() -> None:
-    policy = RetryPolicy(initial_delay=1.0)
+def test_full_jitter_spreads_over_the_whole_range() -> None:
+    policy = RetryPolicy(initial_delay=1.0, jitter=1.0)
     rng = random.Random(1)
     delays = [policy.delay(1, rng=rng) for _ in range(500)]
     assert min(delays) < 0.1
@@ -220,8 +256,8 @@ def test_retry_after_is_ignored_when_disabled() -> None:
     ("error", "attempt", "elapsed", "expected"),
     [
         (RetryableError("busy"), 1, 0.0, True),
-        (RetryableError("busy"), 4, 599.0, True),
-        (RetryableError("busy"), 5, 0.0, False),
+        (RetryableError("busy"), 29, 599.0, True),
+        (RetryableError("busy"), 30, 0.0, False),
         (RetryableError("busy"), 1, 600.0, False),
         (PermanentError("bad"), 1, 0.0, False),
         (DeliveryError("unclassified"), 1, 0.0, False),
@@ -269,6 +305,58 @@ def test_a_missing_dependency_is_retryable_and_other_errors_keep_their_budget() 
 def test_dependency_wait_is_overridden_like_the_other_fields() -> None:
     override = RetryPolicyOverride.model_validate({"dependency_wait": "30m"})
     assert RetryPolicy().merged(override).dependency_wait == 1800.0
+
+
+# -- how long an outage a policy rides out ------------------------------------------------
+
+
+def test_the_default_policy_rides_out_ten_minutes_of_outage() -> None:
+    # The figure docs/operations.md gives, computed from the real defaults: far
+    # more than the 20-second outage that dead-lettered events with the old ones.
+    policy = RetryPolicy()
+    assert policy.rides_out() == policy.max_elapsed == 600.0
+    assert policy.rides_out() >= 20.0
+
+
+def test_the_old_defaults_rode_out_nothing_for_sure() -> None:
+    old = RetryPolicy(max_attempts=5, initial_delay=0.5, jitter=1.0)
+    assert old.rides_out() == 0.0
+    assert RetryPolicy(max_attempts=5, initial_delay=0.5, jitter=0.0).rides_out() == 7.5
+
+
+def test_rides_out_is_the_sum_of_the_shortest_waits_when_attempts_run_out_first() -> None:
+    policy = RetryPolicy(max_attempts=4, initial_delay=2.0, jitter=0.5, max_elapsed=3600)
+    assert policy.rides_out() == 1.0 + 2.0 + 4.0
+
+
+def test_rides_out_is_capped_by_max_elapsed() -> None:
+    assert RetryPolicy(max_elapsed=120).rides_out() == 120.0
+    assert RetryPolicy(max_delay=30).rides_out() == 375.5
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=40),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.integers(min_value=0, max_value=2**32),
+)
+def test_any_draw_of_waits_lasts_at_least_what_rides_out_says(
+    attempts: int, jitter: float, seed: int
+) -> None:
+    policy = RetryPolicy(max_attempts=attempts, jitter=jitter, max_elapsed=10**6)
+    rng = random.Random(seed)
+    waits = sum(policy.delay(n, rng=rng) for n in range(1, attempts))
+    assert waits >= policy.rides_out() * (1 - 1e-9)
+
+
+def test_scaled_multiplies_every_duration_and_keeps_the_attempts() -> None:
+    policy = RetryPolicy().scaled(0.01)
+    assert policy.max_attempts == 30
+    assert (policy.initial_delay, policy.max_delay, policy.max_elapsed) == pytest.approx(
+        (0.01, 0.6, 6.0)
+    )
+    assert policy.max_retry_after == pytest.approx(3.0)
+    assert policy.rides_out() == pytest.approx(RetryPolicy().rides_out() * 0.01)
 
 
 # -- tenacity --------------------------------------------------------------------------

@@ -283,7 +283,8 @@ class HttpAdapter(Adapter):
             return _json_body(response) if _is_json(response) else {"status": status}
 
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        vendor_code = _vendor_code(response)
+        code = _vendor_code(response)
+        vendor_code = None if code is None else self._scrub(code)
         body = self._scrub(response.text[:_BODY_EXCERPT].strip()) or "(empty body)"
         message = f"{where} answered {status} {response.reason_phrase}: {body}"
         retryable = status in _RETRYABLE_STATUS or 500 <= status < 600

@@ -58,6 +58,7 @@ from platypus.ops.store import (
     new_job_id,
 )
 from platypus.redaction import MASK, mask_data
+from platypus.safejson import loads as load_json
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -351,7 +352,7 @@ class Operations:
 
     def _check_edit(self, entry: Failure, payload: bytes) -> None:
         try:
-            raw = json.loads(payload)
+            raw = load_json(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidReplayError(f"the edited event is not JSON: {exc}") from None
         if not isinstance(raw, dict):

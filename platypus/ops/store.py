@@ -15,6 +15,15 @@ Tables::
     leases             who holds a role over the store (the indexer), until when
     replay_jobs        bulk replays: who asked, with which selection, how many entries
     replay_job_entries the entries each job marked, with the replay attempt it made
+    sessions           dashboard logins, by a hash of the cookie's token: revoked on
+                       logout, expired, or outdated by a role or password change
+    login_failures     failed dashboard logins in the throttling window, per user
+                       (a hash of the name given) and per client address
+    ops_keys           keys the dashboard's processes share (the cookie signing key
+                       when ``ops.session_secret`` is not set)
+
+Sessions live here, not in the process, so that a login survives a restart and
+holds on every replica serving the dashboard from the same store.
 
 Text search is ``ILIKE '%text%'`` over the error messages (SQLite: case-insensitive
 for ASCII). It scans; it is quick enough for the hundred thousands of rows a
@@ -51,6 +60,7 @@ __all__ = [
     "LeaseLostError",
     "NewFailure",
     "ReplayJob",
+    "StoredSession",
     "default_store_url",
     "fingerprint",
 ]
@@ -211,6 +221,53 @@ replay_job_entries = sa.Table(
 
 JOBS_KEPT = 500
 """Bulk-replay jobs kept in the store; older ones are forgotten as new ones start."""
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    # sha256 of the token in the cookie: a copy of the table gives no usable cookie.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(256), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    # What the login was granted on (role, reveal, credential): see platypus.ops.auth.
+    sa.Column("granted", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("created_at", _UtcDateTime, nullable=False),
+    sa.Column("expires_at", _UtcDateTime, nullable=False, index=True),
+    sa.Column("revoked_at", _UtcDateTime, nullable=True),
+    sa.Column("revoked_why", sa.String(128), nullable=True),
+)
+
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(8), nullable=False),  # user | address
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("at", _UtcDateTime, nullable=False),
+    sa.Index("login_failures_by_subject", "scope", "subject", "at"),
+)
+
+ops_keys = sa.Table(
+    "ops_keys",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.Column("created_at", _UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A dashboard login as the store holds it."""
+
+    user: str
+    csrf: str
+    grant: str
+    address: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_why: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1176,7 +1233,8 @@ class FailureStore:
                     changed.setdefault(status, []).append(failure_id)
             for status, ids in changed.items():
                 action = "resolve" if status is FailureStatus.RESOLVED else "settle"
-                _insert_audit(conn, actor, action, {"ids": ids, "status": status.value}, len(ids))
+                detail = {"ids": ids, "status": status.value}
+                _insert_audit(conn, actor, action, detail, len(ids), at=now)
         return sum(len(ids) for ids in changed.values())
 
     def discard(
@@ -1216,15 +1274,128 @@ class FailureStore:
                 done.extend(hit)
             if audit_row is not None:
                 actor, action, detail = audit_row
-                _insert_audit(
-                    conn, actor, action, {**detail, "ids": done, "reason": reason}, len(done)
-                )
+                detail = {**detail, "ids": done, "reason": reason}
+                _insert_audit(conn, actor, action, detail, len(done), at=now)
         return done
 
     def audit(self, actor: str, action: str, detail: Mapping[str, Any], count: int) -> int:
         """Write one audit row; returns its id."""
         with self.engine.begin() as conn:
             return _insert_audit(conn, actor, action, dict(detail), count)
+
+    # -- dashboard sessions and logins ------------------------------------------
+
+    def shared_key(self, name: str) -> str:
+        """A random key every process using this store shares, made on first use."""
+        query = sa.select(ops_keys.c.value).where(ops_keys.c.name == name)
+        with self.engine.begin() as conn:
+            found = conn.execute(query).scalar()
+            if found is not None:
+                return str(found)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    ops_keys.insert().values(
+                        name=name, value=secrets.token_urlsafe(32), created_at=_now()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass  # another process made it first: use theirs
+        with self.engine.connect() as conn:
+            return str(conn.execute(query).scalar_one())
+
+    def create_session(
+        self, session_id: str, session: StoredSession, *, audit_row: tuple[str, str, dict[str, Any]]
+    ) -> None:
+        """Store a new login (``session_id`` is the token's hash), with its audit row."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sessions.insert().values(
+                    id=session_id,
+                    username=session.user,
+                    csrf=session.csrf,
+                    granted=session.grant,
+                    address=session.address[:64],
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                )
+            )
+            actor, action, detail = audit_row
+            _insert_audit(conn, actor, action, detail, 1)
+            # Expired logins are of no use to anyone: dropped as new ones come.
+            conn.execute(sessions.delete().where(sessions.c.expires_at < session.created_at))
+
+    def session(self, session_id: str) -> StoredSession | None:
+        """The login stored under ``session_id`` (revoked or expired ones too), or None."""
+        query = sa.select(sessions).where(sessions.c.id == session_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return StoredSession(
+            user=row.username,
+            csrf=row.csrf,
+            grant=row.granted,
+            address=row.address,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            revoked_why=row.revoked_why,
+        )
+
+    def revoke_session(
+        self, session_id: str, why: str, *, audit_row: tuple[str, str, dict[str, Any]] | None
+    ) -> bool:
+        """Revoke a login that is not revoked yet (with its audit row); whether it was."""
+        now = _now()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_why=why[:128])
+            )
+            if done.rowcount and audit_row is not None:
+                actor, action, detail = audit_row
+                _insert_audit(conn, actor, action, detail, 1)
+        return bool(done.rowcount)
+
+    def login_failures(self, scope: str, subject: str, since: datetime) -> list[datetime]:
+        """When logins failed for ``subject`` (a user hash or an address) since ``since``."""
+        c = login_failures.c
+        query = (
+            sa.select(c.at)
+            .where(c.scope == scope, c.subject == subject, c.at >= since)
+            .order_by(c.at)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def record_login_failure(
+        self,
+        subjects: Mapping[str, str],
+        *,
+        at: datetime,
+        forget_before: datetime,
+        audit_rows: Sequence[tuple[str, str, dict[str, Any]]],
+    ) -> None:
+        """Count one failed login against each (scope -> subject), with audit rows."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                login_failures.insert(),
+                [
+                    {"scope": scope, "subject": subject, "at": at}
+                    for scope, subject in subjects.items()
+                ],
+            )
+            conn.execute(login_failures.delete().where(login_failures.c.at < forget_before))
+            for actor, action, detail in audit_rows:
+                _insert_audit(conn, actor, action, detail, 0)
+
+    def clear_login_failures(self, scope: str, subject: str) -> None:
+        """Forget the failed logins of ``subject`` (a user who just logged in)."""
+        c = login_failures.c
+        with self.engine.begin() as conn:
+            conn.execute(login_failures.delete().where(c.scope == scope, c.subject == subject))
 
 
 def new_job_id() -> str:
@@ -1287,10 +1458,19 @@ def _insert_job(
 
 
 def _insert_audit(
-    conn: Connection, actor: str, action: str, detail: dict[str, Any], count: int
+    conn: Connection,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+    count: int,
+    *,
+    at: datetime | None = None,
 ) -> int:
+    # ``at``: the time of the change the row records, so the two agree exactly.
     result = conn.execute(
-        audit.insert().values(at=_now(), actor=actor, action=action, detail=detail, count=count)
+        audit.insert().values(
+            at=at or _now(), actor=actor, action=action, detail=detail, count=count
+        )
     )
     key = result.inserted_primary_key
     return int(key[0]) if key is not None else 0

@@ -35,7 +35,7 @@ from platypus.records import (
     Delivery,
     Record,
 )
-from platypus.redaction import personal_values
+from platypus.redaction import personal_values, scrub_data
 from platypus.retry import RetryPolicy
 from platypus.runtime.base import DeliveryLedger
 from platypus.runtime.codec import decode_record
@@ -324,6 +324,7 @@ class Processor:
         # Steps delivered so far: kept for a replay if a later step fails; once the
         # flow is delivered, one row says so for all of them.
         done_steps: list[Delivery] = []
+        last = flow.steps[-1]
         for step in flow.steps:
             done = delivered.get((flow.name, step.name), _NOT_DELIVERED)
             if done is not _NOT_DELIVERED:
@@ -376,12 +377,18 @@ class Processor:
                     last=delivery.last_failure,
                     retried=retried,
                 )
+            delivered[(flow.name, step.name)] = delivery.result
             done_row = Delivery(
                 event_id, flow.name, step.name, flow.version, delivery.result, delivery.attempts
             )
-            delivered[(flow.name, step.name)] = delivery.result
             if spec is not None and spec.guarded:
                 # The vendor would take this write twice: remember it before going on.
+                # A final step's answer is never read back (no later step uses it), so
+                # it is kept with the event's personal values masked; an earlier one
+                # stays whole, since a later step may read it after a restart
+                # (docs/operations.md, "Personal data").
+                if step is last:
+                    done_row = done_row._replace(result=scrub_data(delivery.result, values()))
                 await self.ledger.record([done_row])
             else:
                 # Sending it again is harmless: it is settled with the outcome.

@@ -32,6 +32,8 @@ from xml.sax.saxutils import escape
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
+from platypus.safejson import UnsafeJsonError
+from platypus.safejson import loads as load_json
 from platypus.sources.auth import same
 from platypus.sources.decoder import (
     Decoder,
@@ -160,7 +162,9 @@ class SalesforceOutboundDecoder(Decoder):
         lines: Any = fields.get(names.line_items)
         if isinstance(lines, str):
             try:
-                lines = json.loads(lines)
+                lines = load_json(lines)
+            except UnsafeJsonError as exc:
+                raise MalformedPayloadError(f"{names.line_items}: {exc.msg}") from None
             except json.JSONDecodeError:
                 lines = [lines]  # kept as is: validation says it is not a line item
         if isinstance(lines, list):

@@ -24,6 +24,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from platypus.exceptions import ConfigurationError, MappingError
 from platypus.retry import Duration
+from platypus.safejson import loads as load_json
 from platypus.secrets import SecretRef
 from platypus.sources.auth import parse_timestamp, same
 from platypus.sources.decoder import (
@@ -144,7 +145,7 @@ class SignedWebhookDecoder(Decoder):
 
     def decode(self, request: WebhookRequest) -> Delivery:
         try:
-            body: Any = json.loads(request.body)
+            body: Any = load_json(request.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MalformedPayloadError(f"the body is not JSON: {exc}") from None
         if not isinstance(body, dict):

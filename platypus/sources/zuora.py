@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from platypus.safejson import loads as load_json
 from platypus.sources.auth import AuthMethod, check_auth
 from platypus.sources.decoder import (
     Decoder,
@@ -149,7 +150,7 @@ class ZuoraCalloutDecoder(Decoder):
         lines = get("lines")
         if isinstance(lines, str):
             try:
-                lines = json.loads(lines)
+                lines = load_json(lines)
             except json.JSONDecodeError as exc:
                 raise MalformedPayloadError(f"{names.lines} is not a JSON array: {exc}") from None
         if lines is None and self.settings.missing_lines is MissingLines.SUMMARY:
@@ -191,7 +192,7 @@ def _parameters(request: WebhookRequest) -> dict[str, Any]:
     media = request.media_type
     if media in ("application/json", "text/json") or media.endswith("+json"):
         try:
-            parsed = json.loads(request.body)
+            parsed = load_json(request.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MalformedPayloadError(f"the body is not JSON: {exc}") from None
         if not isinstance(parsed, dict):

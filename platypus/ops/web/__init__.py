@@ -2,7 +2,7 @@
 
 Served by the ingress process at ``/ops`` (see docs/operations.md)::
 
-    auth = Authenticator(config.ops)
+    auth = Authenticator(config.ops, store)
     app = create_dashboard(Operations(store, schemas), auth)   # Mount("/ops", app)
 """
 

@@ -37,7 +37,8 @@ from platypus.ops.actions import (
 from platypus.ops.auth import SESSION_COOKIE, Authenticator, Principal, Session, check_csrf
 from platypus.ops.store import FailureFilter, FailureStatus
 from platypus.ops.web import views
-from platypus.redaction import personal_values, scrub_text
+from platypus.redaction import personal_values, scrubber
+from platypus.safejson import loads as load_json
 
 __all__ = ["create_dashboard"]
 
@@ -49,6 +50,7 @@ _STATIC = {
     "app.js": ("text/javascript; charset=utf-8", _HERE / "static" / "app.js"),
 }
 _MAX_FORM = 1_048_576
+_SESSION_KEY = "platypus.ops.session"
 PAGE_SIZE = 50
 
 _SECURITY_HEADERS = [
@@ -159,7 +161,13 @@ class Dashboard:
     # -- who is asking ------------------------------------------------------------
 
     def _session(self, request: Request) -> Session | None:
-        return self.auth.load_session(request.cookies.get(SESSION_COOKIE))
+        # Looked up once per request: a login is a row in the store.
+        if _SESSION_KEY not in request.scope:
+            request.scope[_SESSION_KEY] = self.auth.load_session(
+                request.cookies.get(SESSION_COOKIE)
+            )
+        found: Session | None = request.scope[_SESSION_KEY]
+        return found
 
     def _principal(self, request: Request) -> Principal | None:
         found = self.auth.from_headers(request.headers)
@@ -230,9 +238,9 @@ class Dashboard:
                 if len(body) > _MAX_FORM:
                     raise _HttpError(413, f"the body is larger than {_MAX_FORM} bytes")
                 try:
-                    data = json.loads(body) if body.strip() else {}
-                except ValueError:
-                    raise _HttpError(400, "the body is not JSON") from None
+                    data = load_json(body) if body.strip() else {}
+                except ValueError as exc:
+                    raise _HttpError(400, f"the body is not JSON: {exc}") from None
                 if not isinstance(data, dict):
                     raise _HttpError(400, "the body must be a JSON object")
                 return _json(await handler(request, principal, data), 200)
@@ -350,9 +358,28 @@ class Dashboard:
                 configured=True,
             )
         name, password = fields.get("username", ""), fields.get("password", "")
+        address = request.client.host if request.client else ""
+        wait = await asyncio.to_thread(self.auth.throttled, name, address)
+        if wait is not None:
+            minutes = max(1, round(wait / 60))
+            _log.info("dashboard login throttled", address=address)
+            response = self._render(
+                request,
+                "login.html",
+                None,
+                429,
+                next=self._next(fields.get("next")),
+                error=(
+                    "Too many failed logins: try again in "
+                    f"{minutes} minute{'s' if minutes != 1 else ''}."
+                ),
+                configured=True,
+            )
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
         principal = await asyncio.to_thread(self.auth.login, name, password)
         if principal is None:
-            _log.info("dashboard login refused", user=name[:64])
+            await asyncio.to_thread(self.auth.failed_login, name, address)
             return self._render(
                 request,
                 "login.html",
@@ -362,12 +389,15 @@ class Dashboard:
                 error="Wrong user name or password.",
                 configured=bool(self.auth.settings.users),
             )
-        _log.info("dashboard login", user=principal.name, role=principal.role.value)
-        response = RedirectResponse(self._next(fields.get("next")), 303)
-        self._set_cookie(response, Session.new(principal.name))
-        return response
+        session = await asyncio.to_thread(self.auth.start_session, principal, address)
+        redirect = RedirectResponse(self._next(fields.get("next")), 303)
+        self._set_cookie(redirect, session)
+        return redirect
 
     async def logout(self, request: Request, principal: Principal, _: dict[str, str]) -> Response:
+        session = self._session(request)
+        if session is not None:
+            await asyncio.to_thread(self.auth.end_session, session)
         response = RedirectResponse(f"{self.prefix}/login", 303)
         self._set_cookie(response, Session.new())
         return response
@@ -508,7 +538,7 @@ class Dashboard:
     def _unmasked(self, failure_id: int, text: str) -> bytes:
         entry = self.ops.get(failure_id)
         try:
-            edited = json.loads(text)
+            edited = load_json(text)
         except ValueError as exc:
             raise InvalidReplayError(f"the edited event is not JSON: {exc}") from None
         try:
@@ -528,9 +558,8 @@ class Dashboard:
             data = json.loads(entry.payload).get("data")
         except (ValueError, AttributeError):
             data = None
-        values = personal_values(data, self.ops.schemas.personal_paths(entry.event_type))
-        scrubbed = [json.loads(scrub_text(json.dumps(e), values)) for e in errors]
-        return scrub_text(message, values), scrubbed
+        values = scrubber(personal_values(data, self.ops.schemas.personal_paths(entry.event_type)))
+        return values.text(message), values.data(list(errors))
 
     async def replay_one(
         self, request: Request, principal: Principal, _: dict[str, str]

@@ -260,8 +260,17 @@ def timeline(store: FailureStore, entry: Failure, *, audit_rows: int = 2000) -> 
         m.what.startswith("replay") for m in moments
     ):
         moments.append(Moment(entry.replay_requested_at, "replay requested"))
-    if entry.resolved_at is not None and not any(m.what == "resolve" for m in moments):
-        moments.append(Moment(entry.resolved_at, "resolved"))
+    # The audit row of the action that ended the entry says it; the entry's own
+    # fields stand in when that row is older than the rows read. A discarded entry
+    # was never resolved, whatever ``resolved_at`` (the time it was closed) says.
+    if entry.resolved_at is not None:
+        if entry.status is FailureStatus.RESOLVED and not any(m.what == "resolve" for m in moments):
+            moments.append(Moment(entry.resolved_at, "resolved"))
+        if entry.status is FailureStatus.DISCARDED and not any(
+            m.what.startswith(("discard", "settle")) for m in moments
+        ):
+            reason = f": {entry.status_reason}" if entry.status_reason else ""
+            moments.append(Moment(entry.resolved_at, f"discarded{reason}"))
     return sorted(moments, key=lambda m: m.at)
 
 

@@ -185,7 +185,7 @@ class Platypus:
         from platypus.ops.web import create_dashboard  # Jinja2 templates: only when serving
 
         settings = self.config.ops
-        auth = Authenticator(settings)
+        auth = Authenticator(settings, self.failures)
 
         async def metrics(request: Request) -> Response:
             if not auth.metrics_allowed(request.headers):

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError
 from platypus.plugins import PluginRegistry
+from platypus.safejson import loads as load_json
 from platypus.sources.mapping import MappingSpec
 
 from .config import NetSuiteQuery, PollerSpec, SalesforceQuery, WorkdayQuery
@@ -161,7 +162,7 @@ class SalesforceSource(RecordSource):
             value = out.get(name)
             if isinstance(value, str):
                 try:
-                    value = json.loads(value)
+                    value = load_json(value)
                 except json.JSONDecodeError:
                     continue  # kept as text: validation says what is wrong
             if isinstance(value, list):

@@ -182,3 +182,42 @@ async def test_a_viewer_sees_failed_events_but_cannot_replay(
         stored = app.failures.get(entry.id)
         assert stored is not None
         assert stored.status is FailureStatus.OPEN
+
+
+async def test_after_logging_out_a_copy_of_the_cookie_no_longer_opens_the_dashboard(
+    tmp_path: Path, fake_vendor: FakeVendor, browser: Any
+) -> None:
+    async with serving(tmp_path, fake_vendor.url) as app:
+        page = await _login(browser, app, "olga", start="/ops/failures")
+        copied = await page.context.cookies()
+        assert copied, "no session cookie"
+
+        await page.click("header form.who button[type=submit]")
+        await page.wait_for_url("**/ops/login")
+
+        # Someone who copied the cookie before the logout (another browser).
+        other = await browser.new_context(base_url=app.url)
+        await other.add_cookies(copied)
+        stolen = await other.new_page()
+        await stolen.goto("/ops/failures")
+        assert "/ops/login" in stolen.url
+        assert await stolen.locator("#whoami").count() == 0
+        await other.close()
+
+
+async def test_a_discarded_entry_shows_the_discard_last_and_is_not_called_resolved(
+    tmp_path: Path, fake_vendor: FakeVendor, browser: Any
+) -> None:
+    fake_vendor.script("/orders", [REJECT])
+    async with serving(tmp_path, fake_vendor.url) as app:
+        await ingest(app, closed_won())
+        [entry] = await failed(app)
+
+        page = await _login(browser, app, "olga", start=f"/ops/failures/{entry.id}")
+        await page.fill("input[name=reason]", "a duplicate of another order")
+        await page.click("#discard")
+        await page.wait_for_selector(".notice")
+        assert (await page.text_content("#status") or "").strip() == "discarded"
+        moments = await page.locator("#timeline li").all_text_contents()
+        assert "discard: a duplicate of another order" in moments[-1]
+        assert not any("resolved" in moment for moment in moments)
