@@ -210,6 +210,8 @@ class Ingress:
             key=event.key,
             value=raw,
             headers=[
+                # Kafka's structured mode: the value is the whole event as JSON.
+                ("content-type", b"application/cloudevents+json"),
                 (EVENT_ID_HEADER, event.id.encode()),
                 (VALIDATED_HEADER, event.type.encode()),
             ],
