@@ -209,6 +209,24 @@ def schemas_export(directory: Path) -> None:
         click.echo(str(path))
 
 
+@schemas.command("flows")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_PROJECT
+@_errors
+def schemas_flows(directory: Path | None, project: Path) -> None:
+    """Write JSON Schemas of flows/*.yaml, *.test.yaml and platypus.yaml, for editors.
+
+    DIRECTORY defaults to json-schemas/ in the project. A file names its schema on
+    its first line, `# yaml-language-server: $schema=../json-schemas/flow.schema.json`
+    (`platypus new flow` writes it), and VS Code's YAML extension and other editors
+    then complete and check it: adapters' settings, durations, ${VAR} values included.
+    """
+    from platypus.authoring.editor import DEFAULT_DIR, write_schemas
+
+    for path in write_schemas(directory or project / DEFAULT_DIR):
+        click.echo(str(path))
+
+
 @main.group()
 def flows() -> None:
     """Flow files."""

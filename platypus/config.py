@@ -312,8 +312,13 @@ class ProjectConfig(BaseModel):
         default=16, ge=1, le=4096, description="Adapter calls in flight at once, all keys."
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy, description="Default retry policy.")
-    ingress: IngressSettings = Field(default_factory=IngressSettings)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    ingress: IngressSettings = Field(
+        default_factory=IngressSettings, description="The HTTP ingress: POST /events, webhooks."
+    )
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="The Kafka runtime (platypus web, platypus worker); docs/kafka.md.",
+    )
     failures_store: str | None = Field(
         default=None,
         description=(
@@ -321,7 +326,10 @@ class ProjectConfig(BaseModel):
             "default: a SQLite file in data_dir."
         ),
     )
-    connections: dict[str, ConnectionSpec] = Field(default_factory=dict)
+    connections: dict[str, ConnectionSpec] = Field(
+        default_factory=dict,
+        description="Adapter instances by name; a step writes to connection.action.",
+    )
     sources: dict[SourceName, SourceSpec] = Field(
         default_factory=dict,
         description="Webhook receivers by name, each served at POST /webhooks/<name>.",

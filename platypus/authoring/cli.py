@@ -176,6 +176,7 @@ def new_group() -> None:
 def new_flow_command(name: str, consumes: str | None, to: str, project: Path) -> None:
     """Write flows/NAME.yaml, its tests and samples/NAME.event.json, ready to edit."""
     from platypus.adapter import AdapterRegistry
+    from platypus.authoring.editor import DEFAULT_DIR, write_schemas
     from platypus.authoring.scaffold import scaffold_flow
     from platypus.config import load_config
     from platypus.schema_registry import SchemaRegistry
@@ -195,6 +196,10 @@ def new_flow_command(name: str, consumes: str | None, to: str, project: Path) ->
     )
     for path in (made.flow, made.tests, made.sample):
         click.echo(f"created {path}")
+    if not (project / DEFAULT_DIR).exists():
+        # The new files name their schemas on their first line: make them exist.
+        for path in write_schemas(project / DEFAULT_DIR):
+            click.echo(f"created {path}")
     click.echo("next: edit the flow, then `platypus flows lint` and `platypus flows test`")
 
 

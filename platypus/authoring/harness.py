@@ -100,12 +100,16 @@ class FailSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: Literal["RetryableError", "PermanentError"] = "PermanentError"
-    message: str = "the fake vendor refused the call"
+    error: Literal["RetryableError", "PermanentError"] = Field(
+        default="PermanentError", description="What the call raises: retried, or not."
+    )
+    message: str = Field(
+        default="the fake vendor refused the call", description="The error's message."
+    )
     times: int | None = Field(
         default=None, ge=1, description="Fail this many attempts, then answer; default: all."
     )
-    status_code: int | None = None
+    status_code: int | None = Field(default=None, description="The vendor's HTTP status, if any.")
 
 
 class DeadLetteredSpec(BaseModel):
@@ -113,10 +117,12 @@ class DeadLetteredSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step: str | None = None
+    step: str | None = Field(default=None, description="The step that failed (compared if given).")
     error: str | None = Field(default=None, description="Class name, e.g. PermanentError.")
-    message_contains: str | None = None
-    attempts: int | None = None
+    message_contains: str | None = Field(
+        default=None, description="Text the dead letter's message contains."
+    )
+    attempts: int | None = Field(default=None, description="Attempts made (compared if given).")
 
 
 class TestCase(BaseModel):
@@ -125,7 +131,7 @@ class TestCase(BaseModel):
     __test__: ClassVar[bool] = False  # not a pytest test class
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="What the case shows, as a sentence.")
     event: dict[str, Any] | None = Field(default=None, description="The CloudEvent, inline.")
     event_file: str | None = Field(
         default=None, description="A JSON file holding the event, relative to the test file."
@@ -139,10 +145,14 @@ class TestCase(BaseModel):
     fail: dict[str, FailSpec] = Field(
         default_factory=dict, description="Steps whose call raises, by step name."
     )
-    calls: list[CallSpec] | None = None
-    filtered: bool = False
-    dead_lettered: DeadLetteredSpec | None = None
-    discarded: bool = False
+    calls: list[CallSpec] | None = Field(
+        default=None, description="The adapter calls expected, in order (all of them)."
+    )
+    filtered: bool = Field(default=False, description="Expect the flow to filter the event out.")
+    dead_lettered: DeadLetteredSpec | None = Field(
+        default=None, description="Expect the event to be dead-lettered, and how."
+    )
+    discarded: bool = Field(default=False, description="Expect the event to be discarded.")
 
     @model_validator(mode="after")
     def _one_event_one_outcome(self) -> TestCase:
@@ -162,7 +172,7 @@ class FlowTestFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flow: str | None = Field(default=None, description="Default: the flow file beside it.")
-    cases: list[TestCase] = Field(default_factory=list)
+    cases: list[TestCase] = Field(default_factory=list, description="The test cases.")
 
 
 @dataclass(frozen=True, slots=True)
