@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -314,3 +317,39 @@ async def test_records_platypus_web_writes_read_back_as_cloudevents_with_the_sdk
     assert read.get_type() == event["type"]
     assert read.get_subject() == event["subject"]
     assert read.get_data() == event["data"]
+
+
+def _worker_with_one_output(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``platypus worker`` with stdout and stderr in one pipe, as a container runtime has them."""
+    command = Path(sys.executable).parent / "platypus"
+    return subprocess.Popen(
+        [str(command), "worker", "--project", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+    )
+
+
+async def test_worker_log_json_is_json_lines_only_with_no_escape_codes(
+    tmp_path: Path, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    settings = write_kafka_project(
+        tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, kafka_broker, name="logjson"
+    )
+    process = _worker_with_one_output(tmp_path, "--log-json", "--log-level", "info")
+    try:
+        await wait_worker_healthy(process, settings.web_port)
+        # Something to log: a record that is not an event is dead-lettered, with a warning.
+        records = [(b"k", b"{nope", [])]
+        await asyncio.to_thread(kafka_broker.produce, settings.topic("events"), records)
+        await asyncio.to_thread(kafka_broker.read, settings.topic("dead-letter"), expected=1)
+    finally:
+        stop_worker(process)
+    output = process.stdout.read() if process.stdout else b""
+
+    assert b"\x1b" not in output
+    assert b"\b" not in output
+    lines = [line for line in output.decode().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line

@@ -221,6 +221,22 @@ class CaseResult:
     def where(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
 
+    def to_dict(self) -> dict[str, Any]:
+        """The case as ``platypus flows test --json`` prints it (docs/cli.md)."""
+        return {
+            "name": self.name,
+            "file": self.file,
+            "line": self.line,
+            "passed": self.passed,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "problems": list(self.problems),
+            "calls": [
+                {"to": c.to, "step": c.step, "params": c.params, "payload": c.payload}
+                for c in self.calls
+            ],
+        }
+
     def report(self) -> str:
         """The case's name and, if it failed, why: readable text with a diff."""
         if self.passed:
