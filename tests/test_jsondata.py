@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, ValidationError
 
 from platypus.envelope import CloudEvent
@@ -216,3 +219,15 @@ def test_a_decimal_number_is_within_the_published_bounds_exactly_when_it_is_acce
 ) -> None:
     published, validator = _published(tuple(sorted(constraints.items())))
     assert _within(published["number"], number) == _taken(validator, number), published
+
+
+def test_the_exported_schema_of_a_type_refuses_lots_for_an_amount(tmp_path: Path) -> None:
+    registry = SchemaRegistry.default()
+    [path] = [
+        p for p in registry.export(tmp_path) if p.name == "sales.opportunity.closed_won.v1.json"
+    ]
+    validator = Draft202012Validator(json.loads(path.read_text()))
+    good = closed_won()["data"]
+    assert not list(validator.iter_errors(good))
+    assert list(validator.iter_errors({**good, "amount": "lots"}))  # was valid by the document
+    assert not list(validator.iter_errors({**good, "amount": "2500.50"}))
