@@ -22,7 +22,8 @@ type                    accepted from JSON, and published as
                         (``"1234.50"``); both within the declared digits and bounds
 ======================  ===============================================================
 
-The envelope's ``time`` takes the same `Timestamp` rule (CloudEvents says RFC 3339).
+Other types keep pydantic's own rules. The envelope's ``time`` takes the same
+`Timestamp` rule (CloudEvents says RFC 3339).
 """
 
 from __future__ import annotations

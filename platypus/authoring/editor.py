@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
@@ -33,6 +33,9 @@ from platypus.authoring.harness import FlowTestFile
 from platypus.config import ProjectConfig, SourceSpec
 from platypus.exceptions import ConfigurationError
 from platypus.flow.model import FlowSpec
+
+if TYPE_CHECKING:
+    from platypus.sources.registry import DecoderRegistry
 
 __all__ = [
     "CONFIG_SCHEMA",
@@ -115,7 +118,9 @@ def flow_test_schema() -> dict[str, Any]:
     return _document("Platypus flow tests (flows/*.test.yaml)", FlowTestFile, defs, TEST_SCHEMA)
 
 
-def config_schema(adapters: AdapterRegistry | None = None, decoders: Any = None) -> dict[str, Any]:
+def config_schema(
+    adapters: AdapterRegistry | None = None, decoders: DecoderRegistry | None = None
+) -> dict[str, Any]:
     """The JSON Schema of ``platypus.yaml``, with each installed adapter's and decoder's keys."""
     from platypus.sources.pollers.config import (
         NetSuiteQuery,
@@ -218,7 +223,10 @@ def _allow_env(schema: Any) -> Any:
 
 
 def write_schemas(
-    directory: Path, *, adapters: AdapterRegistry | None = None, decoders: Any = None
+    directory: Path,
+    *,
+    adapters: AdapterRegistry | None = None,
+    decoders: DecoderRegistry | None = None,
 ) -> list[Path]:
     """Write the three schemas into ``directory``; returns the files written."""
     try:
