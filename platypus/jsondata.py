@@ -121,28 +121,30 @@ def _model(node: dict[str, Any]) -> dict[str, Any]:
 
     pydantic-core swaps a model node whose class is complete for that class's
     prebuilt validator, which would put the lax conversions back. So the node
-    builds an instance of a stand-in subclass that pydantic-core does not take
-    for complete (made with ``type.__new__``, so pydantic never finishes it) and
-    gives it its real class once checked: same slots, same values.
+    builds an instance of a stand-in: a subclass of the model, named as it is,
+    made with ``type.__new__`` so that pydantic never completes it. It compares
+    equal to the model's own instances (its generic origin is the model), and
+    costs nothing per instance, unlike giving each one its class back.
     """
     real: type[BaseModel] = node["cls"]
-    stand_in = type.__new__(
-        type(real),
-        real.__name__,
-        (real,),
-        {"__slots__": (), "__module__": real.__module__, "__pydantic_complete__": False},
-    )
-    shell = {**node, "cls": stand_in}
-    ref = shell.pop("ref", None)
+    stand_in = _STAND_INS.get(real)
+    if stand_in is None:
+        stand_in = _STAND_INS[real] = type.__new__(
+            type(real),
+            real.__name__,
+            (real,),
+            {
+                "__slots__": (),
+                "__module__": real.__module__,
+                "__qualname__": real.__qualname__,
+                "__pydantic_complete__": False,
+                "__pydantic_generic_metadata__": {"origin": real, "args": (), "parameters": ()},
+            },
+        )
+    return {**node, "cls": stand_in}
 
-    def build(value: Any) -> Any:
-        value.__class__ = real
-        return value
 
-    wrapped: dict[str, Any] = dict(core_schema.no_info_after_validator_function(build, shell))
-    if ref is not None:
-        wrapped["ref"] = ref
-    return wrapped
+_STAND_INS: dict[type[BaseModel], type[BaseModel]] = {}
 
 
 def _tighten(node: Any) -> Any:
@@ -172,8 +174,9 @@ def _tighten(node: Any) -> Any:
 def json_validator(model: type[BaseModel]) -> SchemaValidator:
     """A validator of ``model`` that takes what its `EventJsonSchema` says, nothing more.
 
-    ``json_validator(Model).validate_python(data)`` returns a ``Model`` or raises
-    pydantic's `ValidationError`, as ``Model.model_validate`` does.
+    ``json_validator(Model).validate_python(data)`` returns a ``Model`` (an instance
+    of a subclass made for this, equal to ``Model(**data)``) or raises pydantic's
+    `ValidationError`, as ``Model.model_validate`` does.
     """
     return SchemaValidator(_tighten(model.__pydantic_core_schema__))
 
