@@ -11,18 +11,36 @@ from pathlib import Path
 import click
 
 from platypus import __version__
-from platypus.clitools import exit_on_error, project_option
+from platypus.clitools import (
+    echo_json,
+    examples,
+    exit_on_error,
+    json_option,
+    progressbar,
+    project_option,
+)
 
 _PROJECT = project_option
 _errors = exit_on_error
+_JSON = json_option
 
 
+@examples(
+    "platypus run --demo --once",
+    "platypus flows lint && platypus flows test",
+    "platypus dlq list --json",
+)
 @click.group()
 @click.version_option(__version__, prog_name="platypus")
 def main() -> None:
     """Platypus: business events in, checked against their schema, routed by YAML flows."""
 
 
+@examples(
+    "platypus run                      # flows/ and platypus.yaml of this folder",
+    "platypus run --demo --once        # the sample flows against a stand-in vendor",
+    "platypus run --port 0 --log-json  # a free port, JSON logs",
+)
 @main.command()
 @_PROJECT
 @click.option(
@@ -99,6 +117,10 @@ _BROKER = click.option(
 )
 
 
+@examples(
+    "platypus worker --broker kafka://kafka-1:9092",
+    "PLATYPUS_BROKER=kafka://kafka-1:9092 platypus worker --log-json",
+)
 @main.command()
 @_PROJECT
 @_BROKER
@@ -121,6 +143,9 @@ def worker(
     run_worker(project, broker=broker, web_port=web_port, log_level=log_level)
 
 
+@examples(
+    "platypus web --host 0.0.0.0 --broker kafka://kafka-1:9092",
+)
 @main.command()
 @_PROJECT
 @_BROKER
@@ -145,6 +170,10 @@ def web(
     run_web(project, broker=broker, host=host, port=port)
 
 
+@examples(
+    "platypus send samples/demo/events.jsonl",
+    "platypus send events.jsonl --url http://platypus:8787 --json",
+)
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -154,7 +183,8 @@ def web(
     help="Base URL of a running Platypus ingress.",
 )
 @click.option("--batch-size", default=100, show_default=True, help="Events per request.")
-def send(file: Path, url: str, batch_size: int) -> None:
+@_JSON
+def send(file: Path, url: str, batch_size: int, as_json: bool) -> None:
     """Post the events of a JSON Lines FILE to a running Platypus, in file order."""
     import httpx
 
@@ -166,7 +196,7 @@ def send(file: Path, url: str, batch_size: int) -> None:
     try:
         with (
             file.open(encoding="utf-8") as handle,
-            click.progressbar(length=total, label=f"Sending {file.name}", file=sys.stderr) as bar,
+            progressbar(length=total, label=f"Sending {file.name}") as bar,
         ):
             report = asyncio.run(
                 send_lines(endpoint, handle, batch_size=batch_size, on_progress=bar.update)
@@ -174,58 +204,112 @@ def send(file: Path, url: str, batch_size: int) -> None:
     except httpx.HTTPError as exc:
         click.echo(f"error: cannot post to {endpoint}: {exc}. Is `platypus run` up?", err=True)
         sys.exit(2)
-    click.echo(report.headline)
-    summary = render_summary(report, str(file))
-    if summary:
-        click.echo(summary, err=True)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.headline)
+        summary = render_summary(report, str(file))
+        if summary:
+            click.echo(summary, err=True)
     if report.rejected:
         sys.exit(1)
 
 
+@examples("platypus schemas list", "platypus schemas export build/schemas")
 @main.group()
 def schemas() -> None:
     """Event schemas."""
 
 
+@examples("platypus schemas list", "platypus schemas list --json")
 @schemas.command("list")
-def schemas_list() -> None:
+@_JSON
+def schemas_list(as_json: bool) -> None:
     """List every registered event type with its personal-data fields."""
     from platypus.schema_registry import SchemaRegistry
 
     registry = SchemaRegistry.default()
+    if as_json:
+        echo_json(
+            [
+                {
+                    "type": schema.type,
+                    "name": schema.name,
+                    "version": schema.version,
+                    "description": (schema.description or "").strip(),
+                    "personal": sorted(registry.personal_paths(schema.type)),
+                }
+                for schema in registry
+            ]
+        )
+        return
     for schema in registry:
         personal = ", ".join(sorted(registry.personal_paths(schema.type))) or "-"
         summary = (schema.description or "").strip().splitlines()[0:1]
         click.echo(f"{schema.type}\t{summary[0] if summary else ''}\tpersonal: {personal}")
 
 
+@examples("platypus schemas export build/schemas", "platypus schemas check build/schemas")
 @schemas.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-def schemas_export(directory: Path) -> None:
+@_JSON
+def schemas_export(directory: Path, as_json: bool) -> None:
     """Write each event type's JSON Schema into DIRECTORY."""
     from platypus.schema_registry import SchemaRegistry
 
-    for path in SchemaRegistry.default().export(directory):
+    written = SchemaRegistry.default().export(directory)
+    if as_json:
+        echo_json({"written": [str(path) for path in written]})
+        return
+    for path in written:
         click.echo(str(path))
 
 
+@examples("platypus schemas flows", "platypus schemas flows .vscode/schemas")
+@schemas.command("flows")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_PROJECT
+@_JSON
+@_errors
+def schemas_flows(directory: Path | None, project: Path, as_json: bool) -> None:
+    """Write JSON Schemas of flows/*.yaml, *.test.yaml and platypus.yaml, for editors.
+
+    DIRECTORY defaults to json-schemas/ in the project. A file names its schema on
+    its first line, `# yaml-language-server: $schema=../json-schemas/flow.schema.json`
+    (`platypus new flow` writes it), and VS Code's YAML extension and other editors
+    then complete and check it: adapters' settings, durations, ${VAR} values included.
+    """
+    from platypus.authoring.editor import DEFAULT_DIR, write_schemas
+
+    written = write_schemas(directory or project / DEFAULT_DIR)
+    if as_json:
+        echo_json({"written": [str(path) for path in written]})
+        return
+    for path in written:
+        click.echo(str(path))
+
+
+@examples("platypus flows lint", "platypus flows test", "platypus flows graph")
 @main.group()
 def flows() -> None:
     """Flow files."""
 
 
+@examples("platypus flows lint", "platypus flows lint flows/orders.yaml --json")
 @flows.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @_PROJECT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_JSON
 @_errors
-def flows_lint(paths: tuple[Path, ...], project: Path, fmt: str) -> None:
+def flows_lint(paths: tuple[Path, ...], project: Path, fmt: str, as_json: bool) -> None:
     """Check flow files (default: the project's flows/ folder) against schemas and adapters."""
     from platypus.adapter import AdapterRegistry
     from platypus.config import load_config
     from platypus.flow.lint import format_findings, lint_paths
     from platypus.schema_registry import SchemaRegistry
 
+    fmt = "json" if as_json else fmt
     config = load_config(root=project)
     targets = list(paths) or [config.resolve(config.flows)]
     missing = [str(p) for p in targets if not p.exists()]

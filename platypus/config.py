@@ -391,8 +391,13 @@ class ProjectConfig(BaseModel):
             "Default: the subject."
         ),
     )
-    ingress: IngressSettings = Field(default_factory=IngressSettings)
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    ingress: IngressSettings = Field(
+        default_factory=IngressSettings, description="The HTTP ingress: POST /events, webhooks."
+    )
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="The Kafka runtime (platypus web, platypus worker); docs/kafka.md.",
+    )
     failures_store: str | None = Field(
         default=None,
         description=(
@@ -400,7 +405,10 @@ class ProjectConfig(BaseModel):
             "default: a SQLite file in data_dir."
         ),
     )
-    connections: dict[str, ConnectionSpec] = Field(default_factory=dict)
+    connections: dict[str, ConnectionSpec] = Field(
+        default_factory=dict,
+        description="Adapter instances by name; a step writes to connection.action.",
+    )
     sources: dict[SourceName, SourceSpec] = Field(
         default_factory=dict,
         description="Webhook receivers by name, each served at POST /webhooks/<name>.",

@@ -71,7 +71,12 @@ class Failed:
     vendor_code: str | None = None
     errors: tuple[FieldError, ...] = ()
     alert: bool = False  # the adapter says a person must act (credentials refused, say)
-    stacktrace: str = ""  # for unclassified exceptions only: where the surprise came from
+    # Where it came from: the whole traceback of an unclassified exception, the few
+    # frames that raised a classified one (adapter code, not the runtime's).
+    stacktrace: str = ""
+    # Kafka Connect's stage of the failure; empty: the dead letter decides
+    # (TASK_PUT for a step, TRANSFORMATION for a flow's condition).
+    stage: str = ""
 
 
 StepDecision = Filtered | Deliver | Failed
@@ -125,7 +130,9 @@ def render(template: Any, ctx: Mapping[str, Any]) -> Any:
 
 def _mapping_failure(exc: MappingError) -> Failed:
     # A mapping that fails on a real event fails the same way on every retry.
-    return Failed(error_class=_qualname(exc), message=str(exc), retryable=False)
+    return Failed(
+        error_class=_qualname(exc), message=str(exc), retryable=False, stage="TRANSFORMATION"
+    )
 
 
 def classify(error: BaseException) -> Failed:
@@ -150,6 +157,7 @@ def classify(error: BaseException) -> Failed:
             retry_after=error.retry_after,
             vendor_code=error.vendor_code,
             alert=bool(getattr(error, "alert", False)),
+            stacktrace=_origin(error),
         )
     # Nobody classified it: a bug or a surprise. Its traceback tells ops where.
     trace = "".join(traceback.format_exception(error))
@@ -162,6 +170,25 @@ def classify(error: BaseException) -> Failed:
 
 
 _STACKTRACE_LIMIT = 4000
+_ORIGIN_FRAMES = 3
+
+
+def _origin(error: BaseException) -> str:
+    """The innermost frames that raised a classified ``error``: where in the adapter.
+
+    Only module, function and line: a classified error's message already says what
+    the vendor answered, and the runtime's own frames say nothing about it.
+    """
+    frames = [
+        (frame.f_globals.get("__name__", "?"), frame.f_code.co_qualname, line)
+        for frame, line in traceback.walk_tb(error.__traceback__)
+    ]
+    inner = frames[-_ORIGIN_FRAMES:]
+    lines = [
+        f"  {'raised at' if i == 0 else 'called from'} {module}:{function} line {line}"
+        for i, (module, function, line) in enumerate(reversed(inner))
+    ]
+    return "\n".join(lines)
 
 
 def check_payload(model: type[BaseModel] | None, payload: Any, step: StepSpec) -> Failed | None:
@@ -180,6 +207,7 @@ def check_payload(model: type[BaseModel] | None, payload: Any, step: StepSpec) -
             ),
             retryable=False,
             errors=errors,
+            stage="TRANSFORMATION",
         )
     return None
 

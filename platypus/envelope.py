@@ -8,10 +8,11 @@ partition.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from platypus.jsondata import Timestamp
 
 __all__ = ["CloudEvent"]
 
@@ -46,7 +47,9 @@ class CloudEvent(BaseModel):
             "Business key (opportunity id, worker id): orders events and picks the partition."
         ),
     )
-    time: datetime | None = Field(default=None, description="When the occurrence happened.")
+    time: Timestamp | None = Field(
+        default=None, description="When the occurrence happened (RFC 3339, with its offset)."
+    )
     datacontenttype: str | None = Field(default="application/json")
     dataschema: str | None = None
     data: Any = None

@@ -35,7 +35,7 @@ from platypus.config import IngressSettings
 from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError, FieldError
 from platypus.keys import OrderingKeys, ordering_key
-from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER, NewRecord
+from platypus.records import CONTENT_TYPE_HEADER, EVENT_ID_HEADER, VALIDATED_HEADER, NewRecord
 from platypus.redaction import personal_values, scrubber
 from platypus.runtime.base import EventSink
 from platypus.safejson import UnsafeJsonError
@@ -227,6 +227,8 @@ class Ingress:
             key=ordering_key(event, self.keys),
             value=raw,
             headers=(
+                # Kafka's structured mode: the value is the whole event as JSON.
+                (CONTENT_TYPE_HEADER, b"application/cloudevents+json"),
                 (EVENT_ID_HEADER, event.id.encode()),
                 (VALIDATED_HEADER, event.type.encode()),
             ),

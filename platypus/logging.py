@@ -16,16 +16,23 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 from pydantic import SecretBytes, SecretStr
 
 from platypus.redaction import MASK, Scrubber, is_secret_name, scrubber
 
-__all__ = ["configure_logging", "get_logger", "redaction_scope", "scrub_event_dict"]
+__all__ = [
+    "color_allowed",
+    "configure_logging",
+    "get_logger",
+    "redaction_scope",
+    "scrub_event_dict",
+]
 
 Values = Iterable[str] | Callable[[], Iterable[str]]
 
@@ -80,6 +87,35 @@ def _scrub(key: str, value: Any, values: Scrubber) -> Any:
     return value
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not when logging was set up.
+
+    A command run in-process (click's test runner) swaps ``sys.stderr`` for a buffer
+    it closes afterwards; lines logged later still reach the real stream.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def color_allowed(stream: Any) -> bool:
+    """Whether colours and other escape codes may go to ``stream``.
+
+    Only to a terminal, and never when ``NO_COLOR`` is set to anything
+    (https://no-color.org) or ``TERM`` is ``dumb``.
+    """
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def configure_logging(
     *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
 ) -> None:
@@ -88,7 +124,8 @@ def configure_logging(
     ``json=None`` picks JSON unless the stream is a terminal. Standard-library
     loggers (uvicorn, httpx) go through the same processors.
     """
-    out = stream or sys.stderr
+    # Duck-typed: what PrintLogger and StreamHandler call (write, flush, isatty).
+    out: TextIO = stream or cast(TextIO, _CurrentStderr())
     use_json = not out.isatty() if json is None else json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -100,7 +137,7 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(colors=color_allowed(out))
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(

@@ -22,7 +22,7 @@ import random
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -55,7 +55,19 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d)?\s*$"},
+            ],
+            "description": "Seconds, or a string such as 250ms, 2s, 5m, 1h, 7d.",
+        }
+    ),
+]
 """Seconds, written as a number or as ``250ms``/``2s``/``5m``/``1h``/``7d`` in flows."""
 
 
@@ -210,15 +222,40 @@ class RetryPolicyOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_attempts: int | None = Field(default=None, ge=1, le=1000)
-    initial_delay: Duration | None = None
-    max_delay: Duration | None = None
-    multiplier: float | None = Field(default=None, ge=1.0)
-    jitter: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_elapsed: Duration | None = None
-    respect_retry_after: bool | None = None
-    max_retry_after: Duration | None = None
-    dependency_wait: Duration | None = None
+    max_attempts: int | None = Field(
+        default=None, ge=1, le=1000, description="Attempts in all, the first one included."
+    )
+    initial_delay: Duration | None = Field(
+        default=None, description="Upper bound of the first backoff, before jitter."
+    )
+    max_delay: Duration | None = Field(
+        default=None, description="Cap of one backoff, before jitter."
+    )
+    multiplier: float | None = Field(
+        default=None, ge=1.0, description="Growth of the backoff bound."
+    )
+    jitter: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Share of each backoff drawn at random (0: none, 1: full jitter).",
+    )
+    max_elapsed: Duration | None = Field(
+        default=None, description="Give up once this much time has passed since the first attempt."
+    )
+    respect_retry_after: bool | None = Field(
+        default=None, description="Wait at least as long as the vendor's Retry-After asks."
+    )
+    max_retry_after: Duration | None = Field(
+        default=None, description="Longest Retry-After honoured; longer ones are capped."
+    )
+    dependency_wait: Duration | None = Field(
+        default=None,
+        description=(
+            "How long a step waiting for a record that does not exist yet is retried, "
+            "whatever max_attempts says."
+        ),
+    )
 
 
 _RANDOM = random.Random()  # noqa: S311 -- jitter, not cryptography

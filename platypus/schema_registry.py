@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 
 from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError, FieldError, SchemaError
+from platypus.jsondata import EventJsonSchema, json_validator
 from platypus.redaction import personal_paths
 from platypus.schema import EventSchema, declared_schema
 from platypus.validation import field_errors
@@ -37,6 +39,7 @@ class SchemaRegistry:
     def __init__(self, schemas: Iterable[EventSchema] = ()) -> None:
         self._schemas: dict[str, EventSchema] = {}
         self._personal: dict[str, frozenset[str]] = {}
+        self._validators: dict[str, SchemaValidator] = {}
         for schema in schemas:
             self.register(schema)
 
@@ -61,6 +64,7 @@ class SchemaRegistry:
                 f"{schema.model.__module__}.{schema.model.__qualname__}"
             )
         self._schemas[schema.type] = schema
+        self._validators.pop(schema.type, None)
 
     def register_model(self, model: type[BaseModel]) -> EventSchema:
         """Add a model decorated with `platypus.schema.event_schema`."""
@@ -119,7 +123,12 @@ class SchemaRegistry:
         return found
 
     def validate(self, event: CloudEvent) -> BaseModel:
-        """Validate ``event.data`` against its schema; raise `EventValidationError` if invalid."""
+        """Validate ``event.data`` against its schema; raise `EventValidationError` if invalid.
+
+        Data is taken as JSON means it (`platypus.jsondata`): ``"5"`` is not an
+        integer here, nor ``1`` a boolean, so what passes is exactly what
+        `json_schema` publishes.
+        """
         if event.type not in self._schemas:
             message = _unknown_type_message(event.type, self._schemas)
             raise EventValidationError(
@@ -127,9 +136,14 @@ class SchemaRegistry:
                 [FieldError(path="type", message=message, got=repr(event.type))],
                 event_id=event.id,
             )
-        schema = self._schemas[event.type]
+        validator = self._validators.get(event.type)
+        if validator is None:
+            validator = self._validators[event.type] = json_validator(
+                self._schemas[event.type].model
+            )
         try:
-            return schema.model.model_validate(event.data)
+            model: BaseModel = validator.validate_python(event.data)
+            return model
         except ValidationError as exc:
             errors = field_errors(exc, prefix="data", personal=self.personal_paths(event.type))
             raise EventValidationError(
@@ -140,9 +154,13 @@ class SchemaRegistry:
             ) from None
 
     def json_schema(self, event_type: str) -> dict[str, Any]:
-        """The JSON Schema of ``data`` for ``event_type``, with Platypus metadata."""
+        """The JSON Schema of ``data`` for ``event_type``, with Platypus metadata.
+
+        It says exactly what `validate` accepts: decimals as numbers or canonical
+        decimal text within their digits, patterns, formats, enums and lengths.
+        """
         schema = self.get(event_type)
-        out = schema.model.model_json_schema()
+        out = schema.model.model_json_schema(schema_generator=EventJsonSchema)
         out["$id"] = f"urn:platypus:schema:{schema.type}"
         out["x-event-type"] = schema.type
         out["x-version"] = schema.version

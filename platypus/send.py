@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -45,6 +46,15 @@ class SendReport:
     @property
     def total(self) -> int:
         return self.accepted + self.duplicates + len(self.rejected)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as ``platypus send --json`` prints it (docs/cli.md)."""
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [{"line": line, "reason": reason} for line, reason in self.rejected],
+            "total": self.total,
+        }
 
     @property
     def headline(self) -> str:

@@ -149,6 +149,7 @@ async def test_send_posts_a_jsonl_file_in_order_and_reports_rejections(
             "send", str(events_file), "--url", f"http://127.0.0.1:{port}", "--batch-size", "2"
         )
         await fake_vendor.wait_for(5, path="/orders", within=15)
+        again = platypus("send", str(events_file), "--url", f"http://127.0.0.1:{port}", "--json")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -159,6 +160,12 @@ async def test_send_posts_a_jsonl_file_in_order_and_reports_rejections(
     assert f"{events_file}:5: 400: malformed JSON" in result.stderr
     amounts = [r.json["amount"] for r in fake_vendor.requests_to("/orders")]
     assert sorted(amounts) == [1000, 1001, 1002, 1003, 1004]
+    # --json: the report alone on stdout, the fields docs/cli.md lists.
+    assert again.returncode == 1
+    report = json.loads(again.stdout)
+    assert set(report) == {"accepted", "duplicates", "rejected", "total"}
+    assert (report["accepted"], report["duplicates"], report["total"]) == (0, 5, 7)
+    assert [(r["line"], r["reason"][:3]) for r in report["rejected"]] == [(4, "422"), (5, "400")]
 
 
 def test_send_to_nothing_listening_says_so(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from platypus.core import Failed, classify
 from platypus.deadletter import (
+    CONNECT_HEADERS,
     DeadLetter,
     dead_letter,
     describe_headers,
@@ -246,18 +247,112 @@ def test_an_unclassified_exception_carries_its_stacktrace_with_personal_values_m
     assert "ada.quill@example.com" not in trace
 
 
-def test_a_classified_error_has_no_stacktrace_header() -> None:
-    failure = classify(PermanentError("refused"))
-    letter = dead_letter(
-        Record("platypus.events", 0, 7, "k", b"{}"),
+class _VendorAdapter:
+    """Stands in for an adapter's code path: the frames a classified error is raised in."""
+
+    def call(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        raise PermanentError(
+            "POST https://billing.example/orders answered 400 Bad Request: "
+            '{"error": "no account for owner@example.com"}',
+            status_code=400,
+            vendor_code="NO_ACCOUNT",
+        )
+
+
+def test_a_classified_error_gets_a_short_trace_of_adapter_call_and_vendor_answer() -> None:
+    try:
+        _VendorAdapter().call()
+    except PermanentError as exc:
+        failure = classify(exc)
+    letter = make(
         failure,
-        flow="orders",
-        flow_version="abc",
-        step="create",
-        event_id="evt-1",
-        event_type="t.v1",
         attempts=1,
-        first_failure=datetime(2026, 1, 1, tzinfo=UTC),
-        last_failure=datetime(2026, 1, 1, tzinfo=UTC),
+        call="billing.post",
+        executing_class="platypus_adapters.http.HttpAdapter",
+        personal={"owner@example.com"},
     )
-    assert letter.header("__connect.errors.exception.stacktrace") is None
+    trace = letter.header("__connect.errors.exception.stacktrace") or ""
+    lines = trace.splitlines()
+
+    assert lines[0].startswith("platypus.exceptions.PermanentError: POST https://billing.example")
+    assert "in flow 'closed-won-to-billing' (version abc123), step 'notify-billing'" in trace
+    assert "calling billing.post (platypus_adapters.http.HttpAdapter), 1 attempt" in trace
+    assert "the vendor answered status 400, code NO_ACCOUNT (not retryable)" in trace
+    assert f"raised at {__name__}:_VendorAdapter._answer line" in trace
+    assert f"called from {__name__}:_VendorAdapter.call line" in trace
+    assert "owner@example.com" not in trace
+    assert MASK in trace
+    assert "Traceback" not in trace  # short: no runtime frames
+    assert len(lines) <= 8
+
+
+def test_a_mapping_failure_is_a_transformation_with_a_trace_naming_the_step() -> None:
+    failure = Failed(
+        error_class="platypus.exceptions.MappingError",
+        message="data.amount: not a number",
+        retryable=False,
+        stage="TRANSFORMATION",
+    )
+    letter = make(failure, attempts=1)
+    assert letter.header("__connect.errors.stage") == "TRANSFORMATION"
+    assert letter.header("__connect.errors.class.name") == "platypus.expression.Expression"
+    trace = letter.header("__connect.errors.exception.stacktrace") or ""
+    assert trace.splitlines()[0] == "platypus.exceptions.MappingError: data.amount: not a number"
+    assert "step 'notify-billing'" in trace
+
+
+def test_an_unreadable_record_is_a_value_converter_failure_with_its_field_errors() -> None:
+    error = FieldError("data.amount", "Input should be a valid decimal", got=MASK)
+    failure = Failed(
+        error_class="platypus.exceptions.EventValidationError",
+        message="data does not match its schema",
+        retryable=False,
+        errors=(error,),
+    )
+    letter = make(failure, flow="", flow_version="", step="", attempts=1)
+    headers = letter.describe()
+    assert headers["__connect.errors.stage"] == "VALUE_CONVERTER"
+    assert headers["__connect.errors.connector.name"] == "platypus"
+    assert headers["__connect.errors.class.name"] == "platypus.schema_registry.SchemaRegistry"
+    trace = headers["__connect.errors.exception.stacktrace"]
+    assert "reading platypus.events partition 3 offset 1042" in trace
+    assert "data.amount: Input should be a valid decimal" in trace
+
+
+# Kafka Connect's Stage enum (org.apache.kafka.connect.runtime.errors.Stage).
+CONNECT_STAGES = {
+    "TASK_POLL",
+    "TASK_PUT",
+    "TRANSFORMATION",
+    "KEY_CONVERTER",
+    "VALUE_CONVERTER",
+    "HEADER_CONVERTER",
+    "KAFKA_PRODUCE",
+    "KAFKA_CONSUME",
+}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # a step's call
+        {"step": ""},  # a flow's condition
+        {"flow": "", "flow_version": "", "step": ""},  # a record no flow got to
+    ],
+    ids=["step", "flow", "unreadable"],
+)
+def test_every_dead_letter_carries_all_ten_connect_headers_with_connect_types(
+    kwargs: dict[str, Any],
+) -> None:
+    letter = make(FAILED, **kwargs)
+    names = [name for name, _ in letter.headers if name.startswith("__connect.errors.")]
+    assert names == list(CONNECT_HEADERS)
+    headers = letter.describe()
+    for name in CONNECT_HEADERS:
+        assert headers[name], f"{name} is empty"
+    for name in ("partition", "offset", "task.id"):
+        int(headers[f"__connect.errors.{name}"])  # Connect writes String.valueOf(int/long)
+    assert headers["__connect.errors.stage"] in CONNECT_STAGES

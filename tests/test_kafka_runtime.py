@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from platypus.deadletter import describe_headers
+from platypus.deadletter import CONNECT_HEADERS, describe_headers
 from platypus.partitioning import partition_for
 from platypus.runtime.codec import decode_record
 from tests.fakes.vendor import FakeVendor
@@ -131,6 +136,102 @@ async def test_events_from_a_plain_kafka_client_in_both_bindings_are_delivered(
     assert received[1111].headers["idempotency-key"] == f"{binary['id']}:orders:create_order"
 
 
+def _sdk_event(event: dict[str, Any]) -> Any:
+    """``event`` as the official CloudEvents SDK's own event object."""
+    from cloudevents.core.v1.event import CloudEvent as SdkEvent
+
+    attributes = {k: v for k, v in event.items() if k != "data"}
+    if "time" in attributes:
+        attributes["time"] = datetime.fromisoformat(str(attributes["time"]))
+    attributes["datacontenttype"] = "application/json"
+    return SdkEvent(attributes=attributes, data=event["data"])
+
+
+def _by_subject(event: Any) -> bytes:
+    return str(event.get_subject()).encode()
+
+
+async def test_the_cloudevents_sdk_kafka_bindings_in_both_modes_are_delivered(
+    worker: KafkaDriver, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+
+    binary = ce_kafka.to_binary(
+        _sdk_event(closed_won(amount=3333)), JSONFormat(), key_mapper=_by_subject
+    )
+    structured = ce_kafka.to_structured(
+        _sdk_event(closed_won(amount=4444)), JSONFormat(), key_mapper=_by_subject
+    )
+    assert "ce_specversion" in binary.headers  # the SDK really wrote binary mode
+    assert structured.headers == {"content-type": b"application/cloudevents+json"}
+    records = [
+        (message.key, message.value, list(message.headers.items()))
+        for message in (binary, structured)
+    ]
+    await asyncio.to_thread(kafka_broker.produce, worker.events_topic, records)
+    await fake_vendor.wait_for(2, path="/orders", within=30)
+    await worker.drain()
+
+    amounts = sorted(r.json["amount"] for r in fake_vendor.requests_to("/orders"))
+    assert amounts == [3333, 4444]
+    assert worker.dead_letters() == []
+
+
+# Kafka Connect's Stage enum (org.apache.kafka.connect.runtime.errors.Stage).
+_CONNECT_STAGES = {
+    "TASK_POLL",
+    "TASK_PUT",
+    "TRANSFORMATION",
+    "KEY_CONVERTER",
+    "VALUE_CONVERTER",
+    "HEADER_CONVERTER",
+    "KAFKA_PRODUCE",
+    "KAFKA_CONSUME",
+}
+
+
+async def test_dead_letters_read_with_confluent_kafka_carry_the_ten_connect_headers(
+    worker: KafkaDriver, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    fake_vendor.script(
+        "/orders", [(400, {"error": "INVALID_FIELD", "message": "currency not enabled"})]
+    )
+    refused = closed_won(amount=5555)
+    await worker.ingest(refused)
+    await fake_vendor.wait_for(1, path="/orders", within=30)
+    await worker.produce_raw("not-an-event", b"{nope")
+    await worker.drain()
+
+    # confluent-kafka (librdkafka) reads the topic: Platypus's own code is not involved.
+    letters = await asyncio.to_thread(
+        kafka_broker.read, worker.settings.topic("dead-letter"), expected=2
+    )
+    by_stage = {}
+    for letter in letters:
+        names = [name for name, _ in letter.headers if name.startswith("__connect.errors.")]
+        assert sorted(names) == sorted(CONNECT_HEADERS)  # all ten, each once
+        text = {name: value.decode("utf-8") for name, value in letter.headers}
+        for name in ("partition", "offset", "task.id"):
+            int(text[f"__connect.errors.{name}"])  # Connect writes them as decimal text
+        assert text["__connect.errors.topic"] == worker.events_topic
+        assert text["__connect.errors.stage"] in _CONNECT_STAGES
+        for name in CONNECT_HEADERS:
+            assert text[name], f"{name} is empty"
+        by_stage[text["__connect.errors.stage"]] = text
+
+    put, unreadable = by_stage["TASK_PUT"], by_stage["VALUE_CONVERTER"]
+    assert put["__connect.errors.connector.name"] == "orders"
+    assert put["__connect.errors.class.name"] == "platypus_adapters.http.HttpAdapter"
+    assert put["__connect.errors.exception.class.name"] == "platypus.exceptions.PermanentError"
+    trace = put["__connect.errors.exception.stacktrace"]
+    assert "step 'create_order'" in trace
+    assert "calling vendor.post (platypus_adapters.http.HttpAdapter), 1 attempt" in trace
+    assert "the vendor answered status 400, code INVALID_FIELD" in trace
+    assert "raised at platypus_adapters.http:" in trace
+    assert "not a JSON event" in unreadable["__connect.errors.exception.stacktrace"]
+
+
 async def test_a_binary_mode_dead_letter_keeps_the_original_value_and_ce_headers(
     worker: KafkaDriver, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
 ) -> None:
@@ -184,3 +285,71 @@ async def test_platypus_web_answers_202_once_the_broker_has_the_event(
     assert record.key == event["subject"].encode()
     assert refused.status_code == 422
     assert json.loads(rejected.value or b"")["errors"][0]["path"] == "data.amount"
+
+
+async def test_records_platypus_web_writes_read_back_as_cloudevents_with_the_sdk(
+    tmp_path: Path, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+
+    settings = write_kafka_project(
+        tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, kafka_broker, name="web-ce"
+    )
+    port = free_port()
+    process = start_web(tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    event = closed_won()
+    try:
+        await wait_healthy(url, process)
+        async with httpx.AsyncClient(base_url=url) as client:
+            accepted = await client.post("/events", json=event)
+        [record] = await asyncio.to_thread(kafka_broker.read, settings.topic("events"), expected=1)
+    finally:
+        stop_worker(process)
+
+    assert accepted.status_code == 202
+    headers = dict(record.headers)
+    assert headers["content-type"] == b"application/cloudevents+json"
+    message = ce_kafka.KafkaMessage(headers=headers, key=record.key, value=record.value or b"")
+    read = ce_kafka.from_kafka(message, JSONFormat())  # picks the mode by content-type
+    assert read.get_id() == event["id"]
+    assert read.get_type() == event["type"]
+    assert read.get_subject() == event["subject"]
+    assert read.get_data() == event["data"]
+
+
+def _worker_with_one_output(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``platypus worker`` with stdout and stderr in one pipe, as a container runtime has them."""
+    command = Path(sys.executable).parent / "platypus"
+    return subprocess.Popen(
+        [str(command), "worker", "--project", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+    )
+
+
+async def test_worker_log_json_is_json_lines_only_with_no_escape_codes(
+    tmp_path: Path, kafka_broker: KafkaBroker, fake_vendor: FakeVendor
+) -> None:
+    settings = write_kafka_project(
+        tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, kafka_broker, name="logjson"
+    )
+    process = _worker_with_one_output(tmp_path, "--log-json", "--log-level", "info")
+    try:
+        await wait_worker_healthy(process, settings.web_port)
+        # Something to log: a record that is not an event is dead-lettered, with a warning.
+        records = [(b"k", b"{nope", [])]
+        await asyncio.to_thread(kafka_broker.produce, settings.topic("events"), records)
+        await asyncio.to_thread(kafka_broker.read, settings.topic("dead-letter"), expected=1)
+    finally:
+        stop_worker(process)
+    output = process.stdout.read() if process.stdout else b""
+
+    assert b"\x1b" not in output
+    assert b"\b" not in output
+    lines = [line for line in output.decode().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line

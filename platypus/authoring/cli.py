@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from platypus.clitools import exit_on_error, project_option
+from platypus.clitools import echo_json, examples, exit_on_error, json_option, project_option
 
 __all__ = [
     "flows_graph_command",
@@ -30,14 +30,23 @@ __all__ = [
 
 _PROJECT = project_option
 _errors = exit_on_error
+_JSON = json_option
 
 
+@examples(
+    "platypus flows test",
+    "platypus flows test flows/orders.test.yaml -v",
+    "platypus flows test --json | jq '.cases[] | select(.passed | not)'",
+)
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @_PROJECT
 @click.option("-v", "--verbose", is_flag=True, help="List passing cases too.")
+@_JSON
 @_errors
-def flows_test_command(paths: tuple[Path, ...], project: Path, verbose: bool) -> None:
+def flows_test_command(
+    paths: tuple[Path, ...], project: Path, verbose: bool, as_json: bool
+) -> None:
     """Run the test cases kept beside flows (<flow>.test.yaml), adapters faked.
 
     PATHS are flow files, test files or folders (default: the project's flows/).
@@ -52,7 +61,10 @@ def flows_test_command(paths: tuple[Path, ...], project: Path, verbose: bool) ->
     targets = list(paths) or [config.resolve(config.flows)]
     files = [found for target in targets for found in test_files(target)]
     if not files:
-        click.echo("no flow tests found (write them in <flow>.test.yaml beside each flow)")
+        if as_json:
+            echo_json({"passed": 0, "failed": 0, "files": 0, "cases": []})
+        else:
+            click.echo("no flow tests found (write them in <flow>.test.yaml beside each flow)")
         sys.exit(1)
     schemas, adapters = SchemaRegistry.default(), AdapterRegistry.default()
     results = []
@@ -60,22 +72,38 @@ def flows_test_command(paths: tuple[Path, ...], project: Path, verbose: bool) ->
         results.extend(
             asyncio.run(run_test_file(file, project=project, schemas=schemas, adapters=adapters))
         )
-    for result in results:
-        if verbose or not result.passed:
-            click.echo(result.report())
-    click.echo(summary(results, len(files)))
+    if as_json:
+        passed = sum(1 for result in results if result.passed)
+        echo_json(
+            {
+                "passed": passed,
+                "failed": len(results) - passed,
+                "files": len(files),
+                "cases": [result.to_dict() for result in results],
+            }
+        )
+    else:
+        for result in results:
+            if verbose or not result.passed:
+                click.echo(result.report())
+        click.echo(summary(results, len(files)))
     if not results or any(not result.passed for result in results):
         sys.exit(1)
 
 
+@examples(
+    "platypus flows run --dry-run samples/opportunity-to-subscription.event.json",
+    "platypus flows run --dry-run events.jsonl --flow orders --json",
+)
 @click.command("run")
 @click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
 @click.option("--flow", "flow_name", help="Only this flow (default: every flow of the type).")
 @_PROJECT
+@_JSON
 @_errors
 def flows_run_command(
-    event_file: Path, dry_run: bool, flow_name: str | None, project: Path
+    event_file: Path, dry_run: bool, flow_name: str | None, project: Path, as_json: bool
 ) -> None:
     """Show what each step would send for the event(s) in EVENT_FILE (JSON or JSON Lines).
 
@@ -104,12 +132,17 @@ def flows_run_command(
     events = _read_events(event_file)
     schemas, adapters = SchemaRegistry.default(), AdapterRegistry.default()
     refused = False
+    plans = []
     for index, event in enumerate(events):
-        if index:
-            click.echo("")
         result = plan(event, flows, schemas=schemas, adapters=adapters, config=config)
         refused = refused or bool(result.refused)
-        click.echo(result.render())
+        plans.append(result.to_dict())
+        if not as_json:
+            if index:
+                click.echo("")
+            click.echo(result.render())
+    if as_json:
+        echo_json({"events": plans})
     if refused:
         sys.exit(1)
 
@@ -128,6 +161,11 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     return found
 
 
+@examples(
+    "platypus flows graph > flows.mmd",
+    "platypus flows graph --format svg -o flows.svg",
+    "platypus flows graph --json",
+)
 @click.command("graph")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @_PROJECT
@@ -135,9 +173,10 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     "--format", "fmt", type=click.Choice(["mermaid", "svg"]), default="mermaid", show_default=True
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@_JSON
 @_errors
 def flows_graph_command(
-    paths: tuple[Path, ...], project: Path, fmt: str, output: Path | None
+    paths: tuple[Path, ...], project: Path, fmt: str, output: Path | None, as_json: bool
 ) -> None:
     """Draw event types -> flows -> connections, as Mermaid text or an SVG picture."""
     from platypus.authoring.graph import build_graph, to_mermaid, to_svg
@@ -148,6 +187,9 @@ def flows_graph_command(
     targets = list(paths) or [config.resolve(config.flows)]
     files = [f for t in targets for f in (flow_files(t) if t.is_dir() else [t])]
     graph = build_graph([load_flow(file) for file in files], config)
+    if as_json and output is None:
+        echo_json(graph.to_dict())
+        return
     text = to_mermaid(graph) if fmt == "mermaid" else to_svg(graph)
     if output is None:
         click.echo(text, nl=False)
@@ -156,11 +198,16 @@ def flows_graph_command(
         click.echo(f"wrote {output}")
 
 
+@examples("platypus new flow big-deals --consumes sales.opportunity.closed_won.v1 --to vendor.post")
 @click.group("new")
 def new_group() -> None:
     """Start something new from a template."""
 
 
+@examples(
+    "platypus new flow big-deals --consumes sales.opportunity.closed_won.v1 --to vendor.post",
+    "platypus new flow hires --consumes people.worker.hired.v1 --json",
+)
 @new_group.command("flow")
 @click.argument("name")
 @click.option("--consumes", help="Event type (default: the first registered one).")
@@ -172,10 +219,14 @@ def new_group() -> None:
     help="connection.action the flow's step writes to.",
 )
 @_PROJECT
+@_JSON
 @_errors
-def new_flow_command(name: str, consumes: str | None, to: str, project: Path) -> None:
+def new_flow_command(
+    name: str, consumes: str | None, to: str, project: Path, as_json: bool
+) -> None:
     """Write flows/NAME.yaml, its tests and samples/NAME.event.json, ready to edit."""
     from platypus.adapter import AdapterRegistry
+    from platypus.authoring.editor import DEFAULT_DIR, write_schemas
     from platypus.authoring.scaffold import scaffold_flow
     from platypus.config import load_config
     from platypus.schema_registry import SchemaRegistry
@@ -193,21 +244,36 @@ def new_flow_command(name: str, consumes: str | None, to: str, project: Path) ->
         adapters=AdapterRegistry.default(),
         config=config,
     )
-    for path in (made.flow, made.tests, made.sample):
+    created = [made.flow, made.tests, made.sample]
+    if not (project / DEFAULT_DIR).exists():
+        # The new files name their schemas on their first line: make them exist.
+        created += write_schemas(project / DEFAULT_DIR)
+    if as_json:
+        echo_json({"created": [str(path) for path in created]})
+        return
+    for path in created:
         click.echo(f"created {path}")
     click.echo("next: edit the flow, then `platypus flows lint` and `platypus flows test`")
 
 
+@examples(
+    "platypus schemas export build/schemas-before   # on the main branch",
+    "platypus schemas check build/schemas-before    # on yours: exit 1 if anything breaks",
+)
 @click.command("check")
 @click.argument("old_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_JSON
 @_errors
-def schemas_check_command(old_dir: Path) -> None:
+def schemas_check_command(old_dir: Path, as_json: bool) -> None:
     """Compare the schemas with ones exported earlier to OLD_DIR; exit 1 if any change breaks."""
     from platypus.authoring.compat import check_directory
     from platypus.schema_registry import SchemaRegistry
 
     report = check_directory(old_dir, SchemaRegistry.default())
-    click.echo(report.render())
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.render())
     if report.breaking:
         sys.exit(1)
 

@@ -59,6 +59,21 @@ class Report:
     def compatible(self) -> list[Change]:
         return [c for c in self.changes if not c.breaking]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as ``platypus schemas check --json`` prints it (docs/cli.md)."""
+        return {
+            "breaking": bool(self.breaking),
+            "changes": [
+                {
+                    "event_type": c.event_type,
+                    "path": c.path,
+                    "message": c.message,
+                    "breaking": c.breaking,
+                }
+                for c in self.changes
+            ],
+        }
+
     def render(self) -> str:
         """Text for the terminal."""
         if not self.changes:

@@ -64,6 +64,33 @@ class DryRun:
     refused: str = ""
     flows: list[tuple[FlowSpec, str, list[StepPlan]]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as ``platypus flows run --dry-run --json`` prints it (docs/cli.md)."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "refused": self.refused,
+            "flows": [
+                {
+                    "flow": flow.name,
+                    "file": flow.source_file,
+                    "filtered": filtered,
+                    "steps": [
+                        {
+                            "step": plan.step,
+                            "to": plan.to,
+                            "status": plan.status,
+                            "params": dict(plan.params),
+                            "payload": _shown(plan.payload),
+                            "detail": plan.detail,
+                        }
+                        for plan in steps
+                    ],
+                }
+                for flow, filtered, steps in self.flows
+            ],
+        }
+
     def render(self) -> str:
         """The plan as the terminal shows it."""
         if self.refused:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from xml.sax.saxutils import escape
 
 from platypus.config import ProjectConfig
@@ -37,6 +38,13 @@ class Graph:
 
     def layer(self, kind: str) -> list[Node]:
         return [node for node in self.nodes if node.kind == kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The graph as ``platypus flows graph --json`` prints it (docs/cli.md)."""
+        return {
+            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label} for n in self.nodes],
+            "edges": [{"from": a, "to": b, "label": label} for a, b, label in self.edges],
+        }
 
 
 def _id(prefix: str, name: str) -> str:

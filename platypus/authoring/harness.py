@@ -104,12 +104,20 @@ class FailSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: Literal["RetryableError", "PermanentError", "MissingDependencyError"] = "PermanentError"
-    message: str = "the fake vendor refused the call"
+    error: Literal["RetryableError", "PermanentError", "MissingDependencyError"] = Field(
+        default="PermanentError",
+        description=(
+            "What the call raises: retried, not retried, or waiting for a record that "
+            "does not exist yet (retried for the step's dependency_wait)."
+        ),
+    )
+    message: str = Field(
+        default="the fake vendor refused the call", description="The error's message."
+    )
     times: int | None = Field(
         default=None, ge=1, description="Fail this many attempts, then answer; default: all."
     )
-    status_code: int | None = None
+    status_code: int | None = Field(default=None, description="The vendor's HTTP status, if any.")
 
     @model_validator(mode="after")
     def _missing_record_appears(self) -> FailSpec:
@@ -127,10 +135,12 @@ class DeadLetteredSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step: str | None = None
+    step: str | None = Field(default=None, description="The step that failed (compared if given).")
     error: str | None = Field(default=None, description="Class name, e.g. PermanentError.")
-    message_contains: str | None = None
-    attempts: int | None = None
+    message_contains: str | None = Field(
+        default=None, description="Text the dead letter's message contains."
+    )
+    attempts: int | None = Field(default=None, description="Attempts made (compared if given).")
 
 
 class TestCase(BaseModel):
@@ -139,7 +149,7 @@ class TestCase(BaseModel):
     __test__: ClassVar[bool] = False  # not a pytest test class
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="What the case shows, as a sentence.")
     event: dict[str, Any] | None = Field(default=None, description="The CloudEvent, inline.")
     event_file: str | None = Field(
         default=None, description="A JSON file holding the event, relative to the test file."
@@ -153,10 +163,14 @@ class TestCase(BaseModel):
     fail: dict[str, FailSpec] = Field(
         default_factory=dict, description="Steps whose call raises, by step name."
     )
-    calls: list[CallSpec] | None = None
-    filtered: bool = False
-    dead_lettered: DeadLetteredSpec | None = None
-    discarded: bool = False
+    calls: list[CallSpec] | None = Field(
+        default=None, description="The adapter calls expected, in order (all of them)."
+    )
+    filtered: bool = Field(default=False, description="Expect the flow to filter the event out.")
+    dead_lettered: DeadLetteredSpec | None = Field(
+        default=None, description="Expect the event to be dead-lettered, and how."
+    )
+    discarded: bool = Field(default=False, description="Expect the event to be discarded.")
 
     @model_validator(mode="after")
     def _one_event_one_outcome(self) -> TestCase:
@@ -176,7 +190,7 @@ class FlowTestFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flow: str | None = Field(default=None, description="Default: the flow file beside it.")
-    cases: list[TestCase] = Field(default_factory=list)
+    cases: list[TestCase] = Field(default_factory=list, description="The test cases.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +238,22 @@ class CaseResult:
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}" if self.line else self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        """The case as ``platypus flows test --json`` prints it (docs/cli.md)."""
+        return {
+            "name": self.name,
+            "file": self.file,
+            "line": self.line,
+            "passed": self.passed,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "problems": list(self.problems),
+            "calls": [
+                {"to": c.to, "step": c.step, "params": c.params, "payload": c.payload}
+                for c in self.calls
+            ],
+        }
 
     def report(self) -> str:
         """The case's name and, if it failed, why: readable text with a diff."""

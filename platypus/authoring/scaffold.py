@@ -26,6 +26,7 @@ import yaml
 
 from platypus import core
 from platypus.adapter import AdapterRegistry
+from platypus.authoring.editor import DEFAULT_DIR, FLOW_SCHEMA, TEST_SCHEMA, modeline
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError
 from platypus.flow.loader import load_flow
@@ -105,6 +106,7 @@ def scaffold_flow(
     params, payload = _mapping(to, data_schema, defs, adapters, config)
 
     flow_text = _flow_yaml(name, consumes, when, step_name, to, params, payload)
+    flow_text = modeline(flow_path, root / DEFAULT_DIR / FLOW_SCHEMA) + flow_text
     flows_dir.mkdir(parents=True, exist_ok=True)
     sample_path.parent.mkdir(parents=True, exist_ok=True)
     flow_path.write_text(flow_text, encoding="utf-8")
@@ -114,6 +116,7 @@ def scaffold_flow(
     rendered = core.render(flow.steps[0].payload, core.event_context(event, {}))
     event_file = Path(os.path.relpath(sample_path, flows_dir)).as_posix()
     test_text = _tests_yaml(name, event_file, step_name, to, params, rendered, filtered_patch)
+    test_text = modeline(test_path, root / DEFAULT_DIR / TEST_SCHEMA) + test_text
     test_path.write_text(test_text, encoding="utf-8")
     return Scaffold(flow_path, test_path, sample_path)
 

@@ -24,7 +24,7 @@ import enum
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from platypus.expression import Expression, compile_expression
 from platypus.retry import RetryPolicyOverride
@@ -54,7 +54,14 @@ def _to_expression(value: Any) -> Any:
     return compile_expression(value)
 
 
-ExpressionField = Annotated[Expression, BeforeValidator(_to_expression)]
+_EXPRESSION_SCHEMA = {
+    "type": "string",
+    "description": "A JMESPath expression over the event, e.g. data.amount > `1000`.",
+}
+
+ExpressionField = Annotated[
+    Expression, BeforeValidator(_to_expression), WithJsonSchema(_EXPRESSION_SCHEMA)
+]
 
 
 def _compile_mapping(value: Any) -> Any:
@@ -68,8 +75,26 @@ def _compile_mapping(value: Any) -> Any:
     return value
 
 
-Mapping = Annotated[Any, BeforeValidator(_compile_mapping)]
+Mapping = Annotated[
+    Any,
+    BeforeValidator(_compile_mapping),
+    WithJsonSchema(
+        {
+            "description": "A payload template: each string is a JMESPath expression "
+            "('text' in quotes is a constant), other scalars are constants, "
+            "objects and lists nest."
+        }
+    ),
+]
 """A payload template: strings are expressions, other scalars constants, dicts/lists nest."""
+
+
+def _one_or_many(schema: dict[str, Any]) -> None:
+    # ``consumes: sales.opportunity.closed_won.v1`` is read as a list of one.
+    items = schema.pop("items")
+    minimum = schema.pop("minItems", 1)
+    schema.pop("type", None)
+    schema["anyOf"] = [items, {"type": "array", "items": items, "minItems": minimum}]
 
 
 class StepSpec(BaseModel):
@@ -78,7 +103,10 @@ class StepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str = Field(pattern=_NAME, description="Unique within the flow; names its result.")
-    to: str = Field(description="Target as connection.action, e.g. billing.post.")
+    to: str = Field(
+        description="Target as connection.action, e.g. billing.post.",
+        json_schema_extra={"pattern": _TARGET.pattern},
+    )
     when: ExpressionField | None = Field(
         default=None, description="Run the step only when this expression is truthy."
     )
@@ -86,7 +114,9 @@ class StepSpec(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Static options of the action (not expressions)."
     )
-    retry: RetryPolicyOverride | None = None
+    retry: RetryPolicyOverride | None = Field(
+        default=None, description="Retry fields this step changes (over the flow's)."
+    )
     on_error: OnError | None = Field(default=None, description="Overrides the flow's on_error.")
 
     @field_validator("to")
@@ -113,14 +143,22 @@ class FlowSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str = Field(pattern=_NAME, description="Unique across the project.")
-    description: str = ""
-    consumes: list[str] = Field(min_length=1, description="Event types, with version suffix.")
+    description: str = Field(default="", description="What the flow is for, for people.")
+    consumes: list[str] = Field(
+        min_length=1,
+        description="Event types, with version suffix: one, or a list.",
+        json_schema_extra=_one_or_many,
+    )
     when: ExpressionField | None = Field(
         default=None, description="Events for which this is falsy are filtered out."
     )
-    retry: RetryPolicyOverride | None = None
-    on_error: OnError = OnError.DEAD_LETTER
-    steps: list[StepSpec] = Field(min_length=1)
+    retry: RetryPolicyOverride | None = Field(
+        default=None, description="Retry fields the flow changes (over platypus.yaml's retry)."
+    )
+    on_error: OnError = Field(
+        default=OnError.DEAD_LETTER, description="What happens to an event when a step fails."
+    )
+    steps: list[StepSpec] = Field(min_length=1, description="The deliveries, run in order.")
 
     # Set by the loader: where the flow came from and the hash of its content.
     source_file: str = Field(default="<memory>", exclude=True)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import click
 
+from platypus.clitools import EXIT_UNUSABLE, echo_json, examples, json_option, progressbar
 from platypus.config import ProjectConfig, load_config
 from platypus.exceptions import PlatypusError
 from platypus.ops.actions import Actor, InvalidReplayError, Operations
@@ -96,10 +97,10 @@ def _errors(func: F) -> F:
             click.echo(f"error: {exc}", err=True)
             for error in exc.errors:
                 click.echo(f"  {error.get('path') or 'event'}: {error.get('message')}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_UNUSABLE)
         except PlatypusError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_UNUSABLE)
 
     return wrapper  # type: ignore[return-value]
 
@@ -199,17 +200,27 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+@examples(
+    "platypus dlq list --flow orders --status open",
+    "platypus dlq show 12",
+    "platypus dlq replay --all-matching --fingerprint 9c1e0b7a41d2f385 --yes",
+)
 @click.group("dlq")
 def dlq() -> None:
     """Failed events: list, show, replay, discard, and the audit trail."""
 
 
+@examples(
+    "platypus dlq list --flow orders --status open",
+    'platypus dlq list --search "account" --since 2026-11-01 --json',
+)
 @dlq.command("list")
 @_common
 @_filters
 @click.option("--limit", default=50, show_default=True, help="Most entries to show.")
 @click.option("--offset", default=0, show_default=True, help="Entries to skip.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@json_option
 def list_command(
     project: Path,
     store_url: str | None,
@@ -217,9 +228,11 @@ def list_command(
     limit: int,
     offset: int,
     fmt: str,
+    as_json: bool,
     **filters: Any,
 ) -> None:
     """List failed events, newest failure first."""
+    fmt = "json" if as_json else fmt
     where = _filter(**filters)
 
     async def body() -> tuple[list[Failure], int]:
@@ -255,12 +268,14 @@ def list_command(
     click.echo(f"\n{len(found)} of {total} shown (--limit/--offset for more).")
 
 
+@examples("platypus dlq show 12", "platypus dlq show 12 --reveal", "platypus dlq show 12 --json")
 @dlq.command("show")
 @click.argument("failure_id", type=int)
 @_common
 @click.option("--reveal", is_flag=True, help="Show personal data unmasked (audited).")
+@json_option
 def show_command(
-    failure_id: int, project: Path, store_url: str | None, actor: str, reveal: bool
+    failure_id: int, project: Path, store_url: str | None, actor: str, reveal: bool, as_json: bool
 ) -> None:
     """Show one failed event with its headers; personal data masked unless --reveal."""
 
@@ -268,9 +283,18 @@ def show_command(
         async with _session(project, store_url) as session:
             return session.ops.show(failure_id, Actor.operator(actor), reveal=reveal)
 
-    click.echo(json.dumps(_run(body()), indent=2, default=str))
+    shown = _run(body())
+    if as_json:
+        echo_json(shown)
+    else:
+        click.echo(_render_entry(shown))
 
 
+@examples(
+    "platypus dlq replay 12",
+    "platypus dlq replay --all-matching --fingerprint 9c1e0b7a41d2f385 --yes",
+    "platypus dlq replay 12 --edit fixed-event.json",
+)
 @dlq.command("replay")
 @click.argument("ids", nargs=-1, type=int)
 @_common
@@ -313,7 +337,7 @@ def replay_command(
             if all_matching and not yes and size > 1:
                 click.confirm(f"Replay {size} failed events?", abort=True)
             who = Actor.operator(actor)
-            with click.progressbar(length=size, label="Replaying", file=sys.stderr) as bar:
+            with progressbar(length=size, label="Replaying") as bar:
                 report = await session.ops.replay(
                     selection, who, payload=payload, progress=bar.update
                 )
@@ -355,6 +379,10 @@ async def _wait_for_owner(store: FailureStore, ids: Sequence[int], bar: Any, wai
         await asyncio.sleep(0.2)
 
 
+@examples(
+    'platypus dlq discard 13 14 --reason "test orders from the sandbox"',
+    'platypus dlq discard --all-matching --flow orders --reason "cancelled deals" --yes',
+)
 @dlq.command("discard")
 @click.argument("ids", nargs=-1, type=int)
 @_common
@@ -386,15 +414,24 @@ def discard_command(
     click.echo(f"{len(done)} discarded.")
 
 
+@examples("platypus dlq audit", "platypus dlq audit --limit 200 --json")
 @dlq.command("audit")
 @_common
-@click.option("--limit", default=50, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="Most rows to show.")
+@click.option("--offset", default=0, show_default=True, help="Rows to skip.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@json_option
 def audit_command(
-    project: Path, store_url: str | None, actor: str, limit: int, offset: int, fmt: str
+    project: Path,
+    store_url: str | None,
+    actor: str,
+    limit: int,
+    offset: int,
+    fmt: str,
+    as_json: bool,
 ) -> None:
     """The audit trail: who did what to failed events, newest first."""
+    fmt = "json" if as_json else fmt
 
     async def body() -> list[Any]:
         async with _session(project, store_url) as session:
@@ -436,6 +473,37 @@ def _size(session: _Session, selection: Sequence[int] | FailureFilter) -> int:
 
 def _fields(where: FailureFilter) -> dict[str, Any]:
     return {name: getattr(where, name) for name in where.__dataclass_fields__}
+
+
+def _render_entry(entry: dict[str, Any]) -> str:
+    """One entry of ``dlq show`` for a person: what failed, where, why, then the event."""
+    step = f"{entry.get('flow')}/{entry.get('step')}" if entry.get("step") else entry.get("flow")
+    source = entry.get("source") or {}
+    lines = [
+        f"failure {entry.get('id')}  {entry.get('status')}  {step or '-'}",
+        f"  event        {entry.get('event_id')} ({entry.get('event_type')})",
+        f"  key          {entry.get('business_key')}",
+        f"  error        {entry.get('error_class')}",
+        f"               {entry.get('error_message')}",
+        f"  attempts     {entry.get('attempts')}"
+        f" (first {entry.get('first_failure')}, last {entry.get('last_failure')})",
+        f"  read from    {source.get('topic')} partition {source.get('partition')}"
+        f" offset {source.get('offset')}",
+        f"  fingerprint  {entry.get('fingerprint')}",
+    ]
+    for error in entry.get("errors") or []:
+        lines.append(f"  field        {error.get('path') or 'event'}: {error.get('message')}")
+    lines.append("headers:")
+    for name, value in sorted((entry.get("headers") or {}).items()):
+        text = json.dumps(value) if not isinstance(value, str) else value
+        first, *rest = text.splitlines() or [""]
+        lines.append(f"  {name}: {first}")
+        lines.extend(f"      {line}" for line in rest)
+    masked = " (personal data masked; --reveal to show it)" if entry.get("masked") else ""
+    lines.append(f"event{masked}:")
+    event = json.dumps(entry.get("event"), indent=2, default=str, ensure_ascii=False)
+    lines.extend(f"  {line}" for line in event.splitlines())
+    return "\n".join(lines)
 
 
 def _shorten(text: str, width: int) -> str:

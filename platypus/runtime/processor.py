@@ -481,6 +481,8 @@ class Processor:
             first_failure=datetime.fromtimestamp(first, UTC),
             last_failure=datetime.fromtimestamp(last or first, UTC),
             personal=values(),
+            call=step.to if step else "",
+            executing_class=_class_name(self.connections.get(step.connection)) if step else "",
         )
         detail = letter.header("__connect.errors.exception.message") or ""
         if policy is OnError.DISCARD:
@@ -554,3 +556,8 @@ def _log_retry(state: Any) -> None:
         wait_s=round(state.upcoming_sleep, 3),
         error=str(error),
     )
+
+
+def _class_name(adapter: Adapter) -> str:
+    cls = type(adapter)
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -27,7 +27,7 @@ class BasicAuth(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["basic"] = "basic"
+    type: Literal["basic"] = Field(default="basic", description="HTTP basic authentication.")
     username: str = Field(min_length=1, description="User name the vendor sends.")
     password: SecretRef = Field(description="Password, e.g. {env: ZUORA_CALLOUT_PASSWORD}.")
 
@@ -37,7 +37,9 @@ class HeaderToken(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["header"] = "header"
+    type: Literal["header"] = Field(
+        default="header", description="A shared token in a request header."
+    )
     name: str = Field(min_length=1, description="Header name, e.g. X-Callout-Token.")
     value: SecretRef = Field(description="Expected header value, e.g. {env: CALLOUT_TOKEN}.")
 

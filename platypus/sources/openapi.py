@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from platypus.config import IngressSettings
-from platypus.envelope import CloudEvent
+from platypus.envelope import _EXTENSION_NAME, CloudEvent
+from platypus.jsondata import EventJsonSchema
 from platypus.schema_registry import SchemaRegistry
 from platypus.sources.decoder import Decoder
 
@@ -85,9 +86,12 @@ def openapi_document(
         (CloudEvent, mode),
         *((s.model, mode) for s in schemas),
     ]
-    keys, top = models_json_schema(models, ref_template=_REF)
+    keys, top = models_json_schema(models, ref_template=_REF, schema_generator=EventJsonSchema)
     components: dict[str, Any] = dict(top.get("$defs", {}))
     envelope = keys[(CloudEvent, "validation")]["$ref"]
+    # Extension attributes: any name the envelope takes (lower-case letters and
+    # digits), which every standard attribute's name is too.
+    components[envelope.rsplit("/", 1)[1]]["propertyNames"] = {"pattern": _EXTENSION_NAME.pattern}
     typed = []
     for schema in schemas:
         name = f"Event_{schema.type.replace('.', '_')}"

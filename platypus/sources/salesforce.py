@@ -94,8 +94,14 @@ class SalesforceOutboundSettings(SourceSettings):
     default_currency: str | None = Field(
         default=None, description="Currency when the message has none (single-currency orgs)."
     )
-    fields: OpportunityFields = Field(default_factory=OpportunityFields)
-    missing_lines: MissingLines = Field(default=MissingLines.REFUSE)
+    fields: OpportunityFields = Field(
+        default_factory=OpportunityFields,
+        description="The Opportunity field (formula or JSON field) each event field comes from.",
+    )
+    missing_lines: MissingLines = Field(
+        default=MissingLines.REFUSE,
+        description="Without line items: refuse the event, or send one summary line.",
+    )
     summary_product_code: str = Field(
         default="OPPORTUNITY", description="product_code of the summary line."
     )

@@ -82,8 +82,14 @@ class ZuoraCalloutSettings(SourceSettings):
             "{type: basic, username, password} and/or {type: header, name, value}."
         ),
     )
-    parameters: ZuoraParameters = Field(default_factory=ZuoraParameters)
-    missing_lines: MissingLines = Field(default=MissingLines.REFUSE)
+    parameters: ZuoraParameters = Field(
+        default_factory=ZuoraParameters,
+        description="The callout parameter each event field is read from.",
+    )
+    missing_lines: MissingLines = Field(
+        default=MissingLines.REFUSE,
+        description="Without InvoiceLines: refuse the event, or send one summary line.",
+    )
 
     @field_validator("auth", mode="before")
     @classmethod

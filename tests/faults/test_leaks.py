@@ -436,9 +436,7 @@ def _scan_stores(root: Path, scan: Scan, values: list[str]) -> int:
             tables = [
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             ]
-            topics = (
-                dict(conn.execute("SELECT id, name FROM topics")) if "topics" in tables else {}
-            )
+            topics = dict(conn.execute("SELECT id, name FROM topics")) if "topics" in tables else {}
             for table in tables:
                 cursor = conn.execute(f'SELECT * FROM "{table}"')  # noqa: S608 -- our own table names
                 names = [d[0] for d in cursor.description]

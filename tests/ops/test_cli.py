@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,34 @@ def listed(root: Path, *filters: str) -> list[dict[str, Any]]:
     return entries
 
 
+def _documented(command: str) -> list[set[str]]:
+    """The brace groups of ``platypus dlq COMMAND``'s row in docs/cli.md's JSON table."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    row = re.search(rf"^\| `platypus dlq {command}[^`]*` \| (.+) \|$", docs, re.MULTILINE)
+    assert row, command
+    return [{f.strip() for f in inner.split(",")} for inner in re.findall(r"\{([^{}]+)\}", row[1])]
+
+
+def test_dlq_json_output_has_the_fields_docs_cli_lists(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    root = make_project(tmp_path, fake_vendor.url)
+    fake_vendor.script("/orders", [REJECT])
+    run_events(root, closed_won())
+
+    listed_json = json.loads(dlq(root, "list", "--json").output)
+    assert set(listed_json) == _documented("list")[0]
+    [entry] = listed_json["entries"]
+    assert set(entry) == _documented("list")[1]
+    shown = json.loads(dlq(root, "show", str(entry["id"]), "--json").output)
+    assert set(shown) == _documented("list")[1] | _documented("show")[0]
+    audit = json.loads(dlq(root, "audit", "--json").output)
+    assert audit == []  # nothing done to failed events yet
+    dlq(root, "discard", str(entry["id"]), "--reason", "test")
+    [row] = json.loads(dlq(root, "audit", "--json").output)
+    assert set(row) == _documented("audit")[0]
+
+
 def test_list_show_replay_and_audit_from_the_command_line(
     tmp_path: Path, fake_vendor: FakeVendor
 ) -> None:
@@ -91,8 +120,14 @@ def test_list_show_replay_and_audit_from_the_command_line(
 
     shown = dlq(root, "show", str(entry["id"]))
     assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith(f"failure {entry['id']}  open  orders/create_order\n")
+    assert "platypus.exceptions.PermanentError" in shown.output
+    assert "__connect.errors.exception.stacktrace:" in shown.output
     assert "grace.hopper" not in shown.output
-    assert json.loads(shown.output)["event"]["data"]["owner_email"] == "***"
+    assert "personal data masked" in shown.output
+    as_json = dlq(root, "show", str(entry["id"]), "--json")
+    assert "grace.hopper" not in as_json.output
+    assert json.loads(as_json.output)["event"]["data"]["owner_email"] == "***"
     revealed = dlq(root, "show", str(entry["id"]), "--reveal")
     assert "grace.hopper@example.com" in revealed.output
 

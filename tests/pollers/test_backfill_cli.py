@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 from click.testing import CliRunner
 
@@ -15,6 +18,16 @@ from platypus.runtime.embedded.log import EventLog
 from platypus.sources.pollers.cli import backfill
 from tests.pollers.conftest import SoqlSalesforce, salesforce_settings
 from tests.pollers.test_pollers import won
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    # The command configures logging for the process, as a CLI does: undo it after.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
 
 
 def project(tmp_path: Path, fake: SoqlSalesforce) -> Path:
@@ -39,6 +52,16 @@ def test_backfill_replays_a_range_and_running_it_again_appends_nothing(
     assert "7 events appended" in first.output
     second = CliRunner().invoke(backfill, [*args, "--restart"])
     assert "0 events appended, 7 already there" in second.output
+    third = CliRunner().invoke(backfill, [*args, "--restart", "--json"])
+    assert json.loads(third.stdout) == {  # the counts alone on stdout; progress on stderr
+        "source": "won",
+        "pages": 3,
+        "records": 7,
+        "accepted": 0,
+        "duplicates": 7,
+        "ignored": 0,
+        "rejected": 0,
+    }
 
     with EventLog(root / "data") as log:
         subjects = sorted(json.loads(r.value)["subject"] for r in log.read(EVENTS_TOPIC))

@@ -271,6 +271,10 @@ def run_worker(
         redirect_stdouts=False,
         quiet=True,
     )
+    # faust's start-up spinner writes backspaces and a show-cursor escape to stdout
+    # even when it is no terminal, ahead of the first log line; without it, faust
+    # logs "Ready" instead.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 

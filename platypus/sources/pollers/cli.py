@@ -21,6 +21,14 @@ from pathlib import Path
 
 import click
 
+from platypus.clitools import (
+    EXIT_INTERRUPTED,
+    EXIT_UNUSABLE,
+    echo_json,
+    examples,
+    json_option,
+    progressbar,
+)
 from platypus.exceptions import ConfigurationError, PlatypusError
 
 __all__ = ["backfill", "run_backfill"]
@@ -74,7 +82,7 @@ async def run_backfill(
         )
         poller = build_poller(source, spec, adapter, ingress, log)
         scale = 1000
-        with click.progressbar(
+        with progressbar(
             length=scale, label=f"backfill {source}", file=None if echo else io.StringIO()
         ) as bar:
             done = [0]
@@ -100,6 +108,10 @@ async def run_backfill(
     }
 
 
+@examples(
+    "platypus backfill crm --since 2024-06-01",
+    "platypus backfill hr --since 2024-06-01 --until 2024-06-30 --restart --json",
+)
 @click.command("backfill")
 @click.argument("source")
 @click.option("--since", required=True, help="Start: a date (2024-06-01) or an ISO instant.")
@@ -118,13 +130,24 @@ async def run_backfill(
     help="Event log folder (default: data_dir of platypus.yaml).",
 )
 @click.option("--restart", is_flag=True, help="Read the range again from its start.")
+@json_option
 def backfill(
-    source: str, since: str, until: str | None, project: Path, data_dir: Path | None, restart: bool
+    source: str,
+    since: str,
+    until: str | None,
+    project: Path,
+    data_dir: Path | None,
+    restart: bool,
+    as_json: bool,
 ) -> None:
     """Replay poller SOURCE's records modified from --since to --until as events.
 
     Interrupted, the same command resumes where it stopped.
     """
+    from platypus.logging import configure_logging
+
+    # Logs go to stderr (stdout is the result), and only what needs a look.
+    configure_logging(level="warning")
     start = _moment(since)
     end = _moment(until, end=True) if until else datetime.now(UTC)
     try:
@@ -133,10 +156,13 @@ def backfill(
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: run the same command to resume", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except PlatypusError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_UNUSABLE)
+    if as_json:
+        echo_json({"source": source, **counts})
+        return
     click.echo(
         f"backfill {source}: {counts['records']} records in {counts['pages']} pages, "
         f"{counts['accepted']} events appended, {counts['duplicates']} already there, "

@@ -97,7 +97,11 @@ class SalesforceQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sobject: str = Field(default="Opportunity", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    sobject: str = Field(
+        default="Opportunity",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="The Salesforce object to read, e.g. Opportunity or Account.",
+    )
     fields: list[str] = Field(
         default_factory=lambda: [
             "Name",

@@ -81,3 +81,37 @@ async def test_readyz_checks_log_consumer_indexer_and_store(
             answer = await client.get("/readyz")
             assert answer.status_code == 503
             assert answer.json()["checks"]["store"] is False
+
+
+async def test_prometheus_client_parser_reads_metrics_before_and_after_events(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    fake_vendor.script("/orders", [REJECT])
+    async with serving(tmp_path, fake_vendor.url) as app, httpx.AsyncClient() as client:
+        fresh = (await client.get(f"{app.url}/metrics")).text
+        await ingest(app, closed_won(), closed_won(), closed_won(amount=10))
+        await failed(app)
+        busy = (await client.get(f"{app.url}/metrics")).text
+
+    # Prometheus's own parser (the text format, 0.0.4) reads every family and sample.
+    before = {family.name: family for family in text_string_to_metric_families(fresh)}
+    after = {family.name: family for family in text_string_to_metric_families(busy)}
+    assert set(before) <= set(after)
+    assert {"platypus_events_consumed", "platypus_flow_outcomes", "platypus_dead_letters_open"} <= (
+        set(after)
+    )
+    outcomes = {
+        (s.labels["flow"], s.labels["outcome"]): s.value
+        for s in after["platypus_flow_outcomes"].samples
+        if s.name.endswith("_total")
+    }
+    assert outcomes == {
+        ("orders", "delivered"): 1,
+        ("orders", "dead_lettered"): 1,
+        ("orders", "filtered"): 1,
+    }
+    histogram = after["platypus_event_processing_seconds"]
+    assert histogram.type == "histogram"
+    assert any(s.labels.get("le") == "+Inf" for s in histogram.samples)
