@@ -56,6 +56,19 @@ class _Client:
         return self._reader, self._writer
 
     async def post(self, body: bytes, content_type: str) -> tuple[int, bytes]:
+        reused = self._writer is not None
+        try:
+            return await self._post(body, content_type)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise
+        # The server closed a connection that sat idle longer than its keep-alive
+        # (uvicorn: 5 s) before reading the request: send it again on a new one, as
+        # HTTP clients do. Had the server taken it, the sink's tally would say so.
+        await self.close()
+        return await self._post(body, content_type)
+
+    async def _post(self, body: bytes, content_type: str) -> tuple[int, bytes]:
         reader, writer = await self._connect()
         writer.write(
             b"POST /events HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: %s\r\n"

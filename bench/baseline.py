@@ -15,7 +15,8 @@ Platypus is compared with something correct rather than something merely fast:
   with ``synchronous=FULL`` (an fsync per commit). Requests that arrive while a
   commit is in progress go into the next one (group commit);
 * **ordered**: one loop reads the log in order and delivers, to the same
-  in-process sink as Platypus (`bench._tally`) or to an HTTP vendor with httpx
+  in-process sink as Platypus (`bench._tally`) or to an HTTP vendor with httpx,
+  the client Platypus's ``http`` adapter uses, or with ``--client aiohttp``
   (keys in parallel, each key's events one after the other), then durably
   moves its cursor past what it delivered (at least once, in key order).
 
@@ -39,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import uvicorn
 from pydantic import TypeAdapter, ValidationError
@@ -91,14 +93,22 @@ class Baseline:
         self.pending.append((rows, done))
         if self.flushing is None:
             self.flushing = asyncio.create_task(self.flush())
-        await done
+        try:
+            await done
+        except sqlite3.Error as exc:
+            return JSONResponse({"error": f"not stored: {exc}"}, 503)
         return JSONResponse({"accepted": len(rows)}, 202)
 
     async def flush(self) -> None:  # group commit: all that waits, in one transaction
         while self.pending:
             batch, self.pending = self.pending, []
             rows = [row for rows, _ in batch for row in rows]
-            await asyncio.get_running_loop().run_in_executor(self.writer, self.write, rows)
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.writer, self.write, rows)
+            except sqlite3.Error as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
             for _, done in batch:
                 done.set_result(None)
             self.appended.set()
@@ -170,8 +180,30 @@ def http_delivery(client: httpx.AsyncClient) -> Deliver:
     return deliver
 
 
+def aiohttp_delivery(session: aiohttp.ClientSession) -> Deliver:
+    """The same POST with aiohttp, whose cost per request does not grow with connections."""
+
+    async def deliver(key: str, event_id: str, payload: dict[str, Any]) -> None:
+        headers = {"Idempotency-Key": f"{event_id}:baseline:deliver"}
+        while True:
+            try:
+                async with session.post("/orders", json=payload, headers=headers) as response:
+                    await response.read()
+                    response.raise_for_status()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.5)
+
+    return deliver
+
+
 def create_app(
-    data_dir: Path, *, to: str = "sink", vendor_url: str = "", concurrency: int = 16
+    data_dir: Path,
+    *,
+    to: str = "sink",
+    vendor_url: str = "",
+    concurrency: int = 16,
+    client: str = "httpx",
 ) -> Starlette:
     """The baseline as an ASGI app; the delivery loop runs for the app's lifespan."""
     tally = Tally.from_env()
@@ -179,9 +211,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=vendor_url or "http://x", limits=limits) as client:
-            if to == "http":
-                deliver, lanes = http_delivery(client), concurrency
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with (
+            httpx.AsyncClient(base_url=vendor_url or "http://x", limits=limits) as httpx_client,
+            aiohttp.ClientSession(vendor_url or None, connector=connector) as session,
+        ):
+            if to == "http" and client == "aiohttp":
+                deliver, lanes = aiohttp_delivery(session), concurrency
+            elif to == "http":
+                deliver, lanes = http_delivery(httpx_client), concurrency
             else:
                 deliver, lanes = sink_delivery(tally), 1
             baseline = Baseline(data_dir / "baseline.db", deliver, lanes)
@@ -225,17 +263,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", choices=["sink", "http"], default="sink")
     parser.add_argument("--vendor-url", default="")
     parser.add_argument("--concurrency", type=int, default=16, help="vendor calls in flight")
+    parser.add_argument(
+        "--client", choices=["httpx", "aiohttp"], default="httpx", help="the vendor's client"
+    )
     parser.add_argument("--smoke", action="store_true", help="a quick end-to-end check")
     args = parser.parse_args(argv)
     if args.smoke:  # the same machinery as bench/embedded.py, with this peer alone
         from bench.embedded import main as embedded
 
-        return embedded(["--smoke", "--peers", "baseline"])
+        return embedded(["--smoke", "--peers", "baseline,baseline-aiohttp"])
     if args.to == "http" and not args.vendor_url:
         parser.error("--to http needs --vendor-url")
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-baseline-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(data_dir, to=args.to, vendor_url=args.vendor_url, concurrency=args.concurrency)
+    app = create_app(
+        data_dir,
+        to=args.to,
+        vendor_url=args.vendor_url,
+        concurrency=args.concurrency,
+        client=args.client,
+    )
     asyncio.run(_serve(app, args.port))
     return 0
 

@@ -2,7 +2,7 @@
 
 ::
 
-    python bench/embedded.py                     # the full run, about 12 minutes
+    python bench/embedded.py                     # the full run, 20-25 minutes here
     python bench/embedded.py --cases a,b --runs 3
     python bench/embedded.py --smoke             # seconds: completes and checks, no timing
 
@@ -28,6 +28,8 @@ c. **paced single posts**, p50/p99/max latency from the time the event was due
    ``sink`` at 1,000/s, for ``--paced-seconds``;
 d. **a vendor answering in 50 ms**, ``concurrency`` 16, 64 and 256 (Platypus's
    ``concurrency:`` and the baseline's), against the bound concurrency / 0.05 s;
+   events: the bound x ``--vendor-seconds``, at most ``--vendor-events-cap``,
+   posted in batches of 100 as fast as the server takes them;
 e. **memory and disk**: RSS after the warm-up and after ``--rss-events``
    events (batches to sink), and the data directory's bytes per event.
 
@@ -70,8 +72,8 @@ from bench._procs import (
 )
 from bench._tally import tally_env
 
-PEERS = ("platypus", "baseline", "bare")
-SERVERS = ("platypus", "baseline")
+PEERS = ("platypus", "baseline", "baseline-aiohttp", "bare")
+SERVERS = ("platypus", "baseline", "baseline-aiohttp")
 WARMUP = 400
 VENDOR_MS = 50.0
 
@@ -99,12 +101,14 @@ class Settings:
     single_connections: int
     paced_seconds: float
     vendor_seconds: float
+    vendor_events_cap: int
     concurrencies: tuple[int, ...]
     rss_events: int
     log_level: str
     patience: float
     smoke: bool
     warmup: int = WARMUP
+    profile: Path | None = None  # py-spy the platypus server of each run into this folder
 
 
 @dataclass(slots=True)
@@ -178,9 +182,11 @@ def start_server(
             "--log-json",
         ]
     else:
+        client = ["--client", "aiohttp"] if peer == "baseline-aiohttp" else []
         argv = [
             python(),
             str(ROOT / "bench" / "baseline.py"),
+            *client,
             "--data-dir",
             str(root / "data"),
             "--port",
@@ -257,6 +263,12 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
                     target=_watch_rss, args=(server, samples, watching), daemon=True
                 )
                 watcher.start()
+            profiler = None
+            if s.profile is not None and peer == "platypus":
+                from bench._profile import Profiler
+
+                name = f"embedded-{load.to}-batch{load.batch}-{time.strftime('%H%M%S')}.txt"
+                profiler = Profiler(server.pid, s.profile / name)
             if paced:
                 assert load.rate is not None
                 sent = asyncio.run(_loadgen.paced(server.url, measured, rate=load.rate))
@@ -271,6 +283,9 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
                     )
                 )
             summary = wait_for_tally(tallies, "m", procs, s.patience)
+            if profiler is not None:
+                profiler.stop()
+                print(_summarise(profiler.output), file=sys.stderr)
             watching.set()
             if watcher is not None:
                 watcher.join()
@@ -280,6 +295,7 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
             if load.watch_rss:
                 extra["rss_start_mib"] = rss_start
                 extra["rss_end_mib"] = server.rss_mib()
+                extra["rss_half_mib"] = samples[len(samples) // 2][1] if samples else rss_start
                 extra["rss_samples_mib"] = [
                     round(r, 1) for _, r in samples[:: max(1, len(samples) // 20)]
                 ]
@@ -306,6 +322,12 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
         client_cpu_us=own / events * 1e6,
         extra=extra,
     )
+
+
+def _summarise(path: Path) -> str:
+    from bench._profile import summarise
+
+    return summarise(path)
 
 
 def _watch_rss(server: Proc, samples: list[tuple[float, float]], stop: threading.Event) -> None:
@@ -342,6 +364,11 @@ def run_bare(count: int, s: Settings) -> Run:
 
 
 # -- cases ----------------------------------------------------------------------------
+
+
+def servers(peers: Sequence[str], to: str) -> list[str]:
+    """The server peers of a case; the aiohttp baseline differs only in its vendor client."""
+    return [p for p in peers if p in SERVERS and (to == "http" or p != "baseline-aiohttp")]
 
 
 def alternate(
@@ -386,7 +413,8 @@ def case_a(peers: Sequence[str], s: Settings) -> dict[str, Any]:
     def one(peer: str) -> Run:
         return run_bare(s.batch_events, s) if peer == "bare" else run_server(peer, load, s)
 
-    return summarise(alternate(peers, s.runs, one, "(a) batches of 100 to sink"))
+    chosen = [p for p in peers if p == "bare" or p in servers(peers, "sink")]
+    return summarise(alternate(chosen, s.runs, one, "(a) batches of 100 to sink"))
 
 
 def case_b(peers: Sequence[str], s: Settings) -> dict[str, Any]:
@@ -394,7 +422,7 @@ def case_b(peers: Sequence[str], s: Settings) -> dict[str, Any]:
     for to in ("sink", "http"):
         load = Load(to, s.single_events, batch=1, connections=s.single_connections)
         runs = alternate(
-            [p for p in peers if p in SERVERS],
+            servers(peers, to),
             s.runs,
             lambda peer, load=load: run_server(peer, load, s),  # type: ignore[misc]
             f"(b) single posts to {to}",
@@ -409,7 +437,7 @@ def case_c(peers: Sequence[str], s: Settings) -> dict[str, Any]:
         count = max(1, int(rate * s.paced_seconds))
         load = Load(to, count, rate=rate)
         runs = alternate(
-            [p for p in peers if p in SERVERS],
+            servers(peers, to),
             1,
             lambda peer, load=load: run_server(peer, load, s),  # type: ignore[misc]
             f"(c) paced {rate:.0f}/s to {to}",
@@ -421,6 +449,7 @@ def case_c(peers: Sequence[str], s: Settings) -> dict[str, Any]:
                 "achieved_per_s": rs[0].events_per_s,
                 "latency_ms": rs[0].extra.get("latency_ms"),
                 "server_cpu_us_per_event": rs[0].server_cpu_us,
+                "client_cpu_us_per_event": rs[0].client_cpu_us,
             }
             for peer, rs in runs.items()
         }
@@ -431,12 +460,12 @@ def case_d(peers: Sequence[str], s: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for concurrency in s.concurrencies:
         bound = concurrency / (VENDOR_MS / 1000)
-        count = max(100, int(bound * s.vendor_seconds))
+        count = max(100, min(int(bound * s.vendor_seconds), s.vendor_events_cap))
         load = Load(
             "http", count, batch=100, connections=4, vendor_ms=VENDOR_MS, concurrency=concurrency
         )
         runs = alternate(
-            [p for p in peers if p in SERVERS],
+            servers(peers, "http"),
             s.runs,
             lambda peer, load=load: run_server(peer, load, s),  # type: ignore[misc]
             f"(d) vendor {VENDOR_MS:.0f} ms, concurrency {concurrency}",
@@ -452,7 +481,7 @@ def case_d(peers: Sequence[str], s: Settings) -> dict[str, Any]:
 def case_e(peers: Sequence[str], s: Settings) -> dict[str, Any]:
     load = Load("sink", s.rss_events, batch=100, connections=s.batch_connections, watch_rss=True)
     out: dict[str, Any] = {}
-    for peer in [p for p in peers if p in SERVERS]:
+    for peer in servers(peers, "sink"):
         run = run_server(peer, load, s)
         print(f"  (e) {peer}: {run.events_per_s:,.0f} events/s", file=sys.stderr, flush=True)
         e = run.extra
@@ -461,6 +490,8 @@ def case_e(peers: Sequence[str], s: Settings) -> dict[str, Any]:
             "rss_start_mib": e["rss_start_mib"],
             "rss_end_mib": e["rss_end_mib"],
             "rss_growth": e["rss_end_mib"] / e["rss_start_mib"] - 1,
+            # After its caches have filled: the second half of the run alone.
+            "rss_growth_second_half": e["rss_end_mib"] / e["rss_half_mib"] - 1,
             "rss_samples_mib": e["rss_samples_mib"],
             "disk_bytes_live": e["disk_bytes_live"],
             "disk_bytes_stopped": e["disk_bytes_stopped"],
@@ -553,7 +584,7 @@ def render(results: dict[str, Any]) -> str:
         f"load average at start {' '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}, "
         f"python {m['python']}, event {results['event_bytes']} bytes, "
         f"{results['settings']['runs']} run(s) per figure (median)",
-        f"{'case':<44}{'peer':<10}{'events/s':>10}{'srv µs/ev':>11}  runs",
+        f"{'case':<44}{'peer':<17}{'events/s':>10}{'srv µs/ev':>11}  runs",
     ]
     cases = results["cases"]
 
@@ -563,7 +594,7 @@ def render(results: dict[str, Any]) -> str:
             cpu_text = f"{cpu:>11.0f}" if isinstance(cpu, float) and cpu == cpu else f"{'-':>11}"
             runs = ", ".join(f"{x:,.0f}" for x in f.get("runs", []))
             lines.append(
-                f"{label:<44}{peer:<10}{f['median_events_per_s']:>10,.0f}{cpu_text}  {runs}"
+                f"{label:<44}{peer:<17}{f['median_events_per_s']:>10,.0f}{cpu_text}  {runs}"
             )
 
     if "a" in cases:
@@ -577,15 +608,16 @@ def render(results: dict[str, Any]) -> str:
         for peer, f in node.items():
             lat = f["latency_ms"] or {}
             lines.append(
-                f"(c) paced {f['rate']:.0f}/s -> {to}, {f['seconds']:.0f} s: {peer:<9} "
+                f"(c) paced {f['rate']:.0f}/s -> {to}, {f['seconds']:.0f} s: {peer:<16} "
                 f"p50 {lat.get('p50', float('nan')):.1f} ms, p99 {lat.get('p99', float('nan')):.1f}"
                 f" ms, max {lat.get('max', float('nan')):.1f} ms, "
                 f"achieved {f['achieved_per_s']:,.0f}/s"
             )
     for peer, f in cases.get("e", {}).items():
         lines.append(
-            f"(e) {peer:<9} {f['events']:,} events: RSS {f['rss_start_mib']:.0f} -> "
-            f"{f['rss_end_mib']:.0f} MiB ({f['rss_growth']:+.0%}), disk "
+            f"(e) {peer:<16} {f['events']:,} events: RSS {f['rss_start_mib']:.0f} -> "
+            f"{f['rss_end_mib']:.0f} MiB ({f['rss_growth']:+.0%}; second half "
+            f"{f['rss_growth_second_half']:+.1%}), disk "
             f"{f['bytes_per_event']:,.0f} bytes/event after stop "
             f"({f['disk_bytes_live'] / max(f['events'], 1):,.0f} live, with the WAL)"
         )
@@ -631,9 +663,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vendor-seconds", type=float, default=4.0, help="(d): events = bound x this"
     )
+    parser.add_argument(
+        "--vendor-events-cap",
+        type=int,
+        default=1000,
+        help="(d): at most this many events a run (a slow peer would take minutes at 256)",
+    )
     parser.add_argument("--concurrency", default="16,64,256", help="(d) concurrencies")
     parser.add_argument("--rss-events", type=int, default=500_000, help="events of (e)")
     parser.add_argument("--log-level", default="info", help="platypus run --log-level")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy (the bench extra) every platypus run into this folder, and summarise it "
+        "(the figures are then not comparable: use with e.g. --cases a --peers platypus --runs 1)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "embedded.json")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -656,12 +700,14 @@ def main(argv: list[str] | None = None) -> int:
         single_connections=args.single_connections,
         paced_seconds=args.paced_seconds,
         vendor_seconds=args.vendor_seconds,
+        vendor_events_cap=args.vendor_events_cap,
         concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
         rss_events=args.rss_events,
         log_level=args.log_level,
         patience=60.0 if args.smoke else 600.0,
         smoke=args.smoke,
         warmup=50 if args.smoke else WARMUP,
+        profile=args.profile,
     )
     results: dict[str, Any] = {
         "machine": machine(),
@@ -676,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
             check_mapping()
         for case in cases:
             results["cases"][case] = CASES[case](peers, settings)
+            if not args.smoke:  # what is measured so far survives a failure later on
+                write_results(args.out, results)
     except (BenchError, _loadgen.LoadError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -218,6 +218,7 @@ def run_peer(
     *,
     log_level: str,
     patience: float,
+    profile: Path | None = None,
 ) -> KRun:
     """One fresh consumer of ``peer`` reads the whole topic; its figures."""
     with tempfile.TemporaryDirectory(prefix=f"bench-kafka-{peer}-") as tmp:
@@ -241,8 +242,18 @@ def run_peer(
                     raise BenchError(f"{peer} delivered nothing within {patience:.0f} s")
                 time.sleep(0.005)
             cpu0 = proc.cpu_seconds()
+            profiler = None
+            if profile is not None and peer == "platypus":
+                from bench._profile import Profiler
+
+                profiler = Profiler(proc.pid, profile / f"kafka-{time.strftime('%H%M%S')}.txt")
             summary = wait_for_tally(tallies, "m", [proc], patience)
             cpu = proc.cpu_seconds() - cpu0
+            if profiler is not None:
+                from bench._profile import summarise
+
+                profiler.stop()
+                print(summarise(profiler.output), file=sys.stderr)
         except BenchError as exc:
             raise BenchError(f"{peer}: {exc}\n{proc.tail()}") from None
         finally:
@@ -320,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--log-level", default="info", help="the worker's --log-level")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy (the bench extra) the platypus worker into this folder, and summarise it",
+    )
+    parser.add_argument(
         "--no-install", action="store_true", help="never make the quixstreams venv (skip it)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "kafka_peers.json")
@@ -369,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.events,
                         log_level=args.log_level,
                         patience=patience,
+                        profile=args.profile,
                     )
                     runs[peer].append(run)
                     print(
