@@ -22,12 +22,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-# (label, substrings of a frame): the first rule a stack's frames match, root first.
+# (label, substrings of a frame): a stack goes to the first rule that any of its frames
+# matches, in this order: the most specific part first (the processor runs inside the
+# consumer, the log's fetch is called by it, and so on).
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("ingress: parse, validate, append", ("ingress.py",)),
-    ("consumer: per-batch bookkeeping and settlements", ("runtime/consumer.py",)),
+    ("the sink's tally (bench instrument, in every peer)", ("bench/_tally.py",)),
+    ("delivery ledger (kafka): SQLite lookups and writes", ("kafka/ledger.py",)),
+    ("ingress: parse, validate, append", ("platypus/ingress.py",)),
     ("processor: flows, mapping, delivery", ("runtime/processor.py",)),
-    ("embedded log: SQLite reads and writes", ("embedded/log.py", "embedded/runtime.py")),
+    ("embedded log: SQLite reads and writes", ("embedded/log.py",)),
+    (
+        "consumer: fetch loop, key order, settlements",
+        ("runtime/consumer.py", "runtime/ordering.py", "embedded/runtime.py"),
+    ),
     ("kafka worker: faust stream and acks", ("runtime/kafka/",)),
     ("faust / aiokafka internals", ("faust/", "mode/", "aiokafka/")),
     ("HTTP server: uvicorn, h11, starlette", ("uvicorn/", "h11/", "starlette/", "httptools")),
@@ -35,11 +42,22 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("logging: structlog", ("structlog/",)),
     ("asyncio event loop", ("asyncio/",)),
 ]
+# Leaves that mean a thread was waiting, not working (py-spy's --nonblocking mode
+# cannot always tell): counted apart so that the other shares are of real work.
+IDLE_LEAVES = {("select", "selectors.py"), ("_worker", "thread.py"), ("wait", "threading.py")}
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
 def _frames(stack: str) -> list[str]:
     return [f for f in stack.split(";") if f]
+
+
+def _idle(frame: str) -> bool:
+    found = _FRAME.match(frame)
+    if not found:
+        return False
+    func = found["func"].rpartition(".")[2]
+    return (func, Path(found["file"]).name) in IDLE_LEAVES
 
 
 def _leaf(frame: str) -> str:
@@ -66,9 +84,11 @@ def summarise(path: Path, top: int = 6) -> str:
             continue
         total += count
         if frames[0].startswith("thread") or frames[0].startswith("process"):
-            threads[frames[0].split(" ")[0] + " " + frames[0].split(" ")[1]] += count
+            threads[frames[0]] += count
         label = "other"
-        for name, needles in RULES:
+        if _idle(frames[-1]):
+            label = "waiting (select, idle worker threads)"
+        for name, needles in RULES if label == "other" else ():
             if any(any(n in f for n in needles) for f in frames):
                 label = name
                 break
