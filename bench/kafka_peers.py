@@ -203,9 +203,16 @@ def _platypus_problems(log: Path) -> list[str]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and entry.get("level") in {"warning", "error", "critical"}:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("level") in {"warning", "error", "critical"} and not _benign(line):
             found.append(line)
     return found
+
+
+def _benign(line: str) -> bool:
+    """faust's own complaint on a busy machine: its commit timer ran late, nothing lost."""
+    return "Timer" in line and "overlapping" in line
 
 
 def run_peer(
