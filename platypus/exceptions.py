@@ -8,7 +8,8 @@ The tree::
     │   └── FlowLoadError                   YAML or model errors, with file:line:column
     ├── SchemaError (LookupError)           unknown event type or version
     ├── EventError (ValueError)             an event that cannot be accepted
-    │   └── EventValidationError            envelope or data failed its schema
+    │   ├── EventValidationError            envelope or data failed its schema
+    │   └── JsonTextError                   not JSON an event is read from (RFC 8259)
     ├── MappingError (ValueError)           an expression failed on a real event
     └── DeliveryError                       an adapter could not deliver
         ├── RetryableError                  try again later (429, 503, timeouts, ...)
@@ -34,6 +35,7 @@ __all__ = [
     "FieldError",
     "FlowError",
     "FlowLoadError",
+    "JsonTextError",
     "MappingError",
     "MissingDependencyError",
     "PermanentError",
@@ -120,6 +122,26 @@ class EventValidationError(EventError):
         self.errors = list(errors)
         self.event_id = event_id
         super().__init__(message)
+
+
+class JsonTextError(EventError):
+    """Bytes that are not the JSON text an event is read from: what, and where.
+
+    ``reason`` says what (a duplicate name, UTF-16 text, nesting too deep, a
+    number out of range, malformed JSON); ``line`` and ``column`` (1-based) are
+    0 when the problem has no one place in the text, and ``path`` is the field
+    (``data.amount``) when it has one in the value.
+    """
+
+    def __init__(self, reason: str, line: int = 0, column: int = 0, path: str = "") -> None:
+        self.reason = reason
+        self.line = line
+        self.column = column
+        self.path = path
+        if line:
+            super().__init__(f"malformed JSON at line {line} column {column}: {reason}")
+        else:
+            super().__init__(f"{path}: {reason}" if path else reason)
 
 
 class MappingError(PlatypusError, ValueError):

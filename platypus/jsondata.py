@@ -185,10 +185,25 @@ def json_validator(model: type[BaseModel]) -> SchemaValidator:
 
 
 class EventJsonSchema(GenerateJsonSchema):
-    """pydantic's JSON Schema, with decimals said exactly (see `decimal_json_schema`)."""
+    """pydantic's JSON Schema, with decimals said exactly (see `decimal_json_schema`)
+    and integers within the range the ingress stores (`platypus.jsontext`)."""
 
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
         return decimal_json_schema(schema)
+
+    def int_schema(self, schema: core_schema.IntSchema) -> JsonSchemaValue:
+        out = super().int_schema(schema)
+        # I-JSON (RFC 7493, 2.2): a larger integer is refused, to be sent as text.
+        low, high = INTEGER_RANGE
+        if "minimum" not in out and "exclusiveMinimum" not in out:
+            out["minimum"] = low
+        if "maximum" not in out and "exclusiveMaximum" not in out:
+            out["maximum"] = high
+        return out
+
+
+INTEGER_RANGE = (-(2**63), 2**64 - 1)
+"""The integers the ingress stores as numbers (`platypus.jsontext`): what orjson writes."""
 
 
 def decimal_json_schema(schema: core_schema.DecimalSchema) -> JsonSchemaValue:

@@ -15,6 +15,13 @@ A schema module (in ``schemas/`` or any package registered under the
 Fields marked `PersonalData` are masked in logs, error details and anything else
 shown to people, and are listed in the exported JSON Schema as
 ``"x-personal-data": true``.
+
+Data is validated as JSON means it (docs/events.md): ``"10"`` is not an integer,
+``true`` is not a number, a date-time is not a date. A field that must take
+what a sender gets wrong is marked `Lenient`; what it converts is what is stored
+and what flows read::
+
+    quantity: Annotated[int, Lenient]       # "10" and 10.0 become 10
 """
 
 from __future__ import annotations
@@ -23,14 +30,45 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
+from pydantic_core import CoreSchema, core_schema
 
-__all__ = ["PERSONAL_DATA_KEY", "EventSchema", "PersonalData", "event_schema"]
+__all__ = ["PERSONAL_DATA_KEY", "EventSchema", "Lenient", "PersonalData", "event_schema"]
 
 PERSONAL_DATA_KEY = "x-personal-data"
 
 PersonalData: Any = Field(json_schema_extra={PERSONAL_DATA_KEY: True})
 """Marks a field as personal data: ``Annotated[str, PersonalData]``."""
+
+
+class _Lenient:
+    """Marks a field whose value pydantic may convert (lax mode), stored as converted."""
+
+    def __get_pydantic_core_schema__(
+        self, source_type: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        strict = handler(source_type)
+        lax: TypeAdapter[Any] = TypeAdapter(source_type)
+
+        def convert(value: Any) -> Any:
+            try:
+                return lax.validate_python(value)
+            except ValidationError:
+                return value  # the strict check says what is wrong, in its own words
+
+        return core_schema.no_info_before_validator_function(convert, strict)
+
+    def __repr__(self) -> str:
+        return "Lenient"
+
+
+Lenient: Any = _Lenient()
+"""Marks a field that takes pydantic's lax conversions: ``Annotated[int, Lenient]``.
+
+``"10"``, ``" 10 "`` and ``10.0`` become ``10``; ``"2026-01-02T00:00:00"``
+becomes the date ``2026-01-02``; the event is stored, and flows read it, with the
+converted value (``platypus.strict``). Constraints (``gt=0``, patterns) still apply.
+"""
 
 _SCHEMA_ATTR = "__platypus_event_schema__"
 

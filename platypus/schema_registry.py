@@ -1,24 +1,33 @@
-"""The schema registry: which pydantic model validates each event type and version."""
+"""The schema registry: which pydantic model validates each event type and version.
+
+Events are validated from their stored JSON bytes in one call per event: the
+envelope and the data together, in pydantic's strict mode, then what strict
+mode still converts is taken out (`platypus.strict`). What a schema allows is
+docs/events.md.
+"""
 
 from __future__ import annotations
 
+import base64
 import difflib
 import importlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import SchemaValidator
+from pydantic import BaseModel, ValidationError, create_model
 
 from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError, FieldError, SchemaError
-from platypus.jsondata import EventJsonSchema, json_validator
+from platypus.jsondata import EventJsonSchema
+from platypus.jsontext import dumps, loads
 from platypus.redaction import personal_paths
 from platypus.schema import EventSchema, declared_schema
+from platypus.strict import DataCheck
 from platypus.validation import field_errors
 
 __all__ = ["SchemaRegistry"]
@@ -39,7 +48,7 @@ class SchemaRegistry:
     def __init__(self, schemas: Iterable[EventSchema] = ()) -> None:
         self._schemas: dict[str, EventSchema] = {}
         self._personal: dict[str, frozenset[str]] = {}
-        self._validators: dict[str, SchemaValidator] = {}
+        self._checks: dict[str, _TypeCheck] = {}
         for schema in schemas:
             self.register(schema)
 
@@ -64,7 +73,7 @@ class SchemaRegistry:
                 f"{schema.model.__module__}.{schema.model.__qualname__}"
             )
         self._schemas[schema.type] = schema
-        self._validators.pop(schema.type, None)
+        self._checks.pop(schema.type, None)
 
     def register_model(self, model: type[BaseModel]) -> EventSchema:
         """Add a model decorated with `platypus.schema.event_schema`."""
@@ -125,9 +134,7 @@ class SchemaRegistry:
     def validate(self, event: CloudEvent) -> BaseModel:
         """Validate ``event.data`` against its schema; raise `EventValidationError` if invalid.
 
-        Data is taken as JSON means it (`platypus.jsondata`): ``"5"`` is not an
-        integer here, nor ``1`` a boolean, so what passes is exactly what
-        `json_schema` publishes.
+        As strictly as `check_event`: the data is taken as the JSON it is written as.
         """
         if event.type not in self._schemas:
             message = _unknown_type_message(event.type, self._schemas)
@@ -136,22 +143,108 @@ class SchemaRegistry:
                 [FieldError(path="type", message=message, got=repr(event.type))],
                 event_id=event.id,
             )
-        validator = self._validators.get(event.type)
-        if validator is None:
-            validator = self._validators[event.type] = json_validator(
-                self._schemas[event.type].model
-            )
+        check = self._check(event.type)
+        data = loads(dumps(event.data))
         try:
-            model: BaseModel = validator.validate_python(event.data)
-            return model
+            model = check.data.model.model_validate_json(dumps(data), strict=True)
         except ValidationError as exc:
-            errors = field_errors(exc, prefix="data", personal=self.personal_paths(event.type))
-            raise EventValidationError(
-                f"event {event.id!r} of type {event.type!r}: data does not match its schema "
-                f"({len(errors)} error{'s' if len(errors) != 1 else ''})",
-                errors,
-                event_id=event.id,
-            ) from None
+            raise self._invalid(event.id, event.type, exc, prefix="data") from None
+        if check.data.needed:
+            problems, _, _ = check.data.apply(model, data)
+            if problems:
+                found = ValidationError.from_exception_data("data", problems)
+                raise self._invalid(event.id, event.type, found, prefix="data")
+        return model
+
+    def check_event(self, event: dict[str, Any], value: bytes) -> bytes:
+        """Validate a stored-form event, given as parsed and as its canonical bytes.
+
+        The envelope and ``data`` are validated together, from ``value``, as
+        strictly as JSON reads. Returns the bytes to store: ``value``, or
+        ``event`` written again when a lenient field converted a value (``event``
+        then holds the converted data). Raises `EventValidationError` with every
+        error found (``got`` masked in personal fields).
+        """
+        event_type = event.get("type")
+        if not isinstance(event_type, str) or event_type not in self._schemas:
+            raise self._envelope_errors(event, value)
+        check = self._check(event_type)
+        if "data_base64" in event:
+            self._check_binary(check, event, value)
+            return value
+        try:
+            validated = check.event.model_validate_json(value, strict=True)
+        except ValidationError as exc:
+            raise self._invalid(_text(event.get("id")), event_type, exc) from None
+        if not check.data.needed:
+            return value
+        problems, data, changed = check.data.apply(validated.data, event.get("data"))
+        if problems:
+            found = ValidationError.from_exception_data("data", problems)
+            raise self._invalid(_text(event.get("id")), event_type, found, prefix="data")
+        if not changed:
+            return value
+        event["data"] = data
+        return dumps(event)
+
+    def _check(self, event_type: str) -> _TypeCheck:
+        found = self._checks.get(event_type)
+        if found is None:
+            model = self._schemas[event_type].model
+            tag: Any = Literal[event_type]
+            typed = create_model(
+                f"{model.__name__}Event",
+                __base__=CloudEvent,
+                type=(tag, ...),
+                data=(model, ...),
+            )
+            found = self._checks[event_type] = _TypeCheck(typed, DataCheck(model))
+        return found
+
+    def _check_binary(self, check: _TypeCheck, event: dict[str, Any], value: bytes) -> None:
+        # Data that is neither JSON nor text: the envelope from the JSON, the data
+        # as the bytes it is (a schema of such a type is a RootModel[bytes], say).
+        event_id, event_type = _text(event.get("id")), str(event.get("type"))
+        try:
+            CloudEvent.model_validate_json(value, strict=True)
+        except ValidationError as exc:
+            raise self._invalid(event_id, event_type, exc) from None
+        raw = base64.b64decode(str(event["data_base64"]))
+        try:
+            check.data.model.model_validate(raw, strict=True)
+        except ValidationError as exc:
+            raise self._invalid(event_id, event_type, exc, prefix="data_base64") from None
+
+    def _envelope_errors(self, event: Mapping[str, Any], value: bytes) -> EventValidationError:
+        errors: list[FieldError] = []
+        try:
+            CloudEvent.model_validate_json(value, strict=True)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        event_type = event.get("type")
+        if isinstance(event_type, str) and not any(e.path == "type" for e in errors):
+            message = _unknown_type_message(event_type, self._schemas)
+            errors.append(FieldError(path="type", message=message, got=repr(event_type)))
+        event_id = _text(event.get("id"))
+        return EventValidationError(
+            f"event {event_id!r} is not a valid CloudEvent ({_count(errors)})", errors, event_id
+        )
+
+    def _invalid(
+        self, event_id: str, event_type: str, exc: ValidationError, *, prefix: str = ""
+    ) -> EventValidationError:
+        errors = field_errors(
+            exc, prefix=prefix, personal=self.personal_paths(event_type), personal_prefix="data"
+        )
+        in_data = all(
+            e.path.startswith(("data.", "data[", "data_base64")) or e.path == "data" for e in errors
+        )
+        what = "data does not match its schema" if in_data else "not a valid CloudEvent"
+        return EventValidationError(
+            f"event {event_id!r} of type {event_type!r}: {what} ({_count(errors)})",
+            errors,
+            event_id=event_id,
+        )
 
     def json_schema(self, event_type: str) -> dict[str, Any]:
         """The JSON Schema of ``data`` for ``event_type``, with Platypus metadata.
@@ -175,6 +268,22 @@ class SchemaRegistry:
             path.write_text(json.dumps(self.json_schema(schema.type), indent=2) + "\n")
             written.append(path)
         return written
+
+
+@dataclass(frozen=True, slots=True)
+class _TypeCheck:
+    """How events of one type are validated: compiled once, on first use."""
+
+    event: type[CloudEvent]  # the whole event: the envelope, with data typed
+    data: DataCheck  # the data's model, and what strict mode leaves to check in it
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(errors: list[FieldError]) -> str:
+    return f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
 
 
 def _unknown_type_message(event_type: str, known: Mapping[str, EventSchema]) -> str:

@@ -48,11 +48,23 @@ def field_errors(
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         path = format_loc(loc, prefix)
-        rel = format_loc(loc)
-        if personal_prefix and path.startswith(personal_prefix):
-            rel = path[len(personal_prefix) :].lstrip(".")
-        got = "" if err["type"] == "missing" else _show(err.get("input"))
-        if got and patterns and (is_personal(rel, patterns) or _holds_personal(rel, patterns)):
+        rel: str | None = format_loc(loc)
+        if personal_prefix:
+            # Patterns are relative to personal_prefix: only paths inside it can match.
+            inside = path.startswith(personal_prefix) and path[len(personal_prefix) :][:1] in (
+                "",
+                ".",
+                "[",
+            )
+            rel = path[len(personal_prefix) :].lstrip(".") if inside else None
+        # An error of the whole object (loc ()) would show all of it: the message says what.
+        got = "" if err["type"] == "missing" or not loc else _show(err.get("input"))
+        if (
+            got
+            and patterns
+            and rel is not None
+            and (is_personal(rel, patterns) or _holds_personal(rel, patterns))
+        ):
             got = MASK
         out.append(FieldError(path=path, message=err["msg"], expected=_expected(err), got=got))
     return out

@@ -1,6 +1,7 @@
 """The HTTP server's routes, the same on every runtime.
 
-* ``POST /events`` takes CloudEvents in (`platypus.ingress.Ingress`);
+* ``POST /events`` takes CloudEvents in, in the structured, binary and batched
+  modes of the HTTP binding (`platypus.ingress.Ingress`);
 * ``POST /webhooks/{source}`` takes a vendor's webhook as the vendor sends it, for
   each source configured in ``platypus.yaml`` (`platypus.sources`);
 * ``GET /openapi.json`` describes every endpoint;
@@ -54,7 +55,10 @@ def create_app(
         if isinstance(body, tuple):
             result = await ingress.refuse(*body)
             return JSONResponse(result.body, status_code=result.status)
-        result = await ingress.accept(body, request.headers.get("content-type", ""))
+        # Every header: binary mode reads the event's attributes from its ce-* headers.
+        result = await ingress.accept(
+            body, request.headers.get("content-type", ""), request.headers.items()
+        )
         return JSONResponse(result.body, status_code=result.status)
 
     async def post_webhook(request: Request) -> Response:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from platypus.runtime.embedded import Platypus
 from platypus.runtime.kafka import KafkaEventSink, ensure_topics
 from platypus.schema_registry import SchemaRegistry
 from tests.kafka_broker import KafkaBroker
-from tests.support import free_port, running
+from tests.support import free_port, running, stored_form
 
 RUNTIMES = ["embedded", "kafka"]
 
@@ -62,7 +61,7 @@ class Runtime(Protocol):
     partitions: int
 
     async def ingest(self, *events: Mapping[str, Any]) -> list[bytes]:
-        """Accept events through the ingress (202 each); returns their bytes."""
+        """Accept events through the ingress (202 each); returns the bytes stored."""
         ...
 
     async def produce_raw(self, key: str, value: bytes) -> None:
@@ -92,7 +91,7 @@ class EmbeddedDriver:
     async def ingest(self, *events: Mapping[str, Any]) -> list[bytes]:
         raws = []
         for event in events:
-            raw = json.dumps(event).encode()
+            raw = stored_form(event)
             result = await self.app.ingress.accept(raw, "application/cloudevents+json")
             assert result.status == 202, result.body
             raws.append(raw)
@@ -127,7 +126,7 @@ class KafkaDriver:
     async def ingest(self, *events: Mapping[str, Any]) -> list[bytes]:
         raws = []
         for event in events:
-            raw = json.dumps(event).encode()
+            raw = stored_form(event)
             result = await self.ingress.accept(raw, "application/cloudevents+json")
             assert result.status == 202, result.body
             raws.append(raw)

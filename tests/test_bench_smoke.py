@@ -28,6 +28,7 @@ CHECKED = {
     "throughput.py": "every event delivered exactly once",
     "replay.py": "per-key order at the vendor: ok; each event delivered once",
     "kafka.py": "every event committed; (c) each delivered exactly once",
+    "ingress_codec.py": "every event accepted and read back as stored",
 }
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from platypus.envelope import CloudEvent
+from platypus.envelope import CloudEvent, data_kind, from_binary, stored_form
 
 
 def wire(**changes: Any) -> dict[str, Any]:
@@ -90,9 +93,86 @@ def test_extension_name_rule_matches_the_spec(name: str) -> None:
         assert spec_ok
 
 
-def test_data_base64_is_refused_with_a_hint_to_use_data() -> None:
-    with pytest.raises(ValidationError, match="data_base64 is not supported"):
-        CloudEvent.model_validate(wire(data=..., data_base64="eyJhIjoxfQ=="))
+def test_data_and_data_base64_together_are_refused() -> None:
+    with pytest.raises(ValidationError, match="data and data_base64 are both set"):
+        CloudEvent.model_validate(wire(data_base64="eyJhIjoxfQ=="))
+
+
+def test_data_base64_alone_is_an_event_with_binary_data() -> None:
+    event = CloudEvent.model_validate(wire(data=..., data_base64="AP8=", datacontenttype="a/b"))
+    assert event.data_base64 == "AP8="
+
+
+@pytest.mark.parametrize(
+    "time",
+    ["2024-05-01T12:30:00", "2024-05-01", "2024-05-01T12:30Z", "2024", 0, "2024-02-30T00:00:00Z"],
+)
+def test_time_is_rfc_3339_with_seconds_and_an_offset(time: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        CloudEvent.model_validate_json(json.dumps(wire(time=time)), strict=True)
+    assert caught.value.errors()[0]["loc"] == ("time",)
+
+
+@pytest.mark.parametrize("value", ["v", True, 0, 2**31 - 1, -(2**31), None])
+def test_extension_values_of_cloudevents_types_are_kept(value: Any) -> None:
+    assert CloudEvent.model_validate(wire(ext=value)).model_extra == {"ext": value}
+
+
+@pytest.mark.parametrize("value", [1.5, 2**31, {"a": 1}, [1], "a\x00b"])
+def test_extension_values_of_other_types_are_refused(value: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        CloudEvent.model_validate(wire(ext=value))
+    assert [e["loc"] for e in caught.value.errors()] == [("ext",)]
+
+
+@pytest.mark.parametrize("field", ["id", "type", "subject", "source"])
+def test_attributes_hold_no_control_characters(field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        CloudEvent.model_validate(wire(**{field: "a\x07b"}))
+    assert caught.value.errors()[0]["loc"] == (field,)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "kind"),
+    [
+        (None, "json"),
+        ("application/json", "json"),
+        ("application/vnd.api+json; charset=utf-8", "json"),
+        ("text/plain", "text"),
+        ("TEXT/XML", "text"),
+        ("application/soap+xml", "text"),
+        ("application/x-www-form-urlencoded", "text"),
+        ("application/octet-stream", "binary"),
+        ("application/pdf", "binary"),
+    ],
+)
+def test_data_is_carried_as_its_content_type_says(content_type: str | None, kind: str) -> None:
+    assert data_kind(content_type) == kind
+
+
+def test_the_stored_form_drops_unset_attributes_and_decodes_data_base64() -> None:
+    event = wire(data=..., subject="s", dataschema=None, ext=None, datacontenttype="text/csv")
+    event["data_base64"] = base64.b64encode("a,b\nç,d".encode()).decode()
+    assert stored_form(event) == {
+        **wire(data=..., subject="s", datacontenttype="text/csv"),
+        "data": "a,b\nç,d",
+    }
+
+
+def test_data_base64_without_a_content_type_stays_bytes() -> None:
+    event = wire(data=..., data_base64="AP8=")
+    assert stored_form(dict(event)) == event
+
+
+def test_the_stored_form_of_a_binary_mode_event() -> None:
+    attributes = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "subject": "k"}
+    assert from_binary(attributes, "application/json", b'{"a": 1.5}') == {
+        **attributes,
+        "datacontenttype": "application/json",
+        "data": {"a": ANY},
+    }
+    assert from_binary(attributes, None, b"") == attributes
+    assert from_binary(attributes, "image/png", b"\x89PNG")["data_base64"] == "iVBORw=="
 
 
 def test_key_is_the_subject() -> None:

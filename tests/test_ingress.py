@@ -55,12 +55,14 @@ async def test_healthz_answers(client: httpx.AsyncClient) -> None:
 async def test_a_valid_event_is_on_disk_when_202_is_answered(
     app: Platypus, client: httpx.AsyncClient
 ) -> None:
-    raw = json.dumps(closed_won()).encode()
+    event = closed_won()
+    raw = json.dumps(event, indent=2).encode()
     response = await client.post("/events", content=raw, headers=CE)
 
     assert response.status_code == 202
     assert response.json()["accepted"] == 1
-    assert stored_events(app) == [raw]  # byte for byte as sent
+    # In its stored form: the event as validated, compact UTF-8 JSON.
+    assert stored_events(app) == [json.dumps(event, separators=(",", ":")).encode()]
 
 
 async def test_plain_application_json_is_accepted_for_one_event_and_for_a_batch(

@@ -21,6 +21,7 @@ import pytest
 
 from platypus.deadletter import CONNECT_HEADERS, describe_headers
 from platypus.partitioning import partition_for
+from platypus.records import EVENT_ID_HEADER, VALIDATED_HEADER
 from platypus.runtime.codec import decode_record
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
@@ -70,11 +71,31 @@ def test_a_binary_mode_record_takes_its_attributes_from_ce_headers() -> None:
     }
 
 
+def test_a_binary_mode_record_of_text_or_bytes_is_read_into_the_stored_form() -> None:
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"evt-x"),
+        ("ce_source", b"/soap"),
+        ("ce_type", b"test.soap.notification.v1"),
+        ("ce_subject", b"N-1"),
+    ]
+    xml, problem = decode_record(b"<a>\xc3\xa9</a>", [*headers, ("content-type", b"text/xml")])
+    raw, _ = decode_record(b"\x00\xff", [*headers, ("content-type", b"application/pdf")])
+
+    assert problem is None
+    assert xml is not None
+    assert (xml["data"], xml["datacontenttype"]) == ("<a>é</a>", "text/xml")
+    assert raw is not None
+    assert (raw["data_base64"], "data" in raw) == ("AP8=", False)
+
+
 @pytest.mark.parametrize(
     ("value", "headers", "problem"),
     [
         (b"{nope", [], "not a JSON event"),
         (b"[1, 2]", [], "a CloudEvent is a JSON object"),
+        (b'{"id": "a", "id": "b"}', [], 'duplicate name "id"'),
+        (b'{"id": NaN}', [], "NaN and Infinity are not JSON numbers"),
         (b"{nope", [("ce_specversion", b"1.0")], "data is not JSON"),
     ],
 )
@@ -251,6 +272,34 @@ async def test_a_binary_mode_dead_letter_keeps_the_original_value_and_ce_headers
     assert described["platypus.event.id"] == event["id"]
     assert [e["path"] for e in described["platypus.errors"]] == ["data.amount"]
     assert fake_vendor.requests == []
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [b"sales.opportunity.closed_won.v1", b"sales.opportunity.closed_won.v1;AAAAAAAAAAAAAAAAAAAAAA"],
+    ids=["type-only", "forged-proof"],
+)
+async def test_a_record_claiming_to_be_validated_is_validated_and_dead_lettered(
+    worker: KafkaDriver, kafka_broker: KafkaBroker, fake_vendor: FakeVendor, claim: bytes
+) -> None:
+    event = closed_won(currency="euro")  # invalid, but the flow's condition still holds
+    value = json.dumps(event).encode()
+    headers = [
+        ("content-type", b"application/cloudevents+json"),
+        (EVENT_ID_HEADER, event["id"].encode()),
+        (VALIDATED_HEADER, claim),
+    ]
+    key = event["subject"].encode()
+    await asyncio.to_thread(kafka_broker.produce, worker.events_topic, [(key, value, headers)])
+    await worker.drain()
+
+    [letter] = await asyncio.to_thread(
+        kafka_broker.read, worker.settings.topic("dead-letter"), expected=1
+    )
+    assert letter.value == value
+    described = describe_headers(letter.headers)
+    assert [e["path"] for e in described["platypus.errors"]] == ["data.currency"]
+    assert fake_vendor.requests == []  # the header did not let it through
 
 
 async def test_platypus_web_answers_202_once_the_broker_has_the_event(

@@ -36,6 +36,7 @@ from platypus.runtime.base import Settlement
 from platypus.runtime.consumer import Consumer
 from platypus.runtime.memory import MemoryLedger, MemoryLog
 from platypus.runtime.wiring import build_pipeline
+from platypus.validated import proof
 from tests.support import closed_won
 
 
@@ -116,13 +117,20 @@ class Harness:
         self.consumer = Consumer(self.processor, self.log, max_in_flight=100)
         self._task: asyncio.Task[None] | None = None
 
-    async def append(self, *events: Mapping[str, Any], validated: bool = True) -> None:
+    async def append(
+        self, *events: Mapping[str, Any], validated: bool = True, claim: bytes | None = None
+    ) -> None:
+        """Append records as this process's ingress does (``validated``), or as another
+        producer would, with ``claim`` as their `VALIDATED_HEADER` if given."""
         records = []
         for event in events:
+            value = json.dumps(event).encode()
             headers: tuple[tuple[str, bytes], ...] = ((EVENT_ID_HEADER, event["id"].encode()),)
             if validated:
-                headers += ((VALIDATED_HEADER, event["type"].encode()),)
-            records.append(NewRecord(event["subject"], json.dumps(event).encode(), headers))
+                headers += ((VALIDATED_HEADER, proof(event["type"], value)),)
+            elif claim is not None:
+                headers += ((VALIDATED_HEADER, claim),)
+            records.append(NewRecord(event["subject"], value, headers))
         await self.log.append(EVENTS_TOPIC, records)
 
     async def __aenter__(self) -> Harness:
@@ -321,6 +329,44 @@ async def test_an_unvalidated_record_is_validated_and_dead_lettered_when_invalid
         [settlement] = await run.settled(1)
     assert [o.status for o in settlement.outcomes] == ["dead_lettered"]
     assert run.vendor.calls == []
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [b"sales.opportunity.closed_won.v1", b"sales.opportunity.closed_won.v1;AAAAAAAAAAAAAAAAAAAAAA"],
+    ids=["type-only", "forged-proof"],
+)
+async def test_a_record_claiming_validation_without_proof_is_validated(
+    tmp_path: Path, claim: bytes
+) -> None:
+    broken = closed_won(currency="euro")
+    run = Harness(tmp_path, ONE_STEP)
+    async with run:
+        await run.append(broken, validated=False, claim=claim)
+        [settlement] = await run.settled(1)
+    assert [o.status for o in settlement.outcomes] == ["dead_lettered"]
+    assert run.vendor.calls == []
+
+
+async def test_a_record_this_process_validated_is_not_validated_again(tmp_path: Path) -> None:
+    # Invalid now, but proven validated by this process (a schema tightened since,
+    # say): the proof is what spares the second validation, and it holds.
+    checked_before = closed_won(currency="euro")
+    run = Harness(tmp_path, ONE_STEP)
+    async with run:
+        await run.append(checked_before, validated=True)
+        [settlement] = await run.settled(1)
+    assert [o.status for o in settlement.outcomes] == ["delivered"]
+
+
+async def test_a_proof_is_for_one_value_only(tmp_path: Path) -> None:
+    valid, broken = closed_won(), closed_won(currency="euro")
+    stolen = proof(valid["type"], json.dumps(valid).encode())  # copied onto another record
+    run = Harness(tmp_path, ONE_STEP)
+    async with run:
+        await run.append(broken, validated=False, claim=stolen)
+        [settlement] = await run.settled(1)
+    assert [o.status for o in settlement.outcomes] == ["dead_lettered"]
 
 
 class FailingSink(MemoryLog):

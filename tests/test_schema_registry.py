@@ -307,3 +307,90 @@ def test_export_writes_one_file_per_type(registry: SchemaRegistry, tmp_path: Pat
         content = json.loads(path.read_text())
         assert content["x-event-type"] == path.name.removesuffix(".json")
         assert content == registry.json_schema(content["x-event-type"])
+
+
+# -- check_event: the envelope and the data from the stored bytes, strictly ---------------
+
+
+def _whole(data: Any, event_type: str = CLOSED_WON, **attributes: Any) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "/test",
+        "type": event_type,
+        "subject": "0065g00000ABCDE",
+        "data": data,
+        **attributes,
+    }
+
+
+def _check(registry: SchemaRegistry, event: dict[str, Any]) -> bytes:
+    return registry.check_event(event, json.dumps(event).encode())
+
+
+def test_check_event_reports_envelope_and_data_errors_together(registry: SchemaRegistry) -> None:
+    event = _whole(closed_won(amount="lots"), time="yesterday")
+    with pytest.raises(EventValidationError) as caught:
+        _check(registry, event)
+    assert sorted(e.path for e in caught.value.errors) == ["data.amount", "time"]
+    assert "not a valid CloudEvent" in str(caught.value)
+
+
+def test_check_event_of_an_unknown_type_reports_the_envelope_too(registry: SchemaRegistry) -> None:
+    event = _whole({}, event_type="sales.nope.v1")
+    del event["subject"]
+    with pytest.raises(EventValidationError) as caught:
+        _check(registry, event)
+    assert sorted(e.path for e in caught.value.errors) == ["subject", "type"]
+
+
+def test_check_event_masks_personal_data_but_not_the_envelope(registry: SchemaRegistry) -> None:
+    event = _whole(closed_won(owner_email=7), platypusx=[1])
+    with pytest.raises(EventValidationError) as caught:
+        _check(registry, event)
+    got = {e.path: e.got for e in caught.value.errors}
+    assert got["data.owner_email"] == MASK
+
+
+class _Stamp(BaseModel):
+    at: Any = None
+
+
+@event_schema("test.nested.values", version=1)
+class _Nested(BaseModel):
+    from datetime import datetime as _dt
+    from decimal import Decimal as _Dec
+
+    when: _dt
+    prices: list[_Dec]
+    by_name: dict[str, _Dec] = {}
+    maybe: _Dec | None = None
+    stamps: list[_Stamp] = []
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"when": "2026", "prices": []}, "data.when"),
+        ({"when": "2026-01-02T10:00:00", "prices": []}, "data.when"),
+        ({"when": "2026-01-02T10:00:00Z", "prices": [1, " 2"]}, "data.prices[1]"),
+        ({"when": "2026-01-02T10:00:00Z", "prices": [], "by_name": {"a": "1e2"}}, "data.by_name.a"),
+        ({"when": "2026-01-02T10:00:00Z", "prices": [], "maybe": "1_0"}, "data.maybe"),
+    ],
+)
+def test_what_strict_mode_still_converts_is_refused_where_it_is(
+    data: dict[str, Any], path: str
+) -> None:
+    registry = SchemaRegistry([])
+    registry.register_model(_Nested)
+    with pytest.raises(EventValidationError) as caught:
+        _check(registry, _whole(data, "test.nested.values.v1"))
+    assert [e.path for e in caught.value.errors] == [path]
+
+
+def test_decimal_text_and_rfc_3339_times_are_taken_as_sent() -> None:
+    registry = SchemaRegistry([])
+    registry.register_model(_Nested)
+    data = {"when": "2026-01-02t10:00:00.5+01:00", "prices": ["-0.50", 2, 3.25], "maybe": None}
+    event = _whole(data, "test.nested.values.v1")
+    assert _check(registry, event) == json.dumps(event).encode()

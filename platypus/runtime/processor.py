@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from pydantic import ValidationError
 
 from platypus import core
 from platypus.adapter import Adapter, Request
 from platypus.deadletter import DeadLetter, dead_letter
-from platypus.envelope import CloudEvent
-from platypus.exceptions import EventValidationError, FieldError
+from platypus.envelope import stored_form
+from platypus.exceptions import EventValidationError, FieldError, JsonTextError
 from platypus.flow.model import FlowSpec, OnError, StepSpec
+from platypus.jsontext import dumps, loads
 from platypus.logging import redaction_scope
 from platypus.records import (
     EVENT_ID_HEADER,
@@ -38,10 +38,10 @@ from platypus.records import (
 from platypus.redaction import personal_values, scrub_data
 from platypus.retry import RetryPolicy
 from platypus.runtime.base import DeliveryLedger
-from platypus.runtime.codec import decode_record
+from platypus.runtime.codec import decode_record, read_record
 from platypus.runtime.connections import Connections
 from platypus.schema_registry import SchemaRegistry
-from platypus.validation import field_errors
+from platypus.validated import proven
 
 __all__ = [
     "EventResult",
@@ -180,8 +180,9 @@ class Processor:
         """Run the event in ``record`` through its flows.
 
         ``event`` is the event already decoded; by default it is read from the
-        record (structured or binary mode). A record whose type the ingress
-        validated (`VALIDATED_HEADER`) is not validated again; any other is.
+        record (structured or binary mode). A record that this process's ingress
+        validated (`platypus.validated`) is not validated again; any other is,
+        whatever its headers say.
         """
         held = record_event_id(record)
         if held not in self._holds:
@@ -197,16 +198,12 @@ class Processor:
         event: dict[str, Any] | None,
         delivered: dict[tuple[str, str], Any],
     ) -> EventResult:
-        if event is None:
-            event, problem = decode_record(record.value, record.headers)
-            if event is None:
-                return self.unreadable(record, problem or "the record is not an event")
+        read = self._read(record, event)
+        if isinstance(read, EventResult):
+            return read
+        event = read
         event_id = str(event.get("id", ""))
         event_type = str(event.get("type", ""))
-        if record.header(VALIDATED_HEADER) != event_type:
-            problem_error = self._validate(event)
-            if problem_error is not None:
-                return self.unreadable(record, str(problem_error), problem_error.errors, event)
         values = _PersonalValues(event.get("data"), self.schemas.personal_paths(event_type))
         result = EventResult(event_id, event_type)
         flows = self.route(event_type)
@@ -225,19 +222,29 @@ class Processor:
             structlog.contextvars.reset_contextvars(**tokens)
         return result
 
-    def _validate(self, event: dict[str, Any]) -> EventValidationError | None:
+    def _read(self, record: Record, event: dict[str, Any] | None) -> dict[str, Any] | EventResult:
+        """The record's event as flows read it, or its dead letter if it is not a valid one.
+
+        A record proven validated by this process is only parsed; any other is
+        read strictly (`platypus.runtime.codec`) and validated, envelope and
+        data, from its canonical bytes, as the ingress does.
+        """
+        if proven(record.header(VALIDATED_HEADER), record.value):
+            trusted: dict[str, Any] = loads(record.value) if event is None else event
+            return trusted
+        parsed: dict[str, Any] | None = None
         try:
-            envelope = CloudEvent.model_validate(event)
-        except ValidationError as exc:
-            errors = field_errors(exc)
-            return EventValidationError(
-                f"event {event.get('id')!r} is not a valid CloudEvent", errors, str(event.get("id"))
-            )
-        try:
-            self.schemas.validate(envelope)
+            if event is None:
+                parsed, value = read_record(record.value, record.headers)
+            else:
+                parsed = stored_form(dict(event))
+                value = dumps(parsed)
+            self.schemas.check_event(parsed, value)
+        except JsonTextError as exc:
+            return self.unreadable(record, f"the record is not a JSON event: {exc}")
         except EventValidationError as exc:
-            return exc
-        return None
+            return self.unreadable(record, str(exc), exc.errors, parsed)
+        return parsed  # as validated: lenient fields hold their converted values
 
     def unreadable(
         self,

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the ingress, served at ``GET /openapi.json``.
 
-It describes ``POST /events`` (one event or a batch, every content type, every
-answer with its schema; each event type's ``data`` is its registered JSON Schema)
+It describes ``POST /events`` (one event or a batch, in each mode of the HTTP
+binding, every answer with its schema; each event type's ``data`` is its
+registered JSON Schema)
 and one ``POST /webhooks/<name>`` per configured source, in that vendor's format.
 """
 
@@ -73,6 +74,23 @@ _ACCEPTED = {
 }
 
 
+# Binary mode's attribute headers: (attribute, required by Platypus).
+_BINARY_HEADERS = (
+    ("specversion", True),
+    ("id", True),
+    ("source", True),
+    ("type", True),
+    ("subject", True),
+    ("time", False),
+    ("dataschema", False),
+)
+
+
+# A JSON media type, as `platypus.envelope.data_kind` reads one: */json or */*+json,
+# in any case, with or without parameters.
+_JSON_MEDIA = r"^[A-Za-z0-9!#$&^_.+-]+/(?:[A-Za-z0-9!#$&^_.+-]*\+)?[Jj][Ss][Oo][Nn]\s*(?:;.*)?$"
+
+
 def _json(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -90,8 +108,21 @@ def openapi_document(
     components: dict[str, Any] = dict(top.get("$defs", {}))
     envelope = keys[(CloudEvent, "validation")]["$ref"]
     # Extension attributes: any name the envelope takes (lower-case letters and
-    # digits), which every standard attribute's name is too.
-    components[envelope.rsplit("/", 1)[1]]["propertyNames"] = {"pattern": _EXTENSION_NAME.pattern}
+    # digits, as every standard attribute's name but data_base64), holding what
+    # CloudEvents' type system allows (`platypus.envelope`): text without control
+    # characters, a boolean, a 32-bit integer; null leaves it unset.
+    envelope_schema = components[envelope.rsplit("/", 1)[1]]
+    envelope_schema["propertyNames"] = {
+        "anyOf": [{"pattern": _EXTENSION_NAME.pattern}, {"enum": ["data_base64"]}]
+    }
+    envelope_schema["additionalProperties"] = {
+        "anyOf": [
+            {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+            {"type": "boolean"},
+            {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+            {"type": "null"},
+        ]
+    }
     typed = []
     for schema in schemas:
         name = f"Event_{schema.type.replace('.', '_')}"
@@ -104,6 +135,12 @@ def openapi_document(
                     "properties": {
                         "type": {"const": schema.type},
                         "data": keys[(schema.model, "validation")],
+                        # A registered type's data is JSON, in data: never data_base64,
+                        # and its content type, when given, a JSON one (`data_kind`).
+                        "data_base64": {"type": "null"},
+                        "datacontenttype": {
+                            "anyOf": [{"type": "null"}, {"type": "string", "pattern": _JSON_MEDIA}]
+                        },
                     },
                     "required": ["type", "data"],
                 },
@@ -124,12 +161,35 @@ def openapi_document(
     error = _ref("Error")
     events_op = {
         "operationId": "postEvents",
-        "summary": "Take one CloudEvent or a batch in (structured JSON mode).",
+        "summary": "Take one CloudEvent or a batch in (structured, binary or batched mode).",
         "description": (
-            "A batch is all or nothing. 202 is answered once every event is durably "
-            "appended; an event whose (source, id) was already accepted is acknowledged, "
-            "not appended again. Every refused body is recorded with the reasons."
+            "The three modes of the CloudEvents HTTP binding. Structured: "
+            "application/cloudevents+json, one event (data, or data_base64 for data that "
+            "is neither JSON nor text). Batched: application/cloudevents-batch+json, an "
+            "array of events. Binary: the attributes as ce-* headers (percent-encoded; "
+            "ce-specversion says the request is in binary mode) and the event's data as "
+            "the body, in any content type (JSON, XML, text, bytes). application/json "
+            "without ce-* headers is one event or a batch. Every mode is stored in one "
+            "form (docs/events.md). A batch is all or nothing. 202 is answered once every "
+            "event is durably appended; an event whose (source, id) was already accepted "
+            "is acknowledged, not appended again. Every refused body is recorded with the "
+            "reasons."
         ),
+        # Binary mode keys on its ce-* headers, which OpenAPI cannot tie to a content
+        # type: a document listing them as parameters (or */* as a body) would tell a
+        # generated client that any body without them is fine. So it is described
+        # here, as an extension, and the machine-readable body is exactly what the
+        # structured and batched modes accept.
+        "x-cloudevents-binary-mode": {
+            "description": (
+                "Send the attributes as ce-* headers (percent-encoded) and the event's data "
+                "as the body, in its own Content-Type; ce-specversion marks the mode."
+            ),
+            "headers": [
+                {"name": f"ce-{name}", "required": req, "schema": {"type": "string"}}
+                for name, req in _BINARY_HEADERS
+            ],
+        },
         "requestBody": {
             "required": True,
             "content": {
@@ -140,12 +200,16 @@ def openapi_document(
         },
         "responses": {
             "202": _json(_ref("Accepted"), "Every event is on disk."),
-            "400": _json(error, "Not JSON (with line and column), or not an event or a list."),
+            "400": _json(
+                error,
+                "Not JSON an event is read from (with line and column), not an event or a "
+                "list, or binary-mode headers that cannot be read.",
+            ),
             "413": _json(
                 error,
                 f"Body over {settings.max_body_bytes} bytes, or over {settings.max_batch} events.",
             ),
-            "415": _json(error, "Not a JSON content type."),
+            "415": _json(error, "Not a JSON content type, and not binary mode."),
             "422": _json(error, "An event or its data does not match its schema."),
         },
     }

@@ -62,8 +62,8 @@ def _schema(document: dict[str, Any], phase: str) -> Any:
 
 def _one_media_type(document: dict[str, Any], media: str) -> dict[str, Any]:
     narrowed = copy.deepcopy(document)
-    content = narrowed["paths"]["/events"]["post"]["requestBody"]["content"]
-    narrowed["paths"]["/events"]["post"]["requestBody"]["content"] = {media: content[media]}
+    operation = narrowed["paths"]["/events"]["post"]
+    operation["requestBody"]["content"] = {media: operation["requestBody"]["content"][media]}
     return narrowed
 
 
@@ -139,6 +139,10 @@ def test_a_decimal_is_published_as_a_number_or_decimal_text_not_any_string() -> 
     assert text == {"type": "string", "pattern": r"^-?(?:0|[1-9][0-9]{0,13})(?:\.[0-9]{1,4}0*)?$"}
 
 
-def test_extension_attribute_names_are_published_as_the_envelope_takes_them() -> None:
+def test_extension_attributes_are_published_as_the_envelope_takes_them() -> None:
     envelope = DOCUMENT["components"]["schemas"]["CloudEvent"]
-    assert envelope["propertyNames"] == {"pattern": "^[a-z0-9]{1,40}$"}
+    assert envelope["propertyNames"] == {
+        "anyOf": [{"pattern": "^[a-z0-9]{1,40}$"}, {"enum": ["data_base64"]}]
+    }
+    kinds = [kind.get("type") for kind in envelope["additionalProperties"]["anyOf"]]
+    assert kinds == ["string", "boolean", "integer", "null"]
