@@ -60,6 +60,7 @@ from platypus.exceptions import ConfigurationError, DeliveryError, PermanentErro
 from platypus.logging import get_logger
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
+from platypus.vendorhttp import mask_secrets_in
 
 from ._faults import AuthenticationFaultError, classify
 from ._workers import (
@@ -465,10 +466,7 @@ class WorkdayAdapter(Adapter):
 
     def _scrubbed(self, error: DeliveryError) -> DeliveryError:
         # A tenant or a library may echo a credential back; never pass it on.
-        message = error.message
-        for secret in [self._password, *self._old_passwords]:
-            if secret is not None and secret.get_secret_value():
-                message = message.replace(secret.get_secret_value(), "***")
+        message = mask_secrets_in(error.message, [self._password, *self._old_passwords])
         if message == error.message:
             return error
         return type(error)(
