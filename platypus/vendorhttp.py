@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.redaction import MASK, scrub_text
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -84,16 +85,41 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def mask_secrets_in(text: str, secrets: Iterable[SecretStr]) -> str:
-    """``text`` with every non-empty secret value replaced by ``***``.
+def mask_secrets_in(
+    text: str, secrets: Iterable[SecretStr | str | None], personal: Iterable[str] = ()
+) -> str:
+    """``text`` with every secret and personal value in it replaced by ``***``.
 
-    Vendors and libraries sometimes echo a credential back in an error body.
+    Vendors and libraries echo a credential or a person's data back in an error
+    body, and rarely as it was sent: lower-cased, URL- or JSON-escaped, cut off by
+    an excerpt. Every value is looked for the way `platypus.redaction.Scrubber`
+    reads text (case, escapes and cut values; short values only as whole words),
+    and a secret also exactly, wherever it is. Every adapter passes the text it
+    takes from a vendor's answer (or a library's exception) through here.
+    """
+    if not text:
+        return text
+    found = (s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets)
+    keys: list[str] = [key for key in found if key]
+    for key in keys:
+        text = text.replace(key, MASK)
+    values = frozenset([*keys, *(value for value in personal if value)])
+    return scrub_text(text, values) if values else text
+
+
+def mask_secrets_in_code(code: str, secrets: Iterable[SecretStr | str | None]) -> str:
+    """A vendor's error code with any whole secret value in it replaced by ``***``.
+
+    A code (``token_expired``, ``INVALID_SESSION_ID``) is a machine identifier
+    that adapters compare to classify a failure: it is masked only where it holds
+    a secret exactly, never by `mask_secrets_in`'s reading of cut values, which
+    would take ``token`` in ``token_expired`` for the end of a token ending so.
     """
     for secret in secrets:
-        value = secret.get_secret_value()
+        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
         if value:
-            text = text.replace(value, "***")
-    return text
+            code = code.replace(value, MASK)
+    return code
 
 
 def async_client(

@@ -72,3 +72,34 @@ def test_an_https_root_is_kept_and_anything_else_is_refused() -> None:
     for wrong in ("http://acme.example.com", "https://acme.example.com/api", "acme"):
         with pytest.raises(ValueError, match="https://acme"):
             https_root(wrong, "https://acme.example.com")
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "token TOK-9F3B2C71-ABCDEF refused",  # upper-cased
+        "see https://vendor.example/?t=tok%2D9f3b2c71%2Dabcdef",  # URL-escaped
+        '{"detail": "tok\\u002d9f3b2c71\\u002dabcdef"}',  # JSON-escaped
+        "bad credential tok-9f3b2c",  # cut off by an excerpt at the end of the text
+    ],
+)
+def test_a_secret_echoed_changed_is_masked(echo: str) -> None:
+    masked = mask_secrets_in(echo, [SecretStr("tok-9f3b2c71-abcdef")])
+    assert "9f3b2c" not in masked.lower().replace("%2d", "-").replace("\\u002d", "-")
+    assert "***" in masked
+
+
+def test_personal_values_are_masked_changed_and_short_ones_only_as_words() -> None:
+    text = "user xavier.qw@corp-pii.example (ADA) exists; see Canada"
+    masked = mask_secrets_in(text, [], ["Xavier.Qw@Corp-Pii.example", "Ada"])
+    assert masked == "user *** (***) exists; see Canada"
+
+
+def test_a_vendor_code_is_masked_only_where_it_holds_a_whole_secret() -> None:
+    from platypus.vendorhttp import mask_secrets_in_code
+
+    secrets = [SecretStr("xoxb-1111-fakeslackbottoken")]
+    # Read as free text, "token" at the start would be taken for the token's cut end.
+    assert mask_secrets_in("token_expired", secrets) == "***_expired"
+    assert mask_secrets_in_code("token_expired", secrets) == "token_expired"
+    assert mask_secrets_in_code("bad xoxb-1111-fakeslackbottoken", secrets) == "bad ***"

@@ -551,8 +551,7 @@ class CoupaAdapter(Adapter):
 
     def _scrub(self, text: str, personal: tuple[str, ...] = ()) -> str:
         # Coupa or a library may echo a credential, or a contact's address (personal data).
-        text = mask_secrets_in(text, [self._client_secret, *self._issued])
-        return mask_secrets_in(text, [SecretStr(value) for value in personal if len(value) > 2])
+        return mask_secrets_in(text, [self._client_secret, *self._issued], personal)
 
     def __repr__(self) -> str:
         return f"CoupaAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"

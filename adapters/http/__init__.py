@@ -34,7 +34,12 @@ from pydantic_core import PydanticSerializationError, to_json
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.retry import Duration
-from platypus.vendorhttp import USER_AGENT, parse_retry_after
+from platypus.vendorhttp import (
+    USER_AGENT,
+    mask_secrets_in,
+    mask_secrets_in_code,
+    parse_retry_after,
+)
 
 __all__ = [
     "BasicAuth",
@@ -284,7 +289,11 @@ class HttpAdapter(Adapter):
 
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         code = _vendor_code(response)
-        vendor_code = None if code is None else self._scrub(code)
+        vendor_code = (
+            None
+            if code is None
+            else mask_secrets_in_code(code, [*self._secrets.values(), *self._raw_secrets])
+        )
         body = self._scrub(response.text[:_BODY_EXCERPT].strip()) or "(empty body)"
         message = f"{where} answered {status} {response.reason_phrase}: {body}"
         retryable = status in _RETRYABLE_STATUS or 500 <= status < 600
@@ -296,9 +305,7 @@ class HttpAdapter(Adapter):
 
     def _scrub(self, text: str) -> str:
         # A vendor or a library may echo a credential back; never pass it on.
-        for secret in [*self._secrets.values(), *self._raw_secrets]:
-            text = text.replace(secret.get_secret_value(), "***")
-        return text
+        return mask_secrets_in(text, [*self._secrets.values(), *self._raw_secrets])
 
     def __repr__(self) -> str:
         return (

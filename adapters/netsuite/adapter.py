@@ -20,6 +20,7 @@ from zeep.wsdl import Document
 
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import PermanentError, RetryableError
+from platypus.vendorhttp import mask_secrets_in
 
 from .errors import (
     SESSION_FAULT,
@@ -392,11 +393,7 @@ class NetSuiteAdapter(Adapter):
 
     def _scrub(self, text: str) -> str:
         # NetSuite never echoes a secret, but a proxy or a library might: never pass it on.
-        for secret in (self._consumer_secret, self._token_secret):
-            value = secret.get_secret_value()
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return mask_secrets_in(text, [self._consumer_secret, self._token_secret])
 
     def __repr__(self) -> str:
         return (

@@ -656,8 +656,7 @@ class OktaAdapter(Adapter):
 
     def _scrub(self, text: str, personal: tuple[str, ...] = ()) -> str:
         # Okta may echo a login (personal data) in a summary, and a library a credential.
-        text = mask_secrets_in(text, [self._api_token, *self._secrets])
-        return mask_secrets_in(text, [SecretStr(value) for value in personal if len(value) > 2])
+        return mask_secrets_in(text, [self._api_token, *self._secrets], personal)
 
     def __repr__(self) -> str:
         return f"OktaAdapter(connection={self.connection!r}, org_url={self._config.org_url!r})"

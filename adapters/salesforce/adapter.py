@@ -35,6 +35,7 @@ from platypus.exceptions import (
     RetryableError,
 )
 from platypus.secrets import SecretRef
+from platypus.vendorhttp import mask_secrets_in
 
 from .errors import (
     INVALID_SESSION_ID,
@@ -705,11 +706,7 @@ class SalesforceAdapter(Adapter):
 
     def _scrub(self, text: str) -> str:
         # Salesforce or a library may echo a credential back; never pass it on.
-        for secret in self._secrets.values():
-            value = secret.get_secret_value()
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return mask_secrets_in(text, self._secrets.values())
 
     def __repr__(self) -> str:
         auth = self._config.auth

@@ -616,8 +616,7 @@ class ScimAdapter(Adapter):
 
     def _scrub(self, text: str, personal: tuple[str, ...] = ()) -> str:
         # A provider may echo a userName or an address (personal data), or a credential.
-        text = mask_secrets_in(text, [self._secret, self._authorization])
-        return mask_secrets_in(text, [SecretStr(value) for value in personal if len(value) > 2])
+        return mask_secrets_in(text, [self._secret, self._authorization], personal)
 
     def __repr__(self) -> str:
         return f"ScimAdapter(connection={self.connection!r}, base_url={self._config.base_url!r})"

@@ -18,6 +18,7 @@ from platypus.vendorhttp import (
     USER_AGENT,
     json_or_none,
     mask_secrets_in,
+    mask_secrets_in_code,
     parse_retry_after,
     untrusted_certificate,
     verify_with,
@@ -174,7 +175,7 @@ class SlackAdapter(Adapter):
         status = response.status_code
         answer = json_or_none(response)
         error = answer.get("error") if isinstance(answer, Mapping) else None
-        code = self._scrub(str(error)) if error is not None else None
+        code = self._scrub_code(str(error)) if error is not None else None
         if status == 429 or status == 408 or 500 <= status < 600:
             raise RetryableError(
                 f"Slack {method} answered {status}{f' ({code})' if code else ''}: "
@@ -312,6 +313,9 @@ class SlackAdapter(Adapter):
     def _scrub(self, text: str) -> str:
         # Slack or a library may echo a credential back; never pass it on.
         return mask_secrets_in(text, [self._client_secret, *self._secrets])
+
+    def _scrub_code(self, code: str) -> str:
+        return mask_secrets_in_code(code, [self._client_secret, *self._secrets])
 
     def _untrusted(self, exc: httpx.TransportError) -> None:
         """A certificate this connection does not trust is no transient failure."""

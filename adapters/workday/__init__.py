@@ -37,6 +37,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import requests
@@ -47,6 +48,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from requests.adapters import HTTPAdapter
@@ -60,6 +62,7 @@ from platypus.exceptions import ConfigurationError, DeliveryError, PermanentErro
 from platypus.logging import get_logger
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
+from platypus.vendorhttp import mask_secrets_in
 
 from ._faults import AuthenticationFaultError, classify
 from ._workers import (
@@ -130,6 +133,29 @@ class WorkdaySettings(BaseModel):
         le=64,
         description="Most calls in flight at once (zeep is synchronous: one thread each).",
     )
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) that verify the tenant's TLS certificate instead "
+        "of the system's; REQUESTS_CA_BUNDLE is then ignored.",
+    )
+    proxy: str | None = Field(
+        default=None,
+        description="HTTP(S) proxy for the calls, e.g. http://proxy:3128; null: HTTPS_PROXY "
+        "from the environment (unless ca_bundle is set).",
+    )
+
+    @field_validator("endpoint", "ca_bundle", "proxy", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # platypus.yaml reads these from the environment: ${NAME:-} is "" when unset.
+        return None if value == "" else value
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// proxy URL, e.g. http://proxy:3128")
+        return value
 
     @model_validator(mode="after")
     def _check_endpoint(self) -> WorkdaySettings:
@@ -317,6 +343,12 @@ class WorkdayAdapter(Adapter):
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.max_workers)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        if config.ca_bundle is not None:
+            session.verify = str(config.ca_bundle)
+            # Otherwise REQUESTS_CA_BUNDLE and friends override `verify`.
+            session.trust_env = False
+        if config.proxy is not None:
+            session.proxies = {"https": config.proxy, "http": config.proxy}
         transport = _QuietTransport(  # type: ignore[no-untyped-call]
             session=session, timeout=config.timeout, operation_timeout=config.timeout
         )
@@ -465,10 +497,7 @@ class WorkdayAdapter(Adapter):
 
     def _scrubbed(self, error: DeliveryError) -> DeliveryError:
         # A tenant or a library may echo a credential back; never pass it on.
-        message = error.message
-        for secret in [self._password, *self._old_passwords]:
-            if secret is not None and secret.get_secret_value():
-                message = message.replace(secret.get_secret_value(), "***")
+        message = mask_secrets_in(error.message, [self._password, *self._old_passwords])
         if message == error.message:
             return error
         return type(error)(

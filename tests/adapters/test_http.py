@@ -61,3 +61,24 @@ class TestContract(AdapterContract):
             "reset": RESET,
         }
         vendor.script("/orders", [replies[failure]])
+
+
+async def test_a_token_the_vendor_echoes_changed_is_masked_in_the_error(
+    fake_vendor: FakeVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platypus.exceptions import PermanentError
+
+    monkeypatch.setenv("CONTRACT_HTTP_TOKEN", TOKEN)
+    adapter = TestContract().make_adapter(fake_vendor)
+    echo = f"token {TOKEN.upper()} refused, see /auth?t={TOKEN.replace('-', '%2D')}"
+    fake_vendor.script("/orders", [(401, {"error": echo})])
+    await adapter.start()
+    try:
+        with pytest.raises(PermanentError) as caught:
+            await adapter.call(TestContract().write("evt-echo"))
+    finally:
+        await adapter.close()
+
+    text = str(caught.value).lower().replace("%2d", "-")
+    assert "5f1e" not in text
+    assert "***" in text

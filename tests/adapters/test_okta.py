@@ -647,3 +647,28 @@ def test_every_setting_is_described_and_unknown_ones_are_refused() -> None:
     for model in (OktaSettings, ApiTokenAuth, PrivateKeyJwtAuth):
         assert all(f.description for f in model.model_fields.values()), model.__name__
         assert model.model_config.get("extra") == "forbid"
+
+
+async def test_a_login_okta_echoes_changed_is_masked_in_the_error(
+    okta: FakeOkta, adapter: OktaAdapter
+) -> None:
+    # Okta's summaries quote what was sent; a gateway may change its case or escape it.
+    okta.fail_next(
+        "/api/v1/users",
+        Reply(
+            400,
+            okta_error(
+                "E0000001",
+                f"Api validation failed: login {LOGIN.upper()}",
+                f"see /api/v1/users?filter=profile.login+eq+%22{LOGIN.replace('@', '%40')}%22",
+            ),
+        ),
+        method="POST",
+    )
+
+    with pytest.raises(PermanentError) as caught:
+        await call(adapter, "create_user", profile=profile())
+
+    text = str(caught.value).lower()
+    assert "ada.quill" not in text.replace("%40", "@")
+    assert "***" in text

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,11 +17,18 @@ from lxml import etree
 from zeep.exceptions import Fault
 
 from platypus.adapter import Adapter, Request
-from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
+from platypus.exceptions import (
+    ConfigurationError,
+    DeliveryError,
+    PermanentError,
+    RetryableError,
+)
 from platypus.logging import configure_logging
 from platypus_adapters.workday import WorkdayAdapter, WorkdaySettings, default_endpoint
 from platypus_adapters.workday._faults import AuthenticationFaultError, classify
 from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.proxy import TunnelProxy
+from tests.fakes.tls import TestCA
 from tests.fakes.workday import WD, WSSE, Delay, FakeWorkday, WorkdaySchema, wsdl_path
 
 WSDL = wsdl_path()
@@ -552,3 +560,67 @@ async def test_a_password_that_cannot_be_re_read_is_permanent(
             await adapter.call(lookup({"employee_ids": ["21001"]}))
     finally:
         await adapter.close()
+
+
+# -- TLS and proxies -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _https_workday(test_ca: TestCA) -> Iterator[FakeWorkday]:
+    fake = FakeWorkday(WorkdaySchema(WSDL), password=PASSWORD, tls=test_ca)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def https_workday(_https_workday: FakeWorkday, monkeypatch: pytest.MonkeyPatch) -> FakeWorkday:
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    _https_workday.reset(password=PASSWORD)
+    return _https_workday
+
+
+async def test_the_ca_bundle_verifies_workday_and_the_proxy_tunnels_every_call(
+    https_workday: FakeWorkday, test_ca: TestCA, tunnel_proxy: TunnelProxy
+) -> None:
+    assert https_workday.endpoint.startswith("https://")
+    adapter = make_adapter(
+        https_workday, ca_bundle=str(test_ca.path), proxy=tunnel_proxy.url, timeout=5
+    )
+    await adapter.start()
+    try:
+        result = await adapter.call(lookup({"employee_ids": ["21001"]}))
+    finally:
+        await adapter.close()
+    assert [w["worker_id"] for w in result["workers"]] == ["21001"]
+    assert set(tunnel_proxy.tunnels) == {urlsplit(https_workday.endpoint).netloc}
+
+
+async def test_without_the_ca_bundle_the_tenant_is_not_trusted(
+    https_workday: FakeWorkday,
+) -> None:
+    adapter = make_adapter(https_workday, timeout=5)
+    await adapter.start()
+    try:
+        with pytest.raises(DeliveryError):
+            await adapter.call(lookup({"employee_ids": ["21001"]}))
+    finally:
+        await adapter.close()
+    assert https_workday.received == []
+
+
+def test_ca_bundle_proxy_and_endpoint_left_empty_by_the_environment_are_unset() -> None:
+    settings = WorkdaySettings.model_validate(
+        {
+            "tenant": "acme",
+            "username": "isu",
+            "password": {"env": PASSWORD_ENV},
+            "wsdl": str(WSDL),
+            "endpoint": "",
+            "ca_bundle": "",
+            "proxy": "",
+        }
+    )
+    assert (settings.endpoint, settings.ca_bundle, settings.proxy) == (None, None, None)
+    with pytest.raises(ValueError, match="proxy URL"):
+        WorkdaySettings.model_validate({**settings.model_dump(), "proxy": "socks5://p:1080"})

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from platypus.config import load_config
+from platypus_adapters.coupa import CoupaSettings
 from platypus_adapters.netsuite import NetSuiteSettings
+from platypus_adapters.okta import OktaSettings
 from platypus_adapters.salesforce import ClientCredentialsAuth, SalesforceSettings
 from platypus_adapters.slack import SlackSettings
+from platypus_adapters.workday import WorkdaySettings
 from platypus_adapters.zuora import ZuoraSettings
 from tests.catalog.conftest import REPO
 
@@ -25,6 +28,13 @@ ENVIRONMENT = {
     "ZUORA_CA_BUNDLE": "/etc/platypus/zuora-ca.pem",
     "SLACK_BASE_URL": "https://slack-proxy.internal/api",
     "SLACK_CA_BUNDLE": "/etc/platypus/slack-ca.pem",
+    "WORKDAY_TENANT": "acme",
+    "WORKDAY_WSDL": "/etc/platypus/Human_Resources-v30.wsdl",
+    "WORKDAY_ENDPOINT": "https://wd-proxy.internal/ccx/service/acme/Human_Resources/v30.0",
+    "WORKDAY_CA_BUNDLE": "/etc/platypus/wd-ca.pem",
+    "OKTA_CLIENT_ID": "0oa-platypus",
+    "OKTA_CA_BUNDLE": "/etc/platypus/okta-ca.pem",
+    "COUPA_CA_BUNDLE": "/etc/platypus/coupa-ca.pem",
 }
 
 
@@ -53,6 +63,16 @@ def test_endpoints_and_ca_bundles_come_from_the_environment(
     assert isinstance(slack, SlackSettings)
     assert slack.base_url == "https://slack-proxy.internal/api"
     assert str(slack.ca_bundle) == "/etc/platypus/slack-ca.pem"
+    workday = settings("workday", WorkdaySettings)
+    assert isinstance(workday, WorkdaySettings)
+    assert workday.service_url == ENVIRONMENT["WORKDAY_ENDPOINT"]
+    assert str(workday.ca_bundle) == "/etc/platypus/wd-ca.pem"
+    okta = settings("okta", OktaSettings)
+    assert isinstance(okta, OktaSettings)
+    assert str(okta.ca_bundle) == "/etc/platypus/okta-ca.pem"
+    coupa = settings("coupa", CoupaSettings)
+    assert isinstance(coupa, CoupaSettings)
+    assert str(coupa.ca_bundle) == "/etc/platypus/coupa-ca.pem"
 
 
 def test_left_unset_they_are_the_vendors_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,6 +91,10 @@ def test_left_unset_they_are_the_vendors_own(monkeypatch: pytest.MonkeyPatch) ->
         == "https://1234567-sb1.suitetalk.api.netsuite.com/services/NetSuitePort_2023_2"
     )
     assert netsuite.ca_bundle is None
+    workday = settings("workday", WorkdaySettings)
+    assert isinstance(workday, WorkdaySettings)
+    assert (workday.endpoint, workday.ca_bundle) == (None, None)
+    assert workday.service_url.startswith("https://wd2-impl-services1.workday.com/")
 
 
 def test_salesforce_authenticates_with_a_flow_that_outlives_soap_login(

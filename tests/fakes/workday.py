@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from zeep import Client
 
 from platypus._server import ServerThread
+from tests.fakes.tls import TestCA, TlsServerThread
 from tests.fakes.vendor import read_request
 from tests.fakes.vendor_files import vendor_file
 
@@ -202,7 +203,9 @@ class FakeWorkday:
         tenant: str = "acme",
         username: str = "isu_platypus@acme",
         password: str = "workday-isu-password",  # noqa: S107 -- a fake tenant's password
+        tls: TestCA | None = None,
     ) -> None:
+        """``tls``: serve HTTPS with that CA's certificate (clients need its ``path``)."""
         self.schema = schema
         self.tenant = tenant
         self.username = username
@@ -215,7 +218,7 @@ class FakeWorkday:
         self._in_flight = 0
         self._generation = 0
         self.max_in_flight = 0
-        self._server = ServerThread(self._app)
+        self._server = ServerThread(self._app) if tls is None else TlsServerThread(self._app, tls)
         self.reset()
 
     # -- life ---------------------------------------------------------------
