@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -16,6 +16,7 @@ from platypus_adapters.coupa import RESULTS, CoupaAdapter, CredentialsError
 from platypus_adapters.coupa.models import CoupaSettings
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.coupa import RESET, FakeCoupa, Reply, Slow
+from tests.fakes.proxy import TunnelProxy
 
 
 @pytest.fixture(scope="module")
@@ -439,3 +440,17 @@ def test_every_setting_is_described_and_unknown_ones_are_refused() -> None:
     for model in (CoupaSettings,):
         assert all(f.description for f in model.model_fields.values()), model.__name__
         assert model.model_config.get("extra") == "forbid"
+
+
+async def test_the_proxy_tunnels_every_call_to_the_instance_and_its_token_endpoint(
+    coupa: FakeCoupa, tunnel_proxy: TunnelProxy
+) -> None:
+    adapter = make_adapter(coupa, proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        supplier = coupa.add_supplier("Acme Supplies", "S-1")
+        coupa.add_purchase_order("PO-4411", supplier)
+        assert (await call(adapter, "find_purchase_order", po_number="PO-4411"))["found"]
+    finally:
+        await adapter.close()
+    assert set(tunnel_proxy.tunnels) == {urlsplit(coupa.url).netloc}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -17,6 +18,7 @@ from platypus_adapters.okta._ratelimit import RateLimits, bucket_of, parse_rate_
 from platypus_adapters.okta.models import ApiTokenAuth, OktaSettings, PrivateKeyJwtAuth
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.okta import RESET, FakeOkta, Reply, Slow, okta_error
+from tests.fakes.proxy import TunnelProxy
 
 LOGIN = "ada.quill@example.com"
 
@@ -672,3 +674,16 @@ async def test_a_login_okta_echoes_changed_is_masked_in_the_error(
     text = str(caught.value).lower()
     assert "ada.quill" not in text.replace("%40", "@")
     assert "***" in text
+
+
+async def test_the_proxy_tunnels_every_call_to_the_org_and_its_token_endpoint(
+    okta: FakeOkta, tunnel_proxy: TunnelProxy
+) -> None:
+    adapter = make_adapter(okta, proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        okta.add_user(**profile())
+        assert (await call(adapter, "find_user", user=LOGIN))["found"] is True
+    finally:
+        await adapter.close()
+    assert set(tunnel_proxy.tunnels) == {urlsplit(okta.url).netloc}

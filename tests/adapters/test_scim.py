@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -14,6 +14,7 @@ from platypus.exceptions import ConfigurationError, PermanentError, RetryableErr
 from platypus_adapters.scim import RESULTS, CredentialsError, ScimAdapter
 from platypus_adapters.scim.models import BasicAuth, BearerAuth, ScimSettings
 from tests.adapters.contract import AdapterContract, Failure
+from tests.fakes.proxy import TunnelProxy
 from tests.fakes.scim import ENTERPRISE, PATCH_OP, RESET, FakeScim, Reply, Slow, scim_error
 
 EMAIL = "ada.quill@example.com"
@@ -471,3 +472,16 @@ def test_every_setting_is_described_and_unknown_ones_are_refused() -> None:
     for model in (ScimSettings, BearerAuth, BasicAuth):
         assert all(f.description for f in model.model_fields.values()), model.__name__
         assert model.model_config.get("extra") == "forbid"
+
+
+async def test_the_proxy_tunnels_every_call_to_the_provider(
+    scim: FakeScim, tunnel_proxy: TunnelProxy
+) -> None:
+    adapter = make_adapter(scim, proxy=tunnel_proxy.url)
+    await adapter.start()
+    try:
+        assert (await call(adapter, "upsert_user", **user()))["created"] is True
+    finally:
+        await adapter.close()
+    assert set(tunnel_proxy.tunnels) == {urlsplit(scim.base_url).netloc}
+    assert scim.users_with("externalId", "W-10042")
