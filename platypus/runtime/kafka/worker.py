@@ -53,6 +53,11 @@ __all__ = ["KafkaRuntime", "run_worker"]
 _log = structlog.get_logger("platypus.runtime")
 
 _BATCH = 1000  # records handed to the consumer at most at once
+_LINGER = 0.002
+"""Seconds a batch waits for more records once the first is there. faust hands
+records over one at a time; without the wait most batches held a single record,
+and each paid a ledger read of its own (3,100 of 3,600 batches in a 30,000-event
+run)."""
 
 
 class KafkaRuntime:
@@ -217,6 +222,10 @@ class KafkaRuntime:
                 self._buffered.clear()
                 await self._buffered.wait()
                 continue
+            if len(self._buffer) < _BATCH:
+                await asyncio.sleep(_LINGER)
+                if not self._buffer:  # revoked meanwhile
+                    continue
             batch, self._buffer = self._buffer[:_BATCH], self._buffer[_BATCH:]
             self._taken.set()
             await self._pass_over_settled(batch)
