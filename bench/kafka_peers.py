@@ -92,20 +92,25 @@ class KRun:
 def quix_python(install: bool) -> tuple[str | None, str]:
     """The quixstreams venv's python (made when ``install``), or None and why not."""
     venv_python = QUIX_VENV / "bin" / "python"
-    stamp = QUIX_VENV / ".installed"
+    # The peer imports the event model through platypus.envelope, which reads JSON
+    # with jiter: the venv needs it beside quixstreams (a new stamp re-installs).
+    stamp = QUIX_VENV / ".installed-jiter"
     if stamp.exists():
         return str(venv_python), ""
     if not install:
         return None, f"no quixstreams venv at {QUIX_VENV} (a full run of this script makes it)"
     print(f"making {QUIX_VENV} and installing quixstreams from PyPI ...", file=sys.stderr)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        if not venv_python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
         subprocess.run(
-            [str(venv_python), "-m", "pip", "install", "--quiet", "quixstreams"],
+            [str(venv_python), "-m", "pip", "install", "--quiet", "quixstreams", "jiter"],
             check=True,
             timeout=900,
         )
-        subprocess.run([str(venv_python), "-c", "import quixstreams"], check=True, timeout=120)
+        subprocess.run(
+            [str(venv_python), "-c", "import quixstreams, jiter"], check=True, timeout=120
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"quixstreams could not be installed in {QUIX_VENV}: {exc}"
     stamp.write_text("")

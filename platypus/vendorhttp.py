@@ -8,6 +8,7 @@ credentials out of text it passes on, a CA bundle and a proxy) lives here once.
 from __future__ import annotations
 
 import math
+import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -19,12 +20,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from platypus._aiohttp import AiohttpTransport
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.redaction import MASK, scrub_text
 
 _M = TypeVar("_M", bound=BaseModel)
 
 __all__ = [
+    "TRANSPORT_ENV",
     "USER_AGENT",
     "async_client",
     "blank_is_unset",
@@ -122,6 +125,10 @@ def mask_secrets_in_code(code: str, secrets: Iterable[SecretStr | str | None]) -
     return code
 
 
+TRANSPORT_ENV = "PLATYPUS_HTTP_TRANSPORT"
+"""Set to ``httpx`` to give every vendor client httpx's own connection pool instead of aiohttp's."""
+
+
 def async_client(
     *,
     base_url: str,
@@ -130,17 +137,26 @@ def async_client(
     headers: Mapping[str, str] | None = None,
     ca_bundle: Path | None = None,
     proxy: str | None = None,
+    verify: ssl.SSLContext | bool = True,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` set up the way vendor adapters need it.
 
-    Connections are pooled up to ``max_connections``; redirects are not followed
-    (a vendor that redirects an API call is misconfigured, and following it could
-    send a credential elsewhere). ``ca_bundle`` verifies the vendor's certificate
-    with those CAs instead of the system's; ``proxy`` sends every request through
-    that proxy. When either is given, the environment (``HTTPS_PROXY``,
-    ``SSL_CERT_FILE``) no longer overrides it.
+    Connections are pooled up to ``max_connections``, and all of them are kept
+    alive; redirects are not followed (a vendor that redirects an API call is
+    misconfigured, and following it could send a credential elsewhere).
+    ``ca_bundle`` verifies the vendor's certificate with those CAs instead of the
+    system's (``verify`` takes a context or a flag instead); ``proxy`` sends every
+    request through that proxy. When either is given, the environment
+    (``HTTPS_PROXY``, ``SSL_CERT_FILE``) no longer overrides it.
+
+    Requests go out through aiohttp's connection pool (`AiohttpTransport`, the
+    ``httpx-aiohttp`` transport that openai-python ships): httpx's own pool costs
+    more CPU per request the more connections it holds (encode/httpx#3215), which
+    capped deliveries at about 100 a second at 64 connections. Adapters see
+    httpx's API either way. httpx's pool is used instead for a SOCKS proxy (which
+    aiohttp cannot speak) and when ``PLATYPUS_HTTP_TRANSPORT=httpx``.
     """
-    verify: ssl.SSLContext | bool = True
     if ca_bundle is not None:
         try:
             verify = ssl.create_default_context(cafile=str(ca_bundle))
@@ -149,19 +165,76 @@ def async_client(
                 f"cannot use ca_bundle {ca_bundle}: {exc}; give a readable PEM file of CA "
                 "certificates, or leave ca_bundle out to use the system's"
             ) from None
-    return httpx.AsyncClient(
+    trust_env = ca_bundle is None and proxy is None
+    client_class = _AiohttpClient if _aiohttp_can_serve(proxy, trust_env) else httpx.AsyncClient
+    return client_class(
         base_url=base_url,
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         timeout=httpx.Timeout(timeout),
+        # Keep as many connections alive as may be in use, or each call above the
+        # cap opens a new TCP connection.
         limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=min(max_connections, 20),
+            max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         follow_redirects=False,
         verify=verify,
         proxy=proxy,
-        trust_env=ca_bundle is None and proxy is None,
+        trust_env=trust_env,
+        auth=auth,
     )
+
+
+def _aiohttp_can_serve(proxy: str | None, trust_env: bool) -> bool:
+    """Whether aiohttp can honour the client's settings: not for a SOCKS proxy."""
+    if os.environ.get(TRANSPORT_ENV, "").strip().lower() == "httpx":
+        return False
+    proxies = [proxy] if proxy else []
+    if trust_env and not proxy:
+        proxies = [
+            value
+            for name, value in os.environ.items()
+            if name.lower() in ("all_proxy", "https_proxy", "http_proxy") and value
+        ]
+    return not any(p.strip().lower().startswith("socks") for p in proxies)
+
+
+class _AiohttpClient(httpx.AsyncClient):
+    """httpx's client with aiohttp's pool under it, for direct and proxied URLs alike.
+
+    httpx still reads the proxy settings (explicit, or from the environment with
+    ``NO_PROXY``), verifies with the same SSL context, applies ``auth``, headers,
+    cookies and timeouts; only the connection pool is aiohttp's.
+    """
+
+    def _init_transport(
+        self,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx.Limits = httpx.Limits(),  # noqa: B008 -- httpx's signature
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> httpx.AsyncBaseTransport:
+        del http1, http2
+        if transport is not None:
+            return transport
+        return AiohttpTransport(verify=verify, cert=cert, trust_env=trust_env, limits=limits)
+
+    def _init_proxy_transport(
+        self,
+        proxy: httpx.Proxy,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx.Limits = httpx.Limits(),  # noqa: B008 -- httpx's signature
+    ) -> httpx.AsyncBaseTransport:
+        del http1, http2
+        return AiohttpTransport(
+            verify=verify, cert=cert, trust_env=trust_env, limits=limits, proxy=proxy
+        )
 
 
 def parse_input(model: type[_M], payload: Any, *, connection: str, action: str) -> _M:

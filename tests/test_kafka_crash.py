@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.vendor import FakeVendor
+from tests.fakes.vendor import FakeVendor, Reply
 from tests.kafka_broker import KafkaBroker
 from tests.runtimes import start_worker, stop_worker, wait_worker_healthy, write_kafka_project
 from tests.support import closed_won, free_port
@@ -115,3 +115,91 @@ def _runs(values: list[int]) -> list[list[int]]:
         else:
             runs[-1].append(value)
     return runs
+
+
+SETTLED_AHEAD_FLOW = """
+name: settled-ahead
+consumes: sales.opportunity.closed_won.v1
+steps:
+  - name: slow
+    to: vendor.post
+    when: data.amount == `1`
+    params: {path: /slow}
+    payload: {event: id}
+  - name: refused
+    to: vendor.post
+    when: data.amount == `2`
+    params: {path: /refused}
+    payload: {event: id}
+"""
+
+
+def _settled_marks(root: Path) -> int:
+    """Records the worker marked settled, read through a connection of the test's own."""
+    import sqlite3
+
+    ledger = root / ".platypus" / "ledger.db"
+    if not ledger.exists():
+        return 0
+    with sqlite3.connect(ledger) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM settled").fetchone()[0])
+        except sqlite3.OperationalError:  # the worker has not made the table yet
+            return 0
+
+
+async def test_a_dead_letter_settled_past_the_committed_offset_happens_once_across_a_kill(
+    tmp_path: Path, fake_vendor: FakeVendor, kafka_broker: KafkaBroker
+) -> None:
+    # One partition: the refused event (offset 1) is dead-lettered while the slow
+    # one (offset 0) holds the commit back. A kill -9 there, then a restart, must
+    # not run the refused event again: one request, one dead letter.
+    vendor = {"adapter": "http", "settings": {"base_url": fake_vendor.url, "timeout": 60}}
+    settings = write_kafka_project(
+        tmp_path,
+        fake_vendor.url,
+        {"orders": SETTLED_AHEAD_FLOW},
+        kafka_broker,
+        name="settled",
+        partitions=1,
+        connections={"vendor": vendor},
+    )
+    fake_vendor.script("/slow", [Reply(201, delay=30)])
+    fake_vendor.script("/refused", [(400,), (400,)])  # a second run would dead-letter again
+    slow, refused = closed_won("006000000000000001", amount=1), closed_won(amount=2)
+    records = [(e["subject"].encode(), json.dumps(e).encode(), []) for e in (slow, refused)]
+    dead_letters = settings.topic("dead-letter")
+
+    worker = start_worker(tmp_path)
+    try:
+        await wait_worker_healthy(worker, settings.web_port)
+        await asyncio.to_thread(kafka_broker.produce, settings.topic("events"), records)
+        deadline = time.monotonic() + 60
+        while not _settled_marks(tmp_path):
+            assert time.monotonic() < deadline, "the refused event was never settled"
+            assert worker.poll() is None, "the worker died"
+            await asyncio.sleep(0.05)
+        assert len(fake_vendor.requests_to("/slow")) == 1  # still in flight
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+
+        worker = start_worker(tmp_path)
+        await wait_worker_healthy(worker, settings.web_port)
+        await fake_vendor.wait_for(2, path="/slow", within=60)
+        # Both offsets committed: nothing of the partition is left to run again.
+        deadline = time.monotonic() + 30
+        while (
+            await asyncio.to_thread(
+                kafka_broker.committed, settings.group_id, settings.topic("events"), missing=0
+            )
+        ).get(0, 0) < 2:
+            assert time.monotonic() < deadline, "the partition was not committed to its end"
+            await asyncio.sleep(0.2)
+    finally:
+        stop_worker(worker)
+
+    letters = await asyncio.to_thread(kafka_broker.read, dead_letters, expected=1)
+    refusals = fake_vendor.requests_to("/refused")
+    print(f"\ndead letters: {len(letters)}, refused requests: {len(refusals)}")
+    assert [json.loads(r.value or b"")["id"] for r in letters] == [refused["id"]]
+    assert len(refusals) == 1

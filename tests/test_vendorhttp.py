@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import httpx
 import pytest
 from pydantic import BaseModel, SecretStr
 
+from platypus._aiohttp import AiohttpTransport
 from platypus.exceptions import PermanentError
 from platypus.vendorhttp import (
+    TRANSPORT_ENV,
     USER_AGENT,
+    _aiohttp_can_serve,
+    async_client,
     https_root,
     json_or_none,
     mask_secrets_in,
@@ -103,3 +110,114 @@ def test_a_vendor_code_is_masked_only_where_it_holds_a_whole_secret() -> None:
     assert mask_secrets_in("token_expired", secrets) == "***_expired"
     assert mask_secrets_in_code("token_expired", secrets) == "token_expired"
     assert mask_secrets_in_code("bad xoxb-1111-fakeslackbottoken", secrets) == "bad ***"
+
+
+# -- the client under every vendor adapter ---------------------------------------------
+
+
+class _Loopback:
+    """A raw HTTP/1.1 server on loopback, in the test's loop: counts connections open at once."""
+
+    def __init__(self, answer: bytes | None, delay: float = 0.0) -> None:
+        self.answer = answer  # None: read the request, then hang up without a word
+        self.delay = delay
+        self.open_now = 0
+        self.most_open = 0
+        self.cookies: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> _Loopback:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.cookies += [
+                    line.split(b":", 1)[1].strip().decode()
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"cookie:")
+                ]
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                if self.answer is None:
+                    break
+                writer.write(self.answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: s=1\r\n\r\nok"
+
+
+async def test_vendor_clients_use_aiohttps_pool_and_keep_httpxs_answers() -> None:
+    async with _Loopback(_OK) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=4)
+        async with client:
+            assert isinstance(client._transport, AiohttpTransport)
+            first = await client.post("/x", json={"a": 1})
+            await client.get("/x")
+        assert (first.status_code, first.text) == (200, "ok")
+        assert first.request.headers["User-Agent"] == USER_AGENT
+        # httpx keeps the vendor's cookie and sends it once; aiohttp keeps none of its own.
+        assert vendor.cookies == ["s=1"]
+
+
+async def test_the_pool_opens_no_more_connections_than_max_connections() -> None:
+    async with _Loopback(_OK, delay=0.05) as vendor:
+        client = async_client(base_url=vendor.url, timeout=10, max_connections=3)
+        async with client:
+            answers = await asyncio.gather(*(client.get("/x") for _ in range(12)))
+        assert [a.status_code for a in answers] == [200] * 12
+        assert vendor.most_open == 3
+
+
+async def test_transport_failures_are_httpxs_own_types() -> None:
+    async with _Loopback(None) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get("/hangs-up")
+    async with _Loopback(_OK, delay=5) as vendor:
+        client = async_client(base_url=vendor.url, timeout=0.2, max_connections=1)
+        async with client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get("/slow")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    client = async_client(base_url=f"http://127.0.0.1:{port}", timeout=5, max_connections=1)
+    async with client:
+        with pytest.raises(httpx.ConnectError) as refused:
+            await client.get("/")
+    failure = transport_failure("Acme", "POST /x", refused.value, timeout=5, url="u")
+    assert "Check that Acme is reachable" in str(failure)
+
+
+def test_a_socks_proxy_or_the_switch_falls_back_to_httpxs_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    direct = async_client(base_url="https://example.com", timeout=1, max_connections=1)
+    assert isinstance(direct._transport, AiohttpTransport)
+    # aiohttp speaks no SOCKS (httpx does, with socksio): those keep httpx's pool.
+    assert not _aiohttp_can_serve("socks5://127.0.0.1:1080", trust_env=False)
+    monkeypatch.setenv("ALL_PROXY", "socks5h://127.0.0.1:1080")
+    assert not _aiohttp_can_serve(None, trust_env=True)
+    assert _aiohttp_can_serve("http://127.0.0.1:3128", trust_env=False)
+    monkeypatch.delenv("ALL_PROXY")
+    monkeypatch.setenv(TRANSPORT_ENV, "httpx")
+    switched = async_client(base_url="https://example.com", timeout=1, max_connections=1)
+    assert isinstance(switched._transport, httpx.AsyncHTTPTransport)

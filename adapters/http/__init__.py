@@ -36,6 +36,7 @@ from platypus.exceptions import ConfigurationError, PermanentError, RetryableErr
 from platypus.retry import Duration
 from platypus.vendorhttp import (
     USER_AGENT,
+    async_client,
     mask_secrets_in,
     mask_secrets_in_code,
     parse_retry_after,
@@ -185,19 +186,13 @@ class HttpAdapter(Adapter):
         self._raw_secrets = []
         self._secrets = self._read_secrets()
         config = self._config
-        self._client = httpx.AsyncClient(
+        self._client = async_client(
             base_url=config.base_url,
             headers={"User-Agent": _USER_AGENT, **config.headers},
-            timeout=httpx.Timeout(config.timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                # Keep as many connections alive as may be in use, or each call above
-                # the cap opens a new TCP connection.
-                max_keepalive_connections=config.max_connections,
-            ),
+            timeout=config.timeout,
+            max_connections=config.max_connections,
             verify=config.verify_tls,
             auth=_SecretHeaders(self._secrets) if self._secrets else None,
-            follow_redirects=False,
         )
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.vendorhttp import (
     USER_AGENT,
+    async_client,
     json_or_none,
     mask_secrets_in,
     mask_secrets_in_code,
@@ -84,15 +85,11 @@ class SlackAdapter(Adapter):
             self._refresh_token = self._remember(config.refresh_token.resolve())
             self._client_id = config.client_id.resolve()
             self._client_secret = config.client_secret.resolve()
-        self._client = httpx.AsyncClient(
+        self._client = async_client(
             base_url=config.base_url + "/",
             headers={"User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(config.timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_connections,
-            ),
-            follow_redirects=False,
+            timeout=config.timeout,
+            max_connections=config.max_connections,
             verify=verify_with(config.ca_bundle, connection=self.connection),
             proxy=config.proxy,
         )

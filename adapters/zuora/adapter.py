@@ -13,6 +13,7 @@ from platypus.exceptions import MissingDependencyError, PermanentError, Retryabl
 from platypus.logging import get_logger
 from platypus.vendorhttp import (
     USER_AGENT,
+    async_client,
     json_or_none,
     mask_secrets_in,
     untrusted_certificate,
@@ -95,15 +96,11 @@ class ZuoraAdapter(Adapter):
             headers["Zuora-Version"] = config.zuora_version
         if config.entity_ids:
             headers["Zuora-Entity-Ids"] = config.entity_ids
-        self._client = httpx.AsyncClient(
+        self._client = async_client(
             base_url=config.base_url,
             headers=headers,
-            timeout=httpx.Timeout(config.timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=min(config.max_connections, 20),
-            ),
-            follow_redirects=False,
+            timeout=config.timeout,
+            max_connections=config.max_connections,
             verify=verify_with(config.ca_bundle, connection=self.connection),
             proxy=config.proxy,
         )

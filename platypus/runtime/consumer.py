@@ -99,6 +99,11 @@ class Consumer:
             else:
                 self._settled_before.pop(partition, None)
 
+    def pass_over(self, partition: int, offsets: Iterable[int]) -> None:
+        """Offsets of ``partition`` whose outcome is already durable, as for `assign`:
+        passed over when they arrive, not processed again."""
+        self._settled_before.setdefault(partition, set()).update(offsets)
+
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions another worker now owns: what is still running there
         finishes and settles, but commits nothing."""
