@@ -108,7 +108,9 @@ def flows_run_command(
     """Show what each step would send for the event(s) in EVENT_FILE (JSON or JSON Lines).
 
     Earlier steps' results are not known without sending: a step reading one
-    sees the placeholder <steps.STEP.FIELD>.
+    sees the placeholder <steps.STEP.FIELD>, and a step whose condition reads
+    one says it depends on that step's answer. Exits 1 if an event would be
+    refused or a step would fail.
     """
     from platypus.adapter import AdapterRegistry
     from platypus.authoring.dryrun import dry_run as plan
@@ -131,11 +133,11 @@ def flows_run_command(
             sys.exit(2)
     events = _read_events(event_file)
     schemas, adapters = SchemaRegistry.default(), AdapterRegistry.default()
-    refused = False
+    failed = False
     plans = []
     for index, event in enumerate(events):
         result = plan(event, flows, schemas=schemas, adapters=adapters, config=config)
-        refused = refused or bool(result.refused)
+        failed = failed or result.failed
         plans.append(result.to_dict())
         if not as_json:
             if index:
@@ -143,7 +145,7 @@ def flows_run_command(
             click.echo(result.render())
     if as_json:
         echo_json({"events": plans})
-    if refused:
+    if failed:
         sys.exit(1)
 
 
