@@ -164,7 +164,8 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 
 @examples(
-    "platypus flows graph > flows.mmd",
+    "platypus flows graph >> docs/flows.md      # a ```mermaid block for Markdown",
+    "platypus flows graph --bare > flows.mmd    # plain Mermaid, for mermaid-cli",
     "platypus flows graph --format svg -o flows.svg",
     "platypus flows graph --json",
 )
@@ -175,12 +176,22 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     "--format", "fmt", type=click.Choice(["mermaid", "svg"]), default="mermaid", show_default=True
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bare", is_flag=True, help="Mermaid without the ```mermaid fence.")
 @_JSON
 @_errors
 def flows_graph_command(
-    paths: tuple[Path, ...], project: Path, fmt: str, output: Path | None, as_json: bool
+    paths: tuple[Path, ...],
+    project: Path,
+    fmt: str,
+    output: Path | None,
+    bare: bool,
+    as_json: bool,
 ) -> None:
-    """Draw event types -> flows -> connections, as Mermaid text or an SVG picture."""
+    """Draw event types -> flows (their condition and steps, in order) -> connections.
+
+    Mermaid comes in a ```mermaid fence, ready for Markdown (--bare leaves it
+    out); --format svg draws a picture any browser opens.
+    """
     from platypus.authoring.graph import build_graph, to_mermaid, to_svg
     from platypus.config import load_config
     from platypus.flow.loader import flow_files, load_flow
@@ -192,7 +203,7 @@ def flows_graph_command(
     if as_json and output is None:
         echo_json(graph.to_dict())
         return
-    text = to_mermaid(graph) if fmt == "mermaid" else to_svg(graph)
+    text = to_mermaid(graph, fenced=not bare) if fmt == "mermaid" else to_svg(graph)
     if output is None:
         click.echo(text, nl=False)
     else:
