@@ -66,12 +66,18 @@ class Graph:
         """The graph as ``platypus flows graph --json`` prints it (docs/cli.md)."""
         nodes = []
         for n in self.nodes:
-            item: dict[str, Any] = {"id": n.id, "kind": n.kind, "label": n.label}
-            if n.kind == "step":
-                item.update(flow=n.flow, order=n.order, to=n.to)
-            if n.kind in ("step", "flow"):
-                item["when"] = n.when or None
-            nodes.append(item)
+            step = n.kind == "step"
+            nodes.append(
+                {
+                    "id": n.id,
+                    "kind": n.kind,
+                    "label": n.label,
+                    "flow": n.flow if step else None,
+                    "order": n.order if step else None,
+                    "to": n.to if step else None,
+                    "when": n.when or None,
+                }
+            )
         return {
             "nodes": nodes,
             "edges": [{"from": a, "to": b, "label": label} for a, b, label in self.edges],

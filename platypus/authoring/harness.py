@@ -169,6 +169,10 @@ class TestCase(BaseModel):
     calls: list[CallSpec] | None = Field(
         default=None, description="The adapter calls expected, in order (all of them)."
     )
+    delivered: bool = Field(
+        default=False,
+        description="Expect the event to be delivered; calls are compared only if given.",
+    )
     filtered: bool = Field(default=False, description="Expect the flow to filter the event out.")
     dead_lettered: DeadLetteredSpec | None = Field(
         default=None, description="Expect the event to be dead-lettered, and how."
@@ -179,11 +183,15 @@ class TestCase(BaseModel):
     def _one_event_one_outcome(self) -> TestCase:
         if (self.event is None) == (self.event_file is None):
             raise ValueError("give the event either inline (event:) or as event_file:")
-        outcomes = [self.filtered, self.dead_lettered is not None, self.discarded]
+        outcomes = [self.delivered, self.filtered, self.dead_lettered is not None, self.discarded]
         if sum(outcomes) > 1:
-            raise ValueError("expect at most one of filtered, dead_lettered and discarded")
+            raise ValueError(
+                "expect at most one of delivered, filtered, dead_lettered and discarded"
+            )
         if not any(outcomes) and self.calls is None:
-            raise ValueError("say what to expect: calls, filtered, dead_lettered or discarded")
+            raise ValueError(
+                "say what to expect: calls, delivered, filtered, dead_lettered or discarded"
+            )
         return self
 
 
