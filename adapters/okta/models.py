@@ -239,7 +239,9 @@ class UpdateProfileInput(UserInput):
     """Input of ``update_profile``: the attributes to change; the others are kept."""
 
     profile: dict[str, Any] = Field(
-        min_length=1, description="Profile attributes to set, by Okta's names."
+        min_length=1,
+        description="Profile attributes to set, by Okta's names.",
+        examples=[{"title": "Account Executive"}],
     )
 
     @field_validator("profile")

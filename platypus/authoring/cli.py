@@ -108,7 +108,9 @@ def flows_run_command(
     """Show what each step would send for the event(s) in EVENT_FILE (JSON or JSON Lines).
 
     Earlier steps' results are not known without sending: a step reading one
-    sees the placeholder <steps.STEP.FIELD>.
+    sees the placeholder <steps.STEP.FIELD>, and a step whose condition reads
+    one says it depends on that step's answer. Exits 1 if an event would be
+    refused or a step would fail.
     """
     from platypus.adapter import AdapterRegistry
     from platypus.authoring.dryrun import dry_run as plan
@@ -131,11 +133,11 @@ def flows_run_command(
             sys.exit(2)
     events = _read_events(event_file)
     schemas, adapters = SchemaRegistry.default(), AdapterRegistry.default()
-    refused = False
+    failed = False
     plans = []
     for index, event in enumerate(events):
         result = plan(event, flows, schemas=schemas, adapters=adapters, config=config)
-        refused = refused or bool(result.refused)
+        failed = failed or result.failed
         plans.append(result.to_dict())
         if not as_json:
             if index:
@@ -143,7 +145,7 @@ def flows_run_command(
             click.echo(result.render())
     if as_json:
         echo_json({"events": plans})
-    if refused:
+    if failed:
         sys.exit(1)
 
 
@@ -162,7 +164,8 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 
 @examples(
-    "platypus flows graph > flows.mmd",
+    "platypus flows graph >> docs/flows.md      # a ```mermaid block for Markdown",
+    "platypus flows graph --bare > flows.mmd    # plain Mermaid, for mermaid-cli",
     "platypus flows graph --format svg -o flows.svg",
     "platypus flows graph --json",
 )
@@ -173,12 +176,22 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     "--format", "fmt", type=click.Choice(["mermaid", "svg"]), default="mermaid", show_default=True
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bare", is_flag=True, help="Mermaid without the ```mermaid fence.")
 @_JSON
 @_errors
 def flows_graph_command(
-    paths: tuple[Path, ...], project: Path, fmt: str, output: Path | None, as_json: bool
+    paths: tuple[Path, ...],
+    project: Path,
+    fmt: str,
+    output: Path | None,
+    bare: bool,
+    as_json: bool,
 ) -> None:
-    """Draw event types -> flows -> connections, as Mermaid text or an SVG picture."""
+    """Draw event types -> flows (their condition and steps, in order) -> connections.
+
+    Mermaid comes in a ```mermaid fence, ready for Markdown (--bare leaves it
+    out); --format svg draws a picture any browser opens.
+    """
     from platypus.authoring.graph import build_graph, to_mermaid, to_svg
     from platypus.config import load_config
     from platypus.flow.loader import flow_files, load_flow
@@ -190,7 +203,7 @@ def flows_graph_command(
     if as_json and output is None:
         echo_json(graph.to_dict())
         return
-    text = to_mermaid(graph) if fmt == "mermaid" else to_svg(graph)
+    text = to_mermaid(graph, fenced=not bare) if fmt == "mermaid" else to_svg(graph)
     if output is None:
         click.echo(text, nl=False)
     else:

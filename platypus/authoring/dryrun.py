@@ -5,7 +5,13 @@ schema validation, routing, the flow's and each step's ``when``, the mapping and
 the check against the action's input model. No adapter is called, so a step that
 reads an earlier step's result (``steps.create_order.id``) sees a placeholder:
 the text ``<steps.create_order.id>``, and ``<result of create_order>`` for the
-whole result. A condition on such a result is evaluated on the placeholder.
+whole result. A condition on such a result is not guessed from the placeholder:
+the step is shown as depending on that step's answer, with what it would send
+if it runs. The same holds for a payload whose mapping or input check can only
+be judged with the answer.
+
+A dry run never ends in a traceback: an expression that raises is a step that
+would fail, as it would at run time, and `DryRun.failed` says whether any did.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from platypus import core
 from platypus.adapter import AdapterRegistry
 from platypus.config import ProjectConfig
 from platypus.envelope import CloudEvent
 from platypus.exceptions import ConfigurationError, EventValidationError
-from platypus.flow.model import FlowSpec
+from platypus.expression import Expression
+from platypus.flow.model import FlowSpec, StepSpec
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import field_errors
 
@@ -49,7 +56,7 @@ class StepPlan:
 
     step: str
     to: str
-    status: str  # send | skipped | fails
+    status: str  # send | skipped | fails | depends
     params: Mapping[str, Any] = field(default_factory=dict)
     payload: Any = None
     detail: str = ""
@@ -63,6 +70,13 @@ class DryRun:
     event_type: str
     refused: str = ""
     flows: list[tuple[FlowSpec, str, list[StepPlan]]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the event would be refused or a step would fail."""
+        return bool(self.refused) or any(
+            plan.status == "fails" for _, _, steps in self.flows for plan in steps
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as ``platypus flows run --dry-run --json`` prints it (docs/cli.md)."""
@@ -110,7 +124,12 @@ class DryRun:
                 if plan.status == "fails":
                     lines.append(f"  step {plan.step} -> {plan.to}: would FAIL: {plan.detail}")
                     break
-                lines.append(f"  step {plan.step} -> {plan.to}")
+                if plan.status == "depends":
+                    lines.append(f"  step {plan.step} -> {plan.to}: {plan.detail}")
+                    if plan.payload is None:
+                        continue
+                else:
+                    lines.append(f"  step {plan.step} -> {plan.to}")
                 lines.append(f"    params: {json.dumps(dict(plan.params), default=str)}")
                 payload = json.dumps(_shown(plan.payload), indent=2, default=str)
                 lines.append("    payload: " + payload.replace("\n", "\n    "))
@@ -149,37 +168,161 @@ def dry_run(
         out.refused = f"{exc}: {problems}"
         return out
     for flow in core.route(flows, event_type):
-        results: dict[str, Any] = {}
-        decision = core.decide_flow(flow, core.event_context(event, results))
-        if isinstance(decision, core.Filtered):
-            out.flows.append((flow, decision.reason, []))
-            continue
-        if isinstance(decision, core.Failed):
-            out.flows.append((flow, "", [StepPlan("(when)", "", "fails", detail=decision.message)]))
-            continue
-        plans = []
-        for step in flow.steps:
-            planned = core.decide_step(flow, step, core.event_context(event, results))
-            results[step.name] = _Placeholder(step.name)
-            if isinstance(planned, core.Filtered):
-                results[step.name] = None
-                plans.append(StepPlan(step.name, step.to, "skipped", detail=planned.reason))
-                continue
-            if isinstance(planned, core.Deliver):
-                failed = core.check_payload(
-                    _input(config, adapters, step.to), planned.payload, step
-                )
-                if failed is None:
-                    plans.append(StepPlan(step.name, step.to, "send", step.params, planned.payload))
-                    continue
-                planned = failed
-            detail = planned.message + "".join(
-                f"\n      {e.path}: {e.message}" for e in planned.errors
-            )
-            plans.append(StepPlan(step.name, step.to, "fails", detail=detail))
-            break
-        out.flows.append((flow, "", plans))
+        out.flows.append(_plan_flow(flow, event, config, adapters))
     return out
+
+
+def _plan_flow(
+    flow: FlowSpec, event: Mapping[str, Any], config: ProjectConfig, adapters: AdapterRegistry
+) -> tuple[FlowSpec, str, list[StepPlan]]:
+    results: dict[str, Any] = {}
+    try:
+        decision = core.decide_flow(flow, core.event_context(event, results))
+    except Exception as exc:  # noqa: BLE001 - any error of an expression is a failure to show
+        return flow, "", [StepPlan("(when)", "", "fails", detail=_raised(exc))]
+    if isinstance(decision, core.Filtered):
+        return flow, decision.reason, []
+    if isinstance(decision, core.Failed):
+        return flow, "", [StepPlan("(when)", "", "fails", detail=decision.message)]
+    plans = []
+    for step in flow.steps:
+        plan = _plan_step(flow, step, event, results, _input(config, adapters, step.to))
+        results[step.name] = None if plan.status == "skipped" else _Placeholder(step.name)
+        plans.append(plan)
+        if plan.status == "fails":
+            break
+    return flow, "", plans
+
+
+def _plan_step(
+    flow: FlowSpec,
+    step: StepSpec,
+    event: Mapping[str, Any],
+    results: Mapping[str, Any],
+    model: type[BaseModel] | None,
+) -> StepPlan:
+    unknown = [name for name, value in results.items() if isinstance(value, _Placeholder)]
+    waits_on = _reads(step.when, unknown) if step.when is not None else []
+    payload_reads = sorted(_template_reads(step.payload, unknown), key=unknown.index)
+    condition = ""
+    if step.when is not None and waits_on:
+        # Evaluating the condition on placeholders would be a guess: say what it waits for.
+        condition = f"runs only if its condition holds (when: {step.when.source})"
+        step = step.model_copy(update={"when": None})
+    ctx = core.event_context(event, results)
+    try:
+        planned = core.decide_step(flow, step, ctx)
+    except Exception as exc:  # noqa: BLE001 - any error of an expression is a failure to show
+        planned = core.Failed(type(exc).__name__, _raised(exc), retryable=False)
+    if isinstance(planned, core.Filtered):
+        return StepPlan(step.name, step.to, "skipped", detail=planned.reason)
+    if isinstance(planned, core.Deliver):
+        failed = core.check_payload(model, planned.payload, step)
+        if failed is None:
+            if not condition:
+                return StepPlan(step.name, step.to, "send", step.params, planned.payload)
+            detail = f"depends on {_answers(waits_on)}: {condition}; then it sends"
+            return StepPlan(step.name, step.to, "depends", step.params, planned.payload, detail)
+        if payload_reads and model is not None and _only_placeholders(model, planned.payload):
+            why = "its input can be checked only with the answer; it would send"
+            detail = _depends(waits_on, payload_reads, condition, why)
+            return StepPlan(step.name, step.to, "depends", step.params, planned.payload, detail)
+        planned = failed
+    if payload_reads:
+        # The mapping failed on a placeholder: only the real answer can tell.
+        why = f"its payload cannot be mapped without the answer ({planned.message})"
+        return StepPlan(
+            step.name, step.to, "depends", detail=_depends(waits_on, payload_reads, condition, why)
+        )
+    detail = planned.message + "".join(f"\n      {e.path}: {e.message}" for e in planned.errors)
+    if condition:
+        detail = f"{detail} (it {condition}, which depends on {_answers(waits_on)})"
+    return StepPlan(step.name, step.to, "fails", detail=detail)
+
+
+def _depends(waits_on: Sequence[str], reads: Sequence[str], condition: str, why: str) -> str:
+    names = [*waits_on, *(name for name in reads if name not in waits_on)]
+    parts = [condition, why] if condition else [why]
+    return f"depends on {_answers(names)}: {'; '.join(parts)}"
+
+
+def _answers(steps: Sequence[str]) -> str:
+    names = " and ".join(f"step {name}'s" for name in steps)
+    return f"{names} answer{'s' if len(steps) > 1 else ''}"
+
+
+def _raised(exc: BaseException) -> str:
+    return f"evaluating it raised {type(exc).__name__}: {exc}"
+
+
+def _only_placeholders(model: type[BaseModel], payload: Any) -> bool:
+    """Whether every input error is about a value that stands for a step's answer."""
+    try:
+        model.model_validate(payload)
+    except ValidationError as exc:
+        return all(_is_placeholder(err["input"]) for err in exc.errors())
+    return True
+
+
+def _is_placeholder(value: Any) -> bool:
+    return isinstance(value, _Placeholder) or (
+        isinstance(value, str) and "<steps." in value and ">" in value
+    )
+
+
+def _reads(expr: Expression, steps: Sequence[str]) -> list[str]:
+    """Which of ``steps`` the expression reads (``steps.NAME...``), in order."""
+    found: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if not isinstance(node, Mapping):
+            return
+        children = node.get("children", [])
+        if node.get("type") == "subexpression" and len(children) >= 2:
+            head, name = children[0], children[1]
+            if (
+                isinstance(head, Mapping)
+                and head.get("type") == "field"
+                and head.get("value") == "steps"
+                and isinstance(name, Mapping)
+                and name.get("type") == "field"
+            ):
+                found.add(str(name.get("value")))
+        for child in children:
+            visit(child)
+
+    visit(expr.ast)
+    # A bare `steps` reads every result.
+    if _reads_all_steps(expr.ast):
+        found.update(steps)
+    return [name for name in steps if name in found]
+
+
+def _reads_all_steps(node: Any) -> bool:
+    if not isinstance(node, Mapping):
+        return False
+    if node.get("type") == "field" and node.get("value") == "steps":
+        return True
+    children = node.get("children", [])
+    if node.get("type") == "subexpression" and children:
+        return False if _is_steps_field(children[0]) else any(map(_reads_all_steps, children))
+    return any(_reads_all_steps(child) for child in children)
+
+
+def _is_steps_field(node: Any) -> bool:
+    return (
+        isinstance(node, Mapping) and node.get("type") == "field" and node.get("value") == "steps"
+    )
+
+
+def _template_reads(template: Any, steps: Sequence[str]) -> set[str]:
+    if isinstance(template, Expression):
+        return set(_reads(template, steps))
+    if isinstance(template, Mapping):
+        return {name for value in template.values() for name in _template_reads(value, steps)}
+    if isinstance(template, list):
+        return {name for value in template for name in _template_reads(value, steps)}
+    return set()
 
 
 def _input(config: ProjectConfig, adapters: AdapterRegistry, to: str) -> Any:

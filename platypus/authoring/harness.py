@@ -38,7 +38,7 @@ import asyncio
 import copy
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -47,6 +47,7 @@ import structlog
 import structlog.testing
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from platypus.adapter import Action, Adapter, AdapterRegistry, Request
 from platypus.config import CONFIG_FILE, ProjectConfig, load_config
@@ -59,7 +60,7 @@ from platypus.exceptions import (
     PlatypusError,
     RetryableError,
 )
-from platypus.flow._yaml import Locations, parse_yaml
+from platypus.flow._yaml import Locations, YamlPath, parse_yaml
 from platypus.flow.loader import FLOW_SUFFIXES, TEST_SUFFIXES, load_flow
 from platypus.flow.model import FlowSpec
 from platypus.keys import ordering_key
@@ -71,6 +72,7 @@ from platypus.schema_registry import SchemaRegistry
 
 __all__ = [
     "CallSpec",
+    "CaseRead",
     "CaseResult",
     "DeadLetteredSpec",
     "FailSpec",
@@ -79,6 +81,7 @@ __all__ = [
     "RecordedCall",
     "RecordingAdapter",
     "TestCase",
+    "case_problems",
     "find_project_root",
     "flow_for_tests",
     "read_test_file",
@@ -166,6 +169,10 @@ class TestCase(BaseModel):
     calls: list[CallSpec] | None = Field(
         default=None, description="The adapter calls expected, in order (all of them)."
     )
+    delivered: bool = Field(
+        default=False,
+        description="Expect the event to be delivered; calls are compared only if given.",
+    )
     filtered: bool = Field(default=False, description="Expect the flow to filter the event out.")
     dead_lettered: DeadLetteredSpec | None = Field(
         default=None, description="Expect the event to be dead-lettered, and how."
@@ -176,11 +183,15 @@ class TestCase(BaseModel):
     def _one_event_one_outcome(self) -> TestCase:
         if (self.event is None) == (self.event_file is None):
             raise ValueError("give the event either inline (event:) or as event_file:")
-        outcomes = [self.filtered, self.dead_lettered is not None, self.discarded]
+        outcomes = [self.delivered, self.filtered, self.dead_lettered is not None, self.discarded]
         if sum(outcomes) > 1:
-            raise ValueError("expect at most one of filtered, dead_lettered and discarded")
+            raise ValueError(
+                "expect at most one of delivered, filtered, dead_lettered and discarded"
+            )
         if not any(outcomes) and self.calls is None:
-            raise ValueError("say what to expect: calls, filtered, dead_lettered or discarded")
+            raise ValueError(
+                "say what to expect: calls, delivered, filtered, dead_lettered or discarded"
+            )
         return self
 
 
@@ -533,8 +544,24 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseRead:
+    """One case as read: the case, or the problems that keep it from running."""
+
+    index: int
+    name: str
+    line: int
+    case: TestCase | None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TestFileRead:
-    """A test file as read: its cases (with their lines) or why it cannot be used."""
+    """A test file as read: its cases (each valid or not) or why it cannot be used.
+
+    A case with a mistake (an unknown key, a wrong type) is one failed case; the
+    file's other cases still run. ``error`` is set only when the file as a whole
+    cannot be used (not YAML, not a mapping, ``cases`` not a list).
+    """
 
     __test__: ClassVar[bool] = False
 
@@ -542,32 +569,105 @@ class TestFileRead:
     spec: FlowTestFile | None
     locations: Locations
     error: str = ""
+    cases: tuple[CaseRead, ...] = ()
 
     def line_of(self, index: int) -> int:
         return self.locations.value(("cases", index)).line
 
 
+_FILE_KEYS = list(FlowTestFile.model_fields)
+_MODELS_AT: dict[str, type[BaseModel]] = {
+    "calls": CallSpec,
+    "fail": FailSpec,
+    "dead_lettered": DeadLetteredSpec,
+}
+
+
 def read_test_file(path: Path) -> TestFileRead:
-    """Parse and validate a ``*.test.yaml`` file, keeping the line of each case."""
+    """Parse and validate a ``*.test.yaml`` file, keeping the line of each case.
+
+    Each case is validated on its own, so one misspelt key fails that case, at
+    its file:line with a did-you-mean, and not the whole file.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return TestFileRead(path, None, Locations(str(path)), f"cannot read it: {exc}")
     parsed = parse_yaml(text, str(path))
+    locations = parsed.locations
     if parsed.problems:
         first = parsed.problems[0].error
-        return TestFileRead(path, None, parsed.locations, f"{first.location}: {first.message}")
+        return TestFileRead(path, None, locations, f"{first.location}: {first.message}")
+    raw = parsed.value if parsed.value is not None else {}
+    if not isinstance(raw, dict):
+        return TestFileRead(
+            path, None, locations, f"{locations.value(())}: a test file is a mapping with cases:"
+        )
+    problems = [
+        f"{locations.key((key,))}: unknown key {key!r}{_did_you_mean(key, _FILE_KEYS)}"
+        for key in raw
+        if key not in _FILE_KEYS
+    ]
+    flow = raw.get("flow")
+    if flow is not None and not isinstance(flow, str):
+        problems.append(f"{locations.value(('flow',))}: flow: the flow's name, a string")
+    raw_cases = raw.get("cases", [])
+    if not isinstance(raw_cases, list):
+        problems.append(f"{locations.value(('cases',))}: cases: a list of test cases")
+    if problems:
+        return TestFileRead(path, None, locations, "\n".join(problems))
+    cases = tuple(_read_case(index, item, locations) for index, item in enumerate(raw_cases))
+    valid = [read.case for read in cases if read.case is not None]
+    spec = FlowTestFile(flow=flow, cases=valid)
+    return TestFileRead(path, spec, locations, cases=cases)
+
+
+def _read_case(index: int, raw: Any, locations: Locations) -> CaseRead:
+    base: YamlPath = ("cases", index)
+    line = locations.value(base).line
+    name = str(raw.get("name", f"case {index + 1}")) if isinstance(raw, dict) else ""
+    name = name or f"case {index + 1}"
     try:
-        spec = FlowTestFile.model_validate(parsed.value or {})
+        case = TestCase.model_validate(raw)
     except ValidationError as exc:
-        messages = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            where = parsed.locations.value(loc)
-            label = ".".join(str(part) for part in loc)
-            messages.append(f"{where}: {label}: {err['msg']}")
-        return TestFileRead(path, None, parsed.locations, "\n".join(messages))
-    return TestFileRead(path, spec, parsed.locations)
+        messages = [_case_error(err, base, locations) for err in exc.errors(include_url=False)]
+        return CaseRead(index, name, line, None, tuple(messages))
+    return CaseRead(index, name, line, case)
+
+
+def _case_error(err: ErrorDetails, base: YamlPath, locations: Locations) -> str:
+    loc = tuple(err["loc"])
+    path = (*base, *loc)
+    label = ".".join(str(part) for part in path)
+    if err["type"] == "extra_forbidden" and loc:
+        key = str(loc[-1])
+        options = _FIELDS_BY_PARENT.get(_parent_kind(loc), _CASE_KEYS)
+        return f"{locations.key(path)}: {label}: unknown key {key!r}{_did_you_mean(key, options)}"
+    return f"{locations.value(path)}: {label}: {err['msg']}"
+
+
+def _parent_kind(loc: tuple[Any, ...]) -> str:
+    """Which model the key at ``loc`` belongs to: the case, or one of its parts."""
+    parents = [part for part in loc[:-1] if isinstance(part, str)]
+    if not parents:
+        return "case"
+    head = parents[0]
+    # fail: {step: {...}} has the step name between; calls: [ {...} ] an index.
+    return head if head in _MODELS_AT else "case"
+
+
+_CASE_KEYS = list(TestCase.model_fields)
+_FIELDS_BY_PARENT: dict[str, list[str]] = {
+    "case": _CASE_KEYS,
+    **{name: list(model.model_fields) for name, model in _MODELS_AT.items()},
+}
+
+
+def _did_you_mean(name: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (the keys are: {', '.join(options)})" if options else ""
 
 
 def test_files(path: Path) -> list[Path]:
@@ -630,6 +730,20 @@ def find_project_root(start: Path) -> Path:
     return start
 
 
+# Lint's findings that make a flow's test meaningless: where its steps write.
+_TARGET_CODES = frozenset(
+    {
+        "unknown-connection",
+        "unknown-adapter",
+        "adapter-unavailable",
+        "unknown-action",
+        "connection-settings",
+        "invalid-params",
+        "unknown-event-type",
+    }
+)
+
+
 async def run_test_file(
     path: Path,
     *,
@@ -637,10 +751,18 @@ async def run_test_file(
     schemas: SchemaRegistry | None = None,
     adapters: AdapterRegistry | None = None,
 ) -> list[CaseResult]:
-    """Run every case of one test file; a file that cannot be used is one failed result."""
+    """Run every case of one test file; a file that cannot be used is one failed result.
+
+    The flow's connections and actions are checked as ``platypus flows lint``
+    checks them (one failed ``(flow)`` result); each case is checked against the
+    flow (its steps) and the event's schema (``patch:`` fields) before it runs,
+    and a case with a mistake fails alone while the others run.
+    """
     read = read_test_file(path)
     if read.spec is None:
         return [CaseResult("(test file)", str(path), 1, problems=[read.error])]
+    schemas = schemas or SchemaRegistry.default()
+    adapters = adapters or AdapterRegistry.default()
     try:
         flow_path = flow_for_tests(path, read.spec)
         harness = FlowHarness(
@@ -649,11 +771,231 @@ async def run_test_file(
     except (FlowLoadError, FlowError, ConfigurationError, OSError, yaml.YAMLError) as exc:
         return [CaseResult("(flow)", str(path), 1, problems=[f"the flow cannot be loaded:\n{exc}"])]
     results = []
-    for index, case in enumerate(read.spec.cases):
-        result = await harness.arun(case, line=read.line_of(index))
+    findings = _target_findings(flow_path, schemas, adapters, harness.config)
+    if findings:
+        results.append(CaseResult("(flow)", str(flow_path), 0, problems=findings))
+    for entry in read.cases:
+        if entry.case is None:
+            results.append(
+                CaseResult(entry.name, str(path), entry.line, problems=[*entry.problems])
+            )
+            continue
+        mistakes = case_problems(
+            entry.case, harness.flow, read.locations, ("cases", entry.index), schemas
+        )
+        if mistakes:
+            results.append(CaseResult(entry.name, str(path), entry.line, problems=mistakes))
+            continue
+        result = await harness.arun(entry.case, line=entry.line)
         result.file = str(path)
         results.append(result)
     return results
+
+
+def _target_findings(
+    flow_path: Path, schemas: SchemaRegistry, adapters: AdapterRegistry, config: ProjectConfig
+) -> list[str]:
+    from platypus.flow.lint import lint_paths  # lint imports much; only the CLI path needs it
+
+    findings = lint_paths([flow_path], schemas=schemas, adapters=adapters, config=config)
+    return [
+        f"{finding} (see `platypus flows lint`)"
+        for finding in findings
+        if finding.code in _TARGET_CODES and finding.severity == "error"
+    ]
+
+
+def case_problems(
+    case: TestCase,
+    flow: FlowSpec,
+    locations: Locations,
+    base: YamlPath,
+    schemas: SchemaRegistry,
+) -> list[str]:
+    """What in ``case`` cannot match ``flow``: unknown steps, targets and patch fields.
+
+    Each problem names the file:line of the key and, when a name is close, the
+    one meant. ``base`` is the case's path in the test file, e.g. ``("cases", 2)``.
+    """
+    steps = [step.name for step in flow.steps]
+    targets = sorted({step.to for step in flow.steps})
+    problems: list[str] = []
+
+    def unknown_step(name: str, path: YamlPath, *, key: bool) -> None:
+        where = locations.key(path) if key else locations.value(path)
+        label = ".".join(str(part) for part in path)
+        problems.append(
+            f"{where}: {label}: flow {flow.name!r} has no step {name!r}{_did_you_mean(name, steps)}"
+        )
+
+    for section, names in (("results", case.results), ("fail", case.fail)):
+        for name in names:
+            if name not in steps:
+                unknown_step(name, (*base, section, name), key=True)
+    for index, call in enumerate(case.calls or []):
+        if call.step is not None and call.step not in steps:
+            unknown_step(call.step, (*base, "calls", index, "step"), key=False)
+        if call.to not in targets:
+            path = (*base, "calls", index, "to")
+            problems.append(
+                f"{locations.value(path)}: {'.'.join(str(p) for p in path)}: no step of flow "
+                f"{flow.name!r} writes to {call.to!r}{_did_you_mean(call.to, targets)}"
+            )
+    letter = case.dead_lettered
+    if letter is not None and letter.step is not None and letter.step not in steps:
+        unknown_step(letter.step, (*base, "dead_lettered", "step"), key=False)
+    problems.extend(_patch_problems(case, flow, locations, base, schemas))
+    return problems
+
+
+# The CloudEvents attributes a patch may set besides data (extensions are free-form).
+_ENVELOPE = (
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+)
+
+
+def _patch_problems(
+    case: TestCase,
+    flow: FlowSpec,
+    locations: Locations,
+    base: YamlPath,
+    schemas: SchemaRegistry,
+) -> list[str]:
+    problems: list[str] = []
+    path: YamlPath = (*base, "patch")
+    for key in case.patch:
+        if key in _ENVELOPE:
+            continue
+        close = difflib.get_close_matches(key, _ENVELOPE, n=1, cutoff=0.6)
+        if close or not key.isalnum() or key.lower() != key:
+            hint = f"; did you mean {close[0]!r}?" if close else " and is no extension name"
+            problems.append(
+                f"{locations.key((*path, key))}: {_label((*path, key))}: {key!r} is no "
+                f"CloudEvents attribute{hint}"
+            )
+    data = case.patch.get("data")
+    if not isinstance(data, dict):
+        return problems
+    event_type = case.patch.get("type") or (case.event or {}).get("type")
+    types = [event_type] if event_type in flow.consumes else list(flow.consumes)
+    found: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+    for name in types:
+        try:
+            loaded = dict(schemas.json_schema(str(name)))
+        except PlatypusError:
+            continue  # an unknown type: lint reports it
+        found.append((loaded, loaded.get("$defs", {})))
+    if not found:
+        return problems
+    by_path: dict[YamlPath, list[str]] = {}
+    for schema, defs in found:
+        for bad, message in _unknown_fields(data, schema, defs, (*path, "data"), "data"):
+            by_path.setdefault(bad, []).append(message)
+    for bad, messages in by_path.items():
+        if len(messages) == len(found):  # a field no consumed type has
+            problems.append(f"{locations.key(bad)}: {_label(bad)}: {messages[0]}")
+    return problems
+
+
+def _label(path: YamlPath) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _unknown_fields(
+    value: Any,
+    schema: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    path: YamlPath,
+    field_path: str,
+) -> Iterator[tuple[YamlPath, str]]:
+    if isinstance(value, list):
+        items = _items(schema, defs)
+        if items is not None:
+            for index, item in enumerate(value):
+                inner_path = f"{field_path}[{index}]"
+                yield from _unknown_fields(item, items, defs, (*path, index), inner_path)
+        return
+    properties = _properties(schema, defs)
+    if properties is None:
+        return  # free-form here: anything goes
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = properties.get(key)
+            if inner is None:
+                yield (*path, key), _no_field(field_path, key, properties, defs)
+            else:
+                yield from _unknown_fields(item, inner, defs, (*path, key), f"{field_path}.{key}")
+
+
+def _properties(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields an object schema has (over its anyOf options), or None if open."""
+    schema = _resolve(schema, defs)
+    options = [_resolve(o, defs) for o in (*schema.get("anyOf", ()), *schema.get("oneOf", ()))]
+    objects = [o for o in (schema, *options) if "properties" in o]
+    if not objects:
+        return None
+    merged: dict[str, Any] = {}
+    for option in objects:
+        merged.update(option["properties"])
+    return merged
+
+
+def _items(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema of a list's items (over anyOf options), if it is a list."""
+    schema = _resolve(schema, defs)
+    for option in (schema, *schema.get("anyOf", ())):
+        option = _resolve(option, defs)
+        if isinstance(option.get("items"), Mapping):
+            items: Mapping[str, Any] = option["items"]
+            return items
+    return None
+
+
+def _resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, Mapping):
+            return target
+    return schema
+
+
+def _no_field(
+    field_path: str,
+    key: str,
+    properties: Mapping[str, Any],
+    defs: Mapping[str, Any],
+) -> str:
+    message = f"{field_path} has no field {key!r}"
+    close = difflib.get_close_matches(key, list(properties), n=1, cutoff=0.6)
+    if close:
+        return f"{message}; did you mean '{field_path}.{close[0]}'?"
+    elsewhere = [p for p in _field_paths(properties, defs, field_path, 3) if p.endswith("." + key)]
+    if elsewhere:
+        return f"{message}; did you mean {elsewhere[0]!r}?"
+    return f"{message} (it has: {', '.join(properties)})"
+
+
+def _field_paths(
+    properties: Mapping[str, Any], defs: Mapping[str, Any], prefix: str, depth: int
+) -> Iterator[str]:
+    for name, inner in properties.items():
+        yield f"{prefix}.{name}"
+        if depth <= 1:
+            continue
+        items = _items(inner, defs)
+        label = f"{prefix}.{name}[0]" if items is not None else f"{prefix}.{name}"
+        nested = _properties(items if items is not None else inner, defs)
+        if nested:
+            yield from _field_paths(nested, defs, label, depth - 1)
 
 
 def summary(results: Sequence[CaseResult], files: int) -> str:

@@ -14,6 +14,8 @@ written, so an engineer starts from green and changes one thing at a time:
 from __future__ import annotations
 
 import contextlib
+import copy
+import difflib
 import json
 import os
 import re
@@ -23,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from platypus import core
-from platypus.adapter import AdapterRegistry
+from platypus.adapter import Action, AdapterRegistry
 from platypus.authoring.editor import DEFAULT_DIR, FLOW_SCHEMA, TEST_SCHEMA, modeline
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError
@@ -37,7 +40,7 @@ try:  # Python 3.11+ keeps the regex parser here
 except ImportError:  # pragma: no cover
     import sre_parse
 
-__all__ = ["Scaffold", "sample_instance", "scaffold_flow"]
+__all__ = ["Scaffold", "check_target", "sample_instance", "scaffold_flow"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -73,6 +76,7 @@ def scaffold_flow(
         raise ConfigurationError(
             f"invalid flow name {name!r}: use lower-case letters, digits, '-' and '_'"
         )
+    check_target(to, adapters, config)
     schema = schemas.get(consumes)
     flows_dir = config.resolve(config.flows)
     flow_path = flows_dir / f"{name}.yaml"
@@ -103,7 +107,7 @@ def scaffold_flow(
     connection, _, action = to.partition(".")
     step = action.replace("-", "_") if action else "send"
     step_name = f"{step}_to_{connection}".replace("-", "_")
-    params, payload = _mapping(to, data_schema, defs, adapters, config)
+    params, payload = _mapping(to, data_schema, defs, data, adapters, config)
 
     flow_text = _flow_yaml(name, consumes, when, step_name, to, params, payload)
     flow_text = modeline(flow_path, root / DEFAULT_DIR / FLOW_SCHEMA) + flow_text
@@ -146,41 +150,236 @@ def _mapping(
     to: str,
     schema: Mapping[str, Any],
     defs: Mapping[str, Any],
+    data: Mapping[str, Any],
     adapters: AdapterRegistry,
     config: ProjectConfig,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Params for the action, and a payload: the action's input fields if it has a
-    model (mapped from same-named event fields, else a sample constant), else every
-    top-level field of the event's data."""
-    connection, _, action = to.partition(".")
-    spec = None
-    with contextlib.suppress(ConfigurationError):
-        spec = adapters.get(config.connection(connection).adapter).actions.get(action)
+    model (mapped from same-named event fields of a fitting type, else a sample
+    constant), else every top-level field of the event's data.
+
+    Inputs and params that need more than their required fields (Slack's text or
+    blocks, a SCIM user named by one of three keys) are completed from their
+    validation errors, so the scaffold delivers its sample event as written.
+    """
+    spec = _action(to, adapters, config)
     params: dict[str, Any] = {}
     if spec is not None and spec.params is not None:
-        fields = spec.params.model_fields
-        if "path" in fields:
+        connection = to.partition(".")[0]
+        if "path" in spec.params.model_fields:
             params["path"] = f"/{connection}"
         params_schema = spec.params.model_json_schema()
+        params_defs = params_schema.get("$defs", {})
         for key in params_schema.get("required", []):
-            params.setdefault(
-                key,
-                sample_instance(params_schema["properties"][key], params_schema.get("$defs", {})),
-            )
+            prop = params_schema["properties"][key]
+            params.setdefault(key, _sample(prop, params_defs, key))
+        params = _complete(spec.params, params, params_schema, params_defs)
     data_props = schema.get("properties", {})
-    if spec is not None and spec.input is not None:
-        input_schema = spec.input.model_json_schema()
-        input_defs = input_schema.get("$defs", {})
-        payload: dict[str, Any] = {}
-        for key in input_schema.get("required", []):
-            if key in data_props and _PLAIN.match(key):
-                payload[key] = f"data.{key}"
-            else:
-                payload[key] = _constant(
-                    sample_instance(input_schema["properties"][key], input_defs)
-                )
-        return params, payload
-    return params, {key: f"data.{key}" for key in data_props if _PLAIN.match(key)}
+    if spec is None or spec.input is None:
+        return params, {key: f"data.{key}" for key in data_props if _PLAIN.match(key)}
+    input_schema = spec.input.model_json_schema()
+    input_defs = input_schema.get("$defs", {})
+    input_props = input_schema.get("properties", {})
+    required = set(schema.get("required", []))
+
+    def mappable(key: str) -> bool:
+        # Same name, always present in the event, and of a type the input takes.
+        return (
+            key in data_props
+            and key in required
+            and key in data
+            and _PLAIN.match(key) is not None
+            and _fits(data_props[key], defs, input_props[key], input_defs)
+        )
+
+    values: dict[str, Any] = {}
+    mapped: set[str] = set()
+    for key in input_schema.get("required", []):
+        if mappable(key):
+            values[key] = data[key]
+            mapped.add(key)
+        else:
+            values[key] = _sample(input_props[key], input_defs, key)
+    values = _complete(spec.input, values, input_schema, input_defs)
+    payload: dict[str, Any] = {}
+    for key, value in values.items():
+        if (key in mapped or mappable(key)) and value == data.get(key):
+            payload[key] = f"data.{key}"
+        else:
+            payload[key] = _constant(value)
+    return params, payload
+
+
+def _action(to: str, adapters: AdapterRegistry, config: ProjectConfig) -> Action | None:
+    connection, _, action = to.partition(".")
+    with contextlib.suppress(ConfigurationError):
+        return adapters.get(config.connection(connection).adapter).actions.get(action)
+    return None
+
+
+def check_target(to: str, adapters: AdapterRegistry, config: ProjectConfig) -> None:
+    """Refuse a ``--to`` that names no configured connection or no action of its adapter.
+
+    The message lists what exists and says "did you mean" for a near miss.
+    """
+    connection, dot, action = to.partition(".")
+    if not dot or not action:
+        raise ConfigurationError(
+            f"--to {to!r}: write CONNECTION.ACTION, for example vendor.post or slack.post_message"
+        )
+    known = sorted(config.connections)
+    if connection not in config.connections:
+        if connection in adapters:
+            adapter_type = adapters.get(connection)
+            try:
+                adapter_type.Settings.model_validate({})
+            except ValidationError:
+                raise ConfigurationError(
+                    f"--to {to!r}: adapter {connection!r} needs settings: add a connection "
+                    f"that uses it to platypus.yaml (connections: {', '.join(known) or 'none'})"
+                ) from None
+            actions: Mapping[str, Action] = adapter_type.actions
+        else:
+            raise ConfigurationError(
+                f"--to {to!r}: no connection {connection!r} in platypus.yaml"
+                f"{_hint(connection, [*known, *adapters])} "
+                f"(connections: {', '.join(known) or 'none'})"
+            )
+    else:
+        adapter = config.connections[connection].adapter
+        actions = adapters.get(adapter).actions
+    if action not in actions:
+        raise ConfigurationError(
+            f"--to {to!r}: connection {connection!r} has no action {action!r}"
+            f"{_hint(action, list(actions))} (it has: {', '.join(sorted(actions))})"
+        )
+
+
+def _hint(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _kinds(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> set[str]:
+    kinds = set()
+    for option in _options(schema, defs):
+        kind = option.get("type")
+        kinds.add(str(kind) if kind else ("object" if "properties" in option else "any"))
+    return kinds
+
+
+def _fits(
+    source: Mapping[str, Any],
+    source_defs: Mapping[str, Any],
+    target: Mapping[str, Any],
+    target_defs: Mapping[str, Any],
+) -> bool:
+    """Whether every value of ``source`` is of a JSON type ``target`` takes (scalars only)."""
+    have = _kinds(source, source_defs) - {"null"}
+    want = _kinds(target, target_defs)
+    if "integer" in have and "number" in want:
+        have = (have - {"integer"}) | {"number"}
+    if not have or have & {"object", "array", "any"}:
+        return False  # nested shapes are not matched by name: a constant instead
+    return "any" in want or have <= want
+
+
+def _complete(
+    model: type[BaseModel], values: dict[str, Any], schema: Mapping[str, Any], defs: Any
+) -> dict[str, Any]:
+    """``values`` with optional fields added where the model's validators ask for them.
+
+    Each error points at an object (``loc``); the first optional field missing
+    there is added, until the model accepts the whole. Fields that turn out not
+    to be needed are then removed again, so the scaffold stays minimal.
+    """
+    value = copy.deepcopy(values)
+    added: list[tuple[str | int, ...]] = []
+    for _ in range(40):
+        errors = _errors(model, value)
+        if not errors:
+            break
+        for loc in errors:
+            path = _add_optional(value, schema, defs, loc)
+            if path is not None:
+                added.append(path)
+                break
+        else:
+            return value  # nothing left to add: the author finishes it
+    for path in reversed(added):
+        trial = copy.deepcopy(value)
+        _remove(trial, path)
+        if not _errors(model, trial):
+            value = trial
+    return value
+
+
+def _errors(model: type[BaseModel], value: Any) -> list[tuple[str | int, ...]]:
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return [tuple(err["loc"]) for err in exc.errors()]
+    return []
+
+
+def _add_optional(
+    value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any], loc: tuple[str | int, ...]
+) -> tuple[str | int, ...] | None:
+    """Add the first missing optional field of the object ``loc`` is in; its path."""
+    objects: list[tuple[tuple[str | int, ...], Any, Mapping[str, Any]]] = []
+    here: Any = value
+    node: Mapping[str, Any] = schema
+    path: tuple[str | int, ...] = ()
+    for part in (*loc, None):
+        node = _object_option(node, defs)
+        if isinstance(here, dict):
+            objects.append((path, here, node))
+        if part is None:
+            break
+        if isinstance(here, dict) and isinstance(part, str) and part in here:
+            here, node = here[part], node.get("properties", {}).get(part, {})
+        elif isinstance(here, list) and isinstance(part, int) and part < len(here):
+            here, node = here[part], _deref(node.get("items", {}), defs)
+        else:
+            break
+        path = (*path, part)
+    for where, obj, obj_schema in reversed(objects):
+        for key, prop in obj_schema.get("properties", {}).items():
+            if key not in obj:
+                obj[key] = _sample(prop, defs, key, optional=True)
+                return (*where, key)
+    return None
+
+
+def _object_option(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = _options(schema, defs)
+    for option in options:
+        if "properties" in option or option.get("type") == "array":
+            return option
+    return options[0] if options else schema
+
+
+def _remove(value: Any, path: tuple[str | int, ...]) -> None:
+    for part in path[:-1]:
+        value = value[part]
+    del value[path[-1]]
+
+
+def _sample(
+    schema: Mapping[str, Any], defs: Mapping[str, Any], name: str, *, optional: bool = False
+) -> Any:
+    """`sample_instance`, with a name-aware string (an e-mail for ``email``)."""
+    real = [o for o in _options(schema, defs) if o.get("type") != "null"] or [schema]
+    option = real[0]
+    plain_string = option.get("type") == "string" and not (
+        {"format", "pattern", "enum", "const"} & set(option)
+    )
+    if plain_string and "mail" in name.lower():
+        return "someone@example.com"
+    if optional:
+        # The default of an optional field is what it means when absent: use a value.
+        return sample_instance({k: v for k, v in option.items() if k != "default"}, defs)
+    return sample_instance(schema, defs)
 
 
 def _constant(value: Any) -> Any:
@@ -219,8 +418,11 @@ def _flow_yaml(
     ]
     if params:
         lines.append(f"    params: {json.dumps(dict(params))}")
-    lines.append("    payload:                 # JMESPath over the event; 'text' is a constant")
-    lines.extend(f"      {key}: {_scalar(value)}" for key, value in payload.items())
+    if not payload:
+        lines.append("    payload: {}")
+    else:
+        lines.append("    payload:                 # JMESPath over the event; 'text' is a constant")
+        lines.extend(f"      {key}: {_scalar(value)}" for key, value in payload.items())
     return "\n".join(lines) + "\n"
 
 
@@ -305,6 +507,8 @@ def sample_instance(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = 
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        return schema["examples"][0]
     if "default" in schema and schema["default"] is not None:
         return schema["default"]
     options = schema.get("anyOf") or schema.get("oneOf")
@@ -314,7 +518,14 @@ def sample_instance(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = 
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
-        return {key: sample_instance(props[key], defs) for key in schema.get("required", [])}
+        out = {key: sample_instance(props[key], defs) for key in schema.get("required", [])}
+        extra = schema.get("additionalProperties", True)
+        for index in range(len(out), int(schema.get("minProperties", 0))):
+            # A free-form mapping that may not be empty: a sample entry.
+            out[f"sample{index + 1}"] = (
+                sample_instance(extra, defs) if isinstance(extra, Mapping) else "sample"
+            )
+        return out
     if kind == "array":
         count = max(1, int(schema.get("minItems", 1)))
         item = schema.get("items", {})

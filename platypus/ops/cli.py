@@ -291,6 +291,90 @@ def show_command(
 
 
 @examples(
+    "platypus dlq to-test 12",
+    "platypus dlq to-test 12 --flow-dir flows && platypus flows test",
+)
+@dlq.command("to-test")
+@click.argument("failure_id", type=int)
+@_common
+@click.option(
+    "--flow-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder holding the flow (default: the project's flows).",
+)
+@json_option
+def to_test_command(
+    failure_id: int,
+    project: Path,
+    store_url: str | None,
+    actor: str,
+    flow_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Turn failed event ID into a case of its flow's .test.yaml, personal data replaced.
+
+    The case holds the event, the vendor answers recorded for the steps before
+    the failure, and the outcome: a vendor's refusal is expected again (the case
+    passes); a failure of the flow itself is expected to be fixed (the case fails
+    until the flow delivers the event). Run it with `platypus flows test`.
+    """
+    from platypus.flow.loader import load_flow
+    from platypus.ops.totest import ToTestError, add_case, case_for_failure, find_flow_file
+
+    async def body() -> Any:
+        async with _session(project, store_url) as session:
+            failure = session.ops.get(failure_id)
+            if not failure.flow:
+                raise ToTestError(
+                    f"failed event {failure_id} was refused before any flow ran "
+                    f"({failure.error_message}): there is no flow to test"
+                )
+            folder = flow_dir or session.config.resolve(session.config.flows)
+            flow_file = find_flow_file(failure.flow, folder)
+            flow = load_flow(flow_file)
+            ledger = session.log  # None when a running platypus holds the log
+            case = await case_for_failure(
+                failure, flow, schemas=SchemaRegistry.default(), ledger=ledger
+            )
+            added = add_case(flow_file, case, schemas=SchemaRegistry.default())
+            session.store.audit(actor, "to-test", {"ids": [failure_id]}, 1)
+            return added, ledger is not None
+
+    added, read_ledger = _run(body())
+    where = f"{added.test_file}:{added.line}"
+    if as_json:
+        echo_json(
+            {
+                "test_file": str(added.test_file),
+                "line": added.line,
+                "name": added.name,
+                "expects": added.expects,
+            }
+        )
+        return
+    click.echo(f"added case {added.name!r} at {where}")
+    if not read_ledger:
+        click.echo(
+            "note: platypus is running and holds the log: earlier steps' answers were not "
+            "read; add them under results: if the flow reads them"
+        )
+    if added.expects == "delivered":
+        click.echo(
+            "it expects the event to be delivered, so it fails until the flow is fixed: "
+            f"platypus flows test {added.test_file}"
+        )
+        click.echo(
+            "the failing step and those after it never got an answer: in the test they "
+            "answer {}; give their answers under results: if later steps read them"
+        )
+    else:
+        click.echo(
+            "it expects the vendor's refusal to dead-letter the event again: "
+            f"platypus flows test {added.test_file}"
+        )
+
+
+@examples(
     "platypus dlq replay 12",
     "platypus dlq replay --all-matching --fingerprint 9c1e0b7a41d2f385 --yes",
     "platypus dlq replay 12 --edit fixed-event.json",

@@ -78,3 +78,74 @@ def test_an_unknown_flow_name_is_an_error(project: Path) -> None:
 
     assert code == 2
     assert "no flow named 'x'" in output
+
+
+DEPENDS = """\
+name: find-then-act
+consumes: sales.opportunity.closed_won.v1
+steps:
+  - name: find_account
+    to: vendor.post
+    payload: {id: data.account_id}
+  - name: update_account
+    to: vendor.post
+    when: "steps.find_account.total_size > `0`"
+    payload: {id: "steps.find_account.records[0].Id", name: data.account_name}
+  - name: count
+    to: vendor.post
+    payload: {n: "sum(steps.find_account.sizes)"}
+"""
+
+
+def test_a_condition_on_an_earlier_answer_says_it_depends_instead_of_guessing(
+    project: Path,
+) -> None:
+    (project / "flows" / "find-then-act.yaml").write_text(DEPENDS)
+    event = str(project / "samples" / "big.event.json")
+
+    code, output = dry(project, "--dry-run", event, "--flow", "find-then-act")
+    _, as_json = dry(project, "--dry-run", event, "--flow", "find-then-act", "--json")
+
+    assert code == 0, output
+    assert (
+        "  step update_account -> vendor.post: depends on step find_account's answer: runs "
+        "only if its condition holds (when: steps.find_account.total_size > `0`); then it sends"
+    ) in output
+    assert '"name": "Acme Pty Ltd"' in output
+    assert "skipped" not in output
+    assert (
+        "  step count -> vendor.post: depends on step find_account's answer: its payload "
+        "cannot be mapped without the answer"
+    ) in output
+    steps = json.loads(as_json)["events"][0]["flows"][0]["steps"]
+    assert [s["status"] for s in steps] == ["send", "depends", "depends"]
+
+
+def test_a_step_that_would_fail_exits_1_and_an_expression_error_is_no_traceback(
+    project: Path,
+) -> None:
+    (project / "flows" / "broken.yaml").write_text(
+        "name: broken\nconsumes: sales.opportunity.closed_won.v1\nsteps:\n"
+        '  - name: compare\n    to: vendor.post\n    when: "data.account_name > `0`"\n'
+        "    payload: {id: data.account_id}\n"
+    )
+    (project / "flows" / "unmappable.yaml").write_text(
+        "name: unmappable\nconsumes: sales.opportunity.closed_won.v1\nsteps:\n"
+        "  - name: total\n    to: vendor.post\n"
+        '    payload: {n: "sum(data.line_items[*].product_code)"}\n'
+    )
+    event = str(project / "samples" / "big.event.json")
+
+    broken = CliRunner().invoke(
+        flows_run_command, ["--dry-run", event, "--flow", "broken", "--project", str(project)]
+    )
+    unmappable = dry(project, "--dry-run", event, "--flow", "unmappable")
+
+    assert broken.exit_code == 1, broken.output
+    assert broken.exception is None or isinstance(broken.exception, SystemExit)
+    assert "step compare -> vendor.post: would FAIL: evaluating it raised TypeError" in (
+        broken.output
+    )
+    assert "Traceback" not in broken.output
+    assert unmappable[0] == 1
+    assert "step total -> vendor.post: would FAIL: expression 'sum(" in unmappable[1]

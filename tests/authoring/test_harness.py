@@ -299,7 +299,102 @@ def test_cli_reports_a_malformed_test_file_with_its_location(project: Path) -> N
     result = CliRunner().invoke(flows_test_command, [str(tests), "--project", str(project)])
 
     assert result.exit_code == 1
-    assert f"{tests}:4:14: cases.0.filtred: Extra inputs are not permitted" in result.output
+    assert f"{tests}:4:5: cases.0.filtred: unknown key 'filtred'; did you mean 'filtered'?" in (
+        result.output
+    )
+
+
+MISTAKES = """\
+cases:
+  - name: a misspelt calls
+    event_file: ../samples/big.event.json
+    call: []
+
+  - name: a result for a step the flow lacks
+    event_file: ../samples/big.event.json
+    results:
+      create_ordr: {id: ORD-1}
+    calls: []
+
+  - name: a failure of a step the flow lacks
+    event_file: ../samples/big.event.json
+    fail:
+      notify_team: {error: PermanentError}
+    dead_lettered: {step: notify_acount_team}
+
+  - name: a patch of a field the schema lacks
+    event_file: ../samples/big.event.json
+    patch: {data: {amout: 10, billing_contact: {mail: x@example.com}}}
+    filtered: true
+
+  - name: a misspelt key inside fail
+    event_file: ../samples/big.event.json
+    fail:
+      create_order: {eror: PermanentError}
+    dead_lettered: {step: create_order}
+
+  - name: small deals are filtered out
+    event_file: ../samples/big.event.json
+    patch: {data: {amount: 10}}
+    filtered: true
+"""
+
+
+def test_each_mistaken_case_fails_at_its_line_with_a_hint_and_the_others_run(
+    project: Path,
+) -> None:
+    tests = project / "flows" / "closed-won-to-orders.test.yaml"
+    tests.write_text(MISTAKES)
+
+    result = CliRunner().invoke(flows_test_command, [str(tests), "--project", str(project)])
+
+    assert result.exit_code == 1
+    out = result.output
+    assert f"{tests}:4:5: cases.0.call: unknown key 'call'; did you mean 'calls'?" in out
+    assert (
+        f"{tests}:9:7: cases.1.results.create_ordr: flow 'closed-won-to-orders' has no step "
+        "'create_ordr'; did you mean 'create_order'?"
+    ) in out
+    assert f"{tests}:15:7: cases.2.fail.notify_team: flow 'closed-won-to-orders' has no step" in out
+    assert "did you mean 'notify_account_team'?" in out
+    assert f"{tests}:16:27: cases.2.dead_lettered.step: " in out
+    assert (
+        f"{tests}:20:20: cases.3.patch.data.amout: data has no field 'amout'; "
+        "did you mean 'data.amount'?"
+    ) in out
+    assert (
+        f"{tests}:20:49: cases.3.patch.data.billing_contact.mail: data.billing_contact has no "
+        "field 'mail'; did you mean 'data.billing_contact.email'?"
+    ) in out
+    assert f"{tests}:26:22: cases.4.fail.create_order.eror: unknown key 'eror'; did you mean" in out
+    assert out.splitlines()[-1] == "1 passed, 5 failed in 1 file"
+
+
+def test_a_patch_field_at_another_nesting_is_suggested_there(project: Path) -> None:
+    tests = project / "flows" / "closed-won-to-orders.test.yaml"
+    tests.write_text(
+        "cases:\n  - name: x\n    event_file: ../samples/big.event.json\n"
+        "    patch: {data: {product_code: X}}\n    filtered: true\n"
+    )
+
+    result = CliRunner().invoke(flows_test_command, [str(tests), "--project", str(project)])
+
+    assert result.exit_code == 1
+    assert "did you mean 'data.line_items[0].product_code'?" in result.output
+
+
+def test_flows_test_checks_connections_and_actions_as_lint_does(project: Path) -> None:
+    flow = project / "flows" / "closed-won-to-orders.yaml"
+    flow.write_text(flow.read_text().replace("to: vendor.post", "to: vendor.pots", 1))
+    (project / "flows" / "closed-won-to-orders.test.yaml").write_text(GOOD_TESTS)
+
+    result = CliRunner().invoke(flows_test_command, ["--project", str(project)])
+
+    assert result.exit_code == 1
+    assert f"{flow}:10:9: error[unknown-action]: adapter 'http' has no action 'pots'" in (
+        result.output
+    )
+    assert "did you mean 'post'?" in result.output
 
 
 def test_cli_without_any_test_file_fails(project: Path) -> None:
@@ -307,3 +402,19 @@ def test_cli_without_any_test_file_fails(project: Path) -> None:
 
     assert result.exit_code == 1
     assert "no flow tests found" in result.output
+
+
+def test_a_patch_of_list_items_is_checked_against_the_item_schema(project: Path) -> None:
+    tests = project / "flows" / "closed-won-to-orders.test.yaml"
+    tests.write_text(
+        "cases:\n  - name: x\n    event_file: ../samples/big.event.json\n"
+        "    patch: {data: {line_items: [{prodct_code: X}]}}\n    filtered: true\n"
+    )
+
+    result = CliRunner().invoke(flows_test_command, [str(tests), "--project", str(project)])
+
+    assert result.exit_code == 1
+    assert (
+        "cases.0.patch.data.line_items.0.prodct_code: data.line_items[0] has no field "
+        "'prodct_code'; did you mean 'data.line_items[0].product_code'?"
+    ) in result.output

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from platypus.adapter import AdapterRegistry
 from platypus.authoring.cli import flows_test_command, new_group
 from platypus.authoring.scaffold import sample_instance
 from platypus.cli import flows_lint
@@ -109,3 +110,88 @@ def test_sample_instance_follows_patterns_formats_bounds_and_lists() -> None:
         "items": [{"x": "sample"}],
         "kind": "b",
     }
+
+
+# Every shipped adapter, each behind one connection: the repository's own
+# platypus.yaml (its settings come from the environment, so none are needed to
+# lint and test) and the two adapters it does not use.
+_MORE_CONNECTIONS = """
+  vendor:
+    adapter: http
+    settings: {base_url: "http://127.0.0.1:8181"}
+  scim:
+    adapter: scim
+    settings:
+      base_url: https://example.com/scim/v2
+      auth: {type: bearer, token: {env: SCIM_TOKEN}}
+"""
+_SHIPPED = ["http", "sink", "salesforce", "zuora", "netsuite", "workday"]
+_SHIPPED += ["slack", "okta", "scim", "coupa"]
+_CONNECTION = {"http": "vendor"}  # the others are named after their adapter
+_TYPES = [s.type for s in SchemaRegistry.default()]
+_ADAPTERS = AdapterRegistry.default()
+_TARGETS = [
+    f"{_CONNECTION.get(adapter, adapter)}.{action}"
+    for adapter in _SHIPPED
+    for action in sorted(_ADAPTERS.get(adapter).actions)
+]
+
+
+@pytest.fixture
+def every_connection(tmp_path: Path) -> Path:
+    text = (REPO / "platypus.yaml").read_text()
+    marker = "\n# Pollers"
+    assert marker in text
+    (tmp_path / "platypus.yaml").write_text(text.replace(marker, _MORE_CONNECTIONS + marker, 1))
+    return tmp_path
+
+
+def test_the_target_list_has_every_action_of_every_shipped_adapter() -> None:
+    assert set(_SHIPPED) <= set(_ADAPTERS)
+    assert len(_TARGETS) == sum(len(_ADAPTERS.get(a).actions) for a in _SHIPPED)
+    assert {"slack.post_message", "salesforce.query", "netsuite.upsert_invoice"} <= set(_TARGETS)
+
+
+@pytest.mark.parametrize("to", _TARGETS)
+def test_the_scaffold_of_every_action_lints_clean_and_passes_its_tests(
+    every_connection: Path, to: str
+) -> None:
+    # A different event type for each action, so that every type meets several actions.
+    event_type = _TYPES[_TARGETS.index(to) % len(_TYPES)]
+    runner = CliRunner()
+    project = ["--project", str(every_connection)]
+
+    made = runner.invoke(
+        new_group, ["flow", "my-flow", "--consumes", event_type, "--to", to, *project]
+    )
+    lint = runner.invoke(flows_lint, project)
+    tests = runner.invoke(flows_test_command, project)
+
+    assert made.exit_code == 0, made.output
+    assert lint.output == "no problems found\n", lint.output
+    assert tests.exit_code == 0, tests.output
+    assert tests.output == "3 passed in 1 file\n"
+
+
+@pytest.mark.parametrize(
+    ("to", "message"),
+    [
+        ("slak.post_message", "no connection 'slak' in platypus.yaml; did you mean 'slack'?"),
+        (
+            "slack.post_mesage",
+            "connection 'slack' has no action 'post_mesage'; did you mean 'post_message'?",
+        ),
+        ("slack", "write CONNECTION.ACTION"),
+        ("okta_x.find_user", "no connection 'okta_x' in platypus.yaml; did you mean 'okta'?"),
+    ],
+)
+def test_a_wrong_to_is_refused_with_a_did_you_mean_and_writes_nothing(
+    every_connection: Path, to: str, message: str
+) -> None:
+    result = CliRunner().invoke(
+        new_group, ["flow", "x", "--to", to, "--project", str(every_connection)]
+    )
+
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (every_connection / "flows").exists()

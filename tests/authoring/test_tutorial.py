@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,7 +115,8 @@ def test_every_command_of_the_tutorial_works(tmp_path: Path) -> None:
         received = vendor.received
     assert [(r["method"], r["path"]) for r in received] == [("POST", "/orders")]
     assert received[0]["json"]["external_id"] == "006AAAAAAAAAAAA"
-    assert (tmp_path / "flows.svg").read_text().startswith("<svg")
+    svg = ET.fromstring((tmp_path / "flows.svg").read_text())  # noqa: S314 -- our own output
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
 
 
 def run(
@@ -166,3 +168,31 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
+
+
+def test_the_sample_lint_output_is_what_lint_prints_for_that_typo(tmp_path: Path) -> None:
+    text = TUTORIAL.read_text()
+    shown = re.search(
+        r"<!-- output of: platypus flows lint, with (\S+) written (\S+) -->\n```\n(.*?)```",
+        text,
+        re.S,
+    )
+    flow = re.search(r"<!-- file: flows/big-deals.yaml -->\n```yaml\n(.*?)```", text, re.S)
+    assert shown, "the page shows lint's output for a typo"
+    assert flow
+    right, wrong, output = shown.groups()
+    shutil.copy(REPO / "samples" / "demo" / "platypus.yaml", tmp_path / "platypus.yaml")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "big-deals.yaml").write_text(flow[1].replace(right, wrong))
+
+    result = subprocess.run(
+        [sys.executable, "-c", BOOT, "flows", "lint"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == output
