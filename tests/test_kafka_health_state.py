@@ -134,3 +134,41 @@ def test_the_client_log_tells_commit_failures_and_out_of_range_offsets() -> None
     [(_, loss)] = health.state.losses
     assert (loss.kind, loss.partitions) == ("offsets_out_of_range", frozenset({3}))
     assert "fetch offset 57" in loss.reason
+
+
+async def test_web_answers_503_with_retry_after_while_unavailable_or_when_producing_fails() -> None:
+    import httpx
+    from aiokafka.errors import KafkaTimeoutError
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from platypus.runtime.kafka.web import guard
+
+    produced: list[bytes] = []
+
+    async def events(request: Request) -> JSONResponse:
+        body = await request.body()
+        if body == b"timeout":
+            raise KafkaTimeoutError
+        produced.append(body)
+        return JSONResponse({"accepted": 1}, status_code=202)
+
+    health = KafkaHealth(KafkaSettings(), [EVENTS, DLQ])
+    app = guard(Starlette(routes=[Route("/events", events, methods=["POST"])]), health)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        # Not probed yet, then a topic missing: refused, nothing produced.
+        before = await c.post("/events", content=b"a")
+        health.state.observe_metadata(health.clock(), {DLQ: 8})
+        missing = await c.post("/events", content=b"b")
+        health.state.observe_metadata(health.clock(), {EVENTS: 8, DLQ: 8})
+        accepted = await c.post("/events", content=b"c")
+        failed = await c.post("/events", content=b"timeout")
+    assert (before.status_code, missing.status_code) == (503, 503)
+    assert "topics missing on the broker: p.events" in missing.json()["detail"]
+    assert missing.headers["retry-after"] == "5"
+    assert accepted.status_code == 202
+    assert failed.status_code == 503
+    assert "KafkaTimeoutError" in failed.json()["detail"]
+    assert produced == [b"c"]

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
-from typing import Any
 
 import structlog
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -72,7 +71,7 @@ def run_web(
         try:
             server = uvicorn.Server(
                 uvicorn.Config(
-                    RefuseWhileUnavailable(app, health),
+                    guard(app, health),
                     host=host or config.ingress.host,
                     port=config.ingress.port if port is None else port,
                     log_config=None,
@@ -115,9 +114,22 @@ def health_routes(health: KafkaHealth, metrics_token: str | None = None) -> list
     ]
 
 
+def guard(app: Starlette, health: KafkaHealth, retry_after: int = 5) -> ASGIApp:
+    """``app``, answering ``503`` to ``POST`` requests while the broker cannot take
+    events (`KafkaHealth.accepting`) and when producing fails: the sender keeps
+    the event and sends it again later."""
+    from aiokafka.errors import KafkaError
+
+    async def producing_failed(_request: Request, exc: Exception) -> Response:
+        _log.error("producing to the broker failed", error=str(exc) or type(exc).__name__)
+        return _unavailable(f"the broker did not take the event: {type(exc).__name__}", retry_after)
+
+    app.add_exception_handler(KafkaError, producing_failed)
+    return RefuseWhileUnavailable(app, health, retry_after)
+
+
 class RefuseWhileUnavailable:
-    """Answers ``503`` to ``POST`` requests while the broker cannot take events, and
-    when producing fails: the sender keeps the event and sends it again later."""
+    """Answers ``503`` to ``POST`` requests while `KafkaHealth.accepting` says why."""
 
     def __init__(self, app: ASGIApp, health: KafkaHealth, retry_after: int = 5) -> None:
         self.app = app
@@ -125,44 +137,17 @@ class RefuseWhileUnavailable:
         self.retry_after = retry_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        why = self.health.accepting()
-        if why is not None:
-            await self._refuse(send, why)
-            return
-        started = False
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            why = self.health.accepting()
+            if why is not None:
+                await _unavailable(why, self.retry_after)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
 
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            from aiokafka.errors import KafkaError
-
-            if started or not isinstance(exc, KafkaError):
-                raise
-            _log.error("producing to the broker failed", error=str(exc) or type(exc).__name__)
-            await self._refuse(send, f"the broker did not take the event: {type(exc).__name__}")
-
-    async def _refuse(self, send: Send, why: str) -> None:
-        body = json.dumps(
-            {"status": "unavailable", "detail": f"{why}; nothing was accepted, send it again later"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(self.retry_after).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+def _unavailable(why: str, retry_after: int) -> Response:
+    return JSONResponse(
+        {"status": "unavailable", "detail": f"{why}; nothing was accepted, send it again later"},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
+    )
