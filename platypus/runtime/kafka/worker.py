@@ -141,6 +141,9 @@ class KafkaRuntime:
             self.app.page(path)(view)
         self.app.task(self._watch_health)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        if config.pollers:
+            # One active poller per source across the workers: a lease (pollers.py).
+            self.app.task(self._run_pollers)
         # faust's stubs type signal receivers too narrowly for bound async methods.
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
@@ -165,6 +168,11 @@ class KafkaRuntime:
             await self.health.run()
         finally:
             undo()
+
+    async def _run_pollers(self) -> None:
+        from platypus.runtime.kafka.pollers import run_pollers
+
+        await run_pollers(self.config, self.settings)
 
     async def _on_assigned(self, _sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = kwargs.get("assigned", args[0] if args else ())
