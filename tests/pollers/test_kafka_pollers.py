@@ -240,3 +240,44 @@ def test_backfill_on_kafka_produces_the_range_and_resumes_from_its_checkpoint(
     assert saved is not None
     assert json.loads(saved)["done"] is True
     assert len(kafka_broker.read(settings.topic("events"), expected=7)) == 7
+
+
+class _Broker:
+    """An in-memory stand-in for the producer: acknowledges, or refuses, each append."""
+
+    def __init__(self, db: SqlCheckpoints, refuse: bool) -> None:
+        self.db = db
+        self.refuse = refuse
+        self.checkpoint_when_acknowledged: list[str | None] = []
+
+    async def append(self, topic: str, records: Any) -> list[Any]:
+        # What the checkpoint says at the moment the broker acknowledges the page.
+        self.checkpoint_when_acknowledged.append(self.db.load("poller:won"))
+        if self.refuse:
+            from aiokafka.errors import KafkaTimeoutError
+
+            raise KafkaTimeoutError
+        return [None for _ in records]
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+async def test_a_checkpoint_moves_only_after_the_broker_acknowledged_the_page(
+    tmp_path: Path, refuse: bool
+) -> None:
+    from platypus.runtime.kafka.pollers import KafkaCheckpointStore
+
+    db = SqlCheckpoints(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        held = db.acquire("poller:won", "worker-a")
+        db.save("poller:won", "before", held)
+        broker = _Broker(db, refuse)
+        store = KafkaCheckpointStore(broker, db, held)  # type: ignore[arg-type]
+        if refuse:
+            with pytest.raises(Exception, match="KafkaTimeoutError"):
+                await store.append_with_checkpoint("t", [object()], "poller:won", "after")
+        else:
+            await store.append_with_checkpoint("t", [object()], "poller:won", "after")
+        assert broker.checkpoint_when_acknowledged == ["before"]
+        assert db.load("poller:won") == ("before" if refuse else "after")
+    finally:
+        db.close()
