@@ -6,7 +6,15 @@ one message through the configured Slack connection (the ``slack`` adapter's
 ``post_message``), then nothing more for ``cooldown``, however many failures
 follow. A post that fails is logged and tried again at the next check.
 
-The cooldown is kept in memory: a restarted process may alert once more.
+Alerts run once per deployment, not once per replica: each check first takes
+(or renews) the **alerts lease** in the failed-event store (`ALERTS_LEASE`, see
+`platypus.ops.lease`), which every process of a deployment shares (PostgreSQL
+when there are several machines). Only the holder counts and posts; the others
+stand by, and one of them takes over within the lease's ``ttl`` when the
+holder stops (at once when it died on the same host).
+
+The cooldown is kept in memory: a restarted process, or the one that takes the
+lease over, may alert once more.
 """
 
 from __future__ import annotations
@@ -23,10 +31,14 @@ import structlog
 from platypus.adapter import Adapter, Request
 from platypus.config import AlertRule, AlertSettings
 from platypus.exceptions import PlatypusError
+from platypus.ops.lease import DEFAULT_TTL, StoreLease
 from platypus.ops.metrics import Metrics
 from platypus.ops.store import FailureStore, failures
 
-__all__ = ["Alert", "Alerter"]
+__all__ = ["ALERTS_LEASE", "Alert", "Alerter"]
+
+ALERTS_LEASE = "platypus.alerts"
+"""The lease of the process that checks the alert rules for the whole deployment."""
 
 _log = structlog.get_logger("platypus.ops")
 
@@ -54,6 +66,7 @@ class Alerter:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease: StoreLease | None = None,
     ) -> None:
         self.store = store
         self.slack = slack
@@ -63,6 +76,12 @@ class Alerter:
         """Monotonic seconds, for the cooldown; replaceable in tests."""
         self.now = now
         self._last_sent: dict[str, float] = {}
+        self.lease = (
+            lease
+            if lease is not None
+            else StoreLease(store, ALERTS_LEASE, ttl=DEFAULT_TTL, detail="failure alerts")
+        )
+        """Held while this process is the one that alerts (`check_once` takes it)."""
 
     def rule_for(self, flow: str) -> AlertRule | None:
         """The rule of ``flow``: the first naming it, else the first ``*`` rule."""
@@ -72,7 +91,13 @@ class Alerter:
         return next((r for r in self.settings.rules if r.flow == "*"), None)
 
     async def check_once(self) -> list[Alert]:
-        """Count recent failures per flow and alert where a threshold is crossed."""
+        """Count recent failures per flow and alert where a threshold is crossed.
+
+        Only while this process holds the alerts lease; otherwise nothing (another
+        process of the deployment alerts).
+        """
+        if not await asyncio.to_thread(self._hold_lease):
+            return []
         windows = {r.window for r in self.settings.rules}
         counts: dict[float, dict[str, int]] = {}
         for window in windows:
@@ -91,15 +116,40 @@ class Alerter:
         return alerts
 
     async def run_forever(self) -> None:
-        """Check every ``interval`` seconds until cancelled."""
-        while True:
+        """Check every ``interval`` seconds until cancelled (renewing the lease between).
+
+        The lease is given up on the way out, so another process takes over at once.
+        """
+        # Renew well within the lease's ttl, even when checks are further apart.
+        tick = min(self.settings.interval, self.lease.ttl / 3)
+        due = self.clock()
+        try:
+            while True:
+                try:
+                    if self.clock() >= due:
+                        due = self.clock() + self.settings.interval
+                        await self.check_once()
+                    else:
+                        await asyncio.to_thread(self._hold_lease)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 -- one failed check must not stop alerting
+                    _log.exception("checking failure alerts failed; trying again")
+                await asyncio.sleep(tick)
+        finally:
             try:
-                await self.check_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 -- one failed check must not stop alerting
-                _log.exception("checking failure alerts failed; trying again")
-            await asyncio.sleep(self.settings.interval)
+                await asyncio.to_thread(self.lease.release)
+            except Exception:  # noqa: BLE001 -- it expires on its own
+                _log.warning("could not give the alerts lease up; it expires on its own")
+
+    def _hold_lease(self) -> bool:
+        held_before = self.lease.current is not None
+        held = self.lease.acquire() is not None
+        if held and not held_before:
+            _log.info("this process now checks the alert rules", holder=self.lease.holder)
+        elif held_before and not held:
+            _log.info("another process checks the alert rules now", holder=self.lease.holder)
+        return held
 
     def _cooling(self, flow: str) -> bool:
         last = self._last_sent.get(flow)

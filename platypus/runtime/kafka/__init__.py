@@ -5,6 +5,7 @@
 workers as there are partitions to share. docs/kafka.md has the whole picture.
 """
 
+from platypus.runtime.kafka.pollers import backfill_on_kafka, run_pollers
 from platypus.runtime.kafka.producer import KafkaEventSink
 from platypus.runtime.kafka.settings import BROKER_ENV, settings_for
 from platypus.runtime.kafka.topics import ensure_topics, wait_for_broker
@@ -15,7 +16,9 @@ __all__ = [
     "BROKER_ENV",
     "KafkaEventSink",
     "KafkaRuntime",
+    "backfill_on_kafka",
     "ensure_topics",
+    "run_pollers",
     "run_web",
     "run_worker",
     "settings_for",

@@ -41,6 +41,7 @@ from platypus.flow.model import FlowSpec
 from platypus.records import DEAD_LETTER, EVENTS, Record
 from platypus.runtime.base import Settlement
 from platypus.runtime.consumer import Consumer
+from platypus.runtime.kafka import health as _health
 from platypus.runtime.kafka.ledger import SqliteLedger, SqlLedger
 from platypus.runtime.kafka.settings import settings_for
 from platypus.runtime.kafka.topics import wait_for_broker
@@ -117,7 +118,19 @@ class KafkaRuntime:
             s.topic(EVENTS), key_type=bytes, value_type=bytes, partitions=s.partitions
         )
         self.dead_letter_topic = s.topic(DEAD_LETTER)
-        self.consumer = Consumer(self.processor, self, max_in_flight=s.max_in_flight)
+        # -- health (platypus.runtime.kafka.health): /readyz, /metrics, data-loss recovery
+        self.health = _health.KafkaHealth(
+            s,
+            [s.topic(EVENTS), s.topic(DEAD_LETTER)],
+            events_topic=s.topic(EVENTS),
+            group=s.group_id,
+            on_data_loss=self._after_data_loss,
+        )
+        self.consumer = Consumer(
+            self.processor, self, max_in_flight=s.max_in_flight, observer=self.health.metrics
+        )
+        self.health.consumer_problem = self.consumer.problem
+        # -- end health
         # Faust events read but not yet acknowledged, in offset order, per partition.
         self._pending: dict[int, deque[tuple[int, Any]]] = {}
         self._buffer: list[Record] = []
@@ -132,6 +145,15 @@ class KafkaRuntime:
         self._start_lock = asyncio.Lock()
         self.app.agent(self.events_topic, name="platypus-events")(self._agent)
         self.app.page("/healthz")(self._health_view())
+        token = config.ops.metrics_token
+        secret = token.resolve().get_secret_value() if token is not None else None
+        for path, view in _health.faust_views(self.health, lambda: self._started, secret).items():
+            self.app.page(path)(view)
+        self.app.task(self._watch_health)
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        if config.pollers:
+            # One active poller per source across the workers: a lease (pollers.py).
+            self.app.task(self._run_pollers)
         # faust's stubs type signal receivers too narrowly for bound async methods.
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
@@ -149,6 +171,32 @@ class KafkaRuntime:
                 return self.json(body, status=500 if failure else 200)
 
         return Health
+
+    async def _watch_health(self) -> None:
+        undo = _health.watch_client_logs(self.health)
+        try:
+            await self.health.run()
+        finally:
+            undo()
+
+    async def _run_pollers(self) -> None:
+        from platypus.runtime.kafka.pollers import run_pollers
+
+        await run_pollers(self.config, self.settings)
+
+    async def _on_assigned(self, _sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = kwargs.get("assigned", args[0] if args else ())
+        events = self.settings.topic(EVENTS)
+        self.health.partitions_assigned(tp.partition for tp in assigned if tp.topic == events)
+
+    async def _after_data_loss(self, loss: _health.DataLoss) -> None:
+        events = self.settings.topic(EVENTS)
+        if loss.topic != events:
+            return
+        stale = _health.stale_partitions(self.health, loss, self.consumer.position)
+        if stale:
+            self._forget(stale)
+            await _health.restart_partitions(self.app, events, stale, reread=loss.kind)
 
     @property
     def in_flight(self) -> int:
@@ -182,6 +230,10 @@ class KafkaRuntime:
         revoked = kwargs.get("revoked", args[0] if args else ())
         events = self.settings.topic(EVENTS)
         partitions = {tp.partition for tp in revoked if tp.topic == events}
+        self.health.partitions_assigned(self.health.state.assigned - partitions)
+        self._forget(partitions)
+
+    def _forget(self, partitions: set[int]) -> None:
         self.consumer.revoke(partitions)
         for partition in partitions:
             self._pending.pop(partition, None)

@@ -8,16 +8,23 @@ de-duplicated by (source, id), so a backfill never doubles what the live poller
 appended.
 
 The backfill writes to the embedded log directly: run it while ``platypus run``
-is stopped.
+is stopped. With ``--kafka`` it produces to the events topic of a running Kafka
+deployment instead (``--broker`` or ``PLATYPUS_BROKER`` or ``kafka.broker``),
+keeping its checkpoint and a lease (one backfill of a source at a time) in the
+deployment's shared database (``kafka.ledger_url``), so it resumes from any
+machine; the workers process the events as they come.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,8 +62,13 @@ async def run_backfill(
     data_dir: Path | None = None,
     restart: bool = False,
     echo: bool = True,
+    kafka: bool = False,
+    broker: str | None = None,
 ) -> dict[str, int]:
-    """Backfill poller ``source`` of the project at ``project``; returns the counts."""
+    """Backfill poller ``source`` of the project at ``project``; returns the counts.
+
+    With ``kafka``, into the events topic of the Kafka deployment at ``broker``.
+    """
     from platypus.config import load_config
     from platypus.ingress import Ingress
     from platypus.records import EVENTS_TOPIC
@@ -72,6 +84,8 @@ async def run_backfill(
     if since >= until:
         raise ConfigurationError("--since must be before --until")
     spec = specs[source]
+    if kafka:
+        return await _backfill_on_kafka(config, source, since, until, restart, echo, broker)
     log = EventLog(config.resolve(data_dir or config.data_dir), partitions=config.partitions)
     log.open()
     adapter = None
@@ -81,23 +95,52 @@ async def run_backfill(
             log, SchemaRegistry.default(), config.ingress, EVENTS_TOPIC, keys=config.ordering
         )
         poller = build_poller(source, spec, adapter, ingress, log)
-        scale = 1000
-        with progressbar(
-            length=scale, label=f"backfill {source}", file=None if echo else io.StringIO()
-        ) as bar:
-            done = [0]
-
-            def progress(page: object) -> None:
-                step = int(getattr(page, "progress", 1.0) * scale)
-                if step > done[0]:
-                    bar.update(step - done[0])
-                    done[0] = step
-
+        with _progress(source, echo) as progress:
             result = await poller.backfill(since, until, restart=restart, progress=progress)
     finally:
         if adapter is not None:
             await adapter.close()
         log.close()
+    return _counts(result)
+
+
+async def _backfill_on_kafka(
+    config: Any,
+    source: str,
+    since: datetime,
+    until: datetime,
+    restart: bool,
+    echo: bool,
+    broker: str | None,
+) -> dict[str, int]:
+    from platypus.runtime.kafka import backfill_on_kafka, settings_for
+
+    settings = settings_for(config, broker)
+    with _progress(source, echo) as progress:
+        result = await backfill_on_kafka(
+            config, settings, source, since, until, restart=restart, progress=progress
+        )
+    return _counts(result)
+
+
+@contextlib.contextmanager
+def _progress(source: str, echo: bool) -> Iterator[Callable[[object], None]]:
+    scale = 1000
+    with progressbar(
+        length=scale, label=f"backfill {source}", file=None if echo else io.StringIO()
+    ) as bar:
+        done = [0]
+
+        def progress(page: object) -> None:
+            step = int(getattr(page, "progress", 1.0) * scale)
+            if step > done[0]:
+                bar.update(step - done[0])
+                done[0] = step
+
+        yield progress
+
+
+def _counts(result: Any) -> dict[str, int]:
     return {
         "pages": result.pages,
         "records": result.records,
@@ -111,6 +154,7 @@ async def run_backfill(
 @examples(
     "platypus backfill crm --since 2024-06-01",
     "platypus backfill hr --since 2024-06-01 --until 2024-06-30 --restart --json",
+    "platypus backfill crm --since 2024-06-01 --kafka --broker kafka://kafka-1:9092",
 )
 @click.command("backfill")
 @click.argument("source")
@@ -130,6 +174,16 @@ async def run_backfill(
     help="Event log folder (default: data_dir of platypus.yaml).",
 )
 @click.option("--restart", is_flag=True, help="Read the range again from its start.")
+@click.option(
+    "--kafka",
+    is_flag=True,
+    help="Produce to the events topic of a running Kafka deployment (not the embedded log).",
+)
+@click.option(
+    "--broker",
+    default=None,
+    help="With --kafka: the broker, kafka://host:9092 (default: PLATYPUS_BROKER, kafka.broker).",
+)
 @json_option
 def backfill(
     source: str,
@@ -138,6 +192,8 @@ def backfill(
     project: Path,
     data_dir: Path | None,
     restart: bool,
+    kafka: bool,
+    broker: str | None,
     as_json: bool,
 ) -> None:
     """Replay poller SOURCE's records modified from --since to --until as events.
@@ -152,7 +208,16 @@ def backfill(
     end = _moment(until, end=True) if until else datetime.now(UTC)
     try:
         counts = asyncio.run(
-            run_backfill(project, source, start, end, data_dir=data_dir, restart=restart)
+            run_backfill(
+                project,
+                source,
+                start,
+                end,
+                data_dir=data_dir,
+                restart=restart,
+                kafka=kafka or broker is not None,
+                broker=broker,
+            )
         )
     except KeyboardInterrupt:
         click.echo("\ninterrupted: run the same command to resume", err=True)
