@@ -64,12 +64,19 @@ class Expression:
                     return None
                 value = value.get(key)
             return value
-        if self._compiled is not None:
-            return self._compiled(context)
         try:
+            if self._compiled is not None:
+                return self._compiled(context)
             return _INTERPRETER.visit(self._parsed.parsed, context)
         except jmes_errors.JMESPathError as exc:
             raise MappingError(f"expression {self.source!r} failed: {exc}") from None
+        except TypeError as exc:
+            # jmespath orders any two "comparable" values, so a string against a
+            # number reaches Python's own comparison: name the expression instead.
+            raise MappingError(
+                f"expression {self.source!r} failed: {exc}; compare values of one type "
+                "(quote a string constant as 'text', write a number as `10`)"
+            ) from None
 
 
 def compile_expression(source: str) -> Expression:

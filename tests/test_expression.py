@@ -76,6 +76,15 @@ def test_a_type_error_at_evaluation_is_a_mapping_error_naming_the_expression() -
         run("abs(subject)")
 
 
+@pytest.mark.parametrize("source", ["a > `0`", "a < b", "steps.x.total > `0`"])
+def test_ordering_a_string_against_a_number_is_a_mapping_error_not_a_type_error(
+    source: str,
+) -> None:
+    context = {"a": "x", "b": 1, "steps": {"x": {"total": "3"}}}
+    with pytest.raises(MappingError, match="compare values of one type"):
+        compile_expression(source).evaluate(context)
+
+
 def test_an_unknown_function_is_a_mapping_error() -> None:
     with pytest.raises(MappingError, match="nope"):
         run("nope(subject)")
