@@ -174,11 +174,19 @@ async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Sessi
         if owned and (data_dir / "events.db").exists():
             # Nobody runs the log: this command opens it, as the app would.
             from platypus.runtime.embedded import EventLog, LogReplayTarget
+            from platypus.runtime.embedded.history import LogOutcomeFeed
 
             log = EventLog(data_dir, partitions=config.partitions)
             log.open()
             target = LogReplayTarget(log)
-            indexer = Indexer(log, store, target=target, flows=_flows(config), quiet=True)
+            indexer = Indexer(
+                log,
+                store,
+                target=target,
+                flows=_flows(config),
+                quiet=True,
+                outcomes=LogOutcomeFeed(log),
+            )
             try:
                 await indexer.index_once()
             finally:
