@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -37,6 +35,7 @@ from tests.kafka_broker import KafkaBroker
 from tests.ops.conftest import ADMIN_URL, _admin
 from tests.runtimes import (
     kafka_ingress,
+    start_indexer,
     start_worker,
     stop_worker,
     wait_worker_healthy,
@@ -71,28 +70,6 @@ def _project(
     config["ops"] = {"dashboard": False}
     (root / "platypus.yaml").write_text(yaml.safe_dump(config))
     return settings
-
-
-def start_indexer(root: Path, port: int) -> subprocess.Popen[bytes]:
-    """``platypus indexer`` for the project in ``root``."""
-    command = Path(sys.executable).parent / "platypus"
-    return subprocess.Popen(
-        [
-            str(command),
-            "indexer",
-            "--project",
-            str(root),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 async def wait_until(
