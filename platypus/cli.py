@@ -196,7 +196,7 @@ def indexer(
     also produces the replays asked for from the dashboard or `platypus dlq`.
     """
     from platypus.logging import configure_logging
-    from platypus.runtime.kafka.indexer import run_indexer
+    from platypus.runtime.kafka import run_indexer
 
     configure_logging(json=log_json, level=log_level)
     run_indexer(project, broker=broker, host=host, port=port)

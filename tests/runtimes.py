@@ -98,6 +98,7 @@ class EmbeddedDriver:
         self.partitions = app.log.partitions
         self.store = app.failures
         self.operations = app.operations
+        self.ingress = app.ingress
 
     async def ingest(self, *events: Mapping[str, Any]) -> list[bytes]:
         raws = []
@@ -355,13 +356,15 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
 
 @asynccontextmanager
 async def kafka_ingress(
-    settings: KafkaSettings, keys: OrderingKeys | None = None
+    settings: KafkaSettings, keys: OrderingKeys | None = None, store: FailureStore | None = None
 ) -> AsyncIterator[Ingress]:
-    """The ingress ``platypus web`` runs, in this event loop, producing to the broker."""
+    """The ingress ``platypus web`` runs, in this event loop, producing to the broker
+    (de-duplicated through ``store`` when given, as with ``failures_store``)."""
     from platypus.config import IngressSettings
+    from platypus.ops.dedupe import SharedDedupe
 
     await ensure_topics(settings)
-    sink = KafkaEventSink(settings)
+    sink = KafkaEventSink(settings, dedupe=SharedDedupe(store) if store is not None else None)
     await sink.start()
     try:
         yield Ingress(
@@ -415,7 +418,7 @@ async def _kafka_runtime(
             store = FailureStore(failures_store)
             store.create()
         keys = OrderingKeys.model_validate(dict(ordering or {}))
-        async with kafka_ingress(settings, keys) as ingress:
+        async with kafka_ingress(settings, keys, store) as ingress:
             yield KafkaDriver(broker, settings, ingress, store)
     finally:
         stop_worker(process)

@@ -640,3 +640,25 @@ async def test_ops_a_discard_is_kept_with_its_reason_in_the_audit_trail(
         [row, *_] = store.audit_log()
         assert (row.actor, row.action, row.detail["ids"]) == ("bo", "discard", [entry.id])
         assert len(fake_vendor.requests_to("/orders")) == 1  # not sent again
+
+
+async def test_ops_a_second_copy_of_an_event_is_answered_as_a_duplicate_and_not_run(
+    make_ops_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    async with make_ops_runtime({"orders": ORDER_FLOW}) as runtime:
+        event = closed_won(amount=2000)
+        # Same key: the later event is read after where the copy would be.
+        later = closed_won(event["subject"], amount=2000)
+        body = json.dumps(event).encode()
+        first = await runtime.ingress.accept(body, "application/json")
+        again = await runtime.ingress.accept(body, "application/json")
+        assert (first.status, first.body["accepted"], first.body["duplicates"]) == (202, 1, 0)
+        assert (again.status, again.body["duplicates"]) == (202, 1)
+        await runtime.ingest(later)
+        await _eventually(
+            lambda: runtime.store.outcome_history(event_id=later["id"]), "the later event's outcome"
+        )
+        assert len(fake_vendor.requests_to("/orders")) == 2
+        assert [o.status for o in runtime.store.outcome_history(event_id=event["id"])] == [
+            "delivered"
+        ]

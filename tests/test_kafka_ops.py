@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -36,6 +37,7 @@ from tests.ops.conftest import ADMIN_URL, _admin
 from tests.runtimes import (
     kafka_ingress,
     start_indexer,
+    start_web,
     start_worker,
     stop_worker,
     wait_worker_healthy,
@@ -308,3 +310,81 @@ async def test_kill_9_of_the_indexer_mid_stream_loses_no_dead_letter_and_doubles
         assert {count for _, count in rows} == {1}  # none indexed twice
     finally:
         store.close()
+
+
+async def _wait_web(process: subprocess.Popen[bytes], port: int, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as client:
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise AssertionError(f"platypus web exited with {process.returncode}: {stderr}")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("platypus web did not answer /healthz")
+            await asyncio.sleep(0.2)
+
+
+async def test_a_copy_posted_to_another_web_replica_is_a_duplicate_and_not_produced(
+    tmp_path: Path,
+    fake_vendor: FakeVendor,
+    kafka_broker: KafkaBroker,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.sources.payloads import ENVIRONMENT, SOURCES, dumps, generic_signed, hire_candidate
+
+    settings = _project(tmp_path, fake_vendor, kafka_broker, pg_url)
+    config = yaml.safe_load((tmp_path / "platypus.yaml").read_text())
+    config["sources"] = {"hooks": SOURCES["hooks"]}
+    (tmp_path / "platypus.yaml").write_text(yaml.safe_dump(config))
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    await ensure_topics(settings)
+    # Each replica its own project folder, so its own data directory: only the
+    # shared store can tell them what the other has seen.
+    other_project = tmp_path / "replica"
+    shutil.copytree(tmp_path / "flows", other_project / "flows")
+    shutil.copy(tmp_path / "platypus.yaml", other_project / "platypus.yaml")
+    ports = [free_port(), free_port()]
+    webs = [
+        start_web(root, port) for root, port in zip((tmp_path, other_project), ports, strict=True)
+    ]
+    try:
+        for web, port in zip(webs, ports, strict=True):
+            await _wait_web(web, port)
+        a, b = (f"http://127.0.0.1:{port}" for port in ports)
+        event = closed_won(amount=2000)
+        async with httpx.AsyncClient() as client:
+            first = await client.post(f"{a}/events", json=event)
+            second = await client.post(f"{b}/events", json=event)
+            assert (first.status_code, second.status_code) == (202, 202)
+            assert (first.json()["accepted"], first.json()["duplicates"]) == (1, 0)
+            assert second.json()["duplicates"] == 1
+
+            body = dumps(hire_candidate())
+            hook_a = await client.post(
+                f"{a}/webhooks/hooks", content=body, headers=generic_signed(body, "d-1")
+            )
+            hook_b = await client.post(
+                f"{b}/webhooks/hooks", content=body, headers=generic_signed(body, "d-1")
+            )
+            other = dumps(hire_candidate(2))
+            reused = await client.post(
+                f"{b}/webhooks/hooks", content=other, headers=generic_signed(other, "d-1")
+            )
+        assert (hook_a.status_code, hook_b.status_code) == (200, 200)
+        assert hook_b.json()["redelivery"] is True
+        assert reused.status_code == 409
+
+        records = kafka_broker.read(settings.topic("events"))
+        ids = [json.loads(r.value or b"{}")["id"] for r in records]
+        assert ids.count(event["id"]) == 1
+        assert len(ids) == 2  # the event once, the webhook's event once
+    finally:
+        for web in webs:
+            stop_worker(web)

@@ -173,8 +173,7 @@ async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Sessi
         owned = lock.acquire()
         if owned and (data_dir / "events.db").exists():
             # Nobody runs the log: this command opens it, as the app would.
-            from platypus.runtime.embedded import EventLog, LogReplayTarget
-            from platypus.runtime.embedded.history import LogOutcomeFeed
+            from platypus.runtime.embedded import EventLog, LogOutcomeFeed, LogReplayTarget
 
             log = EventLog(data_dir, partitions=config.partitions)
             log.open()

@@ -74,6 +74,8 @@ __all__ = [
 
 STORE_FILE = "failures.db"
 
+_CREATE_LOCK = 0x706C6174  # "plat": the advisory lock of `FailureStore.create`
+
 
 class FailureStatus(StrEnum):
     """Where a failed event stands."""
@@ -699,8 +701,15 @@ class FailureStore:
         return store
 
     def create(self) -> None:
-        """Create the tables and indexes that do not exist yet, and the store's id."""
-        metadata.create_all(self.engine)
+        """Create the tables and indexes that do not exist yet, and the store's id.
+
+        Safe when several processes start at once (replicas of ``platypus web``,
+        an indexer): on PostgreSQL they take turns under an advisory lock.
+        """
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+            metadata.create_all(conn)
         self._store_id = self._load_store_id()
 
     @property
@@ -1389,6 +1398,115 @@ class FailureStore:
             ]
         return found[::-1]
 
+    # -- ingest de-duplication --------------------------------------------------------
+
+    def claim_ingest(
+        self, kind: str, keys: Sequence[tuple[str, str]], *, stale_after: float
+    ) -> dict[tuple[str, str], str]:
+        """Claim (source, ident) pairs before producing them: ``new`` (claimed now: yours
+        to produce), ``done`` (produced before: a duplicate) or ``pending`` (another
+        process claimed it ``stale_after`` seconds ago at most, and has not said done).
+
+        A pending claim older than that is taken over (its process died between
+        claim and produce) and answers ``new``.
+        """
+        now = _now()
+        stale = now - timedelta(seconds=stale_after)
+        t = ingest_dedupe
+        out: dict[tuple[str, str], str] = {}
+        with self.engine.begin() as conn:
+            rows = [
+                {
+                    "kind": kind,
+                    "source": source[:512],
+                    "ident": ident[:512],
+                    "digest": "",
+                    "done": False,
+                    "seen_at": now,
+                }
+                for source, ident in dict.fromkeys(keys)
+            ]
+            inserted = _inserted_keys(conn, t, rows, ("kind", "source", "ident"))
+            for (source, ident), row in zip(dict.fromkeys(keys), rows, strict=True):
+                key = (row["kind"], row["source"], row["ident"])
+                if key in inserted:
+                    out[(source, ident)] = "new"
+                    continue
+                where = (t.c.kind == kind, t.c.source == row["source"], t.c.ident == row["ident"])
+                taken = conn.execute(
+                    t.update()
+                    .where(*where, t.c.done.is_(False), t.c.seen_at < stale)
+                    .values(seen_at=now)
+                )
+                if taken.rowcount == 1:
+                    out[(source, ident)] = "new"
+                    continue
+                done = conn.execute(sa.select(t.c.done).where(*where)).scalar_one_or_none()
+                out[(source, ident)] = "done" if done else "pending"
+        return out
+
+    def finish_ingest(self, kind: str, keys: Sequence[tuple[str, str]], digest: str = "") -> None:
+        """Mark claimed pairs as produced: from now on a copy is a duplicate."""
+        self._ingest_rows(kind, keys, {"done": True, "digest": digest, "seen_at": _now()})
+
+    def release_ingest(self, kind: str, keys: Sequence[tuple[str, str]]) -> None:
+        """Give claims up (producing failed): the client's retry may claim them again."""
+        t = ingest_dedupe
+        with self.engine.begin() as conn:
+            for source, ident in keys:
+                conn.execute(
+                    t.delete().where(
+                        t.c.kind == kind,
+                        t.c.source == source[:512],
+                        t.c.ident == ident[:512],
+                        t.c.done.is_(False),
+                    )
+                )
+
+    def remember_ingest(self, kind: str, source: str, ident: str, digest: str) -> None:
+        """Record (source, ident) as done with ``digest``, unless it is already known."""
+        row = {
+            "kind": kind,
+            "source": source[:512],
+            "ident": ident[:512],
+            "digest": digest,
+            "done": True,
+            "seen_at": _now(),
+        }
+        with self.engine.begin() as conn:
+            _inserted_keys(conn, ingest_dedupe, [row], ("kind", "source", "ident"))
+
+    def ingest_digest(self, kind: str, source: str, ident: str) -> str | None:
+        """The digest (source, ident) was recorded with when done; None when not seen."""
+        t = ingest_dedupe
+        query = sa.select(t.c.digest).where(
+            t.c.kind == kind,
+            t.c.source == source[:512],
+            t.c.ident == ident[:512],
+            t.c.done.is_(True),
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def forget_ingest(self, older_than: datetime) -> int:
+        """Drop de-duplication rows last seen before ``older_than``; how many."""
+        with self.engine.begin() as conn:
+            done = conn.execute(ingest_dedupe.delete().where(ingest_dedupe.c.seen_at < older_than))
+        return max(0, done.rowcount)
+
+    def _ingest_rows(
+        self, kind: str, keys: Sequence[tuple[str, str]], values: dict[str, Any]
+    ) -> None:
+        t = ingest_dedupe
+        with self.engine.begin() as conn:
+            for source, ident in keys:
+                conn.execute(
+                    t.update()
+                    .where(t.c.kind == kind, t.c.source == source[:512], t.c.ident == ident[:512])
+                    .values(**values)
+                )
+
     def discard(
         self,
         ids: Sequence[int],
@@ -1613,8 +1731,15 @@ def _insert_new(
     conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], unique: Sequence[str]
 ) -> int:
     """Insert ``rows`` whose ``unique`` columns are not taken yet; how many went in."""
+    return len(_inserted_keys(conn, table, rows, unique))
+
+
+def _inserted_keys(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], unique: Sequence[str]
+) -> set[tuple[Any, ...]]:
+    """Insert ``rows`` whose ``unique`` columns are free; the keys of those that went in."""
     if not rows:
-        return 0
+        return set()
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -1623,9 +1748,8 @@ def _insert_new(
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unique))
-    # RETURNING counts what went in on both back ends (executemany's rowcount does not).
     returning = statement.returning(*[table.c[name] for name in unique])
-    return len(conn.execute(returning, list(rows)).all())
+    return {tuple(row) for row in conn.execute(returning, list(rows)).all()}
 
 
 def _prune_outcomes(conn: Connection, keep: int) -> None:

@@ -2,9 +2,12 @@
 
 ``platypus web`` (`run_web`) produces accepted events with ``acks=all``;
 ``platypus worker`` (`run_worker`, `KafkaRuntime`) consumes them, as many
-workers as there are partitions to share. docs/kafka.md has the whole picture.
+workers as there are partitions to share; ``platypus indexer`` (`run_indexer`)
+keeps the failed-event store and outcome history and serves ``/ops``.
+docs/kafka.md has the whole picture.
 """
 
+from platypus.runtime.kafka.indexer import KafkaIndexer, run_indexer
 from platypus.runtime.kafka.producer import KafkaEventSink
 from platypus.runtime.kafka.settings import BROKER_ENV, settings_for
 from platypus.runtime.kafka.topics import ensure_topics, wait_for_broker
@@ -14,8 +17,10 @@ from platypus.runtime.kafka.worker import KafkaRuntime, run_worker
 __all__ = [
     "BROKER_ENV",
     "KafkaEventSink",
+    "KafkaIndexer",
     "KafkaRuntime",
     "ensure_topics",
+    "run_indexer",
     "run_web",
     "run_worker",
     "settings_for",

@@ -30,7 +30,21 @@ def run_web(
     config = load_config(root=project)
     settings = settings_for(config, broker)
     wait_for_broker(settings)
-    sink = KafkaEventSink(settings)
+    dedupe = None
+    if config.failures_store:
+        # -- shared de-duplication (issue 12): one table for every replica --
+        from platypus.ops.dedupe import SharedDedupe
+        from platypus.ops.store import FailureStore
+
+        store = FailureStore(config.failures_store)
+        store.create()
+        dedupe = SharedDedupe(store)
+    else:
+        _log.warning(
+            "no failures_store in platypus.yaml: replicas of platypus web do not share "
+            "de-duplication, so a copy of an event posted twice is produced twice"
+        )
+    sink = KafkaEventSink(settings, dedupe=dedupe)
     ingress = Ingress(
         sink,
         SchemaRegistry.default(),
@@ -38,7 +52,9 @@ def run_web(
         settings.topic(EVENTS),
         keys=config.ordering,
     )
-    app = create_app(ingress, sources=config.sources, data_dir=config.resolve(config.data_dir))
+    app = create_app(
+        ingress, sources=config.sources, data_dir=config.resolve(config.data_dir), seen=dedupe
+    )
 
     async def serve() -> None:
         await sink.start()
