@@ -56,6 +56,7 @@ JSON_COMMANDS = {
     ("dlq", "list"),
     ("dlq", "show"),
     ("dlq", "audit"),
+    ("dlq", "history"),
 }
 
 

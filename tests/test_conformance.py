@@ -584,7 +584,8 @@ async def test_ops_a_dead_letter_reaches_the_store_and_its_replay_resolves_it(
 
     fake_vendor.script("/orders", [201, (400, {"error": "account closed"})])
     async with make_ops_runtime({"orders": ORDER_FLOW}) as runtime:
-        good, bad = closed_won(amount=2000), closed_won(amount=3000)
+        good = closed_won(amount=2000)
+        bad = closed_won(good["subject"], amount=3000)  # same key: read after the good one
         await runtime.ingest(good, bad)
         store = runtime.store
         [entry] = await _eventually(lambda: store.search(), "the dead letter in the store")

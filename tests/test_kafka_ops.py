@@ -140,7 +140,8 @@ async def test_dead_letter_to_store_to_replay_to_resolved_with_outcomes_history(
 ) -> None:
     running = deployment(tmp_path, fake_vendor, kafka_broker, pg_url)
     async with running as (settings, ingress, store):
-        good, bad = closed_won(amount=2000), closed_won(amount=3000)
+        good = closed_won(amount=2000)
+        bad = closed_won(good["subject"], amount=3000)  # same key: read after the good one
         fake_vendor.script("/orders", [201, (400, {"error": "account closed"})])
         for event in (good, bad):
             result = await ingress.accept(json.dumps(event).encode(), "application/json")
