@@ -776,6 +776,17 @@ class FailureStore:
         with self.engine.connect() as conn:
             return [_failure(row._mapping) for row in conn.execute(query)]
 
+    def failures_of_event(self, event_id: str, limit: int = 50) -> list[Failure]:
+        """The entries of event ``event_id`` (one per flow that failed), by id."""
+        query = (
+            sa.select(failures)
+            .where(failures.c.event_id == event_id)
+            .order_by(failures.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_failure(row._mapping) for row in conn.execute(query)]
+
     def count(self, where: FailureFilter = FailureFilter()) -> int:
         """How many entries match ``where``."""
         query = sa.select(sa.func.count()).select_from(failures).where(where.clause())
