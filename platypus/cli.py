@@ -171,6 +171,38 @@ def web(
 
 
 @examples(
+    "platypus indexer --broker kafka://kafka-1:9092 --port 8788",
+    "PLATYPUS_BROKER=kafka://kafka-1:9092 platypus indexer --log-json",
+)
+@main.command()
+@_PROJECT
+@_BROKER
+@click.option("--host", help="Interface of /ops and /healthz (default from platypus.yaml).")
+@click.option("--port", type=int, default=8788, show_default=True, help="Port of /ops, /healthz.")
+@click.option("--log-level", default="info", show_default=True)
+@click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a terminal.")
+@_errors
+def indexer(
+    project: Path,
+    broker: str | None,
+    host: str | None,
+    port: int,
+    log_level: str,
+    log_json: bool | None,
+) -> None:
+    """Index Kafka's dead letters and outcomes into the failed-event store; serve /ops.
+
+    Run one per deployment (a second one stands by until the first stops). It
+    also produces the replays asked for from the dashboard or `platypus dlq`.
+    """
+    from platypus.logging import configure_logging
+    from platypus.runtime.kafka import run_indexer
+
+    configure_logging(json=log_json, level=log_level)
+    run_indexer(project, broker=broker, host=host, port=port)
+
+
+@examples(
     "platypus send samples/demo/events.jsonl",
     "platypus send events.jsonl --url http://platypus:8787 --json",
 )

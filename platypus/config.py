@@ -144,7 +144,8 @@ class KafkaSettings(BaseModel):
 
     Topics are ``<topic_prefix>.events`` (CloudEvents keyed by their ordering key,
     the ``subject`` unless ``ordering:`` says otherwise),
-    ``<topic_prefix>.dead-letter`` and ``<topic_prefix>.rejected``.
+    ``<topic_prefix>.dead-letter``, ``<topic_prefix>.outcomes`` (how each event
+    ended, for ``platypus indexer``) and ``<topic_prefix>.rejected``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

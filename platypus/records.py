@@ -13,7 +13,8 @@ embedded runtime always uses the default prefix; on Kafka it is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any, Final, NamedTuple
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "Outcome",
     "Placement",
     "Record",
+    "decode_outcome",
+    "encode_outcome",
     "topic_name",
 ]
 
@@ -183,3 +186,22 @@ class Outcome:
     step: str = ""
     detail: str = ""
     attempts: int = 0
+    appended_at: float = 0.0
+    """When the record was appended to its topic (epoch seconds; 0 when unknown)."""
+
+
+def encode_outcome(outcome: Outcome, settled_at: float) -> bytes:
+    """The value of an outcomes-topic record: the outcome as JSON, with when it settled."""
+    return json.dumps({**asdict(outcome), "settled_at": settled_at}, separators=(",", ":")).encode()
+
+
+def decode_outcome(value: bytes) -> tuple[Outcome, float]:
+    """An outcomes-topic record's outcome and settle time; `ValueError` if it is not one."""
+    raw = json.loads(value)
+    if not isinstance(raw, dict):
+        raise ValueError("an outcome record is a JSON object")
+    settled_at = float(raw.pop("settled_at", 0.0))
+    try:
+        return Outcome(**raw), settled_at
+    except TypeError as exc:
+        raise ValueError(f"not an outcome record: {exc}") from None

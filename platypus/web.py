@@ -26,6 +26,7 @@ from platypus.config import SourceSpec
 from platypus.ingress import Ingress
 from platypus.sources.openapi import openapi_document
 from platypus.sources.receiver import WebhookReceiver
+from platypus.sources.replay import DeliveryMemory
 
 __all__ = ["create_app"]
 
@@ -37,17 +38,19 @@ def create_app(
     sources: Mapping[str, SourceSpec] | None = None,
     data_dir: Path | None = None,
     routes: Sequence[BaseRoute] = (),
+    seen: DeliveryMemory | None = None,
 ) -> Starlette:
     """The Starlette application serving the ingress endpoints.
 
     ``sources`` are the webhook receivers of ``platypus.yaml``; their decoders are
     built (and their secrets read) here, so a missing secret stops start-up.
-    Delivery ids are remembered in ``<data_dir>/webhooks.db`` (in memory without one).
+    Delivery ids are remembered in ``<data_dir>/webhooks.db`` (in memory without one),
+    or in ``seen``, shared by the replicas of ``platypus web``.
     ``routes`` are served beside them: the app adds ``/metrics``, ``/readyz`` and
     the operations dashboard at ``/ops`` (`platypus.runtime.embedded.Platypus`).
     """
     limit = ingress.settings.max_body_bytes
-    webhooks = WebhookReceiver.from_config(ingress, sources or {}, data_dir)
+    webhooks = WebhookReceiver.from_config(ingress, sources or {}, data_dir, seen=seen)
     document = openapi_document(ingress.schemas, ingress.settings, webhooks.decoders)
 
     async def post_events(request: Request) -> JSONResponse:

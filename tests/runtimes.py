@@ -32,6 +32,8 @@ from platypus.config import ConnectionSpec, KafkaSettings
 from platypus.deadletter import describe_headers
 from platypus.ingress import Ingress
 from platypus.keys import OrderingKeys
+from platypus.ops.actions import Operations
+from platypus.ops.store import FailureStore
 from platypus.partitioning import partition_for
 from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC, NewRecord
 from platypus.retry import RetryPolicy
@@ -81,12 +83,22 @@ class Runtime(Protocol):
         ...
 
 
+class OpsRuntime(Runtime, Protocol):
+    """A runtime with its failed-event store and the operations over it."""
+
+    store: FailureStore
+    operations: Operations
+
+
 class EmbeddedDriver:
     name = "embedded"
 
     def __init__(self, app: Platypus) -> None:
         self.app = app
         self.partitions = app.log.partitions
+        self.store = app.failures
+        self.operations = app.operations
+        self.ingress = app.ingress
 
     async def ingest(self, *events: Mapping[str, Any]) -> list[bytes]:
         raws = []
@@ -116,10 +128,19 @@ class EmbeddedDriver:
 class KafkaDriver:
     name = "kafka"
 
-    def __init__(self, broker: KafkaBroker, settings: KafkaSettings, ingress: Ingress) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: KafkaSettings,
+        ingress: Ingress,
+        store: FailureStore | None = None,
+    ) -> None:
         self.broker = broker
         self.settings = settings
         self.ingress = ingress
+        if store is not None:
+            self.store = store
+            self.operations = Operations(store, SchemaRegistry.default())
         self.partitions = settings.partitions
         self.events_topic = settings.topic("events")
 
@@ -178,11 +199,14 @@ async def start_runtime(
     retry: RetryPolicy = TEST_RETRY,
     ordering: Mapping[str, str] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
-) -> AsyncIterator[Runtime]:
+    failures_store: str | None = None,
+) -> AsyncIterator[Any]:
     """A started runtime of ``kind`` over ``flows``, stopped on exit.
 
     ``ordering`` is the project's ``ordering:``; ``connections`` adds connections
     (as in platypus.yaml: ``{adapter, settings}``) beside the ``vendor`` one.
+    ``failures_store`` (Kafka) also runs ``platypus indexer`` on that store, and
+    the driver is an `OpsRuntime`; the embedded one always is.
     """
     if kind == "embedded":
         specs = {
@@ -214,6 +238,7 @@ async def start_runtime(
         retry,
         ordering=ordering,
         connections=connections,
+        failures_store=failures_store,
     ) as driver:
         yield driver
 
@@ -230,6 +255,7 @@ def write_kafka_project(
     name: str = "conformance",
     ordering: Mapping[str, str] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
+    failures_store: str | None = None,
     **kafka_options: Any,
 ) -> KafkaSettings:
     """Write ``platypus.yaml`` and flows for a worker with its own topics and group."""
@@ -260,6 +286,9 @@ def write_kafka_project(
         },
         "ordering": dict(ordering or {}),
     }
+    if failures_store is not None:
+        config["failures_store"] = failures_store
+        config["ops"] = {"dashboard": False}
     (root / "platypus.yaml").write_text(yaml.safe_dump(config))
     return KafkaSettings(**kafka)
 
@@ -269,6 +298,18 @@ def start_worker(root: Path, *extra: str) -> subprocess.Popen[bytes]:
     command = Path(sys.executable).parent / "platypus"
     return subprocess.Popen(
         [str(command), "worker", "--project", str(root), "--log-level", "warning", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def start_indexer(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """``platypus indexer`` for the project in ``root``, serving /healthz on ``port``."""
+    command = Path(sys.executable).parent / "platypus"
+    arguments = ["--project", str(root), "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(
+        [str(command), "indexer", *arguments, "--log-level", "warning"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -315,13 +356,15 @@ def stop_worker(process: subprocess.Popen[bytes]) -> None:
 
 @asynccontextmanager
 async def kafka_ingress(
-    settings: KafkaSettings, keys: OrderingKeys | None = None
+    settings: KafkaSettings, keys: OrderingKeys | None = None, store: FailureStore | None = None
 ) -> AsyncIterator[Ingress]:
-    """The ingress ``platypus web`` runs, in this event loop, producing to the broker."""
+    """The ingress ``platypus web`` runs, in this event loop, producing to the broker
+    (de-duplicated through ``store`` when given, as with ``failures_store``)."""
     from platypus.config import IngressSettings
+    from platypus.ops.dedupe import SharedDedupe
 
     await ensure_topics(settings)
-    sink = KafkaEventSink(settings)
+    sink = KafkaEventSink(settings, dedupe=SharedDedupe(store) if store is not None else None)
     await sink.start()
     try:
         yield Ingress(
@@ -347,6 +390,7 @@ async def _kafka_runtime(
     *,
     ordering: Mapping[str, str] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
+    failures_store: str | None = None,
 ) -> AsyncIterator[KafkaDriver]:
     settings = write_kafka_project(
         root,
@@ -358,12 +402,27 @@ async def _kafka_runtime(
         retry=retry,
         ordering=ordering,
         connections=connections,
+        failures_store=failures_store,
     )
+    if failures_store is not None:
+        await ensure_topics(settings)  # the indexer reads topics a worker creates
     process = start_worker(root)
+    indexer = None
+    store = None
     try:
         await wait_worker_healthy(process, settings.web_port)
+        if failures_store is not None:
+            port = free_port()
+            indexer = start_indexer(root, port)
+            await wait_worker_healthy(indexer, port)
+            store = FailureStore(failures_store)
+            store.create()
         keys = OrderingKeys.model_validate(dict(ordering or {}))
-        async with kafka_ingress(settings, keys) as ingress:
-            yield KafkaDriver(broker, settings, ingress)
+        async with kafka_ingress(settings, keys, store) as ingress:
+            yield KafkaDriver(broker, settings, ingress, store)
     finally:
         stop_worker(process)
+        if indexer is not None:
+            stop_worker(indexer)
+        if store is not None:
+            store.close()

@@ -57,6 +57,7 @@ JSON_COMMANDS = {
     ("dlq", "show"),
     ("dlq", "audit"),
     ("dlq", "to-test"),
+    ("dlq", "history"),
 }
 
 

@@ -521,3 +521,145 @@ async def test_a_record_still_missing_after_the_dependency_wait_is_dead_lettered
     assert headers["platypus.error.retryable"] == "true"
     assert int(headers["platypus.attempts"]) > 4  # past max_attempts, bounded by the wait
     assert "001NOBODY0000045" in headers["__connect.errors.exception.message"]
+
+
+# -- operations: failed events, replay, discard, outcome history ---------------------
+
+
+@pytest.fixture(params=RUNTIMES)
+def make_ops_runtime(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_vendor: FakeVendor
+) -> MakeRuntime:
+    """A runtime with its failed-event store: embedded (SQLite beside the log) or Kafka
+    (``platypus worker`` + ``platypus indexer`` on a fresh PostgreSQL database)."""
+    kind: str = request.param
+    options: dict[str, Any] = {}
+    if kind == "kafka":
+        options["kafka_broker"] = request.getfixturevalue("kafka_broker")
+        options["failures_store"] = request.getfixturevalue("postgres_database")
+
+    def make(flows: Mapping[str, str], **more: Any) -> AbstractAsyncContextManager[Any]:
+        return start_runtime(kind, tmp_path, fake_vendor.url, flows, **options, **more)
+
+    return make
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (skipped, saying why, when the server is unreachable)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.ops.conftest import ADMIN_URL, _admin
+
+    admin = _admin()
+    name = f"platypus_conf_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+async def _eventually(check: Callable[[], Any], what: str, within: float = 60.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        found = await asyncio.to_thread(check)
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_ops_a_dead_letter_reaches_the_store_and_its_replay_resolves_it(
+    make_ops_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    from platypus.ops.actions import Actor
+    from platypus.ops.store import FailureStatus
+
+    fake_vendor.script("/orders", [201, (400, {"error": "account closed"})])
+    async with make_ops_runtime({"orders": ORDER_FLOW}) as runtime:
+        good = closed_won(amount=2000)
+        bad = closed_won(good["subject"], amount=3000)  # same key: read after the good one
+        await runtime.ingest(good, bad)
+        store = runtime.store
+        [entry] = await _eventually(lambda: store.search(), "the dead letter in the store")
+        assert (entry.event_id, entry.flow, entry.status) == (bad["id"], "orders", "open")
+        assert entry.business_key == bad["subject"]
+
+        fake_vendor.script("/orders", [201])
+        await runtime.operations.replay([entry.id], Actor.operator("ana"))
+        done = await _eventually(
+            lambda: (f := store.get(entry.id)) and f.status is FailureStatus.RESOLVED and f,
+            "the replay resolved the entry",
+        )
+        assert done.replays == 1
+        replayed = fake_vendor.requests_to("/orders")[-1]
+        assert replayed.json["external_id"] == bad["data"]["opportunity_id"]
+
+        # "What happened to event X?": the same history on both runtimes.
+        statuses = await _eventually(
+            lambda: [o.status for o in store.outcome_history(event_id=bad["id"])] or None,
+            "the failed event's history",
+        )
+        assert statuses[0] == "dead_lettered"
+        await _eventually(
+            lambda: (
+                [o.status for o in store.outcome_history(event_id=bad["id"])]
+                == ["dead_lettered", "delivered"]
+            ),
+            "the replay's outcome in the history",
+        )
+        [delivered] = await _eventually(
+            lambda: store.outcome_history(event_id=good["id"]), "the good event's history"
+        )
+        assert (delivered.status, delivered.flow) == ("delivered", "orders")
+        assert delivered.business_key == good["subject"]
+
+
+async def test_ops_a_discard_is_kept_with_its_reason_in_the_audit_trail(
+    make_ops_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    from platypus.ops.actions import Actor
+    from platypus.ops.store import FailureStatus
+
+    fake_vendor.script("/orders", [(400, {"error": "no"})])
+    async with make_ops_runtime({"orders": ORDER_FLOW}) as runtime:
+        event = closed_won(amount=2000)
+        await runtime.ingest(event)
+        store = runtime.store
+        [entry] = await _eventually(lambda: store.search(), "the dead letter in the store")
+        runtime.operations.discard([entry.id], Actor.operator("bo"), reason="test order")
+        gone = store.get(entry.id)
+        assert gone is not None
+        assert (gone.status, gone.status_reason) == (FailureStatus.DISCARDED, "test order")
+        [row, *_] = store.audit_log()
+        assert (row.actor, row.action, row.detail["ids"]) == ("bo", "discard", [entry.id])
+        assert len(fake_vendor.requests_to("/orders")) == 1  # not sent again
+
+
+async def test_ops_a_second_copy_of_an_event_is_answered_as_a_duplicate_and_not_run(
+    make_ops_runtime: MakeRuntime, fake_vendor: FakeVendor
+) -> None:
+    async with make_ops_runtime({"orders": ORDER_FLOW}) as runtime:
+        event = closed_won(amount=2000)
+        # Same key: the later event is read after where the copy would be.
+        later = closed_won(event["subject"], amount=2000)
+        body = json.dumps(event).encode()
+        first = await runtime.ingress.accept(body, "application/json")
+        again = await runtime.ingress.accept(body, "application/json")
+        assert (first.status, first.body["accepted"], first.body["duplicates"]) == (202, 1, 0)
+        assert (again.status, again.body["duplicates"]) == (202, 1)
+        await runtime.ingest(later)
+        await _eventually(
+            lambda: runtime.store.outcome_history(event_id=later["id"]), "the later event's outcome"
+        )
+        assert len(fake_vendor.requests_to("/orders")) == 2
+        assert [o.status for o in runtime.store.outcome_history(event_id=event["id"])] == [
+            "delivered"
+        ]

@@ -36,9 +36,6 @@ WORKER_HEALTH_PORT = KafkaSettings().web_port
 INDEXER_PORT = 8788
 LEDGER_ENV = "PLATYPUS_LEDGER_URL"
 STORE_ENV = "PLATYPUS_STORE_URL"
-# `platypus indexer` comes with issue 12 item 1; until that is merged, parsing its
-# command line is skipped.
-HAS_INDEXER = "indexer" in main.commands
 
 # ------------------------------------------------------------------- helpers
 
@@ -176,8 +173,6 @@ def _platypus_invocations() -> list[tuple[str, list[str]]]:
 
 def _served_port(argv: list[str]) -> int:
     """The port whose /healthz answers for `platypus worker|web|indexer` given this argv."""
-    if argv[0] == "indexer" and not HAS_INDEXER:
-        return int(argv[argv.index("--port") + 1])
     name, params = _parse(argv)
     config = load_config(root=ROOT)
     if name == "worker":
@@ -320,8 +315,6 @@ def test_dockerignore_excludes_local_state_but_nothing_the_dockerfile_copies() -
 def test_every_platypus_command_in_deploy_parses_with_the_real_cli(
     where: str, argv: list[str]
 ) -> None:
-    if argv[0] == "indexer" and not HAS_INDEXER:
-        pytest.skip("`platypus indexer` comes with issue 12 item 1 (not merged here)")
     try:
         name, _params = _parse(argv)
     except click.ClickException as exc:

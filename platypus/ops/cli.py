@@ -5,6 +5,10 @@ Every command brings the store up to date first, when it can: if no running
 the log itself, indexes new dead letters, appends replays and settles the
 entries whose replays have an outcome. While ``platypus run`` is up, its indexer
 does that, and ``replay`` only marks the entries for it to append.
+
+On Kafka there is no event log here: ``platypus indexer`` holds the store's
+indexer lease, and ``replay`` marks entries for it to produce to the events
+topic (PLATYPUS_DLQ_STORE or ``failures_store`` names the shared store).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from platypus.config import ProjectConfig, load_config
 from platypus.exceptions import PlatypusError
 from platypus.ops.actions import Actor, InvalidReplayError, Operations
 from platypus.ops.indexer import Indexer, LogOwnerLock
+from platypus.ops.lease import INDEXER_LEASE
 from platypus.ops.store import Failure, FailureFilter, FailureStatus, FailureStore
 from platypus.schema_registry import SchemaRegistry
 
@@ -168,23 +173,38 @@ async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Sessi
         owned = lock.acquire()
         if owned and (data_dir / "events.db").exists():
             # Nobody runs the log: this command opens it, as the app would.
-            from platypus.runtime.embedded import EventLog, LogReplayTarget
+            from platypus.runtime.embedded import EventLog, LogOutcomeFeed, LogReplayTarget
 
             log = EventLog(data_dir, partitions=config.partitions)
             log.open()
             target = LogReplayTarget(log)
-            indexer = Indexer(log, store, target=target, flows=_flows(config), quiet=True)
+            indexer = Indexer(
+                log,
+                store,
+                target=target,
+                flows=_flows(config),
+                quiet=True,
+                outcomes=LogOutcomeFeed(log),
+            )
             try:
                 await indexer.index_once()
             finally:
                 indexer.close()
         ops = Operations(store, schemas, target=target, keys=config.ordering)
-        yield _Session(config, store, ops, log, owner_running=not owned)
+        # Another process indexes: the app owning the log, or `platypus indexer`
+        # (Kafka), which holds the store's indexer lease.
+        running = not owned or (target is None and _indexer_running(store))
+        yield _Session(config, store, ops, log, owner_running=running)
     finally:
         if log is not None:
             log.close()
         lock.release()
         store.close()
+
+
+def _indexer_running(store: FailureStore) -> bool:
+    holder = store.lease_holder(INDEXER_LEASE)
+    return holder is not None and holder["expires_at"] > datetime.now(UTC)
 
 
 def _flows(config: ProjectConfig) -> list[Any]:
@@ -431,14 +451,14 @@ def replay_command(
                 click.echo(f"bulk-replay job {report.job} (its progress: /ops/jobs/{report.job})")
             if report.queued and not session.owner_running:
                 click.echo(
-                    f"{len(report.ids)} marked for replay; no platypus run owns the event log, "
-                    "so they are appended when it starts."
+                    f"{len(report.ids)} marked for replay; no indexer is running (platypus run, "
+                    "or platypus indexer on Kafka), so they are sent when one starts."
                 )
             elif report.queued:
                 left = session.store.undispatched(report.ids)
                 taken = len(report.ids) - left
                 click.echo(
-                    f"{len(report.ids)} marked for replay; the running platypus took {taken}."
+                    f"{len(report.ids)} marked for replay; the running indexer took {taken}."
                     + (f" {left} are still waiting for it." if left else "")
                 )
             else:
@@ -531,6 +551,60 @@ def audit_command(
             f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor}  {entry.action}  "
             f"{entry.count}  {_shorten(detail, 100)}"
         )
+
+
+@examples(
+    "platypus dlq history 6f1c2a90-0d7e-4d55-9a0e-6a1d7f0c9b11",
+    "platypus dlq history --key ACME-42 --json",
+)
+@dlq.command("history")
+@click.argument("event_id", required=False)
+@_common
+@click.option("--key", "business_key", help="Every event of this ordering key instead.")
+@click.option("--flow", help="Only this flow.")
+@click.option("--status", help="Only this outcome (delivered, filtered, dead_lettered, ...).")
+@click.option("--limit", default=200, show_default=True, help="Most outcomes to show.")
+@json_option
+def history_command(
+    event_id: str | None,
+    project: Path,
+    store_url: str | None,
+    actor: str,
+    business_key: str | None,
+    flow: str | None,
+    status: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """What happened to an event: every outcome the store keeps, successes included.
+
+    Filled from the Kafka outcomes topic by `platypus indexer`; oldest first.
+    """
+    if event_id is None and business_key is None:
+        raise click.UsageError("give an EVENT_ID or --key")
+
+    async def body() -> list[Any]:
+        async with _session(project, store_url) as session:
+            return session.store.outcome_history(
+                event_id=event_id,
+                business_key=business_key,
+                flow=flow,
+                status=status,
+                limit=limit,
+            )
+
+    found = _run(body())
+    if as_json:
+        echo_json({"outcomes": [o.to_dict() for o in found]})
+        return
+    if not found:
+        click.echo("No outcomes kept for that event (yet).")
+        return
+    from platypus.ops.web.views import describe_outcome
+
+    for outcome in found:
+        when = f"{outcome.settled_at:%Y-%m-%d %H:%M:%S}"
+        click.echo(f"{when}  {outcome.event_id}  {describe_outcome(outcome)}")
 
 
 def _selection(

@@ -22,6 +22,15 @@ Only one process may write the embedded log. `LogOwnerLock` is how the running
 app says so: it holds ``<data_dir>/ops.lock`` while its indexer runs, and the CLI
 queues replays for it instead of opening the log itself. An app that starts while
 the CLI holds the lock takes it on a later pass.
+
+The same indexer runs on Kafka (`platypus.runtime.kafka.indexer`, ``platypus
+indexer``): there its log is the dead-letter and outcomes topics read by a
+consumer of its own, and an `OutcomeFeed` stores the outcomes topic before each
+pass settles, so a replay resolves when its outcome arrives.
+
+A dead-letter record some other tool wrote (headers missing, a value that is not
+JSON, bytes that are not UTF-8) is indexed with what it has, and its entry's
+message says what was missing: it never stops the indexer.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import structlog
 
@@ -51,6 +60,7 @@ __all__ = [
     "IndexedLog",
     "Indexer",
     "LogOwnerLock",
+    "OutcomeFeed",
     "parse_dead_letter",
 ]
 
@@ -82,6 +92,14 @@ class IndexedLog(Protocol):
 
     def outcome(self, topic: str, partition: int, offset: int, flow: str) -> str | None:
         """``delivered``, ``filtered``, ``dead_lettered``, ``discarded`` or None (not yet)."""
+        ...
+
+
+class OutcomeFeed(Protocol):
+    """Outcomes into the store before a pass settles replays (the Kafka outcomes topic)."""
+
+    def index(self, store: FailureStore, lease: Lease) -> int:
+        """Store what arrived since the last call, under ``lease``; how many records read."""
         ...
 
 
@@ -118,6 +136,9 @@ class Indexer:
     this process may not append to the log and only indexes and settles.
     ``quiet`` leaves out the info line per batch (the CLI's output is its report).
     ``lease_ttl`` is how long the store's indexer lease outlives a pass.
+    ``events_topic`` and ``dead_letter_topic`` name the log's topics (the
+    embedded ones by default; ``<prefix>.events`` ... on Kafka). ``outcomes``,
+    when given, is stored before each pass settles replays.
     """
 
     def __init__(
@@ -130,8 +151,14 @@ class Indexer:
         batch: int = 1000,
         quiet: bool = False,
         lease_ttl: float = DEFAULT_TTL,
+        events_topic: str = EVENTS_TOPIC,
+        dead_letter_topic: str = DEAD_LETTER_TOPIC,
+        outcomes: OutcomeFeed | None = None,
     ) -> None:
         self.log = log
+        self.events_topic = events_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.outcomes = outcomes
         self._quiet = quiet
         self.store = store
         self.target = target
@@ -188,6 +215,8 @@ class Indexer:
                     report.updated += updated
                     if read == 0:
                         break
+                if self.outcomes is not None:
+                    report.read += self.outcomes.index(self.store, lease)
                 report.settled = self._settle(lease)
             finally:
                 if self._wake is None:  # a one-off pass: let others have the store
@@ -254,19 +283,22 @@ class Indexer:
             self.close()
 
     def _index_batch(self, lease: Lease) -> tuple[int, int, int]:
-        saved = self.store.positions(DEAD_LETTER_TOPIC)
+        saved = self.store.positions(self.dead_letter_topic)
         positions = {p: saved.get(p, 0) for p in range(self.log.partitions)}
-        records = self.log.fetch(DEAD_LETTER_TOPIC, positions, self._batch)
+        records = self.log.fetch(self.dead_letter_topic, positions, self._batch)
         if not records:
             return 0, 0, 0
         moved = dict(positions)
         for record in records:
             moved[record.partition] = max(moved[record.partition], record.offset + 1)
-        parsed = [parse_dead_letter(record, self._connections) for record in records]
+        parsed = [
+            parse_dead_letter(record, self._connections, events_topic=self.events_topic)
+            for record in records
+        ]
         replays = self._replay_positions(parsed)
         created, updated = self.store.record_failures(
             parsed,
-            topic=DEAD_LETTER_TOPIC,
+            topic=self.dead_letter_topic,
             positions={p: o for p, o in moved.items() if o != positions[p]},
             replay_positions=replays,
             lease=lease,
@@ -285,7 +317,7 @@ class Indexer:
                 out[(item.source_topic, item.source_partition, item.source_offset)] = int(replay_of)
         if len(out) < len(parsed):
             waiting = {
-                (EVENTS_TOPIC, f.replay_partition, f.replay_offset): f.id
+                (self.events_topic, f.replay_partition, f.replay_offset): f.id
                 for f in self.store.awaiting_outcome()
             }
             for item in parsed:
@@ -300,7 +332,7 @@ class Indexer:
             if failure.replay_partition is None or failure.replay_offset is None:
                 continue
             status = self.log.outcome(
-                EVENTS_TOPIC, failure.replay_partition, failure.replay_offset, failure.flow
+                self.events_topic, failure.replay_partition, failure.replay_offset, failure.flow
             )
             if status in ("delivered", "filtered"):
                 settled[failure.id] = (FailureStatus.RESOLVED, f"replay {status}")
@@ -314,29 +346,59 @@ class Indexer:
         return self.store.settle(settled, lease=lease)
 
 
+_EXPECTED = (dl.EVENT_ID, dl.FLOW, dl.EXCEPTION_CLASS, dl.TOPIC, dl.PARTITION, dl.OFFSET)
+"""Headers every Platypus dead letter has; a record without them came from elsewhere."""
+
+
 def parse_dead_letter(
-    record: Record, connections: Mapping[tuple[str, str], str] | None = None
+    record: Record,
+    connections: Mapping[tuple[str, str], str] | None = None,
+    *,
+    events_topic: str = EVENTS_TOPIC,
 ) -> NewFailure:
-    """What a dead-letter record says, as a `NewFailure` (tolerant of missing headers)."""
-    headers = dl.describe_headers(record.headers)
+    """What a dead-letter record says, as a `NewFailure`.
+
+    Tolerant: a record another tool wrote (headers missing or not UTF-8, a value
+    that is not JSON) becomes an entry with what it has (the event's id and type
+    from its value when that is a CloudEvent), and its message says what was
+    missing, so that someone can look at it.
+    """
+    headers, notes = _describe_tolerantly(record.headers)
 
     def text(name: str) -> str:
         return str(headers.get(name, ""))
 
+    missing = [name for name in _EXPECTED if name not in headers]
+    event_id, event_type = text(dl.EVENT_ID), text(dl.EVENT_TYPE)
+    if missing:
+        event = _cloud_event(record.value)
+        if event is None:
+            notes.append("its value is not a JSON CloudEvent")
+        else:
+            event_id = event_id or str(event.get("id") or "")
+            event_type = event_type or str(event.get("type") or "")
+        notes.insert(
+            0,
+            "a dead-letter record without Platypus's headers (written by another tool?): "
+            f"missing {', '.join(missing)}",
+        )
     flow, step = text(dl.FLOW), text(dl.STEP)
     now = datetime.fromtimestamp(record.timestamp, UTC)
     errors = headers.get(dl.ERRORS, [])
     status = text(dl.STATUS_CODE)
+    message = text(dl.EXCEPTION_MESSAGE)
+    if notes:
+        message = "; ".join([*notes, *([message] if message else [])])
     return NewFailure(
-        event_id=text(dl.EVENT_ID),
-        event_type=text(dl.EVENT_TYPE),
+        event_id=event_id,
+        event_type=event_type,
         flow=flow,
         flow_version=text(dl.FLOW_VERSION),
         step=step,
         connection=(connections or {}).get((flow, step), ""),
         business_key=record.key,
-        error_class=text(dl.EXCEPTION_CLASS),
-        error_message=text(dl.EXCEPTION_MESSAGE),
+        error_class=text(dl.EXCEPTION_CLASS) or ("unknown" if missing else ""),
+        error_message=message,
         retryable=text(dl.RETRYABLE) == "true",
         status_code=int(status) if status.isdigit() else None,
         vendor_code=text(dl.VENDOR_CODE) or None,
@@ -345,13 +407,39 @@ def parse_dead_letter(
         attempts=_int(text(dl.ATTEMPTS), 1),
         first_failure=_time(text(dl.FIRST_FAILURE), now),
         last_failure=_time(text(dl.LAST_FAILURE), now),
-        source_topic=text(dl.TOPIC) or EVENTS_TOPIC,
+        source_topic=text(dl.TOPIC) or events_topic,
         source_partition=_int(text(dl.PARTITION), -1),
         source_offset=_int(text(dl.OFFSET), -1),
         dlq_partition=record.partition,
         dlq_offset=record.offset,
         payload=record.value,
     )
+
+
+def _describe_tolerantly(raw: Sequence[tuple[str, bytes]]) -> tuple[dict[str, Any], list[str]]:
+    headers: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, value in raw:
+        try:
+            headers[name] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            headers[name] = value.decode("utf-8", "replace")
+            notes.append(f"header {name} is not UTF-8")
+    if dl.ERRORS in headers:
+        try:
+            headers[dl.ERRORS] = json.loads(headers[dl.ERRORS])
+        except ValueError:
+            notes.append(f"header {dl.ERRORS} is not JSON")
+            headers[dl.ERRORS] = []
+    return headers, notes
+
+
+def _cloud_event(value: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(value)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def _int(text: str, default: int) -> int:

@@ -21,6 +21,12 @@ Tables::
                        (a hash of the name given) and per client address
     ops_keys           keys the dashboard's processes share (the cookie signing key
                        when ``ops.session_secret`` is not set)
+    outcomes           how events ended in each flow (delivered, filtered,
+                       dead-lettered, ...), the newest ``OUTCOMES_KEPT`` of them:
+                       "what happened to event X?" (filled from the Kafka outcomes
+                       topic by the indexer)
+    ingest_dedupe      the (source, id) of events accepted through any ingress
+                       replica, and webhook delivery ids seen, shared by replicas
 
 Sessions live here, not in the process, so that a login survives a restart and
 holds on every replica serving the dashboard from the same store.
@@ -59,6 +65,7 @@ __all__ = [
     "Lease",
     "LeaseLostError",
     "NewFailure",
+    "OutcomeRow",
     "ReplayJob",
     "StoredSession",
     "default_store_url",
@@ -66,6 +73,8 @@ __all__ = [
 ]
 
 STORE_FILE = "failures.db"
+
+_CREATE_LOCK = 0x706C6174  # "plat": the advisory lock of `FailureStore.create`
 
 
 class FailureStatus(StrEnum):
@@ -254,6 +263,80 @@ ops_keys = sa.Table(
     sa.Column("value", sa.String(256), nullable=False),
     sa.Column("created_at", _UtcDateTime, nullable=False),
 )
+
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(256), nullable=False, index=True),
+    sa.Column("event_type", sa.String(256), nullable=False),
+    sa.Column("flow", sa.String(256), nullable=False),
+    sa.Column("flow_version", sa.String(128), nullable=False),
+    sa.Column("step", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("business_key", sa.String(256), nullable=False, index=True),
+    # Where the event was read: a replay is another record of the same event.
+    sa.Column("topic", sa.String(256), nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("replay_of", sa.Integer, nullable=True),
+    sa.Column("appended_at", _UtcDateTime, nullable=True),
+    sa.Column("settled_at", _UtcDateTime, nullable=False, index=True),
+    # Indexing an outcome record twice (a crash before the position moved) is a no-op.
+    sa.UniqueConstraint("topic", "partition", "offset", "flow", name="outcomes_by_position"),
+)
+
+OUTCOMES_KEPT = 1_000_000
+"""Outcomes kept in the store by default; older ones are pruned as new ones come."""
+
+ingest_dedupe = sa.Table(
+    "ingest_dedupe",
+    metadata,
+    # "event" (source, id) or "webhook" (source, delivery id): one namespace each.
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("source", sa.String(512), primary_key=True),
+    sa.Column("ident", sa.String(512), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    # False while the event is being produced: a claim, not yet a fact.
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("seen_at", _UtcDateTime, nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """How an event ended in one flow, as the store keeps it (`FailureStore.event_history`)."""
+
+    event_id: str
+    event_type: str
+    flow: str
+    flow_version: str
+    step: str
+    status: str
+    detail: str
+    attempts: int
+    business_key: str
+    topic: str
+    partition: int
+    offset: int
+    settled_at: datetime
+    appended_at: datetime | None = None
+    replay_of: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, times in ISO 8601; ``duration`` seconds from append to outcome."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["settled_at"] = self.settled_at.isoformat()
+        out["appended_at"] = self.appended_at.isoformat() if self.appended_at else None
+        out["duration"] = (
+            round((self.settled_at - self.appended_at).total_seconds(), 3)
+            if self.appended_at
+            else None
+        )
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,8 +701,15 @@ class FailureStore:
         return store
 
     def create(self) -> None:
-        """Create the tables and indexes that do not exist yet, and the store's id."""
-        metadata.create_all(self.engine)
+        """Create the tables and indexes that do not exist yet, and the store's id.
+
+        Safe when several processes start at once (replicas of ``platypus web``,
+        an indexer): on PostgreSQL they take turns under an advisory lock.
+        """
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+            metadata.create_all(conn)
         self._store_id = self._load_store_id()
 
     @property
@@ -683,6 +773,17 @@ class FailureStore:
         query = sa.select(failures).where(where.clause()).order_by(*order).offset(offset)
         if limit is not None:
             query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_failure(row._mapping) for row in conn.execute(query)]
+
+    def failures_of_event(self, event_id: str, limit: int = 50) -> list[Failure]:
+        """The entries of event ``event_id`` (one per flow that failed), by id."""
+        query = (
+            sa.select(failures)
+            .where(failures.c.event_id == event_id)
+            .order_by(failures.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [_failure(row._mapping) for row in conn.execute(query)]
 
@@ -1237,6 +1338,186 @@ class FailureStore:
                 _insert_audit(conn, actor, action, detail, len(ids), at=now)
         return sum(len(ids) for ids in changed.values())
 
+    # -- outcomes -------------------------------------------------------------------
+
+    def record_outcomes(
+        self,
+        rows: Sequence[OutcomeRow],
+        *,
+        topic: str,
+        positions: Mapping[int, int],
+        lease: Lease | None = None,
+        keep: int = OUTCOMES_KEPT,
+    ) -> int:
+        """Store outcomes and move the indexer past them on ``topic``, in one transaction.
+
+        An outcome already stored (same record, same flow) is skipped, so indexing
+        a record twice is a no-op. Past ``keep`` rows, the oldest are pruned.
+        With ``lease``, nothing is written unless it is still held. Returns how
+        many rows were added.
+        """
+        with self.engine.begin() as conn:
+            if lease is not None:
+                _hold(conn, lease)
+            added = 0
+            if rows:
+                values = [{f.name: getattr(row, f.name) for f in fields(row)} for row in rows]
+                added = _insert_new(
+                    conn, outcomes, values, ("topic", "partition", "offset", "flow")
+                )
+            self._save_positions(conn, topic, positions)
+            if added:
+                _prune_outcomes(conn, keep)
+        return added
+
+    def outcome_status(self, topic: str, partition: int, offset: int, flow: str) -> str | None:
+        """The status of ``flow`` for the record at (topic, partition, offset), if known."""
+        query = sa.select(outcomes.c.status).where(
+            outcomes.c.topic == topic,
+            outcomes.c.partition == partition,
+            outcomes.c.offset == offset,
+            outcomes.c.flow == flow,
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def outcome_history(
+        self,
+        *,
+        event_id: str | None = None,
+        business_key: str | None = None,
+        flow: str | None = None,
+        status: str | None = None,
+        limit: int = 200,
+    ) -> list[OutcomeRow]:
+        """Outcomes matching every criterion given, oldest first (an event's timeline)."""
+        clauses = []
+        if event_id is not None:
+            clauses.append(outcomes.c.event_id == event_id)
+        if business_key is not None:
+            clauses.append(outcomes.c.business_key == business_key)
+        if flow is not None:
+            clauses.append(outcomes.c.flow == flow)
+        if status is not None:
+            clauses.append(outcomes.c.status == status)
+        newest = sa.select(outcomes).where(*clauses).order_by(outcomes.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            found = [
+                OutcomeRow(**{f: row._mapping[f] for f in _OUTCOME_FIELDS})
+                for row in conn.execute(newest)
+            ]
+        return found[::-1]
+
+    # -- ingest de-duplication --------------------------------------------------------
+
+    def claim_ingest(
+        self, kind: str, keys: Sequence[tuple[str, str]], *, stale_after: float
+    ) -> dict[tuple[str, str], str]:
+        """Claim (source, ident) pairs before producing them: ``new`` (claimed now: yours
+        to produce), ``done`` (produced before: a duplicate) or ``pending`` (another
+        process claimed it ``stale_after`` seconds ago at most, and has not said done).
+
+        A pending claim older than that is taken over (its process died between
+        claim and produce) and answers ``new``.
+        """
+        now = _now()
+        stale = now - timedelta(seconds=stale_after)
+        t = ingest_dedupe
+        out: dict[tuple[str, str], str] = {}
+        with self.engine.begin() as conn:
+            rows = [
+                {
+                    "kind": kind,
+                    "source": source[:512],
+                    "ident": ident[:512],
+                    "digest": "",
+                    "done": False,
+                    "seen_at": now,
+                }
+                for source, ident in dict.fromkeys(keys)
+            ]
+            inserted = _inserted_keys(conn, t, rows, ("kind", "source", "ident"))
+            for (source, ident), row in zip(dict.fromkeys(keys), rows, strict=True):
+                key = (row["kind"], row["source"], row["ident"])
+                if key in inserted:
+                    out[(source, ident)] = "new"
+                    continue
+                where = (t.c.kind == kind, t.c.source == row["source"], t.c.ident == row["ident"])
+                taken = conn.execute(
+                    t.update()
+                    .where(*where, t.c.done.is_(False), t.c.seen_at < stale)
+                    .values(seen_at=now)
+                )
+                if taken.rowcount == 1:
+                    out[(source, ident)] = "new"
+                    continue
+                done = conn.execute(sa.select(t.c.done).where(*where)).scalar_one_or_none()
+                out[(source, ident)] = "done" if done else "pending"
+        return out
+
+    def finish_ingest(self, kind: str, keys: Sequence[tuple[str, str]], digest: str = "") -> None:
+        """Mark claimed pairs as produced: from now on a copy is a duplicate."""
+        self._ingest_rows(kind, keys, {"done": True, "digest": digest, "seen_at": _now()})
+
+    def release_ingest(self, kind: str, keys: Sequence[tuple[str, str]]) -> None:
+        """Give claims up (producing failed): the client's retry may claim them again."""
+        t = ingest_dedupe
+        with self.engine.begin() as conn:
+            for source, ident in keys:
+                conn.execute(
+                    t.delete().where(
+                        t.c.kind == kind,
+                        t.c.source == source[:512],
+                        t.c.ident == ident[:512],
+                        t.c.done.is_(False),
+                    )
+                )
+
+    def remember_ingest(self, kind: str, source: str, ident: str, digest: str) -> None:
+        """Record (source, ident) as done with ``digest``, unless it is already known."""
+        row = {
+            "kind": kind,
+            "source": source[:512],
+            "ident": ident[:512],
+            "digest": digest,
+            "done": True,
+            "seen_at": _now(),
+        }
+        with self.engine.begin() as conn:
+            _inserted_keys(conn, ingest_dedupe, [row], ("kind", "source", "ident"))
+
+    def ingest_digest(self, kind: str, source: str, ident: str) -> str | None:
+        """The digest (source, ident) was recorded with when done; None when not seen."""
+        t = ingest_dedupe
+        query = sa.select(t.c.digest).where(
+            t.c.kind == kind,
+            t.c.source == source[:512],
+            t.c.ident == ident[:512],
+            t.c.done.is_(True),
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def forget_ingest(self, older_than: datetime) -> int:
+        """Drop de-duplication rows last seen before ``older_than``; how many."""
+        with self.engine.begin() as conn:
+            done = conn.execute(ingest_dedupe.delete().where(ingest_dedupe.c.seen_at < older_than))
+        return max(0, done.rowcount)
+
+    def _ingest_rows(
+        self, kind: str, keys: Sequence[tuple[str, str]], values: dict[str, Any]
+    ) -> None:
+        t = ingest_dedupe
+        with self.engine.begin() as conn:
+            for source, ident in keys:
+                conn.execute(
+                    t.update()
+                    .where(t.c.kind == kind, t.c.source == source[:512], t.c.ident == ident[:512])
+                    .values(**values)
+                )
+
     def discard(
         self,
         ids: Sequence[int],
@@ -1457,6 +1738,37 @@ def _insert_job(
         conn.execute(replay_jobs.delete().where(replay_jobs.c.id.in_(chunk)))
 
 
+def _insert_new(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], unique: Sequence[str]
+) -> int:
+    """Insert ``rows`` whose ``unique`` columns are not taken yet; how many went in."""
+    return len(_inserted_keys(conn, table, rows, unique))
+
+
+def _inserted_keys(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], unique: Sequence[str]
+) -> set[tuple[Any, ...]]:
+    """Insert ``rows`` whose ``unique`` columns are free; the keys of those that went in."""
+    if not rows:
+        return set()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    returning = statement.returning(*[table.c[name] for name in unique])
+    return {tuple(row) for row in conn.execute(returning, list(rows)).all()}
+
+
+def _prune_outcomes(conn: Connection, keep: int) -> None:
+    newest = conn.execute(sa.select(sa.func.max(outcomes.c.id))).scalar_one_or_none()
+    if newest is not None and newest > keep:
+        conn.execute(outcomes.delete().where(outcomes.c.id <= newest - keep))
+
+
 def _insert_audit(
     conn: Connection,
     actor: str,
@@ -1522,6 +1834,9 @@ def _failure_values(item: NewFailure) -> dict[str, Any]:
         "dlq_offset": item.dlq_offset,
         "payload": item.payload,
     }
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in fields(OutcomeRow))
 
 
 def _failure(row: sa.RowMapping) -> Failure:

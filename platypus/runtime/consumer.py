@@ -260,6 +260,7 @@ class Consumer:
                     step=outcome.step,
                     detail=outcome.detail,
                     attempts=outcome.attempts,
+                    appended_at=record.timestamp,
                 )
             )
             if outcome.dead_letter is not None:

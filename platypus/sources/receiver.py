@@ -35,7 +35,7 @@ from platypus.sources.decoder import (
     WebhookRequest,
 )
 from platypus.sources.registry import DecoderRegistry
-from platypus.sources.replay import SeenDeliveries
+from platypus.sources.replay import DeliveryMemory, SeenDeliveries
 
 if TYPE_CHECKING:
     from platypus.ingress import Ingress
@@ -54,7 +54,7 @@ class WebhookReceiver:
         self,
         ingress: Ingress,
         decoders: Mapping[str, Decoder],
-        seen: SeenDeliveries,
+        seen: DeliveryMemory,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -71,14 +71,20 @@ class WebhookReceiver:
         data_dir: Path | None,
         *,
         registry: DecoderRegistry | None = None,
+        seen: DeliveryMemory | None = None,
     ) -> WebhookReceiver:
-        """Build every configured source's decoder (resolving its secrets now)."""
+        """Build every configured source's decoder (resolving its secrets now).
+
+        ``seen`` keeps delivery ids (default: ``<data_dir>/webhooks.db``; replicas
+        of ``platypus web`` share `platypus.ops.dedupe.SharedDedupe` instead).
+        """
         found = registry or DecoderRegistry.default()
         decoders = {
             name: found.get(spec.decoder).from_settings(name, spec.settings)
             for name, spec in sources.items()
         }
-        seen = SeenDeliveries(None if data_dir is None else data_dir / WEBHOOKS_DB)
+        if seen is None:
+            seen = SeenDeliveries(None if data_dir is None else data_dir / WEBHOOKS_DB)
         return cls(ingress, decoders, seen)
 
     async def receive(self, source: str, headers: Mapping[str, str], body: bytes) -> Reply:

@@ -19,11 +19,29 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["SeenDeliveries"]
+__all__ = ["DeliveryMemory", "SeenDeliveries"]
 
 Seen = Literal["new", "same", "different"]
+
+
+class DeliveryMemory(Protocol):
+    """Where delivery ids are remembered: this file, or a store shared by replicas
+    (`platypus.ops.dedupe.SharedDedupe`)."""
+
+    async def check(self, source: str, delivery_id: str, digest: str) -> str:
+        """``new``, ``same`` (a re-delivery) or ``different`` (a reused id)."""
+        ...
+
+    async def remember(self, source: str, delivery_id: str, digest: str) -> None:
+        """Record ``delivery_id`` as accepted with a body of ``digest`` (durably)."""
+        ...
+
+    def close(self) -> None:
+        """Release what it holds open."""
+        ...
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen_deliveries (

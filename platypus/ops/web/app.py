@@ -144,6 +144,7 @@ class Dashboard:
             Route("/discard", form(self.discard_bulk), methods=["POST"]),
             Route("/jobs/{job}", page(self.job_page), methods=["GET"]),
             Route("/audit", page(self.audit_page), methods=["GET"]),
+            Route("/events", page(self.events_page), methods=["GET"]),
             Route("/api/me", api(self.api_me), methods=["GET"]),
             Route("/api/overview", api(self.api_overview), methods=["GET"]),
             Route("/api/failures", api(self.api_list), methods=["GET"]),
@@ -155,6 +156,7 @@ class Dashboard:
             Route("/api/discard", api_post(self.api_discard_bulk), methods=["POST"]),
             Route("/api/jobs/{job}", api(self.api_job), methods=["GET"]),
             Route("/api/audit", api(self.api_audit), methods=["GET"]),
+            Route("/api/events", api(self.api_events), methods=["GET"]),
         ]
         return _SecurityHeaders(Starlette(routes=routes))
 
@@ -632,7 +634,39 @@ class Dashboard:
             more=len(rows) > PAGE_SIZE,
         )
 
+    def _history(self, request: Request) -> tuple[str | None, str | None, list[Any]]:
+        event_id = request.query_params.get("id") or None
+        key = request.query_params.get("key") or None
+        if event_id is None and key is None:
+            return None, None, []
+        found = self.store.outcome_history(event_id=event_id, business_key=key)
+        return event_id, key, found
+
+    async def events_page(self, request: Request, principal: Principal) -> Response:
+        event_id, key, found = await asyncio.to_thread(self._history, request)
+        failures: list[Any] = []
+        if event_id is not None:
+            failures = await asyncio.to_thread(self.store.failures_of_event, event_id)
+        return self._render(
+            request,
+            "events.html",
+            principal,
+            event_id=event_id,
+            key=key,
+            asked=event_id is not None or key is not None,
+            outcomes=found,
+            failures=failures,
+        )
+
     # -- JSON API -----------------------------------------------------------------
+
+    async def api_events(self, request: Request, principal: Principal) -> Any:
+        del principal
+        event_id, key, found = await asyncio.to_thread(self._history, request)
+        if event_id is None and key is None:
+            raise _HttpError(400, "give ?id=EVENT_ID or ?key=KEY")
+        # The vendor's words (detail) stay out of the page and the API: the CLI has them.
+        return {"outcomes": [{**o.to_dict(), "detail": None} for o in found]}
 
     async def api_me(self, request: Request, principal: Principal) -> Any:
         return {

@@ -11,7 +11,14 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from platypus.ops.store import AuditEntry, Failure, FailureFilter, FailureStatus, FailureStore
+from platypus.ops.store import (
+    AuditEntry,
+    Failure,
+    FailureFilter,
+    FailureStatus,
+    FailureStore,
+    OutcomeRow,
+)
 from platypus.ops.store import audit as audit_table
 from platypus.ops.store import failures as failures_table
 from platypus.redaction import MASK
@@ -20,6 +27,7 @@ __all__ = [
     "FILTER_FIELDS",
     "Bar",
     "Overview",
+    "describe_outcome",
     "filter_from",
     "filter_query",
     "overview",
@@ -260,6 +268,11 @@ def timeline(store: FailureStore, entry: Failure, *, audit_rows: int = 2000) -> 
         m.what.startswith("replay") for m in moments
     ):
         moments.append(Moment(entry.replay_requested_at, "replay requested"))
+    # Every outcome of the event the store's history holds (Kafka's outcomes topic):
+    # successes too, of this flow and of the others that consume the event.
+    if entry.event_id:
+        for outcome in store.outcome_history(event_id=entry.event_id):
+            moments.append(Moment(outcome.settled_at, describe_outcome(outcome)))
     # The audit row of the action that ended the entry says it; the entry's own
     # fields stand in when that row is older than the rows read. A discarded entry
     # was never resolved, whatever ``resolved_at`` (the time it was closed) says.
@@ -272,6 +285,23 @@ def timeline(store: FailureStore, entry: Failure, *, audit_rows: int = 2000) -> 
             reason = f": {entry.status_reason}" if entry.status_reason else ""
             moments.append(Moment(entry.resolved_at, f"discarded{reason}"))
     return sorted(moments, key=lambda m: m.at)
+
+
+def describe_outcome(outcome: OutcomeRow) -> str:
+    """One outcome as a line of a timeline: status, flow, step, attempts, time taken."""
+    where = outcome.flow or "no flow"
+    if outcome.step:
+        where += f"/{outcome.step}"
+    what = f"{outcome.status.replace('_', '-')} in {where}"
+    if outcome.flow_version:
+        what += f" (version {outcome.flow_version})"
+    if outcome.attempts:
+        what += f", {outcome.attempts} attempt{'s' if outcome.attempts != 1 else ''}"
+    took = outcome.to_dict()["duration"]
+    if took is not None:
+        what += f", {took:.3f} s after it was appended"
+    read_at = f" [{outcome.topic} {outcome.partition}:{outcome.offset}]"
+    return what + read_at
 
 
 def unmask(edited: Any, original: Any) -> Any:

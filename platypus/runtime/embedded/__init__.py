@@ -5,8 +5,16 @@
 """
 
 from platypus.runtime.embedded.app import Platypus
+from platypus.runtime.embedded.history import LogOutcomeFeed
 from platypus.runtime.embedded.log import Durability, EventLog
 from platypus.runtime.embedded.replays import LogReplayTarget
 from platypus.runtime.embedded.runtime import EmbeddedRuntime
 
-__all__ = ["Durability", "EmbeddedRuntime", "EventLog", "LogReplayTarget", "Platypus"]
+__all__ = [
+    "Durability",
+    "EmbeddedRuntime",
+    "EventLog",
+    "LogOutcomeFeed",
+    "LogReplayTarget",
+    "Platypus",
+]

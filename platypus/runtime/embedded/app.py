@@ -40,6 +40,7 @@ from platypus.ops.indexer import Indexer
 from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
 from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from platypus.runtime.embedded.history import LogOutcomeFeed
 from platypus.runtime.embedded.log import Compaction, Durability, EventLog
 from platypus.runtime.embedded.replays import LogReplayTarget
 from platypus.runtime.embedded.runtime import EmbeddedRuntime
@@ -95,6 +96,7 @@ class Platypus:
             target=LogReplayTarget(self.log),
             flows=self.flows,
             quiet=True,
+            outcomes=LogOutcomeFeed(self.log),
         )
         self._indexing: asyncio.Task[None] | None = None
         self._pollers: PollerGroup | None = None

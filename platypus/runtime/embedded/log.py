@@ -674,6 +674,25 @@ class EventLog:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def outcomes_between(
+        self, topic: str, partition: int, start: int, end: int, limit: int = 2000
+    ) -> list[dict[str, Any]]:
+        """Outcomes of records ``start <= offset < end`` of one partition, in offset order,
+        with the record's key and append time while the record is kept."""
+        tid = self._topics.get(topic)
+        if tid is None or start >= end:
+            return []
+        cur = self._db.execute(
+            "SELECT o.offset, o.flow, o.event_id, o.status, o.flow_version, o.step, o.detail, "
+            "o.attempts, o.at, r.key AS key, r.at AS appended_at FROM outcomes o "
+            "LEFT JOIN records r ON r.topic = o.topic AND r.partition = o.partition "
+            "AND r.offset = o.offset WHERE o.topic = ? AND o.partition = ? "
+            "AND o.offset >= ? AND o.offset < ? ORDER BY o.offset, o.flow LIMIT ?",
+            (tid, partition, start, end, limit),
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     def delivery_rows(self) -> list[dict[str, Any]]:
         """Every delivered step with its attempt count, oldest first."""
         cur = self._db.execute("SELECT * FROM deliveries ORDER BY delivered_at")

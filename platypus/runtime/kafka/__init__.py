@@ -2,9 +2,12 @@
 
 ``platypus web`` (`run_web`) produces accepted events with ``acks=all``;
 ``platypus worker`` (`run_worker`, `KafkaRuntime`) consumes them, as many
-workers as there are partitions to share. docs/kafka.md has the whole picture.
+workers as there are partitions to share; ``platypus indexer`` (`run_indexer`)
+keeps the failed-event store and outcome history and serves ``/ops``.
+docs/kafka.md has the whole picture.
 """
 
+from platypus.runtime.kafka.indexer import KafkaIndexer, run_indexer
 from platypus.runtime.kafka.pollers import backfill_on_kafka, run_pollers
 from platypus.runtime.kafka.producer import KafkaEventSink
 from platypus.runtime.kafka.settings import BROKER_ENV, settings_for
@@ -15,9 +18,11 @@ from platypus.runtime.kafka.worker import KafkaRuntime, run_worker
 __all__ = [
     "BROKER_ENV",
     "KafkaEventSink",
+    "KafkaIndexer",
     "KafkaRuntime",
     "backfill_on_kafka",
     "ensure_topics",
+    "run_indexer",
     "run_pollers",
     "run_web",
     "run_worker",

@@ -38,6 +38,7 @@ import structlog
 
 from platypus.config import KafkaSettings, ProjectConfig
 from platypus.exceptions import PlatypusError
+from platypus.ops.dedupe import shared_dedupe
 from platypus.ops.lease import process_gone, this_host
 from platypus.records import EVENTS, NewRecord, Placement
 from platypus.runtime.kafka.producer import KafkaEventSink
@@ -279,7 +280,9 @@ async def run_pollers(
         return
     stop = stop or asyncio.Event()
     checkpoints = await asyncio.to_thread(checkpoints_for, config, settings)
-    sink = KafkaEventSink(settings)
+    # Polled records read again (overlap, a page produced before a kill) are
+    # claimed like posted events, so the topic holds each (source, id) once.
+    sink = KafkaEventSink(settings, dedupe=shared_dedupe(config.failures_store))
     await sink.start()
     holder = _holder()
 
@@ -389,7 +392,9 @@ async def backfill_on_kafka(
             f"a backfill of {source!r} is already running ({other.get('holder', '?')}); "
             "wait for it to finish, or stop it: the next run resumes where it stopped"
         )
-    sink = KafkaEventSink(settings)
+    # Polled records read again (overlap, a page produced before a kill) are
+    # claimed like posted events, so the topic holds each (source, id) once.
+    sink = KafkaEventSink(settings, dedupe=shared_dedupe(config.failures_store))
     adapter = None
     stop, lost = asyncio.Event(), asyncio.Event()
     renewing = asyncio.create_task(_renew(checkpoints, held, lost, stop))

@@ -10,7 +10,7 @@ import structlog
 
 from platypus.config import KafkaSettings
 from platypus.exceptions import ConfigurationError
-from platypus.records import DEAD_LETTER, EVENTS, REJECTED
+from platypus.records import DEAD_LETTER, EVENTS, OUTCOMES, REJECTED
 from platypus.runtime.kafka.settings import BROKER_ENV
 
 __all__ = ["ensure_topics", "wait_for_broker"]
@@ -19,7 +19,7 @@ _log = structlog.get_logger("platypus.runtime")
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the events, dead-letter and rejected topics if they do not exist."""
+    """Create the events, dead-letter, outcomes and rejected topics if they do not exist."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -32,6 +32,7 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             for name, count in (
                 (EVENTS, settings.partitions),
                 (DEAD_LETTER, settings.partitions),
+                (OUTCOMES, settings.partitions),
                 (REJECTED, 1),
             )
             if settings.topic(name) not in existing

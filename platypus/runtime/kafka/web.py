@@ -43,7 +43,16 @@ def run_web(
     config = load_config(root=project)
     settings = settings_for(config, broker)
     wait_for_broker(settings)
-    sink = KafkaEventSink(settings)
+    # -- shared de-duplication (issue 12): one table for every replica --
+    from platypus.ops.dedupe import shared_dedupe
+
+    dedupe = shared_dedupe(config.failures_store)
+    if dedupe is None:
+        _log.warning(
+            "no failures_store in platypus.yaml: replicas of platypus web do not share "
+            "de-duplication, so a copy of an event posted twice is produced twice"
+        )
+    sink = KafkaEventSink(settings, dedupe=dedupe)
     ingress = Ingress(
         sink,
         SchemaRegistry.default(),
@@ -62,6 +71,7 @@ def run_web(
         routes=health_routes(
             health, token.resolve().get_secret_value() if token is not None else None
         ),
+        seen=dedupe,
     )
 
     async def serve() -> None:

@@ -7,14 +7,17 @@ Topics (``kafka.topic_prefix``, default ``platypus``):
                            partitioner, the same as the embedded log) and stay
                            in order;
 * ``platypus.dead-letter`` the same dead-letter records as the embedded runtime;
+* ``platypus.outcomes``    how each event ended in each flow (JSON,
+                           `platypus.records.encode_outcome`), for the indexer's
+                           history of "what happened to event X?";
 * ``platypus.rejected``    bodies the ingress refused, with the reasons.
 
 Events are accepted in both CloudEvents Kafka bindings (`platypus.runtime.codec`).
 
 The worker is this runtime's side of the boundary (`platypus.runtime.base`):
 faust's agent feeds the shared `Consumer` (`RecordSource`), and a settlement
-(`OutcomeSink`) produces its dead letters with ``acks=all``, records its
-deliveries in the ledger, and only then acknowledges offsets.
+(`OutcomeSink`) produces its dead letters and outcomes with ``acks=all``,
+records its deliveries in the ledger, and only then acknowledges offsets.
 
 Commits. Faust acknowledges events itself unless told not to, and its own
 commit arithmetic can pass an unacknowledged offset. So the agent reads with
@@ -27,6 +30,7 @@ offsets, so whatever it commits is safe.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -38,7 +42,7 @@ from platypus.adapter import AdapterRegistry
 from platypus.config import ProjectConfig, load_config
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
-from platypus.records import DEAD_LETTER, EVENTS, Record
+from platypus.records import DEAD_LETTER, EVENTS, OUTCOMES, Record, encode_outcome
 from platypus.runtime.base import Settlement
 from platypus.runtime.consumer import Consumer
 from platypus.runtime.kafka import health as _health
@@ -118,6 +122,7 @@ class KafkaRuntime:
             s.topic(EVENTS), key_type=bytes, value_type=bytes, partitions=s.partitions
         )
         self.dead_letter_topic = s.topic(DEAD_LETTER)
+        self.outcomes_topic = s.topic(OUTCOMES)
         # -- health (platypus.runtime.kafka.health): /readyz, /metrics, data-loss recovery
         self.health = _health.KafkaHealth(
             s,
@@ -315,8 +320,8 @@ class KafkaRuntime:
     # -- OutcomeSink ---------------------------------------------------------------
 
     async def settle(self, settlement: Settlement) -> None:
-        """Dead letters acknowledged by the broker, deliveries and settled marks in the
-        ledger, then acks.
+        """Dead letters and outcomes acknowledged by the broker, deliveries and settled
+        marks in the ledger, then acks.
 
         A record is marked settled once its dead letters are on the broker, so a
         restart passes over it (`_pass_over_settled`). A crash between the two
@@ -335,6 +340,20 @@ class KafkaRuntime:
             )
             for letter in settlement.dead_letters
         ]
+        # -- outcomes topic (issue 12): every outcome, for the indexer's history --
+        settled_at = time.time()
+        for outcome in settlement.outcomes:
+            sent.append(
+                await producer.send(
+                    self.outcomes_topic,
+                    outcome.key.encode(),
+                    encode_outcome(outcome, settled_at),
+                    None,
+                    None,
+                    None,
+                )
+            )
+        # -- end outcomes topic --
         if sent:
             await asyncio.gather(*sent)
         marks = {

@@ -71,6 +71,8 @@ def _pages(entry: int) -> list[str]:
         f"/ops/failures/{entry}/edit",
         "/ops/audit",
         "/ops/jobs/nope",
+        "/ops/events",
+        "/ops/events?id=evt-1&key=" + SCRIPT,
     ]
 
 
@@ -82,6 +84,7 @@ def _apis(entry: int) -> list[str]:
         f"/ops/api/failures/{entry}",
         "/ops/api/audit",
         "/ops/api/jobs/nope",
+        "/ops/api/events?id=evt-1",
     ]
 
 
