@@ -55,6 +55,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from platypus.exceptions import PlatypusError
+from platypus.sqlddl import create_tables
 
 __all__ = [
     "AuditEntry",
@@ -73,8 +74,6 @@ __all__ = [
 ]
 
 STORE_FILE = "failures.db"
-
-_CREATE_LOCK = 0x706C6174  # "plat": the advisory lock of `FailureStore.create`
 
 
 class FailureStatus(StrEnum):
@@ -706,10 +705,7 @@ class FailureStore:
         Safe when several processes start at once (replicas of ``platypus web``,
         an indexer): on PostgreSQL they take turns under an advisory lock.
         """
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
-            metadata.create_all(conn)
+        create_tables(self.engine, metadata)
         self._store_id = self._load_store_id()
 
     @property

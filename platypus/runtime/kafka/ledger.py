@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from platypus.records import Delivery, DeliveryKey
+from platypus.sqlddl import create_tables
 
 __all__ = ["SettledMark", "SqlLedger", "SqliteLedger"]
 
@@ -216,7 +217,7 @@ class SqlLedger:
             sa.Column("record_offset", sa.BigInteger, primary_key=True, autoincrement=False),
             sa.Column("event_id", sa.String(256), nullable=False),
         )
-        metadata.create_all(self._engine)
+        create_tables(self._engine, metadata)
 
     async def delivered(self, event_ids: Collection[str]) -> dict[DeliveryKey, Any]:
         """Steps delivered for ``event_ids``."""

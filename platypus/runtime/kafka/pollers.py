@@ -42,6 +42,7 @@ from platypus.ops.dedupe import shared_dedupe
 from platypus.ops.lease import process_gone, this_host
 from platypus.records import EVENTS, NewRecord, Placement
 from platypus.runtime.kafka.producer import KafkaEventSink
+from platypus.sqlddl import create_tables
 
 __all__ = [
     "KafkaCheckpointStore",
@@ -98,9 +99,7 @@ class SqlCheckpoints:
             sa.Column("pid", sa.Integer, nullable=False),
             sa.Column("expires_at", sa.Float, nullable=False),
         )
-        with contextlib.suppress(sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            # Two workers starting at once may both try to create the tables.
-            metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     # -- checkpoints --------------------------------------------------------------
 
