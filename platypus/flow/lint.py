@@ -28,13 +28,14 @@ from typing import Any, Literal
 from jmespath import functions as jmes_functions
 from pydantic import BaseModel, ValidationError
 
-from platypus.adapter import Action, Adapter, AdapterRegistry
+from platypus.adapter import FREE_TEXT_KEY, ONE_OF_REQUIRED_KEY, Action, Adapter, AdapterRegistry
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError, SchemaError, SourceLocation
 from platypus.expression import Expression, _Checker, check
 from platypus.flow._yaml import Locations, Problem, YamlPath
 from platypus.flow.loader import FlowFile, duplicate_names, flow_files, read_flow_file
 from platypus.flow.model import FlowSpec, StepSpec
+from platypus.flow.personal import personal_reads
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import format_loc
 
@@ -167,6 +168,7 @@ class _FlowChecker:
 
     def run(self) -> list[Finding]:
         wires = self.wire_schemas()
+        self.add_step_results(wires)
         step_names = [step.name for step in self.flow.steps]
         if self.flow.when is not None:
             self.expression(self.flow.when, ("when",), wires, None, step_names, [], condition=True)
@@ -185,6 +187,41 @@ class _FlowChecker:
 
     # -- event types and expressions ---------------------------------------------
 
+    def action_of(self, step: StepSpec) -> Action | None:
+        """The step's action, if its connection, adapter and action all exist."""
+        configured = self.config.connections.get(step.connection)
+        adapter_name = configured.adapter if configured is not None else step.connection
+        if adapter_name not in self.adapters:
+            return None
+        try:
+            adapter = self.adapters.get(adapter_name)
+        except ConfigurationError:
+            return None
+        return adapter.actions.get(step.action)
+
+    def add_step_results(self, wires: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        """What ``steps.<name>`` holds for each step whose action declares its result."""
+        properties: dict[str, Any] = {}
+        defs: dict[str, Any] = {}
+        for step in self.flow.steps:
+            action = self.action_of(step)
+            if action is None or action.result is None:
+                properties[step.name] = {}
+                continue
+            schema, own = _prefixed(action.result.model_json_schema(), f"step-{step.name}-")
+            defs.update(own)
+            # A step with a condition may not run: then it has no result.
+            properties[step.name] = (
+                {"anyOf": [schema, {"type": "null"}]} if step.when is not None else schema
+            )
+        for _, schema, wire_defs in wires:
+            schema["properties"]["steps"] = {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": True,  # unknown steps: reported as step-reference
+            }
+            wire_defs.update(defs)
+
     def wire_schemas(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """(type, schema of the event on the wire, $defs) for each known consumed type."""
         wires = []
@@ -196,7 +233,8 @@ class _FlowChecker:
                 continue
             data = dict(self.schemas.json_schema(event_type))
             defs = data.pop("$defs", {})
-            wires.append((event_type, _wire(data), defs))
+            # The registry's $defs are shared: step results are added to a copy.
+            wires.append((event_type, _wire(data), dict(defs)))
         if not wires:
             # Nothing to check data against; the envelope and steps still are.
             wires.append(("", _wire({}), {}))
@@ -398,9 +436,58 @@ class _FlowChecker:
         schema = model.model_json_schema()
         defs = schema.get("$defs", {})
         properties = schema.get("properties", {})
+        self.one_of(step, schema, step.payload, path, "")
         for key, value in step.payload.items():
             if key in properties:
-                self.value(step, value, properties[key], defs, (*path, key), key, wires)
+                needed = key in required
+                self.value(step, value, properties[key], defs, (*path, key), key, wires, needed)
+                if properties[key].get(FREE_TEXT_KEY):
+                    self.personal(step, value, (*path, key), key, wires)
+
+    def one_of(
+        self,
+        step: StepSpec,
+        target: Mapping[str, Any],
+        value: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+    ) -> None:
+        """Groups of inputs of which the action needs one, none of them mapped."""
+        for group in target.get(ONE_OF_REQUIRED_KEY, []):
+            if not any(name in value and value[name] is not None for name in group):
+                names = [f"{label}{name}" for name in group]
+                self.report(
+                    "input-missing",
+                    path,
+                    f"action {step.to!r} needs {' or '.join(repr(n) for n in names)} in its "
+                    f"input, but the payload maps none of them: map {names[0]!r}",
+                )
+
+    def personal(
+        self,
+        step: StepSpec,
+        value: Any,
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """Personal data sent to free text that people keep and search (a chat message)."""
+        found: list[str] = []
+        for _, expr in _expressions(value, path):
+            for _, schema, defs in wires:
+                for field in personal_reads(expr, schema, defs):
+                    if field not in found and not step.allows_personal(field):
+                        found.append(field)
+        if not found:
+            return
+        listed = allow = ", ".join(found)
+        self.report(
+            "personal-data",
+            path,
+            f"step {step.name!r} sends personal data ({listed}) to {label!r} of {step.to!r}, "
+            "free text that is kept and searchable by everyone who can read it: leave it out, "
+            f"or say the step may send it with allow_personal_data: [{allow}]",
+        )
 
     def value(
         self,
@@ -411,6 +498,7 @@ class _FlowChecker:
         path: YamlPath,
         label: str,
         wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        required: bool = False,
     ) -> None:
         """Whether ``value`` (a template) can fit ``target``: only definite misfits count."""
         target = _deref(target, defs)
@@ -420,6 +508,70 @@ class _FlowChecker:
         problem = _misfit(value, target, defs, wires)
         if problem is not None:
             self.report("input-type", path, f"action {step.to!r} takes {label!r} as {problem}")
+            return
+        if isinstance(value, Expression):
+            if len(objects) == 1:
+                self.shape(step, value, objects[0], defs, path, label, wires)
+            if required:
+                self.nullable(step, value, target, defs, path, label, wires)
+
+    def shape(
+        self,
+        step: StepSpec,
+        expr: Expression,
+        target: Mapping[str, Any],
+        defs: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """An object of the event mapped whole to a target object of another shape."""
+        for _, wire, wire_defs in wires:
+            produced = _Checker(wire_defs).resolve(_Checker(wire_defs).visit(expr.ast, wire, ""))
+            if produced is None or not isinstance(produced.get("properties"), Mapping):
+                continue
+            problems = _shape_problems(produced, wire_defs, target, defs, label)
+            if problems:
+                has = ", ".join(produced["properties"]) or "no fields"
+                self.report(
+                    "input-shape",
+                    path,
+                    f"action {step.to!r} takes {label!r} as an object of another shape than "
+                    f"{expr.source} (which has {has}): {'; '.join(problems)}. Map it field by "
+                    f"field, e.g. {label}: {_example(target, defs)}",
+                )
+                return
+
+    def nullable(
+        self,
+        step: StepSpec,
+        expr: Expression,
+        target: Mapping[str, Any],
+        defs: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """An optional event field mapped to a required input, with no fallback."""
+        accepted = _json_types(target, defs)
+        if accepted is None or "null" in accepted:
+            return
+        produced = _union(
+            [_json_types(_ConditionChecker(d).visit(expr.ast, w, ""), d) for _, w, d in wires]
+        )
+        if produced is None or "null" not in produced or expr.ast["type"] == "literal":
+            return
+        guards = [step.when, self.flow.when]
+        if any(guard is not None and _mentions(guard, expr) for guard in guards):
+            return  # the step (or flow) runs only when the field is there
+        self.report(
+            "input-nullable",
+            path,
+            f"action {step.to!r} needs {label!r}, but {expr.source} may be null (the event "
+            f"need not have it), and then the call fails: give a fallback, e.g. "
+            f"{expr.source} || 'unknown', or run the step only when it is there, "
+            f"when: {expr.source} != null",
+        )
 
     def nested(
         self,
@@ -433,7 +585,8 @@ class _FlowChecker:
     ) -> None:
         """Required, unknown and mistyped keys of a mapped object inside the input."""
         properties: Mapping[str, Any] = target.get("properties", {})
-        for name in target.get("required", []):
+        required = target.get("required", [])
+        for name in required:
             if name not in value:
                 self.report(
                     "input-missing",
@@ -441,10 +594,22 @@ class _FlowChecker:
                     f"action {step.to!r} needs {label}.{name} in its input, but the payload "
                     "never maps it",
                 )
+        self.one_of(step, target, value, path, f"{label}.")
         for key, item in value.items():
             if key in properties:
                 inner = properties[key]
-                self.value(step, item, inner, defs, (*path, key), f"{label}.{key}", wires)
+                self.value(
+                    step,
+                    item,
+                    inner,
+                    defs,
+                    (*path, key),
+                    f"{label}.{key}",
+                    wires,
+                    key in required,
+                )
+                if inner.get(FREE_TEXT_KEY):
+                    self.personal(step, item, (*path, key), f"{label}.{key}", wires)
             elif target.get("additionalProperties") is False:
                 self.report(
                     "input-unknown-key",
@@ -453,6 +618,76 @@ class _FlowChecker:
                     f"{_suggest(key, list(properties))}",
                     key=True,
                 )
+
+
+def _prefixed(schema: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``schema`` without its ``$defs``, and those renamed with ``prefix`` (refs too).
+
+    Step results are read beside the event's own schema; their definitions must not
+    take the place of the event's when two models share a name.
+    """
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out = {key: rename(value) for key, value in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                out["$ref"] = "#/$defs/" + prefix + ref.removeprefix("#/$defs/")
+            return out
+        if isinstance(node, list):
+            return [rename(item) for item in node]
+        return node
+
+    renamed = rename(schema)
+    defs = renamed.pop("$defs", {})
+    return renamed, {prefix + name: value for name, value in defs.items()}
+
+
+def _shape_problems(
+    produced: Mapping[str, Any],
+    produced_defs: Mapping[str, Any],
+    target: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    label: str,
+) -> list[str]:
+    """How an object of schema ``produced`` fails the object ``target``; [] if it may fit."""
+    has: Mapping[str, Any] = produced.get("properties", {})
+    takes: Mapping[str, Any] = target.get("properties", {})
+    problems = []
+    missing = [name for name in target.get("required", []) if name not in has]
+    if missing:
+        problems.append(f"{label} needs {', '.join(missing)}")
+    if target.get("additionalProperties") is False:
+        extra = [name for name in has if name not in takes]
+        if extra:
+            problems.append(f"{label} does not take {', '.join(extra)}")
+    for name in has:
+        if name not in takes:
+            continue
+        inner = _deref(takes[name], defs)
+        mine = _deref(has[name], produced_defs)
+        if "properties" in inner and "properties" in mine:
+            problems += _shape_problems(mine, produced_defs, inner, defs, f"{label}.{name}")
+            continue
+        given = _json_types(mine, produced_defs)
+        accepted = _json_types(inner, defs)
+        if given is None or accepted is None:
+            continue
+        given -= {"null"}
+        allowed = frozenset().union(*(_ACCEPTS.get(kind, frozenset()) for kind in accepted))
+        if given and not given & allowed:
+            problems.append(f"{label}.{name} is {_kinds(accepted)}, not {_kinds(given)}")
+    return problems
+
+
+def _example(target: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    names = list(target.get("required", [])) or list(target.get("properties", {}))[:2]
+    return "{" + ", ".join(f"{name}: ..." for name in names) + "}"
+
+
+def _mentions(guard: Expression, expr: Expression) -> bool:
+    """Whether a condition reads the field an expression maps (so it is tested first)."""
+    return expr._path is not None and expr.source.strip() in guard.source
 
 
 def _wire(data: dict[str, Any]) -> dict[str, Any]:
