@@ -530,8 +530,11 @@ def _bare_fields(ast: Mapping[str, Any]) -> frozenset[int]:
             return
         if node.get("type") == "field" and parent in (None, *_OPERANDS):
             found.add(id(node))
+        kind = str(node.get("type"))
+        if kind == "comparator" and node.get("value") not in ("eq", "ne"):
+            kind = "ordering"  # `qty > 1` compares a field: not a constant
         for child in node.get("children", []):
-            visit(child, str(node.get("type")))
+            visit(child, kind)
 
     visit(ast, None)
     return frozenset(found)
