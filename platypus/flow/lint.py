@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from platypus.adapter import FREE_TEXT_KEY, ONE_OF_REQUIRED_KEY, Action, Adapter, AdapterRegistry
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError, SchemaError, SourceLocation
-from platypus.expression import Expression, _Checker, check
+from platypus.expression import Expression, _Checker, check, truthy
 from platypus.flow._yaml import Locations, Problem, YamlPath
 from platypus.flow.loader import FlowFile, duplicate_names, flow_files, read_flow_file
 from platypus.flow.model import FlowSpec, StepSpec
@@ -294,7 +294,21 @@ class _FlowChecker:
     def condition_result(
         self, expr: Expression, path: YamlPath, produced: frozenset[str] | None
     ) -> None:
-        """A ``when`` whose value is never true/false is almost always a mistake."""
+        """A ``when`` that cannot change from event to event is a mistake: an error.
+
+        A constant, a number (JMESPath counts 0 as true) or a field that is always
+        there (text, a list, an object: true unless empty) hold for every event. An
+        optional field is a test of presence, which may be meant: a warning.
+        """
+        node = expr.ast
+        if node["type"] == "literal":
+            holds = "true" if truthy(node["value"]) else "false"
+            message = (
+                f"{expr.source!r} is a constant: the condition is always {holds}; "
+                "compare a field of the event, e.g. data.amount > `1000`"
+            )
+            self.report("condition-constant", path, message)
+            return
         kinds = (produced or frozenset()) - {"null"}
         if not kinds or "boolean" in kinds:
             return
@@ -306,12 +320,25 @@ class _FlowChecker:
             )
             self.report("condition-not-boolean", path, message)
             return
-        message = (
-            f"{expr.source!r} is {_kinds(kinds)}, not true/false: it is true when present and "
-            "not empty; compare it if that is not what you mean"
+        if produced is not None and "null" in produced:
+            message = (
+                f"{expr.source!r} is {_kinds(kinds)} or null, not true/false: it is true when "
+                f"present and not empty; write {expr.source} != null if that is what you mean"
+            )
+            where = self.locations.value(path)
+            self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
+            return
+        example = (
+            f"{expr.source} == 'some value'"
+            if kinds == {"string"}
+            else f"length({expr.source}) > `1`"
         )
-        where = self.locations.value(path)
-        self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
+        message = (
+            f"{expr.source!r} is {_kinds(kinds)}, not true/false, and every event has it: "
+            f"the condition is true for every event (unless it is empty); compare it, "
+            f"e.g. {example}"
+        )
+        self.report("condition-not-boolean", path, message)
 
     # -- connections, adapters, actions ------------------------------------------
 
@@ -553,6 +580,10 @@ class _FlowChecker:
         wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
     ) -> None:
         """An optional event field mapped to a required input, with no fallback."""
+        if expr._path is None or expr._path[0] != "data":
+            # Only a plain event field is known to be missing from some events; what
+            # a vendor answered, or a computed value, is not judged.
+            return
         accepted = _json_types(target, defs)
         if accepted is None or "null" in accepted:
             return
@@ -857,7 +888,51 @@ class _ConditionChecker(_Checker):
                 f"{_kinds(kinds[1])}: values of different types are never equal, so "
                 f"{_EQUALITY[op]} is always {always}",
             )
+        elif op in _EQUALITY:
+            for field, other in ((left, right), (right, left)):
+                self.enum(
+                    field,
+                    other,
+                    schema,
+                    path,
+                    f"{_EQUALITY[op]} is always " + ("false" if op == "eq" else "true"),
+                )
         return _BOOLEAN
+
+    def enum(
+        self,
+        field: Mapping[str, Any],
+        constant: Mapping[str, Any],
+        schema: Mapping[str, Any] | None,
+        path: str,
+        consequence: str,
+    ) -> None:
+        """A constant compared with a field whose schema allows only other values."""
+        if constant["type"] != "literal" or field["type"] == "literal":
+            return
+        allowed = _allowed_values(self.visit(field, schema, path), self.defs)
+        value = constant["value"]
+        if allowed is None or value in allowed or value is None:
+            return
+        text = [str(v) for v in allowed]
+        close = [v for v in allowed if str(v).lower() == str(value).lower()]
+        close = close or difflib.get_close_matches(str(value), text, n=1, cutoff=0.6)
+        hint = f"; did you mean {_constant_text(close[0])}?" if close else ""
+        listed = ", ".join(_constant_text(v) for v in allowed)
+        self.add(
+            "condition-enum",
+            f"{_describe(field)} is one of {listed}, never {_describe(constant)}, "
+            f"so {consequence}{hint}",
+        )
+
+    def _or_expression(
+        self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
+    ) -> Mapping[str, Any] | None:
+        # a || b: a unless it is null (or empty), else b: a fallback makes a value non-null.
+        left, right = (self.visit(child, schema, path) for child in node["children"])
+        if left is None or right is None:
+            return None
+        return {"anyOf": [_without_null(left, self.defs), right]}
 
     def _function_expression(
         self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
@@ -882,8 +957,168 @@ class _ConditionChecker(_Checker):
                     "function-arguments",
                     f"{name}() takes {least}{_plural(len(signature), 'argument')}, given {given}",
                 )
+            else:
+                self.argument_types(node, signature, schema, path)
         result: Mapping[str, Any] | None = super()._function_expression(node, schema, path)
         return result
+
+    def argument_types(
+        self,
+        node: Mapping[str, Any],
+        signature: Sequence[Mapping[str, Any]],
+        schema: Mapping[str, Any] | None,
+        path: str,
+    ) -> None:
+        """Arguments of a type the function refuses (JMESPath fails on every event)."""
+        name = str(node["value"])
+        children = node["children"]
+        found: list[tuple[int, str, str]] = []
+        for index, child in enumerate(children):
+            spec = signature[min(index, len(signature) - 1)]
+            wanted = [str(kind) for kind in spec.get("types", [])]
+            if not wanted or "any" in wanted or child["type"] == "expref":
+                continue
+            given = _jmes_types(self.visit(child, schema, path), self.defs)
+            if given is not None and not _jmes_fits(given, wanted):
+                found.append((index, _jmes_describe(wanted), _jmes_describe(sorted(given))))
+        if not found:
+            return
+        index, takes, has = found[0]
+        message = (
+            f"{name}() takes {_ORDINALS[min(index, 3)]} argument as {takes}, but "
+            f"{_render(children[index])} is {has}"
+        )
+        if len(children) == 2 and len(signature) == 2:
+            swapped = [
+                _jmes_types(self.visit(child, schema, path), self.defs) for child in children[::-1]
+            ]
+            fits = all(
+                kinds is not None and _jmes_fits(kinds, [str(k) for k in spec.get("types", [])])
+                for kinds, spec in zip(swapped, signature, strict=True)
+            )
+            if fits:
+                message += (
+                    f": the arguments are the wrong way round, e.g. "
+                    f"{name}({_render(children[1])}, {_render(children[0])})"
+                )
+        self.add("function-arguments", message)
+
+
+_ORDINALS = ["its first", "its second", "its third", "a later"]
+
+
+def _jmes_types(schema: Mapping[str, Any] | None, defs: Mapping[str, Any]) -> set[str] | None:
+    """JMESPath's type names for what ``schema`` holds (null left out); None if unknown."""
+    kinds = _json_types(schema, defs)
+    if kinds is None:
+        return None
+    found: set[str] = set()
+    for kind in kinds - {"null"}:
+        if kind in ("integer", "number"):
+            found.add("number")
+        elif kind == "array":
+            items = _deref(schema or {}, defs)
+            options = _options(items, defs)
+            inner = [o.get("items") for o in options if isinstance(o.get("items"), Mapping)]
+            item_kinds = _union([_json_types(i, defs) for i in inner]) if inner else None
+            if item_kinds is None:
+                found.add("array")
+            else:
+                elements = _numbers(item_kinds - {"null"})
+                found.add(f"array-{next(iter(elements))}" if len(elements) == 1 else "array")
+        else:
+            found.add(kind)
+    return found or None
+
+
+def _jmes_fits(given: set[str], wanted: Sequence[str]) -> bool:
+    """Whether a value of one of ``given`` types may be an argument of ``wanted`` types."""
+    for kind in given:
+        if kind in wanted:
+            return True
+        if kind.startswith("array") and "array" in wanted:
+            return True
+        if kind == "array" and any(w.startswith("array-") for w in wanted):
+            return True  # element types unknown
+    return False
+
+
+_JMES_NAMES = {
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "a list",
+    "array-string": "a list of strings",
+    "array-number": "a list of numbers",
+    "array-boolean": "a list of booleans",
+    "array-object": "a list of objects",
+    "array-array": "a list of lists",
+    "null": "null",
+}
+
+
+def _jmes_describe(kinds: Sequence[str]) -> str:
+    return " or ".join(_JMES_NAMES.get(kind, kind) for kind in kinds)
+
+
+def _constant_text(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else f"`{json.dumps(value)}`"
+
+
+def _render(node: Mapping[str, Any]) -> str:
+    """An expression's text, rebuilt from its tree (for the common shapes)."""
+    kind = node["type"]
+    children = node.get("children", [])
+    if kind == "field":
+        name = str(node["value"])
+        return name if name.isidentifier() else json.dumps(name)
+    if kind == "literal":
+        value = node["value"]
+        return f"'{value}'" if isinstance(value, str) else f"`{json.dumps(value)}`"
+    if kind == "subexpression":
+        return ".".join(_render(child) for child in children)
+    if kind == "projection":
+        left, right = children
+        tail = "" if right["type"] == "identity" else "." + _render(right)
+        base = _render(left)
+        return (base if base.endswith("[]") else base + "[*]") + tail
+    if kind == "flatten":
+        return _render(children[0]) + "[]"
+    if kind == "index_expression":
+        return "".join(_render(child) for child in children)
+    if kind == "index":
+        return f"[{node['value']}]"
+    if kind == "identity":
+        return "@"
+    if kind == "function_expression":
+        return f"{node['value']}({', '.join(_render(child) for child in children)})"
+    return "..."
+
+
+def _allowed_values(schema: Mapping[str, Any] | None, defs: Mapping[str, Any]) -> list[Any] | None:
+    """The values an enum (or const) field may have; None if any value of its type."""
+    if schema is None:
+        return None
+    values: list[Any] = []
+    for option in _options(_deref(schema, defs), defs):
+        option = _deref(option, defs)
+        if option.get("type") == "null":
+            continue
+        if "const" in option:
+            values.append(option["const"])
+        elif isinstance(option.get("enum"), list):
+            values.extend(option["enum"])
+        else:
+            return None
+    return values or None
+
+
+def _without_null(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = [o for o in _options(schema, defs) if _deref(o, defs).get("type") != "null"]
+    if len(options) == 1:
+        return options[0]
+    return {"anyOf": options} if options else {}
 
 
 def _deref(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
