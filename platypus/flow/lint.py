@@ -29,17 +29,17 @@ from jmespath import functions as jmes_functions
 from pydantic import BaseModel, ValidationError
 
 from platypus.adapter import FREE_TEXT_KEY, ONE_OF_REQUIRED_KEY, Action, Adapter, AdapterRegistry
-from platypus.config import ProjectConfig
+from platypus.config import CONFIG_FILE, ProjectConfig, expand_env, unset_variables
 from platypus.exceptions import ConfigurationError, SchemaError, SourceLocation
 from platypus.expression import Expression, _Checker, check, truthy
-from platypus.flow._yaml import Locations, Problem, YamlPath
+from platypus.flow._yaml import Locations, Problem, YamlPath, parse_yaml
 from platypus.flow.loader import FlowFile, duplicate_names, flow_files, read_flow_file
 from platypus.flow.model import FlowSpec, StepSpec
 from platypus.flow.personal import personal_reads
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import format_loc
 
-__all__ = ["Finding", "format_findings", "lint_paths"]
+__all__ = ["Finding", "format_findings", "lint_paths", "read_env_file", "read_project_config"]
 
 _STRING: dict[str, Any] = {"type": "string"}
 _NULLABLE_STRING: dict[str, Any] = {"anyOf": [_STRING, {"type": "null"}]}
@@ -73,17 +73,132 @@ class Finding:
         return f"{self.location}: {self.severity}[{self.code}]: {self.message}"
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """Variables of a ``.env`` file: ``NAME=value`` lines (``export``, quotes, # comments).
+
+    Raises `ConfigurationError` naming the file and line of a line that is not one.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = text.removeprefix("export ").partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ConfigurationError(f"{path}:{number}: expected NAME=value, got {text[:40]!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        found[name] = value
+    return found
+
+
+def read_project_config(
+    root: Path, environ: Mapping[str, str]
+) -> tuple[ProjectConfig, Locations | None, list[Finding]]:
+    """``platypus.yaml`` of ``root`` for lint: the config, where its nodes are, and problems.
+
+    Unlike `platypus.config.load_config`, nothing is raised: an unset ``${VAR}``
+    with no default is a finding at its line (``env-unset``, read as empty), and an
+    invalid entry is one too (``config-invalid``), leaving the rest usable.
+    """
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return ProjectConfig(root=root), None, []
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        finding = Finding(SourceLocation(file, 1, 1), "file-unreadable", f"cannot read: {exc}")
+        return ProjectConfig(root=root), None, [finding]
+    parsed = parse_yaml(text, file)
+    findings = [_located(problem, file) for problem in parsed.problems]
+    raw = parsed.value
+    if not isinstance(raw, dict):
+        if raw is not None:
+            where = SourceLocation(file, 1, 1)
+            findings.append(Finding(where, "config-invalid", "expected a mapping at the top level"))
+        return ProjectConfig(root=root), parsed.locations, findings
+    env = dict(environ)
+    for node, name in _unset(raw, (), environ):
+        findings.append(
+            Finding(
+                parsed.locations.value(node),
+                "env-unset",
+                f"${{{name}}} is not set and has no default: set {name}, give a default "
+                f"(${{{name}:-value}}), or lint with --env-file FILE",
+            )
+        )
+        env[name] = ""
+    expanded = expand_env(raw, env)
+    for _ in range(3):
+        try:
+            config = ProjectConfig.model_validate({**expanded, "root": root})
+        except ValidationError as exc:
+            for err in exc.errors(include_input=False):
+                loc = tuple(err["loc"])
+                label = format_loc(loc)
+                findings.append(
+                    Finding(parsed.locations.value(loc), "config-invalid", f"{label}: {err['msg']}")
+                )
+                _drop(expanded, loc)
+            continue
+        return config, parsed.locations, findings
+    return ProjectConfig(root=root), parsed.locations, findings
+
+
+def _located(problem: Problem, file: str) -> Finding:
+    error = problem.error
+    where = error.location or SourceLocation(file, 1, 1)
+    return Finding(where, problem.code, error.message)
+
+
+def _unset(
+    value: Any, path: YamlPath, environ: Mapping[str, str]
+) -> Iterator[tuple[YamlPath, str]]:
+    if isinstance(value, str):
+        for name in unset_variables(value, environ):
+            yield path, name
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unset(item, (*path, key), environ)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unset(item, (*path, index), environ)
+
+
+def _drop(raw: dict[str, Any], loc: YamlPath) -> None:
+    """Leave out the entry an error is about: a whole connection, or a top-level key."""
+    keep = 2 if loc and loc[0] in ("connections", "sources", "pollers") and len(loc) > 1 else 1
+    parent: Any = raw
+    for part in loc[: keep - 1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if isinstance(parent, dict):
+        parent.pop(loc[keep - 1], None)
+
+
 def lint_paths(
     paths: Sequence[Path],
     *,
     schemas: SchemaRegistry,
     adapters: AdapterRegistry,
     config: ProjectConfig,
+    config_locations: Locations | None = None,
 ) -> list[Finding]:
     """Check flow files, and every flow file under folders, in ``paths``.
 
     Returns the findings in file order, then by line and column; an empty list
     means every flow can run. Flow names must be unique across all ``paths``.
+    With ``config_locations`` (where the nodes of ``platypus.yaml`` are, from
+    `read_project_config`), a mistake of a connection is reported there, once,
+    rather than at every step that uses it.
     """
     findings: list[Finding] = []
     files: list[FlowFile] = []
@@ -103,11 +218,17 @@ def lint_paths(
                 files.append(read_flow_file(candidate))
 
     order = {str(flow.path): index for index, flow in enumerate(files)}
+    if config_locations is not None:
+        order.setdefault(config_locations.file, -1)
+    connections: dict[str, Finding] = {}
     for flow in files:
         findings.extend(_finding(flow, problem) for problem in flow.problems)
         if flow.spec is not None:
             checker = _FlowChecker(flow.spec, flow.locations, schemas, adapters, config)
+            checker.config_locations = config_locations
+            checker.connection_findings = connections
             findings.extend(checker.run())
+    findings.extend(connections.values())
     findings.extend(_finding(files[0], problem) for problem in duplicate_names(files))
 
     def position(finding: Finding) -> tuple[int, int, int]:
@@ -161,6 +282,10 @@ class _FlowChecker:
         self.adapters = adapters
         self.config = config
         self.findings: list[Finding] = []
+        # Set by lint_paths: where platypus.yaml's nodes are, and its findings so far
+        # (one per connection, however many steps use it).
+        self.config_locations: Locations | None = None
+        self.connection_findings: dict[str, Finding] = {}
 
     def report(self, code: str, path: YamlPath, message: str, *, key: bool = False) -> None:
         where = self.locations.key(path) if key else self.locations.value(path)
@@ -366,12 +491,19 @@ class _FlowChecker:
         if adapter_name not in self.adapters:
             close = difflib.get_close_matches(adapter_name, list(self.adapters), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            self.report(
-                "unknown-adapter",
-                to,
+            message = (
                 f"connection {name!r} uses adapter {adapter_name!r}, which is not installed "
-                f"(installed: {', '.join(self.adapters) or 'none'}){hint}",
+                f"(installed: {', '.join(self.adapters) or 'none'}){hint}"
             )
+            if self.config_locations is None:
+                self.report("unknown-adapter", to, message)
+            elif name not in self.connection_findings:
+                # The mistake is in platypus.yaml: said there, once.
+                where = self.config_locations.value(("connections", name, "adapter"))
+                used = self.locations.value(to)
+                self.connection_findings[name] = Finding(
+                    where, "unknown-adapter", f"{message} (used by {used})"
+                )
             return
         try:
             adapter = self.adapters.get(adapter_name)
