@@ -340,6 +340,9 @@ class _Checker:
         if extra is True or (not props and "properties" not in resolved):
             return _ANY
         close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
+        if not close:
+            # `code` for `product_code`: a word of a longer name.
+            close = [key for key in props if name in key.split("_") and key != name][:1]
         prefix = f"{path}." if path else ""
         if close:
             hint = f"; did you mean {prefix + close[0]!r}?"

@@ -669,8 +669,8 @@ class _FlowChecker:
             self.report("input-type", path, f"action {step.to!r} takes {label!r} as {problem}")
             return
         if isinstance(value, Expression):
-            if len(objects) == 1:
-                self.shape(step, value, objects[0], defs, path, label, wires)
+            if len(objects) == 1 and self.shape(step, value, objects[0], defs, path, label, wires):
+                return
             if required:
                 self.nullable(step, value, target, defs, path, label, wires)
 
@@ -683,7 +683,7 @@ class _FlowChecker:
         path: YamlPath,
         label: str,
         wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
-    ) -> None:
+    ) -> bool:
         """An object of the event mapped whole to a target object of another shape."""
         for _, wire, wire_defs in wires:
             produced = _Checker(wire_defs).resolve(_Checker(wire_defs).visit(expr.ast, wire, ""))
@@ -699,7 +699,8 @@ class _FlowChecker:
                     f"{expr.source} (which has {has}): {'; '.join(problems)}. Map it field by "
                     f"field, e.g. {label}: {_example(target, defs)}",
                 )
-                return
+                return True
+        return False
 
     def nullable(
         self,

@@ -58,11 +58,24 @@ class OrdersAdapter(Adapter):
         raise NotImplementedError
 
 
-ADAPTERS = AdapterRegistry({"orders": OrdersAdapter, "sink": SinkAdapter})
+# The shipped adapters whose typed inputs and results the corpus exercises.
+ADAPTERS = AdapterRegistry(
+    {
+        "orders": OrdersAdapter,
+        "sink": SinkAdapter,
+        "slack": "platypus_adapters.slack:SlackAdapter",
+        "zuora": "platypus_adapters.zuora:ZuoraAdapter",
+        "salesforce": "platypus_adapters.salesforce:SalesforceAdapter",
+    }
+)
 CONFIG = ProjectConfig(
     connections={
         "orders": ConnectionSpec(adapter="orders", settings={"base_url": "http://127.0.0.1"}),
         "billing": ConnectionSpec(adapter="orders", settings={"base_url": "http://127.0.0.1"}),
         "legacy": ConnectionSpec(adapter="ordrs"),
+        # Settings are checked when a connection starts, not by lint: none needed here.
+        "slack": ConnectionSpec(adapter="slack"),
+        "zuora": ConnectionSpec(adapter="zuora"),
+        "salesforce": ConnectionSpec(adapter="salesforce"),
     }
 )
