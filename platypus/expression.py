@@ -545,6 +545,9 @@ def _bare_fields(ast: Mapping[str, Any]) -> frozenset[int]:
 
 def _constant_hint(source: str, name: str) -> str:
     """Say how to write ``name`` as text, with the expression fixed."""
+    if name in ("null", "true", "false"):
+        fixed = re.sub(rf"(?<![\w.'\"`]){name}(?![\w'\"`])", f"`{name}`", source, count=1)
+        return f"; JMESPath has no keyword {name}: write it as a `backtick` literal: {fixed}"
     quoted = f'"{name}"'
     if quoted in source:
         fixed = source.replace(quoted, f"'{name}'", 1)

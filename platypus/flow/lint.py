@@ -448,7 +448,7 @@ class _FlowChecker:
         if produced is not None and "null" in produced:
             message = (
                 f"{expr.source!r} is {_kinds(kinds)} or null, not true/false: it is true when "
-                f"present and not empty; write {expr.source} != null if that is what you mean"
+                f"present and not empty; write {expr.source} != `null` if that is what you mean"
             )
             where = self.locations.value(path)
             self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
@@ -734,7 +734,7 @@ class _FlowChecker:
             f"action {step.to!r} needs {label!r}, but {expr.source} may be null (the event "
             f"need not have it), and then the call fails: give a fallback, e.g. "
             f"{expr.source} || 'unknown', or run the step only when it is there, "
-            f"when: {expr.source} != null",
+            f"when: {expr.source} != `null`",
         )
 
     def nested(

@@ -569,6 +569,22 @@ CORPUS = [
         22,
         "which does not exist; did you mean 'create'?",
     ),
+    (
+        "_project/null_keyword.yaml",
+        (),
+        "expression-field",
+        3,
+        7,
+        "JMESPath has no keyword null: write it as a `backtick` literal: data.reason != `null`",
+    ),
+    (
+        "_project/not_binds_tighter.yaml",
+        (),
+        "expression-field",
+        9,
+        11,
+        "the value is a boolean and has no field 'find'",
+    ),
 ]
 
 
