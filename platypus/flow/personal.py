@@ -18,7 +18,7 @@ same before and while it runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -151,7 +151,7 @@ def _templates(value: Any) -> Iterator[Expression]:
 def unallowed_personal_data(
     step: StepSpec,
     model: type[BaseModel] | None,
-    schemas: list[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    schemas: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
 ) -> dict[str, list[str]]:
     """Personal fields the step sends to free text without ``allow_personal_data``.
 
