@@ -39,7 +39,14 @@ from platypus.flow.personal import personal_reads
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import format_loc
 
-__all__ = ["Finding", "format_findings", "lint_paths", "read_env_file", "read_project_config"]
+__all__ = [
+    "Finding",
+    "format_findings",
+    "lint_paths",
+    "lint_targets",
+    "read_env_file",
+    "read_project_config",
+]
 
 _STRING: dict[str, Any] = {"type": "string"}
 _NULLABLE_STRING: dict[str, Any] = {"anyOf": [_STRING, {"type": "null"}]}
@@ -236,6 +243,29 @@ def lint_paths(
         return (order.get(where.file, -1), where.line, where.column)
 
     return sorted(findings, key=position)
+
+
+def lint_targets(
+    flow: FlowSpec,
+    locations: Locations,
+    *,
+    schemas: SchemaRegistry,
+    adapters: AdapterRegistry,
+    config: ProjectConfig,
+) -> list[Finding]:
+    """Only the checks of each step's target, as `lint_paths` makes them.
+
+    Connection, adapter, action, ``params`` and payload against the action's
+    input (types, required and one-of inputs, personal data to free text): what
+    ``platypus flows test`` needs to refuse a flow the way lint does.
+    """
+    checker = _FlowChecker(flow, locations, schemas, adapters, config)
+    wires = checker.wire_schemas()
+    checker.findings.clear()  # unknown event types are not about targets
+    checker.add_step_results(wires)
+    for index, step in enumerate(flow.steps):
+        checker.target(step, ("steps", index), wires)
+    return checker.findings
 
 
 def format_findings(findings: Sequence[Finding], fmt: Literal["text", "json"] = "text") -> str:
