@@ -433,9 +433,14 @@ class _FlowChecker:
 
         problems: dict[tuple[str, str], list[str]] = {}
         results: list[frozenset[str] | None] = []
+        may_be_empty = False  # a list with no minItems: a test of "any?"
         for event_type, schema, defs in wires:
             checker = _ConditionChecker(defs)
-            results.append(_json_types(checker.visit(expr.ast, schema, ""), defs))
+            produced = checker.visit(expr.ast, schema, "")
+            results.append(_json_types(produced, defs))
+            listed = checker.resolve(produced)
+            if listed is not None and checker.kind(listed) == "array":
+                may_be_empty = may_be_empty or not listed.get("minItems")
             for problem in checker.problems:
                 problems.setdefault(problem, []).append(event_type)
         for (code, message), types in problems.items():
@@ -444,16 +449,22 @@ class _FlowChecker:
                 only = f" (in event type {', '.join(types)})"
             self.report(code, path, f"{expr.source!r}: {message}{only}")
         if condition:
-            self.condition_result(expr, path, _union(results))
+            self.condition_result(expr, path, _union(results), may_be_empty=may_be_empty)
 
     def condition_result(
-        self, expr: Expression, path: YamlPath, produced: frozenset[str] | None
+        self,
+        expr: Expression,
+        path: YamlPath,
+        produced: frozenset[str] | None,
+        *,
+        may_be_empty: bool = False,
     ) -> None:
         """A ``when`` that cannot change from event to event is a mistake: an error.
 
         A constant, a number (JMESPath counts 0 as true) or a field that is always
-        there (text, a list, an object: true unless empty) hold for every event. An
-        optional field is a test of presence, which may be meant: a warning.
+        there (text, an object, a list that is never empty) hold for every event. An
+        optional field, or a list that may be empty (a lookup's records), is a test
+        of presence, which may be meant: a warning.
         """
         node = expr.ast
         if node["type"] == "literal":
@@ -474,6 +485,14 @@ class _FlowChecker:
                 f"compare it, e.g. {expr.source} > `0`"
             )
             self.report("condition-not-boolean", path, message)
+            return
+        if kinds == {"array"} and may_be_empty:
+            message = (
+                f"{expr.source!r} is a list, not true/false: it is true when the list is not "
+                f"empty; write length({expr.source}) > `0` to say so"
+            )
+            where = self.locations.value(path)
+            self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
             return
         if produced is not None and "null" in produced:
             message = (
