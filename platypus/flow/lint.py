@@ -713,6 +713,12 @@ class _FlowChecker:
         objects = [o for o in _options(target, defs) if "properties" in o]
         if isinstance(value, dict) and len(objects) == 1:
             self.nested(step, value, objects[0], defs, path, label, wires)
+        lists = [o for o in _options(target, defs) if isinstance(o.get("items"), Mapping)]
+        if isinstance(value, list) and len(lists) == 1:
+            # Each item written out in the flow is checked against the list's items.
+            items = _deref(lists[0]["items"], defs)
+            for index, item in enumerate(value):
+                self.value(step, item, items, defs, (*path, index), f"{label}[{index}]", wires)
         problem = _misfit(value, target, defs, wires)
         if problem is not None:
             self.report("input-type", path, f"action {step.to!r} takes {label!r} as {problem}")
@@ -1107,6 +1113,27 @@ class _ConditionChecker(_Checker):
             f"so {consequence}{hint}",
         )
 
+    def enum_in(
+        self,
+        field: Mapping[str, Any],
+        items: Mapping[str, Any],
+        constant: Mapping[str, Any],
+        consequence: str,
+    ) -> None:
+        """A constant looked for in a list whose items are an enum without it."""
+        allowed = _allowed_values(items, self.defs)
+        if constant["type"] != "literal" or allowed is None or constant["value"] in allowed:
+            return
+        value = constant["value"]
+        close = difflib.get_close_matches(str(value), [str(v) for v in allowed], n=1, cutoff=0.6)
+        hint = f"; did you mean {_constant_text(close[0])}?" if close else ""
+        listed = ", ".join(_constant_text(v) for v in allowed)
+        self.add(
+            "condition-enum",
+            f"the items of {_render(field)} are one of {listed}, never "
+            f"{_describe(constant)}, so {consequence}{hint}",
+        )
+
     def _or_expression(
         self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
     ) -> Mapping[str, Any] | None:
@@ -1163,6 +1190,12 @@ class _ConditionChecker(_Checker):
             given = _jmes_types(self.visit(child, schema, path), self.defs)
             if given is not None and not _jmes_fits(given, wanted):
                 found.append((index, _jmes_describe(wanted), _jmes_describe(sorted(given))))
+        if name == "contains" and len(children) == 2 and not found:
+            # contains(data.changes, 'jobs'): a value the list's enum never holds.
+            listed = self.resolve(self.visit(children[0], schema, path))
+            items = listed.get("items") if listed is not None else None
+            if isinstance(items, Mapping):
+                self.enum_in(children[0], items, children[1], "contains() is always false")
         if not found:
             return
         index, takes, has = found[0]

@@ -32,6 +32,21 @@ class OrderInput(BaseModel):
     ship_to: Address | None = None
 
 
+class Line(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str
+    quantity: int = 1
+
+
+class LinesInput(BaseModel):
+    """The typed input of ``orders.lines``: a list of objects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[Line]
+
+
 class PostParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +66,7 @@ class OrdersAdapter(Adapter):
     Settings = UrlSettings
     actions: ClassVar = {
         "create": Action(input=OrderInput),
+        "lines": Action(input=LinesInput),
         "post": Action(params=PostParams),
     }
 

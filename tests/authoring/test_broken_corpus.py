@@ -585,6 +585,31 @@ CORPUS = [
         11,
         "the value is a boolean and has no field 'find'",
     ),
+    (
+        "_project/enum_in_list.yaml",
+        (),
+        "condition-enum",
+        6,
+        11,
+        "the items of data.changes are one of 'job', 'manager', 'location', never 'jobs', so "
+        "contains() is always false; did you mean 'job'?",
+    ),
+    (
+        "_project/list_item_type.yaml",
+        (),
+        "input-type",
+        8,
+        46,
+        "takes 'lines[0].quantity' as an integer, but it is mapped to the constant 'two'",
+    ),
+    (
+        "_project/list_item_missing.yaml",
+        (),
+        "input-missing",
+        8,
+        11,
+        "needs lines[0].sku in its input",
+    ),
 ]
 
 
