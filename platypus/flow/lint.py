@@ -2,12 +2,16 @@
 
 Beyond what the loader refuses (YAML, unknown keys, bad expressions), lint checks
 each flow against the project: the event types it consumes are registered, every
-expression reads only fields those events have and only steps that ran before,
+expression reads only fields those events have and only steps that ran before
+(an earlier step's answer against the model its action declares it returns),
 each step writes to a connection that exists, with an action its adapter has,
-valid ``params`` and a payload that maps what the action's input needs, with
-values of types that input can take. Conditions are checked too: a comparison
-that cannot work (a string field against a number), an unknown JMESPath function
-or a wrong number of arguments, and a ``when`` that never yields true/false.
+valid ``params`` and a payload that maps what the action's input needs, all the
+way down, with values of types that input can take (an event object of another
+shape, an optional field into a required input), and no personal data in free
+text the step does not allow. Conditions are checked too: a comparison that
+cannot work (a string field against a number, an enum against a value it never
+holds), an unknown JMESPath function or arguments it refuses, and a ``when``
+that cannot change from event to event. docs/flows.md lists every code.
 
 Each `Finding` names the file, line and column of the offending YAML node::
 
