@@ -692,7 +692,8 @@ class _FlowChecker:
                         found.append(field)
         if not found:
             return
-        listed = allow = ", ".join(found)
+        listed = ", ".join(found)
+        allow = ", ".join([*step.allow_personal_data, *found])  # the whole list, to paste
         self.report(
             "personal-data",
             path,

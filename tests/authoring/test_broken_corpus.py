@@ -409,7 +409,10 @@ CORPUS = [
         "personal-data",
         9,
         13,
-        "sends personal data (data.last_name)",
+        "(data.last_name) to 'text'"
+        " of 'slack.post_message', free text that is kept and searchable by everyone who can "
+        "read it: leave it out, or say the step may send it with "
+        "allow_personal_data: [data.first_name, data.last_name]",
     ),
     (
         "_project/personal_whole_object.yaml",
