@@ -780,10 +780,7 @@ class _FlowChecker:
         accepted = _json_types(target, defs)
         if accepted is None or "null" in accepted:
             return
-        produced = _union(
-            [_json_types(_ConditionChecker(d).visit(expr.ast, w, ""), d) for _, w, d in wires]
-        )
-        if produced is None or "null" not in produced or expr.ast["type"] == "literal":
+        if not any(_path_nullable(expr._path, w, d) for _, w, d in wires):
             return
         guards = [step.when, self.flow.when]
         if any(guard is not None and _mentions(guard, expr) for guard in guards):
@@ -909,9 +906,31 @@ def _example(target: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{name}: ..." for name in names) + "}"
 
 
+def _path_nullable(path: Sequence[str], schema: Mapping[str, Any], defs: Mapping[str, Any]) -> bool:
+    """Whether a field path may read null: the field, or an object on the way, may be absent."""
+    current: Mapping[str, Any] = schema
+    for name in path:
+        options = _options(_deref(current, defs), defs)
+        if any(_deref(o, defs).get("type") == "null" for o in options):
+            return True
+        objects = [_deref(o, defs) for o in options if "properties" in _deref(o, defs)]
+        if len(objects) != 1:
+            return False  # not an object of known fields: nothing definite
+        found = objects[0]["properties"].get(name)
+        if not isinstance(found, Mapping):
+            return False
+        current = found
+    options = _options(_deref(current, defs), defs)
+    return any(_deref(o, defs).get("type") == "null" for o in options)
+
+
 def _mentions(guard: Expression, expr: Expression) -> bool:
     """Whether a condition reads the field an expression maps (so it is tested first)."""
-    return expr._path is not None and expr.source.strip() in guard.source
+    path = expr._path
+    if path is None:
+        return False
+    # `when: data.billing_contact != `null`` guards data.billing_contact.email too.
+    return any(".".join(path[:end]) in guard.source for end in range(2, len(path) + 1))
 
 
 def _wire(data: dict[str, Any]) -> dict[str, Any]:

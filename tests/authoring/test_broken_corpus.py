@@ -613,6 +613,14 @@ CORPUS = [
         11,
         "needs lines[0].sku in its input",
     ),
+    (
+        "_project/optional_parent_to_required.yaml",
+        (),
+        "input-nullable",
+        7,
+        18,
+        "needs 'reference', but data.billing_contact.email may be null",
+    ),
 ]
 
 
