@@ -325,9 +325,14 @@ class _Checker:
             )
             return _ANY
         if kind not in (None, "object"):
+            hint = ""
+            if kind == "boolean" and not path and self.source.lstrip().startswith("!"):
+                # `!steps.a.found` is `(!steps).a.found`: ! takes only the next name.
+                fixed = "!(" + self.source.lstrip()[1:].strip() + ")"
+                hint = f"; ! applies to the first name only: write {fixed}"
             self.issues.append(
                 ExpressionIssue(
-                    here, f"{path or 'the value'} is a {kind} and has no field {name!r}"
+                    here, f"{path or 'the value'} is a {kind} and has no field {name!r}{hint}"
                 )
             )
             return _ANY

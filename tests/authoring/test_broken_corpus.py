@@ -586,7 +586,8 @@ CORPUS = [
         "expression-field",
         9,
         11,
-        "the value is a boolean and has no field 'find'",
+        "the value is a boolean and has no field 'find'; ! applies to the first name only: "
+        "write !(steps.find.found)",
     ),
     (
         "_project/enum_in_list.yaml",
