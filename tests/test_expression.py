@@ -196,7 +196,7 @@ def test_check_accepts_expressions_that_read_existing_fields(
         (
             "xyz",
             "the event has no field 'xyz'; if xyz is meant as text, a constant needs quotes, "
-            "as a 'raw string' or a `backtick` literal: 'xyz'",
+            "as a 'raw string' or a `backtick` literal: 'xyz' (in YAML: \"'xyz'\")",
         ),
         (
             "data.oportunity_id",

@@ -522,7 +522,7 @@ CORPUS = [
         7,
         17,
         "if EUR is meant as text, a constant needs quotes, as a 'raw string' or a `backtick` "
-        "literal: 'EUR'",
+        "literal: 'EUR' (in YAML: \"'EUR'\")",
     ),
     (
         "_project/unquoted_constant_in_when.yaml",
