@@ -565,7 +565,7 @@ def _constant_hint(source: str, name: str) -> str:
         return ""
     fixed = source[: word.start()] + f"'{name}'" + source[word.end() :]
     # YAML takes the outer quotes of `currency: "EUR"`: the expression keeps the inner.
-    yaml = f" (in YAML: \"{fixed}\")" if fixed == f"'{name}'" else ""
+    yaml = f' (in YAML: "{fixed}")' if fixed == f"'{name}'" else ""
     return (
         f"; if {name} is meant as text, a constant needs quotes, as a 'raw string' or a "
         f"`backtick` literal: {fixed}{yaml}"
