@@ -22,22 +22,26 @@ entry-point group, so a third-party package adds a vendor with no engine edit::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from platypus.exceptions import ConfigurationError, PermanentError
 from platypus.plugins import PluginRegistry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FREE_TEXT_KEY",
+    "ONE_OF_REQUIRED_KEY",
     "Action",
     "Adapter",
     "AdapterRegistry",
+    "FreeText",
     "NoSettings",
     "Request",
+    "one_of_required",
 ]
 
 ENTRY_POINT_GROUP = "platypus.adapters"
@@ -58,6 +62,26 @@ _BUILTIN: dict[str, str] = {
 }
 
 
+FREE_TEXT_KEY = "x-free-text"
+ONE_OF_REQUIRED_KEY = "x-one-of-required"
+
+FreeText: Any = Field(json_schema_extra={FREE_TEXT_KEY: True})
+"""Marks an input field as free text that people read and search (a chat message, a
+comment): ``text: Annotated[str | None, FreeText] = None``. Personal data mapped to
+it is refused by ``platypus flows lint`` and at start-up unless the step allows it
+(``allow_personal_data``)."""
+
+
+def one_of_required(*groups: Sequence[str]) -> dict[str, Any]:
+    """``model_config`` JSON Schema extra: of each group of fields, one at least is needed.
+
+    ``model_config = ConfigDict(json_schema_extra=one_of_required(("text", "blocks")))``
+    says a message needs ``text`` or ``blocks``, so lint refuses a step mapping
+    neither. The model still checks it itself (a validator) at run time.
+    """
+    return {ONE_OF_REQUIRED_KEY: [list(group) for group in groups]}
+
+
 class NoSettings(BaseModel):
     """Settings of an adapter that needs none."""
 
@@ -69,8 +93,10 @@ class Action:
     """One thing an adapter can do.
 
     ``params`` models the static options a step gives in ``params:``; ``input``
-    models the payload, when the action has a fixed shape (``None``: any JSON).
-    Both are used by ``platypus flows lint`` before anything runs.
+    models the payload, when the action has a fixed shape (``None``: any JSON);
+    ``result`` models what the action returns, which later steps read as
+    ``steps.<name>.<field>`` (``None``: not declared, anything goes). All three
+    are used by ``platypus flows lint`` before anything runs.
 
     ``writes`` is False for lookups, which are safe to repeat. ``idempotent``
     says the vendor itself turns a repeated write into one record (an upsert by
@@ -81,6 +107,7 @@ class Action:
 
     params: type[BaseModel] | None = None
     input: type[BaseModel] | None = None
+    result: type[BaseModel] | None = None
     description: str = ""
     writes: bool = True
     idempotent: bool = False

@@ -327,30 +327,73 @@ def flows() -> None:
     """Flow files."""
 
 
-@examples("platypus flows lint", "platypus flows lint flows/orders.yaml --json")
+@examples(
+    "platypus flows lint",
+    "platypus flows lint flows/orders.yaml --json",
+    "platypus flows lint --env-file .env.staging",
+)
 @flows.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @_PROJECT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read ${VAR}s of platypus.yaml from this NAME=value file too (over the environment).",
+)
 @_JSON
 @_errors
-def flows_lint(paths: tuple[Path, ...], project: Path, fmt: str, as_json: bool) -> None:
-    """Check flow files (default: the project's flows/ folder) against schemas and adapters."""
+def flows_lint(
+    paths: tuple[Path, ...], project: Path, fmt: str, env_file: Path | None, as_json: bool
+) -> None:
+    """Check flow files (default: the project's flows/ folder) against schemas and adapters.
+
+    platypus.yaml is checked with them: a connection's mistake, or a ${VAR} that is
+    not set and has no default, is reported at its line there.
+    """
+    import os
+
     from platypus.adapter import AdapterRegistry
-    from platypus.config import load_config
-    from platypus.flow.lint import format_findings, lint_paths
+    from platypus.exceptions import ConfigurationError
+    from platypus.flow.lint import (
+        Finding,
+        format_findings,
+        lint_paths,
+        read_env_file,
+        read_project_config,
+    )
     from platypus.schema_registry import SchemaRegistry
 
     fmt = "json" if as_json else fmt
-    config = load_config(root=project)
+    environ = {**os.environ, **(read_env_file(env_file) if env_file is not None else {})}
+    config, locations, problems = read_project_config(project, environ)
+    unusable = [str(problem) for problem in problems if problem.code != "env-unset"]
+    if unusable:
+        # An invalid platypus.yaml is not a finding about flows: nothing can be checked.
+        raise ConfigurationError("; ".join(unusable))
     targets = list(paths) or [config.resolve(config.flows)]
     missing = [str(p) for p in targets if not p.exists()]
     if missing:
         click.echo(f"error: no such file or folder: {', '.join(missing)}", err=True)
         sys.exit(2)
-    findings = lint_paths(
-        targets, schemas=SchemaRegistry.default(), adapters=AdapterRegistry.default(), config=config
+    findings = problems + lint_paths(
+        targets,
+        schemas=SchemaRegistry.default(),
+        adapters=AdapterRegistry.default(),
+        config=config,
+        config_locations=locations,
     )
+    config_file = locations.file if locations is not None else None
+
+    def position(finding: Finding) -> tuple[bool, int, int]:
+        # platypus.yaml first, by line; the flows' findings keep lint's order.
+        where = finding.location
+        if where.file == config_file:
+            return (False, where.line, where.column)
+        return (True, 0, 0)
+
+    findings.sort(key=position)
     click.echo(format_findings(findings, fmt))  # type: ignore[arg-type]
     if any(f.severity == "error" for f in findings):
         sys.exit(1)

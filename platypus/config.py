@@ -75,6 +75,7 @@ __all__ = [
     "SourceSpec",
     "expand_env",
     "load_config",
+    "unset_variables",
 ]
 
 CONFIG_FILE = "platypus.yaml"
@@ -467,6 +468,16 @@ def expand_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     return value
 
 
+def unset_variables(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names of the ``${VAR}`` in ``text`` that are unset and have no default."""
+    env = os.environ if environ is None else environ
+    return [
+        match.group(1)
+        for match in _VAR.finditer(text)
+        if match.group(2) is None and match.group(1) not in env
+    ]
+
+
 def load_config(path: Path | None = None, *, root: Path | None = None) -> ProjectConfig:
     """Read ``platypus.yaml`` (or defaults when there is none) from ``root``."""
     if path is None:
@@ -483,10 +494,22 @@ def load_config(path: Path | None = None, *, root: Path | None = None) -> Projec
     if not isinstance(raw, dict):
         raise ConfigurationError(f"{path}: expected a mapping at the top level")
     try:
-        return ProjectConfig.model_validate({**expand_env(raw), "root": path.parent})
+        expanded = expand_env(raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}:{_line_of_unset(path)}: {exc}") from None
+    try:
+        return ProjectConfig.model_validate({**expanded, "root": path.parent})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
             for err in exc.errors(include_input=False)
         )
         raise ConfigurationError(f"{path}: {problems}") from None
+
+
+def _line_of_unset(path: Path) -> int:
+    """The line of the first ``${VAR}`` of ``path`` that is unset with no default."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.lstrip().startswith("#") and unset_variables(line):
+            return number
+    return 1

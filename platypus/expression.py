@@ -16,6 +16,7 @@ that reads a field the event does not have is refused before it runs.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,20 +84,58 @@ def compile_expression(source: str) -> Expression:
     """Parse ``source``; a syntax error raises `MappingError` naming the column."""
     try:
         parsed = jmespath.compile(source)
+    except jmes_errors.LexerError as exc:
+        # The lexer's own reason ("Unclosed ' delimiter") is in .message; .msg is generic.
+        reason = str(getattr(exc, "message", "") or exc.msg)
+        raise MappingError(
+            f"invalid expression {source!r} at column {exc.lex_position + 1}: {reason}"
+            f"{_syntax_hint(source, reason, exc.lex_position)}"
+        ) from None
     except jmes_errors.ParseError as exc:
+        hint = _syntax_hint(source, str(exc.msg), exc.lex_position)
         raise MappingError(
             f"invalid expression {source!r} at column {exc.lex_position + 1}: "
-            f"{exc.msg} near {exc.token_value!r}"
-        ) from None
-    except jmes_errors.LexerError as exc:
-        raise MappingError(
-            f"invalid expression {source!r} at column {exc.lex_position + 1}: {exc.msg}"
+            f"{exc.msg} near {exc.token_value!r}{hint}"
         ) from None
     except jmes_errors.EmptyExpressionError:
         raise MappingError("invalid expression '': an expression cannot be empty") from None
     path = _field_path(parsed.parsed)
     compiled = None if path is not None else _compile(parsed.parsed)
     return Expression(source, parsed, path, compiled)
+
+
+_DASHED = re.compile(r"(?<![\w\"'`-])([A-Za-z_]\w*(?:-\w+)+)")
+_BARE_WORDS = re.compile(r"(==|!=)\s*([A-Za-z][\w]*(?: [A-Za-z][\w]*)+)\s*$")
+_CLOSERS = {"Unclosed ' delimiter": "'", 'Unclosed " delimiter': '"', "Unclosed ` delimiter": "`"}
+
+
+def _syntax_hint(source: str, reason: str, position: int) -> str:
+    """What to write instead, for the usual quoting mistakes."""
+    closer = _CLOSERS.get(reason)
+    if closer == '"' and source[position : position + 1] == '"':
+        # "text" is a field name in JMESPath: text is 'raw'.
+        fixed = source[:position] + "'" + source[position + 1 :] + "'"
+        return (
+            "; text is written as a 'raw string' in JMESPath (\"...\" is a field name), "
+            f"e.g. {fixed}"
+        )
+    if closer is not None:
+        return (
+            f"; close the {closer} (JMESPath strings are 'raw strings' or `backtick` "
+            f"literals), e.g. {source + closer}"
+        )
+    dashed = _DASHED.search(source)
+    if dashed is not None and "-" in reason + source[dashed.start() :]:
+        name = dashed.group(1)
+        fixed = source[: dashed.start()] + f'"{name}"' + source[dashed.end() :]
+        what = "a step name" if source[: dashed.start()].endswith("steps.") else "a name"
+        return f"; {what} with a dash must be quoted with double quotes: {fixed}"
+    words = _BARE_WORDS.search(source)
+    if words is not None:
+        text = words.group(2)
+        fixed = source[: words.start(2)] + f"'{text}'" + source[words.end(2) :]
+        return f"; a constant needs quotes, as a 'raw string': {fixed.rstrip()}"
+    return ""
 
 
 Compiled = Callable[[Any], Any]
@@ -204,6 +243,8 @@ def check(expr: Expression, schema: Schema, defs: Mapping[str, Any] | None = Non
     fields that exist). ``defs`` resolves ``$ref``s; by default, the schema's own.
     """
     checker = _Checker(defs if defs is not None else (schema or {}).get("$defs", {}))
+    checker.source = expr.source
+    checker.bare = _bare_fields(expr.ast)
     checker.visit(expr.ast, schema, "")
     return [issue.message for issue in checker.issues]
 
@@ -234,6 +275,10 @@ class _Checker:
     def __init__(self, defs: Mapping[str, Any]) -> None:
         self.defs = defs
         self.issues: list[ExpressionIssue] = []
+        # For hints: the expression's text, and the ids of its field nodes that stand
+        # alone (an operand, an argument), which may be meant as constants.
+        self.source = ""
+        self.bare: frozenset[int] = frozenset()
 
     def resolve(self, schema: Schema) -> Schema:
         seen = 0
@@ -287,9 +332,14 @@ class _Checker:
             )
             return _ANY
         if kind not in (None, "object"):
+            hint = ""
+            if kind == "boolean" and not path and self.source.lstrip().startswith("!"):
+                # `!steps.a.found` is `(!steps).a.found`: ! takes only the next name.
+                fixed = "!(" + self.source.lstrip()[1:].strip() + ")"
+                hint = f"; ! applies to the first name only: write {fixed}"
             self.issues.append(
                 ExpressionIssue(
-                    here, f"{path or 'the value'} is a {kind} and has no field {name!r}"
+                    here, f"{path or 'the value'} is a {kind} and has no field {name!r}{hint}"
                 )
             )
             return _ANY
@@ -302,10 +352,46 @@ class _Checker:
         if extra is True or (not props and "properties" not in resolved):
             return _ANY
         close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
-        hint = f"; did you mean {(f'{path}.' if path else '') + close[0]!r}?" if close else ""
+        if not close:
+            # `code` for `product_code`: a word of a longer name.
+            close = [key for key in props if name in key.split("_") and key != name][:1]
+        prefix = f"{path}." if path else ""
+        if close:
+            hint = f"; did you mean {prefix + close[0]!r}?"
+        else:
+            deeper = self.nested_field(resolved, name)
+            if deeper is not None:
+                hint = f"; did you mean {prefix + deeper!r}?"
+            elif id(node) in self.bare:
+                hint = _constant_hint(self.source, name)
+            else:
+                hint = ""
         where = f"{path}" if path else "the event"
         self.issues.append(ExpressionIssue(here, f"{where} has no field {name!r}{hint}"))
         return _ANY
+
+    def nested_field(self, schema: Schema, name: str) -> str | None:
+        """The shortest path below ``schema`` to a field called ``name`` (or close to it)."""
+        queue: list[tuple[Schema, str, int]] = [(schema, "", 0)]
+        while queue:
+            current, prefix, depth = queue.pop(0)
+            resolved = self.resolve(current)
+            if resolved is None or depth > 4:
+                continue
+            if self.kind(resolved) == "array":
+                queue.append((resolved.get("items"), prefix + "[*]", depth + 1))
+                continue
+            props = resolved.get("properties")
+            if not isinstance(props, Mapping):
+                continue
+            if depth > 0:
+                found = difflib.get_close_matches(name, list(props), n=1, cutoff=0.8)
+                if found:
+                    return f"{prefix}.{found[0]}".lstrip(".")
+            for key, value in props.items():
+                if isinstance(value, Mapping):
+                    queue.append((value, f"{prefix}.{key}", depth + 1))
+        return None
 
     def _subexpression(self, node: Mapping[str, Any], schema: Schema, path: str) -> Schema:
         for child in node["children"]:
@@ -436,6 +522,61 @@ class _Checker:
         for child in node["children"]:
             self.visit(child, schema, path)
         return _BOOL
+
+
+# Nodes whose field children are read in place of a value, not as a step of a path.
+_OPERANDS = {
+    "comparator",
+    "and_expression",
+    "or_expression",
+    "not_expression",
+    "function_expression",
+    "key_val_pair",
+    "multi_select_list",
+}
+
+
+def _bare_fields(ast: Mapping[str, Any]) -> frozenset[int]:
+    """Ids of the field nodes that are a whole operand: ``EUR`` in ``data.c == EUR``."""
+    found: set[int] = set()
+
+    def visit(node: Any, parent: str | None) -> None:
+        if not isinstance(node, Mapping):
+            return
+        if node.get("type") == "field" and parent in (None, *_OPERANDS):
+            found.add(id(node))
+        kind = str(node.get("type"))
+        if kind == "comparator" and node.get("value") not in ("eq", "ne"):
+            kind = "ordering"  # `qty > 1` compares a field: not a constant
+        for child in node.get("children", []):
+            visit(child, kind)
+
+    visit(ast, None)
+    return frozenset(found)
+
+
+def _constant_hint(source: str, name: str) -> str:
+    """Say how to write ``name`` as text, with the expression fixed."""
+    if name in ("null", "true", "false"):
+        fixed = re.sub(rf"(?<![\w.'\"`]){name}(?![\w'\"`])", f"`{name}`", source, count=1)
+        return f"; JMESPath has no keyword {name}: write it as a `backtick` literal: {fixed}"
+    quoted = f'"{name}"'
+    if quoted in source:
+        fixed = source.replace(quoted, f"'{name}'", 1)
+        return (
+            f'; "{name}" in double quotes is a field name in JMESPath: if you mean the '
+            f"text, write a 'raw string' or a `backtick` literal: {fixed}"
+        )
+    word = re.search(rf"(?<![\w.'\"`]){re.escape(name)}(?![\w'\"`])", source)
+    if word is None:
+        return ""
+    fixed = source[: word.start()] + f"'{name}'" + source[word.end() :]
+    # YAML takes the outer quotes of `currency: "EUR"`: the expression keeps the inner.
+    yaml = f' (in YAML: "{fixed}")' if fixed == f"'{name}'" else ""
+    return (
+        f"; if {name} is meant as text, a constant needs quotes, as a 'raw string' or a "
+        f"`backtick` literal: {fixed}{yaml}"
+    )
 
 
 def _extend(path: str, node: Mapping[str, Any]) -> str:

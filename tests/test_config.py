@@ -180,3 +180,45 @@ def test_root_is_not_part_of_the_dump() -> None:
 def test_unknown_connection_spec_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="Extra inputs"):
         ConnectionSpec.model_validate({"adapter": "http", "extra": 1})
+
+
+def test_an_unset_variable_names_the_file_line_and_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLATYPUS_TEST_UNSET", raising=False)
+    path = tmp_path / "platypus.yaml"
+    path.write_text(
+        "# ${PLATYPUS_TEST_UNSET} in a comment does not count\n"
+        "connections:\n"
+        "  billing:\n"
+        "    adapter: http\n"
+        "    settings: {base_url: '${PLATYPUS_TEST_UNSET}'}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(path)
+
+    assert str(raised.value).startswith(f"{path}:5: environment variable PLATYPUS_TEST_UNSET")
+
+
+def test_unset_variables_lists_only_those_without_default() -> None:
+    from platypus.config import unset_variables
+
+    text = "${A} ${B:-x} ${C} ${D:-}"
+
+    assert unset_variables(text, {"C": ""}) == ["A"]
+
+
+def test_an_env_file_is_read_like_a_shell_would(tmp_path: Path) -> None:
+    from platypus.flow.lint import read_env_file
+
+    env = tmp_path / ".env"
+    env.write_text(
+        "# comment\n\nexport A=1\nB='two words'\nC=\"x\"\nD=plain # trailing\n", encoding="utf-8"
+    )
+
+    assert read_env_file(env) == {"A": "1", "B": "two words", "C": "x", "D": "plain"}
+    env.write_text("A=1\nnot a line\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"\.env:2: expected NAME=value"):
+        read_env_file(env)

@@ -202,7 +202,11 @@ def test_check_accepts_expressions_that_read_existing_fields(
     ("source", "message"),
     [
         ("subjct", "the event has no field 'subjct'; did you mean 'subject'?"),
-        ("xyz", "the event has no field 'xyz'"),
+        (
+            "xyz",
+            "the event has no field 'xyz'; if xyz is meant as text, a constant needs quotes, "
+            "as a 'raw string' or a `backtick` literal: 'xyz' (in YAML: \"'xyz'\")",
+        ),
         (
             "data.oportunity_id",
             "data has no field 'oportunity_id'; did you mean 'data.opportunity_id'?",

@@ -98,7 +98,16 @@ def messages(schemas: SchemaRegistry, tmp_path: Path, text: str) -> list[str]:
 
 
 def test_good_flows_folder_lints_clean(schemas: SchemaRegistry) -> None:
-    assert lint(schemas, HERE / "flows_good") == []
+    # The tricky ones write to shipped adapters (Slack, Zuora, Salesforce) as well.
+    from tests.authoring.project import ADAPTERS as PROJECT_ADAPTERS
+    from tests.authoring.project import CONFIG as PROJECT_CONFIG
+
+    good = lint_paths(
+        [HERE / "flows_good"], schemas=schemas, adapters=PROJECT_ADAPTERS, config=PROJECT_CONFIG
+    )
+
+    assert good == []
+    assert len(list((HERE / "flows_good").rglob("*.y*ml"))) >= 5
 
 
 def test_a_flow_reading_earlier_steps_and_envelope_fields_lints_clean(
@@ -457,3 +466,32 @@ def test_format_findings_json_is_a_list_of_dicts() -> None:
         }
     ]
     assert json.loads(format_findings([], "json")) == []
+
+
+def test_lint_targets_checks_only_the_steps_targets(
+    schemas: SchemaRegistry, tmp_path: Path
+) -> None:
+    from platypus.flow.lint import lint_targets
+    from platypus.flow.loader import read_flow_file
+
+    text = (
+        "name: f\n"
+        "consumes: [no.such.event.v1]\n"
+        "steps:\n"
+        "  - name: a\n"
+        "    to: billng.post\n"
+        "    payload: {x: data.nope}\n"
+        "  - name: b\n"
+        "    to: billing.pots\n"
+    )
+    flow = read_flow_file(write(tmp_path, "flow.yaml", text))
+    assert flow.spec is not None
+
+    found = lint_targets(
+        flow.spec, flow.locations, schemas=schemas, adapters=ADAPTERS, config=CONFIG
+    )
+
+    assert [(f.location.line, f.code) for f in found] == [
+        (5, "unknown-connection"),
+        (8, "unknown-action"),
+    ]

@@ -273,7 +273,12 @@ def test_read_flow_file_gives_codes_without_raising() -> None:
 def test_load_flows_reads_the_folder_recursively_and_skips_tests_and_drafts() -> None:
     flows = load_flows(GOOD)
 
-    assert [flow.name for flow in flows] == ["closed-won-to-billing", "worker-hired-to-sink"]
+    assert [flow.name for flow in flows] == [
+        "closed-won-to-billing",
+        "worker-hired-to-sink",
+        "deal-to-account",
+        "leaver-to-chat",
+    ]
     assert flows[1].source_file == str(GOOD / "sales" / "worker_hired.yml")
 
 

@@ -124,41 +124,48 @@ class CoupaAdapter(Adapter):
     Settings = CoupaSettings
     actions: ClassVar = {
         "find_supplier": Action(
+            result=RESULTS["find_supplier"],
             input=FindSupplierInput,
             description="Look a supplier up by id, number, exact name or a custom field.",
             writes=False,
             idempotent=True,
         ),
         "upsert_supplier": Action(
+            result=RESULTS["upsert_supplier"],
             input=UpsertSupplierInput,
             description="Create the supplier, or update the one with its number.",
             idempotent=True,
         ),
         "find_purchase_order": Action(
+            result=RESULTS["find_purchase_order"],
             input=FindPurchaseOrderInput,
             description="Look a purchase order up by id or PO number.",
             writes=False,
             idempotent=True,
         ),
         "find_invoice": Action(
+            result=RESULTS["find_invoice"],
             input=FindInvoiceInput,
             description="Look an invoice up by id, invoice number (and supplier) or custom field.",
             writes=False,
             idempotent=True,
         ),
         "get_invoice": Action(
+            result=RESULTS["get_invoice"],
             input=GetInvoiceInput,
             description="Read an invoice by id, compact, with its lines.",
             writes=False,
             idempotent=True,
         ),
         "search_invoices": Action(
+            result=RESULTS["search_invoices"],
             input=SearchInvoicesInput,
             description="One page (50) of invoices by status, export flag and updated-at.",
             writes=False,
             idempotent=True,
         ),
         "mark_invoice_exported": Action(
+            result=RESULTS["mark_invoice_exported"],
             input=MarkInvoiceExportedInput,
             description="Set an invoice's exported flag, so ERP integrations skip it.",
             idempotent=True,

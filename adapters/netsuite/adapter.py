@@ -30,7 +30,7 @@ from .errors import (
     fault_type,
 )
 from .passport import ALGORITHM, new_passport
-from .records import RECORDS, RecordSpec
+from .records import RECORDS, RecordSpec, UpsertResult, UpsertVendorBillResult
 from .search import SearchParams, SearchTransactionsInput, search_page, search_record
 from .settings import NetSuiteSettings
 
@@ -105,21 +105,25 @@ class NetSuiteAdapter(Adapter):
     actions: ClassVar = {
         "upsert_customer": Action(
             input=RECORDS["upsert_customer"].input,
+            result=UpsertResult,
             description="Create or update a customer by externalId.",
             idempotent=True,
         ),
         "upsert_sales_order": Action(
             input=RECORDS["upsert_sales_order"].input,
+            result=UpsertResult,
             description="Create or update a sales order by externalId.",
             idempotent=True,
         ),
         "upsert_invoice": Action(
             input=RECORDS["upsert_invoice"].input,
+            result=UpsertResult,
             description="Create or update an invoice by externalId.",
             idempotent=True,
         ),
         "upsert_vendor_bill": Action(
             input=RECORDS["upsert_vendor_bill"].input,
+            result=UpsertVendorBillResult,
             description="Create or update a vendor bill (accounts payable) by externalId.",
             idempotent=True,
         ),

@@ -37,6 +37,7 @@ __all__ = [
     "RecordSpec",
     "SalesOrderInput",
     "SalesOrderLine",
+    "UpsertResult",
     "UpsertVendorBillResult",
     "VendorBillExpense",
     "VendorBillInput",
@@ -191,6 +192,16 @@ class VendorBillInput(_Input):
         if not self.expenses and not self.items:
             raise ValueError("a vendor bill needs expense lines or item lines")
         return self
+
+
+class UpsertResult(BaseModel):
+    """What every ``upsert_*`` action returns: the record NetSuite created or updated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    internalId: str = Field(description="NetSuite's internal id of the record.")  # noqa: N815
+    externalId: str = Field(description="The upsert key.")  # noqa: N815
+    type: str = Field(description="The record type, e.g. customer or salesOrder.")
 
 
 class UpsertVendorBillResult(BaseModel):

@@ -92,57 +92,68 @@ class OktaAdapter(Adapter):
     Settings = OktaSettings
     actions: ClassVar = {
         "create_user": Action(
+            result=RESULTS["create_user"],
             input=CreateUserInput,
             description="Create a user (STAGED unless activate) unless one has its login.",
             idempotent=True,
         ),
         "activate_user": Action(
+            result=RESULTS["activate_user"],
             input=ActivateUserInput,
             description="Activate a STAGED or DEPROVISIONED user; an active one is left as is.",
             idempotent=True,
         ),
         "deactivate_user": Action(
+            result=RESULTS["deactivate_user"],
             input=UserInput,
             description="Deactivate a user (DEPROVISIONED): no more sign-in or app access.",
             idempotent=True,
         ),
         "suspend_user": Action(
+            result=RESULTS["suspend_user"],
             input=UserInput,
             description="Suspend an ACTIVE user (no sign-in; memberships and apps kept).",
             idempotent=True,
         ),
         "unsuspend_user": Action(
+            result=RESULTS["unsuspend_user"],
             input=UserInput,
             description="Return a SUSPENDED user to ACTIVE.",
             idempotent=True,
         ),
         "update_profile": Action(
+            result=RESULTS["update_profile"],
             input=UpdateProfileInput,
             description="Set profile attributes of a user; the others are kept.",
             idempotent=True,
         ),
         "add_user_to_groups": Action(
+            result=RESULTS["add_user_to_groups"],
             input=GroupMembershipInput,
             description="Add a user to groups (by id or exact name).",
             idempotent=True,
         ),
         "remove_user_from_groups": Action(
+            result=RESULTS["remove_user_from_groups"],
             input=GroupMembershipInput,
             description="Remove a user from groups (by id or exact name).",
             idempotent=True,
         ),
         "clear_user_sessions": Action(
+            result=RESULTS["clear_user_sessions"],
             input=ClearUserSessionsInput,
             description="End every Okta session of a user, and revoke their OAuth tokens.",
             idempotent=True,
         ),
         "find_user": Action(
+            result=RESULTS["find_user"],
             input=UserInput,
             description="Look a user up by id or login; returns {found, id, login, status}.",
             writes=False,
             idempotent=True,
         ),
         "list_users": Action(
+            result=RESULTS["list_users"],
             input=ListUsersInput,
             description="One page of the users an Okta search expression selects.",
             writes=False,

@@ -52,11 +52,13 @@ from .settings import (
     JwtAuth,
     PasswordAuth,
     QueryParams,
+    QueryResult,
     RefreshTokenAuth,
     SalesforceSettings,
     SessionAuth,
     UpdateParams,
     UpsertParams,
+    WriteResult,
     login_base_url,
 )
 from .soql import bind
@@ -135,6 +137,7 @@ class SalesforceAdapter(Adapter):
     Settings = SalesforceSettings
     actions: ClassVar = {
         "upsert": Action(
+            result=WriteResult,
             params=UpsertParams,
             description=(
                 "Create or update the record whose external id field holds the payload's "
@@ -143,21 +146,25 @@ class SalesforceAdapter(Adapter):
             idempotent=True,
         ),
         "create": Action(
+            result=WriteResult,
             params=CreateParams,
             description="Create a record from the payload's fields; returns {id, created}.",
         ),
         "update": Action(
+            result=WriteResult,
             params=UpdateParams,
             description="Set the payload's fields on the record with the payload's id.",
             idempotent=True,
         ),
         "query": Action(
+            result=QueryResult,
             params=QueryParams,
             description="Run a SOQL lookup bound to the payload; returns {total_size, records}.",
             writes=False,
             idempotent=True,
         ),
         "freeze_user": Action(
+            result=FreezeUserResult,
             params=FreezeUserParams,
             description=(
                 "Freeze (or unfreeze) the login of the user a User field names "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,14 +16,17 @@ __all__ = [
     "SOAP_LOGIN_LAST_VERSION",
     "ClientCredentialsAuth",
     "CreateParams",
+    "FreezeUserResult",
     "JwtAuth",
     "PasswordAuth",
     "QueryParams",
+    "QueryResult",
     "RefreshTokenAuth",
     "SalesforceSettings",
     "SessionAuth",
     "UpdateParams",
     "UpsertParams",
+    "WriteResult",
     "login_base_url",
 ]
 
@@ -397,3 +400,22 @@ class FreezeUserResult(BaseModel):
     user_login_id: str | None = Field(default=None, description="Its UserLogin's id.")
     frozen: bool | None = Field(default=None, description="UserLogin.IsFrozen after the call.")
     changed: bool = Field(default=False, description="False when it was so already.")
+
+
+class WriteResult(BaseModel):
+    """What ``upsert``, ``create`` and ``update`` return: the record's id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | None = Field(description="The record's 18-character id.")
+    created: bool = Field(description="True when the record was created, False when updated.")
+
+
+class QueryResult(BaseModel):
+    """What ``query`` returns: the records the SOQL selected (without ``attributes``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    total_size: int = Field(description="How many records matched (Salesforce's totalSize).")
+    done: bool = Field(default=True, description="False when more pages remain.")
+    records: list[dict[str, Any]] = Field(description="The records, by field API name.")

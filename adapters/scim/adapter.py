@@ -108,51 +108,63 @@ class ScimAdapter(Adapter):
     Settings = ScimSettings
     actions: ClassVar = {
         "upsert_user": Action(
+            result=RESULTS["upsert_user"],
             params=UpsertUserParams,
             input=UpsertUserInput,
             description="Create the user, or change what differs, found by externalId/userName.",
             idempotent=True,
         ),
         "find_user": Action(
+            result=RESULTS["find_user"],
             input=UserLookupInput,
             description="Look a user up by id, userName or externalId.",
             writes=False,
             idempotent=True,
         ),
         "activate_user": Action(
-            input=UserLookupInput, description="Set active: true.", idempotent=True
+            result=RESULTS["activate_user"],
+            input=UserLookupInput,
+            description="Set active: true.",
+            idempotent=True,
         ),
         "deactivate_user": Action(
+            result=RESULTS["deactivate_user"],
             input=UserLookupInput,
             description="Set active: false (deprovisioning, as identity providers do).",
             idempotent=True,
         ),
         "patch_user": Action(
+            result=RESULTS["patch_user"],
             input=PatchUserInput,
             description="Apply PATCH operations (add, remove, replace) to a user.",
         ),
         "delete_user": Action(
+            result=RESULTS["delete_user"],
             input=UserLookupInput,
             description="Delete a user; one already gone is reported, not refused.",
             idempotent=True,
         ),
         "upsert_group": Action(
+            result=RESULTS["upsert_group"],
             input=UpsertGroupInput,
             description="Create the group, or rename it, found by externalId or displayName.",
             idempotent=True,
         ),
         "find_group": Action(
+            result=RESULTS["find_group"],
             input=GroupLookupInput,
             description="Look a group up by id, displayName or externalId.",
             writes=False,
             idempotent=True,
         ),
         "add_group_members": Action(
+            result=RESULTS["add_group_members"],
             input=GroupMembersInput,
             description="Add users to a group (PATCH add members).",
             idempotent=True,
         ),
         "remove_group_members": Action(
+            result=RESULTS["remove_group_members"],
             input=GroupMembersInput,
             description="Remove users from a group (PATCH remove members[value eq ...]).",
             idempotent=True,

@@ -26,7 +26,7 @@ from platypus.vendorhttp import (
 )
 
 from ._errors import HINTS, Verdict, verdict_for
-from .models import PostMessageInput, SlackSettings
+from .models import PostMessageInput, PostMessageResult, SlackSettings
 
 __all__ = ["SlackAdapter"]
 
@@ -47,6 +47,7 @@ class SlackAdapter(Adapter):
     actions: ClassVar = {
         "post_message": Action(
             input=PostMessageInput,
+            result=PostMessageResult,
             description="Post a message to a channel or thread (chat.postMessage).",
             idempotent=False,
         ),

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from platypus.adapter import FreeText, one_of_required
 from platypus.retry import Duration
 from platypus.secrets import SecretRef
 
-__all__ = ["PostMessageInput", "SlackSettings"]
+__all__ = ["PostMessageInput", "PostMessageResult", "SlackSettings"]
 
 
 def _unset_if_empty(value: object) -> object:
@@ -121,20 +122,27 @@ class SlackSettings(BaseModel):
 
 
 class PostMessageInput(BaseModel):
-    """Input of ``post_message``: the body of ``chat.postMessage``."""
+    """Input of ``post_message``: the body of ``chat.postMessage``.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``text`` and ``blocks`` are free text: Slack keeps messages and anyone in the
+    channel can search them, so personal data mapped there must be allowed by the
+    step (``allow_personal_data``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra=one_of_required(("text", "blocks"))
+    )
 
     channel: str | None = Field(
         default=None,
         min_length=1,
         description="Channel ID (C0123ABCD) or #name; null: the connection's default_channel.",
     )
-    text: str | None = Field(
+    text: Annotated[str | None, FreeText] = Field(
         default=None,
         description="Message text (mrkdwn); with blocks, the notification fallback.",
     )
-    blocks: list[dict[str, Any]] | None = Field(
+    blocks: Annotated[list[dict[str, Any]] | None, FreeText] = Field(
         default=None, max_length=50, description="Block Kit blocks; at most 50."
     )
     thread_ts: str | None = Field(
@@ -152,3 +160,13 @@ class PostMessageInput(BaseModel):
         if not self.text and not self.blocks:
             raise ValueError("a message needs text or blocks")
         return self
+
+
+class PostMessageResult(BaseModel):
+    """What ``post_message`` returns: where the message is, to reply in its thread."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str = Field(description="The channel's ID (C0123ABCD), even if #name was given.")
+    ts: str | None = Field(description="The message's ts: its id within the channel.")
+    thread_ts: str | None = Field(default=None, description="The parent's ts, for a reply.")

@@ -25,8 +25,11 @@ from ._idempotency import IdempotencyKeys, answered_failure
 from ._token import Token, TokenCache
 from .models import (
     CreateAccountInput,
+    CreateAccountResult,
     CreateSubscriptionInput,
+    CreateSubscriptionResult,
     FindAccountInput,
+    FindAccountResult,
     ZuoraSettings,
 )
 
@@ -49,16 +52,19 @@ class ZuoraAdapter(Adapter):
     Settings = ZuoraSettings
     actions: ClassVar = {
         "create_account": Action(
+            result=CreateAccountResult,
             input=CreateAccountInput,
             description="Create a customer account (POST /v1/accounts).",
             idempotent=True,
         ),
         "create_subscription": Action(
+            result=CreateSubscriptionResult,
             input=CreateSubscriptionInput,
             description="Create a subscription with a CreateSubscription order (POST /v1/orders).",
             idempotent=True,
         ),
         "find_account": Action(
+            result=FindAccountResult,
             input=FindAccountInput,
             description="Find an account by its CRM id (ZOQL through POST /v1/action/query).",
             writes=False,

@@ -21,8 +21,11 @@ from platypus.secrets import SecretRef
 __all__ = [
     "Contact",
     "CreateAccountInput",
+    "CreateAccountResult",
     "CreateSubscriptionInput",
+    "CreateSubscriptionResult",
     "FindAccountInput",
+    "FindAccountResult",
     "InitialTerm",
     "RatePlan",
     "RenewalTerm",
@@ -296,3 +299,38 @@ class FindAccountInput(_Wire):
     """Input of ``find_account``: the CRM id to look the account up by."""
 
     crm_id: str = Field(min_length=1, max_length=100, description="The account's crmId.")
+
+
+# -- results: what each action returns, in Zuora's own (camelCase) names ----------
+
+
+class CreateAccountResult(BaseModel):
+    """What ``create_account`` returns: the ids Zuora assigned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accountId: str | None = None  # noqa: N815 -- Zuora's name
+    accountNumber: str | None = None  # noqa: N815
+    billToContactId: str | None = None  # noqa: N815
+    soldToContactId: str | None = None  # noqa: N815
+
+
+class CreateSubscriptionResult(BaseModel):
+    """What ``create_subscription`` returns: the order and its subscriptions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    orderNumber: str | None = None  # noqa: N815
+    accountNumber: str | None = None  # noqa: N815
+    status: str | None = None
+    subscriptionNumbers: list[str] = Field(default_factory=list)  # noqa: N815
+
+
+class FindAccountResult(BaseModel):
+    """What ``find_account`` returns: whether an account has the CRM id, and its ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    found: bool
+    accountId: str | None = None  # noqa: N815
+    accountNumber: str | None = None  # noqa: N815

@@ -15,6 +15,7 @@ flow is a JSON-like document whose keys are names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,7 +110,7 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
         builder = _Builder(loader, file)
         value = builder.build(root, ())
     except yaml.MarkedYAMLError as exc:
-        return ParsedYaml(None, Locations(file), [_syntax_problem(exc, file)])
+        return ParsedYaml(None, Locations(file), [_syntax_problem(exc, file, text)])
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML marks all it raises
         error = FieldError(path="", message=f"invalid YAML: {exc}")
         return ParsedYaml(None, Locations(file), [Problem("yaml-syntax", error)])
@@ -118,14 +119,67 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
     return ParsedYaml(value, Locations(file, builder.values, builder.keys), builder.problems)
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
+def _syntax_problem(exc: yaml.MarkedYAMLError, file: str, text: str = "") -> Problem:
     mark = exc.problem_mark or exc.context_mark
     location = SourceLocation(file, mark.line + 1, mark.column + 1) if mark else None
     parts = [p for p in (exc.context, exc.problem) if p]
-    message = "invalid YAML: " + (", ".join(parts) if parts else "cannot parse")
+    reason = ", ".join(parts) if parts else "cannot parse"
+    message = "invalid YAML: " + reason
     if exc.context_mark is not None and exc.problem_mark is not None and exc.context:
         message += f" (the {exc.context.split()[-1]} starts at line {exc.context_mark.line + 1})"
+    # A quote left open makes YAML read on, often to the end of the file: the
+    # mistake is where the quote opens, so that is where it is reported.
+    upto = mark.line + 1 if mark else len(text.splitlines())
+    unclosed = _unclosed_quote(text, upto)
+    if unclosed is not None and mark is not None:
+        line, column, quote, fixed = unclosed
+        location = SourceLocation(file, line, column)
+        message = (
+            f"unclosed {quote} quote: the string that starts here does not end on its line, "
+            f"so YAML reads on and fails at line {mark.line + 1} ({reason}); close it: "
+            f"{fixed}"
+        )
     return Problem("yaml-syntax", FieldError(path="", message=message, location=location))
+
+
+_BLOCK_SCALAR = re.compile(r":\s+[|>][-+0-9]*\s*(#.*)?$")
+_QUOTED_VALUE = re.compile(r"""^(\s*(?:-\s+)?(?:[^\s'"#{}\[\],][^:#]*:\s+)?)(["'])(.*)$""")
+
+
+def _unclosed_quote(text: str, upto: int) -> tuple[int, int, str, str] | None:
+    """(line, column, quote, line as fixed) of the first value whose quote is not closed
+    on its own line, up to line ``upto``; None if every quoted value closes."""
+    block: int | None = None  # indent of the key of a block scalar (| or >) being read
+    for number, line in enumerate(text.splitlines()[:upto], start=1):
+        indent = len(line) - len(line.lstrip())
+        if block is not None and (not line.strip() or indent > block):
+            continue  # text of a block scalar: quotes there are just characters
+        block = indent if _BLOCK_SCALAR.search(line) else None
+        found = _QUOTED_VALUE.match(line)
+        if found is None:
+            continue
+        quote, rest = found.group(2), found.group(3)
+        if _closes(rest, quote):
+            continue
+        fixed = line.strip().rstrip() + quote
+        return number, len(found.group(1)) + 1, quote, fixed
+    return None
+
+
+def _closes(rest: str, quote: str) -> bool:
+    index = 0
+    while index < len(rest):
+        char = rest[index]
+        if quote == '"' and char == "\\":
+            index += 2
+            continue
+        if char == quote:
+            if quote == "'" and rest[index + 1 : index + 2] == "'":
+                index += 2  # '' is a quote inside a single-quoted string
+                continue
+            return True
+        index += 1
+    return False
 
 
 class _Builder:

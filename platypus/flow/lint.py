@@ -2,12 +2,16 @@
 
 Beyond what the loader refuses (YAML, unknown keys, bad expressions), lint checks
 each flow against the project: the event types it consumes are registered, every
-expression reads only fields those events have and only steps that ran before,
+expression reads only fields those events have and only steps that ran before
+(an earlier step's answer against the model its action declares it returns),
 each step writes to a connection that exists, with an action its adapter has,
-valid ``params`` and a payload that maps what the action's input needs, with
-values of types that input can take. Conditions are checked too: a comparison
-that cannot work (a string field against a number), an unknown JMESPath function
-or a wrong number of arguments, and a ``when`` that never yields true/false.
+valid ``params`` and a payload that maps what the action's input needs, all the
+way down, with values of types that input can take (an event object of another
+shape, an optional field into a required input), and no personal data in free
+text the step does not allow. Conditions are checked too: a comparison that
+cannot work (a string field against a number, an enum against a value it never
+holds), an unknown JMESPath function or arguments it refuses, and a ``when``
+that cannot change from event to event. docs/flows.md lists every code.
 
 Each `Finding` names the file, line and column of the offending YAML node::
 
@@ -28,17 +32,25 @@ from typing import Any, Literal
 from jmespath import functions as jmes_functions
 from pydantic import BaseModel, ValidationError
 
-from platypus.adapter import Action, Adapter, AdapterRegistry
-from platypus.config import ProjectConfig
+from platypus.adapter import FREE_TEXT_KEY, ONE_OF_REQUIRED_KEY, Action, Adapter, AdapterRegistry
+from platypus.config import CONFIG_FILE, ProjectConfig, expand_env, unset_variables
 from platypus.exceptions import ConfigurationError, SchemaError, SourceLocation
-from platypus.expression import Expression, _Checker, check
-from platypus.flow._yaml import Locations, Problem, YamlPath
+from platypus.expression import Expression, _Checker, check, truthy
+from platypus.flow._yaml import Locations, Problem, YamlPath, parse_yaml
 from platypus.flow.loader import FlowFile, duplicate_names, flow_files, read_flow_file
 from platypus.flow.model import FlowSpec, StepSpec
+from platypus.flow.personal import personal_reads
 from platypus.schema_registry import SchemaRegistry
 from platypus.validation import format_loc
 
-__all__ = ["Finding", "format_findings", "lint_paths"]
+__all__ = [
+    "Finding",
+    "format_findings",
+    "lint_paths",
+    "lint_targets",
+    "read_env_file",
+    "read_project_config",
+]
 
 _STRING: dict[str, Any] = {"type": "string"}
 _NULLABLE_STRING: dict[str, Any] = {"anyOf": [_STRING, {"type": "null"}]}
@@ -72,17 +84,132 @@ class Finding:
         return f"{self.location}: {self.severity}[{self.code}]: {self.message}"
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """Variables of a ``.env`` file: ``NAME=value`` lines (``export``, quotes, # comments).
+
+    Raises `ConfigurationError` naming the file and line of a line that is not one.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from None
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name, sep, value = text.removeprefix("export ").partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ConfigurationError(f"{path}:{number}: expected NAME=value, got {text[:40]!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        found[name] = value
+    return found
+
+
+def read_project_config(
+    root: Path, environ: Mapping[str, str]
+) -> tuple[ProjectConfig, Locations | None, list[Finding]]:
+    """``platypus.yaml`` of ``root`` for lint: the config, where its nodes are, and problems.
+
+    Unlike `platypus.config.load_config`, nothing is raised: an unset ``${VAR}``
+    with no default is a finding at its line (``env-unset``, read as empty), and an
+    invalid entry is one too (``config-invalid``), leaving the rest usable.
+    """
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return ProjectConfig(root=root), None, []
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        finding = Finding(SourceLocation(file, 1, 1), "file-unreadable", f"cannot read: {exc}")
+        return ProjectConfig(root=root), None, [finding]
+    parsed = parse_yaml(text, file)
+    findings = [_located(problem, file) for problem in parsed.problems]
+    raw = parsed.value
+    if not isinstance(raw, dict):
+        if raw is not None:
+            where = SourceLocation(file, 1, 1)
+            findings.append(Finding(where, "config-invalid", "expected a mapping at the top level"))
+        return ProjectConfig(root=root), parsed.locations, findings
+    env = dict(environ)
+    for node, name in _unset(raw, (), environ):
+        findings.append(
+            Finding(
+                parsed.locations.value(node),
+                "env-unset",
+                f"${{{name}}} is not set and has no default: set {name}, give a default "
+                f"(${{{name}:-value}}), or lint with --env-file FILE",
+            )
+        )
+        env[name] = ""
+    expanded = expand_env(raw, env)
+    for _ in range(3):
+        try:
+            config = ProjectConfig.model_validate({**expanded, "root": root})
+        except ValidationError as exc:
+            for err in exc.errors(include_input=False):
+                loc = tuple(err["loc"])
+                label = format_loc(loc)
+                findings.append(
+                    Finding(parsed.locations.value(loc), "config-invalid", f"{label}: {err['msg']}")
+                )
+                _drop(expanded, loc)
+            continue
+        return config, parsed.locations, findings
+    return ProjectConfig(root=root), parsed.locations, findings
+
+
+def _located(problem: Problem, file: str) -> Finding:
+    error = problem.error
+    where = error.location or SourceLocation(file, 1, 1)
+    return Finding(where, problem.code, error.message)
+
+
+def _unset(
+    value: Any, path: YamlPath, environ: Mapping[str, str]
+) -> Iterator[tuple[YamlPath, str]]:
+    if isinstance(value, str):
+        for name in unset_variables(value, environ):
+            yield path, name
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unset(item, (*path, key), environ)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unset(item, (*path, index), environ)
+
+
+def _drop(raw: dict[str, Any], loc: YamlPath) -> None:
+    """Leave out the entry an error is about: a whole connection, or a top-level key."""
+    keep = 2 if loc and loc[0] in ("connections", "sources", "pollers") and len(loc) > 1 else 1
+    parent: Any = raw
+    for part in loc[: keep - 1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if isinstance(parent, dict):
+        parent.pop(loc[keep - 1], None)
+
+
 def lint_paths(
     paths: Sequence[Path],
     *,
     schemas: SchemaRegistry,
     adapters: AdapterRegistry,
     config: ProjectConfig,
+    config_locations: Locations | None = None,
 ) -> list[Finding]:
     """Check flow files, and every flow file under folders, in ``paths``.
 
     Returns the findings in file order, then by line and column; an empty list
     means every flow can run. Flow names must be unique across all ``paths``.
+    With ``config_locations`` (where the nodes of ``platypus.yaml`` are, from
+    `read_project_config`), a mistake of a connection is reported there, once,
+    rather than at every step that uses it.
     """
     findings: list[Finding] = []
     files: list[FlowFile] = []
@@ -102,11 +229,17 @@ def lint_paths(
                 files.append(read_flow_file(candidate))
 
     order = {str(flow.path): index for index, flow in enumerate(files)}
+    if config_locations is not None:
+        order.setdefault(config_locations.file, -1)
+    connections: dict[str, Finding] = {}
     for flow in files:
         findings.extend(_finding(flow, problem) for problem in flow.problems)
         if flow.spec is not None:
             checker = _FlowChecker(flow.spec, flow.locations, schemas, adapters, config)
+            checker.config_locations = config_locations
+            checker.connection_findings = connections
             findings.extend(checker.run())
+    findings.extend(connections.values())
     findings.extend(_finding(files[0], problem) for problem in duplicate_names(files))
 
     def position(finding: Finding) -> tuple[int, int, int]:
@@ -114,6 +247,29 @@ def lint_paths(
         return (order.get(where.file, -1), where.line, where.column)
 
     return sorted(findings, key=position)
+
+
+def lint_targets(
+    flow: FlowSpec,
+    locations: Locations,
+    *,
+    schemas: SchemaRegistry,
+    adapters: AdapterRegistry,
+    config: ProjectConfig,
+) -> list[Finding]:
+    """Only the checks of each step's target, as `lint_paths` makes them.
+
+    Connection, adapter, action, ``params`` and payload against the action's
+    input (types, required and one-of inputs, personal data to free text): what
+    ``platypus flows test`` needs to refuse a flow the way lint does.
+    """
+    checker = _FlowChecker(flow, locations, schemas, adapters, config)
+    wires = checker.wire_schemas()
+    checker.findings.clear()  # unknown event types are not about targets
+    checker.add_step_results(wires)
+    for index, step in enumerate(flow.steps):
+        checker.target(step, ("steps", index), wires)
+    return checker.findings
 
 
 def format_findings(findings: Sequence[Finding], fmt: Literal["text", "json"] = "text") -> str:
@@ -160,6 +316,10 @@ class _FlowChecker:
         self.adapters = adapters
         self.config = config
         self.findings: list[Finding] = []
+        # Set by lint_paths: where platypus.yaml's nodes are, and its findings so far
+        # (one per connection, however many steps use it).
+        self.config_locations: Locations | None = None
+        self.connection_findings: dict[str, Finding] = {}
 
     def report(self, code: str, path: YamlPath, message: str, *, key: bool = False) -> None:
         where = self.locations.key(path) if key else self.locations.value(path)
@@ -167,6 +327,7 @@ class _FlowChecker:
 
     def run(self) -> list[Finding]:
         wires = self.wire_schemas()
+        self.add_step_results(wires)
         step_names = [step.name for step in self.flow.steps]
         if self.flow.when is not None:
             self.expression(self.flow.when, ("when",), wires, None, step_names, [], condition=True)
@@ -185,6 +346,41 @@ class _FlowChecker:
 
     # -- event types and expressions ---------------------------------------------
 
+    def action_of(self, step: StepSpec) -> Action | None:
+        """The step's action, if its connection, adapter and action all exist."""
+        configured = self.config.connections.get(step.connection)
+        adapter_name = configured.adapter if configured is not None else step.connection
+        if adapter_name not in self.adapters:
+            return None
+        try:
+            adapter = self.adapters.get(adapter_name)
+        except ConfigurationError:
+            return None
+        return adapter.actions.get(step.action)
+
+    def add_step_results(self, wires: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        """What ``steps.<name>`` holds for each step whose action declares its result."""
+        properties: dict[str, Any] = {}
+        defs: dict[str, Any] = {}
+        for step in self.flow.steps:
+            action = self.action_of(step)
+            if action is None or action.result is None:
+                properties[step.name] = {}
+                continue
+            schema, own = _prefixed(action.result.model_json_schema(), f"step-{step.name}-")
+            defs.update(own)
+            # A step with a condition may not run: then it has no result.
+            properties[step.name] = (
+                {"anyOf": [schema, {"type": "null"}]} if step.when is not None else schema
+            )
+        for _, schema, wire_defs in wires:
+            schema["properties"]["steps"] = {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": True,  # unknown steps: reported as step-reference
+            }
+            wire_defs.update(defs)
+
     def wire_schemas(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """(type, schema of the event on the wire, $defs) for each known consumed type."""
         wires = []
@@ -196,7 +392,8 @@ class _FlowChecker:
                 continue
             data = dict(self.schemas.json_schema(event_type))
             defs = data.pop("$defs", {})
-            wires.append((event_type, _wire(data), defs))
+            # The registry's $defs are shared: step results are added to a copy.
+            wires.append((event_type, _wire(data), dict(defs)))
         if not wires:
             # Nothing to check data against; the envelope and steps still are.
             wires.append(("", _wire({}), {}))
@@ -240,9 +437,14 @@ class _FlowChecker:
 
         problems: dict[tuple[str, str], list[str]] = {}
         results: list[frozenset[str] | None] = []
+        may_be_empty = False  # a list with no minItems: a test of "any?"
         for event_type, schema, defs in wires:
             checker = _ConditionChecker(defs)
-            results.append(_json_types(checker.visit(expr.ast, schema, ""), defs))
+            produced = checker.visit(expr.ast, schema, "")
+            results.append(_json_types(produced, defs))
+            listed = checker.resolve(produced)
+            if listed is not None and checker.kind(listed) == "array":
+                may_be_empty = may_be_empty or not listed.get("minItems")
             for problem in checker.problems:
                 problems.setdefault(problem, []).append(event_type)
         for (code, message), types in problems.items():
@@ -251,12 +453,32 @@ class _FlowChecker:
                 only = f" (in event type {', '.join(types)})"
             self.report(code, path, f"{expr.source!r}: {message}{only}")
         if condition:
-            self.condition_result(expr, path, _union(results))
+            self.condition_result(expr, path, _union(results), may_be_empty=may_be_empty)
 
     def condition_result(
-        self, expr: Expression, path: YamlPath, produced: frozenset[str] | None
+        self,
+        expr: Expression,
+        path: YamlPath,
+        produced: frozenset[str] | None,
+        *,
+        may_be_empty: bool = False,
     ) -> None:
-        """A ``when`` whose value is never true/false is almost always a mistake."""
+        """A ``when`` that cannot change from event to event is a mistake: an error.
+
+        A constant, a number (JMESPath counts 0 as true) or a field that is always
+        there (text, an object, a list that is never empty) hold for every event. An
+        optional field, or a list that may be empty (a lookup's records), is a test
+        of presence, which may be meant: a warning.
+        """
+        node = expr.ast
+        if node["type"] == "literal":
+            holds = "true" if truthy(node["value"]) else "false"
+            message = (
+                f"{expr.source!r} is a constant: the condition is always {holds}; "
+                "compare a field of the event, e.g. data.amount > `1000`"
+            )
+            self.report("condition-constant", path, message)
+            return
         kinds = (produced or frozenset()) - {"null"}
         if not kinds or "boolean" in kinds:
             return
@@ -268,12 +490,33 @@ class _FlowChecker:
             )
             self.report("condition-not-boolean", path, message)
             return
-        message = (
-            f"{expr.source!r} is {_kinds(kinds)}, not true/false: it is true when present and "
-            "not empty; compare it if that is not what you mean"
+        if kinds == {"array"} and may_be_empty:
+            message = (
+                f"{expr.source!r} is a list, not true/false: it is true when the list is not "
+                f"empty; write length({expr.source}) > `0` to say so"
+            )
+            where = self.locations.value(path)
+            self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
+            return
+        if produced is not None and "null" in produced:
+            message = (
+                f"{expr.source!r} is {_kinds(kinds)} or null, not true/false: it is true when "
+                f"present and not empty; write {expr.source} != `null` if that is what you mean"
+            )
+            where = self.locations.value(path)
+            self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
+            return
+        example = (
+            f"{expr.source} == 'some value'"
+            if kinds == {"string"}
+            else f"length({expr.source}) > `1`"
         )
-        where = self.locations.value(path)
-        self.findings.append(Finding(where, "condition-not-boolean", message, "warning"))
+        message = (
+            f"{expr.source!r} is {_kinds(kinds)}, not true/false, and every event has it: "
+            f"the condition is true for every event (unless it is empty); compare it, "
+            f"e.g. {example}"
+        )
+        self.report("condition-not-boolean", path, message)
 
     # -- connections, adapters, actions ------------------------------------------
 
@@ -301,12 +544,19 @@ class _FlowChecker:
         if adapter_name not in self.adapters:
             close = difflib.get_close_matches(adapter_name, list(self.adapters), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            self.report(
-                "unknown-adapter",
-                to,
+            message = (
                 f"connection {name!r} uses adapter {adapter_name!r}, which is not installed "
-                f"(installed: {', '.join(self.adapters) or 'none'}){hint}",
+                f"(installed: {', '.join(self.adapters) or 'none'}){hint}"
             )
+            if self.config_locations is None:
+                self.report("unknown-adapter", to, message)
+            elif name not in self.connection_findings:
+                # The mistake is in platypus.yaml: said there, once.
+                where = self.config_locations.value(("connections", name, "adapter"))
+                used = self.locations.value(to)
+                self.connection_findings[name] = Finding(
+                    where, "unknown-adapter", f"{message} (used by {used})"
+                )
             return
         try:
             adapter = self.adapters.get(adapter_name)
@@ -398,9 +648,59 @@ class _FlowChecker:
         schema = model.model_json_schema()
         defs = schema.get("$defs", {})
         properties = schema.get("properties", {})
+        self.one_of(step, schema, step.payload, path, "")
         for key, value in step.payload.items():
             if key in properties:
-                self.value(step, value, properties[key], defs, (*path, key), key, wires)
+                needed = key in required
+                self.value(step, value, properties[key], defs, (*path, key), key, wires, needed)
+                if properties[key].get(FREE_TEXT_KEY):
+                    self.personal(step, value, (*path, key), key, wires)
+
+    def one_of(
+        self,
+        step: StepSpec,
+        target: Mapping[str, Any],
+        value: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+    ) -> None:
+        """Groups of inputs of which the action needs one, none of them mapped."""
+        for group in target.get(ONE_OF_REQUIRED_KEY, []):
+            if not any(name in value and value[name] is not None for name in group):
+                names = [f"{label}{name}" for name in group]
+                self.report(
+                    "input-missing",
+                    path,
+                    f"action {step.to!r} needs {' or '.join(repr(n) for n in names)} in its "
+                    f"input, but the payload maps none of them: map {names[0]!r}",
+                )
+
+    def personal(
+        self,
+        step: StepSpec,
+        value: Any,
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """Personal data sent to free text that people keep and search (a chat message)."""
+        found: list[str] = []
+        for _, expr in _expressions(value, path):
+            for _, schema, defs in wires:
+                for field in personal_reads(expr, schema, defs):
+                    if field not in found and not step.allows_personal(field):
+                        found.append(field)
+        if not found:
+            return
+        listed = ", ".join(found)
+        allow = ", ".join([*step.allow_personal_data, *found])  # the whole list, to paste
+        self.report(
+            "personal-data",
+            path,
+            f"step {step.name!r} sends personal data ({listed}) to {label!r} of {step.to!r}, "
+            "free text that is kept and searchable by everyone who can read it: leave it out, "
+            f"or say the step may send it with allow_personal_data: [{allow}]",
+        )
 
     def value(
         self,
@@ -411,15 +711,88 @@ class _FlowChecker:
         path: YamlPath,
         label: str,
         wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        required: bool = False,
     ) -> None:
         """Whether ``value`` (a template) can fit ``target``: only definite misfits count."""
         target = _deref(target, defs)
         objects = [o for o in _options(target, defs) if "properties" in o]
         if isinstance(value, dict) and len(objects) == 1:
             self.nested(step, value, objects[0], defs, path, label, wires)
+        lists = [o for o in _options(target, defs) if isinstance(o.get("items"), Mapping)]
+        if isinstance(value, list) and len(lists) == 1:
+            # Each item written out in the flow is checked against the list's items.
+            items = _deref(lists[0]["items"], defs)
+            for index, item in enumerate(value):
+                self.value(step, item, items, defs, (*path, index), f"{label}[{index}]", wires)
         problem = _misfit(value, target, defs, wires)
         if problem is not None:
             self.report("input-type", path, f"action {step.to!r} takes {label!r} as {problem}")
+            return
+        if isinstance(value, Expression):
+            if len(objects) == 1 and self.shape(step, value, objects[0], defs, path, label, wires):
+                return
+            if required:
+                self.nullable(step, value, target, defs, path, label, wires)
+
+    def shape(
+        self,
+        step: StepSpec,
+        expr: Expression,
+        target: Mapping[str, Any],
+        defs: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> bool:
+        """An object of the event mapped whole to a target object of another shape."""
+        for _, wire, wire_defs in wires:
+            produced = _Checker(wire_defs).resolve(_Checker(wire_defs).visit(expr.ast, wire, ""))
+            if produced is None or not isinstance(produced.get("properties"), Mapping):
+                continue
+            problems = _shape_problems(produced, wire_defs, target, defs, label)
+            if problems:
+                has = ", ".join(produced["properties"]) or "no fields"
+                self.report(
+                    "input-shape",
+                    path,
+                    f"action {step.to!r} takes {label!r} as an object of another shape than "
+                    f"{expr.source} (which has {has}): {'; '.join(problems)}. Map it field by "
+                    f"field, e.g. {label}: {_example(target, defs)}",
+                )
+                return True
+        return False
+
+    def nullable(
+        self,
+        step: StepSpec,
+        expr: Expression,
+        target: Mapping[str, Any],
+        defs: Mapping[str, Any],
+        path: YamlPath,
+        label: str,
+        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """An optional event field mapped to a required input, with no fallback."""
+        if expr._path is None or expr._path[0] != "data":
+            # Only a plain event field is known to be missing from some events; what
+            # a vendor answered, or a computed value, is not judged.
+            return
+        accepted = _json_types(target, defs)
+        if accepted is None or "null" in accepted:
+            return
+        if not any(_path_nullable(expr._path, w, d) for _, w, d in wires):
+            return
+        guards = [step.when, self.flow.when]
+        if any(guard is not None and _mentions(guard, expr) for guard in guards):
+            return  # the step (or flow) runs only when the field is there
+        self.report(
+            "input-nullable",
+            path,
+            f"action {step.to!r} needs {label!r}, but {expr.source} may be null (the event "
+            f"need not have it), and then the call fails: give a fallback, e.g. "
+            f"{expr.source} || 'unknown', or run the step only when it is there, "
+            f"when: {expr.source} != `null`",
+        )
 
     def nested(
         self,
@@ -433,7 +806,8 @@ class _FlowChecker:
     ) -> None:
         """Required, unknown and mistyped keys of a mapped object inside the input."""
         properties: Mapping[str, Any] = target.get("properties", {})
-        for name in target.get("required", []):
+        required = target.get("required", [])
+        for name in required:
             if name not in value:
                 self.report(
                     "input-missing",
@@ -441,10 +815,22 @@ class _FlowChecker:
                     f"action {step.to!r} needs {label}.{name} in its input, but the payload "
                     "never maps it",
                 )
+        self.one_of(step, target, value, path, f"{label}.")
         for key, item in value.items():
             if key in properties:
                 inner = properties[key]
-                self.value(step, item, inner, defs, (*path, key), f"{label}.{key}", wires)
+                self.value(
+                    step,
+                    item,
+                    inner,
+                    defs,
+                    (*path, key),
+                    f"{label}.{key}",
+                    wires,
+                    key in required,
+                )
+                if inner.get(FREE_TEXT_KEY):
+                    self.personal(step, item, (*path, key), f"{label}.{key}", wires)
             elif target.get("additionalProperties") is False:
                 self.report(
                     "input-unknown-key",
@@ -453,6 +839,98 @@ class _FlowChecker:
                     f"{_suggest(key, list(properties))}",
                     key=True,
                 )
+
+
+def _prefixed(schema: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``schema`` without its ``$defs``, and those renamed with ``prefix`` (refs too).
+
+    Step results are read beside the event's own schema; their definitions must not
+    take the place of the event's when two models share a name.
+    """
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out = {key: rename(value) for key, value in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                out["$ref"] = "#/$defs/" + prefix + ref.removeprefix("#/$defs/")
+            return out
+        if isinstance(node, list):
+            return [rename(item) for item in node]
+        return node
+
+    renamed = rename(schema)
+    defs = renamed.pop("$defs", {})
+    return renamed, {prefix + name: value for name, value in defs.items()}
+
+
+def _shape_problems(
+    produced: Mapping[str, Any],
+    produced_defs: Mapping[str, Any],
+    target: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    label: str,
+) -> list[str]:
+    """How an object of schema ``produced`` fails the object ``target``; [] if it may fit."""
+    has: Mapping[str, Any] = produced.get("properties", {})
+    takes: Mapping[str, Any] = target.get("properties", {})
+    problems = []
+    missing = [name for name in target.get("required", []) if name not in has]
+    if missing:
+        problems.append(f"{label} needs {', '.join(missing)}")
+    if target.get("additionalProperties") is False:
+        extra = [name for name in has if name not in takes]
+        if extra:
+            problems.append(f"{label} does not take {', '.join(extra)}")
+    for name in has:
+        if name not in takes:
+            continue
+        inner = _deref(takes[name], defs)
+        mine = _deref(has[name], produced_defs)
+        if "properties" in inner and "properties" in mine:
+            problems += _shape_problems(mine, produced_defs, inner, defs, f"{label}.{name}")
+            continue
+        given = _json_types(mine, produced_defs)
+        accepted = _json_types(inner, defs)
+        if given is None or accepted is None:
+            continue
+        given -= {"null"}
+        allowed = frozenset().union(*(_ACCEPTS.get(kind, frozenset()) for kind in accepted))
+        if given and not given & allowed:
+            problems.append(f"{label}.{name} is {_kinds(accepted)}, not {_kinds(given)}")
+    return problems
+
+
+def _example(target: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+    names = list(target.get("required", [])) or list(target.get("properties", {}))[:2]
+    return "{" + ", ".join(f"{name}: ..." for name in names) + "}"
+
+
+def _path_nullable(path: Sequence[str], schema: Mapping[str, Any], defs: Mapping[str, Any]) -> bool:
+    """Whether a field path may read null: the field, or an object on the way, may be absent."""
+    current: Mapping[str, Any] = schema
+    for name in path:
+        options = _options(_deref(current, defs), defs)
+        if any(_deref(o, defs).get("type") == "null" for o in options):
+            return True
+        objects = [_deref(o, defs) for o in options if "properties" in _deref(o, defs)]
+        if len(objects) != 1:
+            return False  # not an object of known fields: nothing definite
+        found = objects[0]["properties"].get(name)
+        if not isinstance(found, Mapping):
+            return False
+        current = found
+    options = _options(_deref(current, defs), defs)
+    return any(_deref(o, defs).get("type") == "null" for o in options)
+
+
+def _mentions(guard: Expression, expr: Expression) -> bool:
+    """Whether a condition reads the field an expression maps (so it is tested first)."""
+    path = expr._path
+    if path is None:
+        return False
+    # `when: data.billing_contact != `null`` guards data.billing_contact.email too.
+    return any(".".join(path[:end]) in guard.source for end in range(2, len(path) + 1))
 
 
 def _wire(data: dict[str, Any]) -> dict[str, Any]:
@@ -622,7 +1100,72 @@ class _ConditionChecker(_Checker):
                 f"{_kinds(kinds[1])}: values of different types are never equal, so "
                 f"{_EQUALITY[op]} is always {always}",
             )
+        elif op in _EQUALITY:
+            for field, other in ((left, right), (right, left)):
+                self.enum(
+                    field,
+                    other,
+                    schema,
+                    path,
+                    f"{_EQUALITY[op]} is always " + ("false" if op == "eq" else "true"),
+                )
         return _BOOLEAN
+
+    def enum(
+        self,
+        field: Mapping[str, Any],
+        constant: Mapping[str, Any],
+        schema: Mapping[str, Any] | None,
+        path: str,
+        consequence: str,
+    ) -> None:
+        """A constant compared with a field whose schema allows only other values."""
+        if constant["type"] != "literal" or field["type"] == "literal":
+            return
+        allowed = _allowed_values(self.visit(field, schema, path), self.defs)
+        value = constant["value"]
+        if allowed is None or value in allowed or value is None:
+            return
+        text = [str(v) for v in allowed]
+        close = [v for v in allowed if str(v).lower() == str(value).lower()]
+        close = close or difflib.get_close_matches(str(value), text, n=1, cutoff=0.6)
+        hint = f"; did you mean {_constant_text(close[0])}?" if close else ""
+        listed = ", ".join(_constant_text(v) for v in allowed)
+        self.add(
+            "condition-enum",
+            f"{_describe(field)} is one of {listed}, never {_describe(constant)}, "
+            f"so {consequence}{hint}",
+        )
+
+    def enum_in(
+        self,
+        field: Mapping[str, Any],
+        items: Mapping[str, Any],
+        constant: Mapping[str, Any],
+        consequence: str,
+    ) -> None:
+        """A constant looked for in a list whose items are an enum without it."""
+        allowed = _allowed_values(items, self.defs)
+        if constant["type"] != "literal" or allowed is None or constant["value"] in allowed:
+            return
+        value = constant["value"]
+        close = difflib.get_close_matches(str(value), [str(v) for v in allowed], n=1, cutoff=0.6)
+        hint = f"; did you mean {_constant_text(close[0])}?" if close else ""
+        listed = ", ".join(_constant_text(v) for v in allowed)
+        self.add(
+            "condition-enum",
+            f"the items of {_render(field)} are one of {listed}, never "
+            f"{_describe(constant)}, so {consequence}{hint}",
+        )
+
+    def _or_expression(
+        self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
+    ) -> Mapping[str, Any] | None:
+        # a || b: a unless it is null (or empty), else b: a fallback makes a value non-null.
+        left, right = (self.visit(child, schema, path) for child in node["children"])
+        if left is None or right is None:
+            return None
+        return {"anyOf": [_without_null(left, self.defs), right]}
 
     def _function_expression(
         self, node: Mapping[str, Any], schema: Mapping[str, Any] | None, path: str
@@ -647,8 +1190,174 @@ class _ConditionChecker(_Checker):
                     "function-arguments",
                     f"{name}() takes {least}{_plural(len(signature), 'argument')}, given {given}",
                 )
+            else:
+                self.argument_types(node, signature, schema, path)
         result: Mapping[str, Any] | None = super()._function_expression(node, schema, path)
         return result
+
+    def argument_types(
+        self,
+        node: Mapping[str, Any],
+        signature: Sequence[Mapping[str, Any]],
+        schema: Mapping[str, Any] | None,
+        path: str,
+    ) -> None:
+        """Arguments of a type the function refuses (JMESPath fails on every event)."""
+        name = str(node["value"])
+        children = node["children"]
+        found: list[tuple[int, str, str]] = []
+        for index, child in enumerate(children):
+            spec = signature[min(index, len(signature) - 1)]
+            wanted = [str(kind) for kind in spec.get("types", [])]
+            if not wanted or "any" in wanted or child["type"] == "expref":
+                continue
+            given = _jmes_types(self.visit(child, schema, path), self.defs)
+            if given is not None and not _jmes_fits(given, wanted):
+                found.append((index, _jmes_describe(wanted), _jmes_describe(sorted(given))))
+        if name == "contains" and len(children) == 2 and not found:
+            # contains(data.changes, 'jobs'): a value the list's enum never holds.
+            listed = self.resolve(self.visit(children[0], schema, path))
+            items = listed.get("items") if listed is not None else None
+            if isinstance(items, Mapping):
+                self.enum_in(children[0], items, children[1], "contains() is always false")
+        if not found:
+            return
+        index, takes, has = found[0]
+        message = (
+            f"{name}() takes {_ORDINALS[min(index, 3)]} argument as {takes}, but "
+            f"{_render(children[index])} is {has}"
+        )
+        if len(children) == 2 and len(signature) == 2:
+            swapped = [
+                _jmes_types(self.visit(child, schema, path), self.defs) for child in children[::-1]
+            ]
+            fits = all(
+                kinds is not None and _jmes_fits(kinds, [str(k) for k in spec.get("types", [])])
+                for kinds, spec in zip(swapped, signature, strict=True)
+            )
+            if fits:
+                message += (
+                    f": the arguments are the wrong way round, e.g. "
+                    f"{name}({_render(children[1])}, {_render(children[0])})"
+                )
+        self.add("function-arguments", message)
+
+
+_ORDINALS = ["its first", "its second", "its third", "a later"]
+
+
+def _jmes_types(schema: Mapping[str, Any] | None, defs: Mapping[str, Any]) -> set[str] | None:
+    """JMESPath's type names for what ``schema`` holds (null left out); None if unknown."""
+    kinds = _json_types(schema, defs)
+    if kinds is None:
+        return None
+    found: set[str] = set()
+    for kind in kinds - {"null"}:
+        if kind in ("integer", "number"):
+            found.add("number")
+        elif kind == "array":
+            items = _deref(schema or {}, defs)
+            options = _options(items, defs)
+            inner = [o.get("items") for o in options if isinstance(o.get("items"), Mapping)]
+            item_kinds = _union([_json_types(i, defs) for i in inner]) if inner else None
+            if item_kinds is None:
+                found.add("array")
+            else:
+                elements = _numbers(item_kinds - {"null"})
+                found.add(f"array-{next(iter(elements))}" if len(elements) == 1 else "array")
+        else:
+            found.add(kind)
+    return found or None
+
+
+def _jmes_fits(given: set[str], wanted: Sequence[str]) -> bool:
+    """Whether a value of one of ``given`` types may be an argument of ``wanted`` types."""
+    for kind in given:
+        if kind in wanted:
+            return True
+        if kind.startswith("array") and "array" in wanted:
+            return True
+        if kind == "array" and any(w.startswith("array-") for w in wanted):
+            return True  # element types unknown
+    return False
+
+
+_JMES_NAMES = {
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "a list",
+    "array-string": "a list of strings",
+    "array-number": "a list of numbers",
+    "array-boolean": "a list of booleans",
+    "array-object": "a list of objects",
+    "array-array": "a list of lists",
+    "null": "null",
+}
+
+
+def _jmes_describe(kinds: Sequence[str]) -> str:
+    return " or ".join(_JMES_NAMES.get(kind, kind) for kind in kinds)
+
+
+def _constant_text(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else f"`{json.dumps(value)}`"
+
+
+def _render(node: Mapping[str, Any]) -> str:
+    """An expression's text, rebuilt from its tree (for the common shapes)."""
+    kind = node["type"]
+    children = node.get("children", [])
+    if kind == "field":
+        name = str(node["value"])
+        return name if name.isidentifier() else json.dumps(name)
+    if kind == "literal":
+        value = node["value"]
+        return f"'{value}'" if isinstance(value, str) else f"`{json.dumps(value)}`"
+    if kind == "subexpression":
+        return ".".join(_render(child) for child in children)
+    if kind == "projection":
+        left, right = children
+        tail = "" if right["type"] == "identity" else "." + _render(right)
+        base = _render(left)
+        return (base if base.endswith("[]") else base + "[*]") + tail
+    if kind == "flatten":
+        return _render(children[0]) + "[]"
+    if kind == "index_expression":
+        return "".join(_render(child) for child in children)
+    if kind == "index":
+        return f"[{node['value']}]"
+    if kind == "identity":
+        return "@"
+    if kind == "function_expression":
+        return f"{node['value']}({', '.join(_render(child) for child in children)})"
+    return "..."
+
+
+def _allowed_values(schema: Mapping[str, Any] | None, defs: Mapping[str, Any]) -> list[Any] | None:
+    """The values an enum (or const) field may have; None if any value of its type."""
+    if schema is None:
+        return None
+    values: list[Any] = []
+    for option in _options(_deref(schema, defs), defs):
+        option = _deref(option, defs)
+        if option.get("type") == "null":
+            continue
+        if "const" in option:
+            values.append(option["const"])
+        elif isinstance(option.get("enum"), list):
+            values.extend(option["enum"])
+        else:
+            return None
+    return values or None
+
+
+def _without_null(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    options = [o for o in _options(schema, defs) if _deref(o, defs).get("type") != "null"]
+    if len(options) == 1:
+        return options[0]
+    return {"anyOf": options} if options else {}
 
 
 def _deref(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:

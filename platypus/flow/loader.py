@@ -216,7 +216,9 @@ def _explain(err: ErrorDetails, raw: dict[str, Any], locations: Locations) -> li
     if kind == "extra_forbidden":
         key = str(loc[-1])
         allowed = _allowed_keys(loc[:-1])
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        meant = _SYNONYMS.get(key)
+        close = [meant] if meant in allowed else []
+        close = close or difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
             hint = f"; did you mean {close[0]!r}?"
         elif allowed:
@@ -255,6 +257,31 @@ def _explain(err: ErrorDetails, raw: dict[str, Any], locations: Locations) -> li
     # A bad dict key: pydantic adds a "[key]" marker after the key itself.
     path = loc[:-1] if loc and loc[-1] == "[key]" else loc
     return [_problem("flow-invalid", path, message, locations)]
+
+
+# Names other tools use for what a flow calls otherwise: closer in meaning than in spelling.
+_SYNONYMS = {
+    "max_retries": "max_attempts",
+    "retries": "max_attempts",
+    "attempts": "max_attempts",
+    "retry_count": "max_attempts",
+    "backoff": "multiplier",
+    "backoff_multiplier": "multiplier",
+    "delay": "initial_delay",
+    "timeout": "max_elapsed",
+    "max_time": "max_elapsed",
+    "condition": "when",
+    "if": "when",
+    "filter": "when",
+    "target": "to",
+    "action": "to",
+    "input": "payload",
+    "body": "payload",
+    "mapping": "payload",
+    "events": "consumes",
+    "event": "consumes",
+    "on_failure": "on_error",
+}
 
 
 def _bad_expressions(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, str]]:

@@ -118,6 +118,13 @@ class StepSpec(BaseModel):
         default=None, description="Retry fields this step changes (over the flow's)."
     )
     on_error: OnError | None = Field(default=None, description="Overrides the flow's on_error.")
+    allow_personal_data: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Personal-data fields of the event this step may send to free text (a Slack "
+            "message), e.g. [data.first_name, data.work_email]; any other is refused."
+        ),
+    )
 
     @field_validator("to")
     @classmethod
@@ -125,6 +132,11 @@ class StepSpec(BaseModel):
         if not _TARGET.match(value):
             raise ValueError(f"{value!r} is not connection.action (lower-case, e.g. billing.post)")
         return value
+
+    def allows_personal(self, path: str) -> bool:
+        """Whether ``allow_personal_data`` names ``path`` (``data.`` may be left out)."""
+        wanted = path.removeprefix("data.")
+        return any(entry.removeprefix("data.") == wanted for entry in self.allow_personal_data)
 
     @property
     def connection(self) -> str:

@@ -15,8 +15,10 @@ from pydantic import ValidationError
 from platypus.adapter import Adapter, AdapterRegistry
 from platypus.config import ProjectConfig
 from platypus.exceptions import ConfigurationError
-from platypus.flow.model import FlowSpec
+from platypus.flow.model import FlowSpec, StepSpec
+from platypus.flow.personal import unallowed_personal_data
 from platypus.runtime.limits import ConnectionLimit
+from platypus.schema_registry import SchemaRegistry
 
 __all__ = ["Connections"]
 
@@ -36,11 +38,16 @@ class Connections:
         self._started: set[str] = set()
         self._limits: dict[str, ConnectionLimit] = {}
 
-    def prepare(self, flows: Sequence[FlowSpec]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    def prepare(
+        self, flows: Sequence[FlowSpec], schemas: SchemaRegistry | None = None
+    ) -> dict[tuple[str, str], Mapping[str, Any]]:
         """Build every connection the flows use and check each step's params.
 
         Returns the validated params by (flow, step). Raises `ConfigurationError`
-        naming the flow and step for an unknown connection, adapter or action.
+        naming the flow and step for an unknown connection, adapter or action,
+        and (given ``schemas``) for a step sending personal data to free text
+        that its ``allow_personal_data`` does not name: the rule of
+        ``platypus flows lint``, so a flow that skipped lint cannot post it.
         """
         params: dict[tuple[str, str], Mapping[str, Any]] = {}
         for flow in flows:
@@ -49,6 +56,8 @@ class Connections:
                 try:
                     adapter = self.get(step.connection)
                     params[(flow.name, step.name)] = adapter.params_for(step.action, step.params)
+                    if schemas is not None:
+                        _check_personal(flow, step, adapter, schemas)
                 except ConfigurationError as exc:
                     raise ConfigurationError(f"{where}: {exc}") from None
                 except ValidationError as exc:
@@ -93,3 +102,27 @@ class Connections:
         for name in list(self._started):
             await self._adapters[name].close()
             self._started.discard(name)
+
+
+def _check_personal(
+    flow: FlowSpec, step: StepSpec, adapter: Adapter, schemas: SchemaRegistry
+) -> None:
+    action = adapter.actions.get(step.action)
+    if action is None or action.input is None:
+        return
+    wires = []
+    for event_type in flow.consumes:
+        if event_type not in schemas:
+            continue
+        data = dict(schemas.json_schema(event_type))
+        defs = data.pop("$defs", {})
+        wires.append(({"type": "object", "properties": {"data": data}}, defs))
+    found = unallowed_personal_data(step, action.input, wires)
+    if found:
+        fields = sorted({field for listed in found.values() for field in listed})
+        raise ConfigurationError(
+            f"sends personal data ({', '.join(fields)}) to free text ({', '.join(found)}) of "
+            f"{step.to!r}, which is kept and searchable: leave it out, or allow it on the "
+            f"step with allow_personal_data: [{', '.join(fields)}] (platypus flows lint "
+            "finds this before start-up)"
+        )

@@ -45,10 +45,11 @@ def build_pipeline(
     connection, adapter or action, or invalid params.
     """
     built = Connections(config, adapters or AdapterRegistry.default(), connections)
-    params = built.prepare(flows)
+    schemas = schemas or SchemaRegistry.default()
+    params = built.prepare(flows, schemas)
     processor = Processor(
         flows,
-        schemas or SchemaRegistry.default(),
+        schemas,
         built,
         retry=config.retry,
         concurrency=config.concurrency,

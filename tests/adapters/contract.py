@@ -83,6 +83,9 @@ class AdapterContract:
             await adapter.close()
         assert result is not None
         assert self.record_count(vendor, request) == 1
+        declared = adapter.actions[request.action].result
+        if declared is not None:  # what lint checks steps.<name>.<field> against
+            declared.model_validate(result)
 
     async def test_a_permanent_vendor_error_is_a_permanent_error(self, vendor: Any) -> None:
         adapter = await self._started(vendor)

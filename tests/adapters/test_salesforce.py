@@ -39,6 +39,7 @@ from platypus_adapters.salesforce import (
     login_base_url,
     parse_limit_info,
 )
+from platypus_adapters.salesforce.settings import QueryResult
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.salesforce import FakeSalesforce
@@ -1097,6 +1098,7 @@ async def test_a_lookup_query_returns_the_records(fake_sf: FakeSalesforce) -> No
         "records": [{"Id": account_id, "Name": "Acme"}],
     }
     assert injected["records"] == []
+    QueryResult.model_validate(found)  # the result model lint reads steps.X.total_size from
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from platypus_adapters.zuora import ZuoraAdapter, ZuoraSettings
 from platypus_adapters.zuora._errors import Verdict, classify
 from platypus_adapters.zuora._idempotency import IdempotencyKeys, answered_failure
 from platypus_adapters.zuora._token import TokenCache
+from platypus_adapters.zuora.models import CreateSubscriptionResult, FindAccountResult
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.tls import TestCA
@@ -422,6 +423,7 @@ async def test_create_subscription_places_a_create_subscription_order(
     }
     assert result["accountNumber"] == account["accountNumber"]
     assert result["orderNumber"] in zuora.orders
+    CreateSubscriptionResult.model_validate(result)  # the result model lint reads
     assert (
         result["subscriptionNumbers"] == zuora.orders[result["orderNumber"]]["subscriptionNumbers"]
     )
@@ -553,6 +555,8 @@ async def test_find_account_by_crm_id(zuora: FakeZuora, adapter: ZuoraAdapter) -
         "accountNumber": created["accountNumber"],
     }
     assert missing == {"found": False, "accountId": None, "accountNumber": None}
+    for answer in (found, missing):
+        FindAccountResult.model_validate(answer)  # the result model lint reads
     query = zuora.requests_to("/v1/action/query")[0]
     assert query.json == {
         "queryString": "select Id, AccountNumber from Account where CrmId = '0061x00000O\\'Hara'"

@@ -32,6 +32,21 @@ class OrderInput(BaseModel):
     ship_to: Address | None = None
 
 
+class Line(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str
+    quantity: int = 1
+
+
+class LinesInput(BaseModel):
+    """The typed input of ``orders.lines``: a list of objects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[Line]
+
+
 class PostParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +66,7 @@ class OrdersAdapter(Adapter):
     Settings = UrlSettings
     actions: ClassVar = {
         "create": Action(input=OrderInput),
+        "lines": Action(input=LinesInput),
         "post": Action(params=PostParams),
     }
 
@@ -58,11 +74,24 @@ class OrdersAdapter(Adapter):
         raise NotImplementedError
 
 
-ADAPTERS = AdapterRegistry({"orders": OrdersAdapter, "sink": SinkAdapter})
+# The shipped adapters whose typed inputs and results the corpus exercises.
+ADAPTERS = AdapterRegistry(
+    {
+        "orders": OrdersAdapter,
+        "sink": SinkAdapter,
+        "slack": "platypus_adapters.slack:SlackAdapter",
+        "zuora": "platypus_adapters.zuora:ZuoraAdapter",
+        "salesforce": "platypus_adapters.salesforce:SalesforceAdapter",
+    }
+)
 CONFIG = ProjectConfig(
     connections={
         "orders": ConnectionSpec(adapter="orders", settings={"base_url": "http://127.0.0.1"}),
         "billing": ConnectionSpec(adapter="orders", settings={"base_url": "http://127.0.0.1"}),
         "legacy": ConnectionSpec(adapter="ordrs"),
+        # Settings are checked when a connection starts, not by lint: none needed here.
+        "slack": ConnectionSpec(adapter="slack"),
+        "zuora": ConnectionSpec(adapter="zuora"),
+        "salesforce": ConnectionSpec(adapter="salesforce"),
     }
 )
