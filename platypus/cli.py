@@ -50,7 +50,12 @@ def main() -> None:
 )
 @click.option("--host", help="Interface for the ingress (default from platypus.yaml).")
 @click.option("--port", type=int, help="Port for the ingress; 0 picks a free one.")
-@click.option("--demo", is_flag=True, help="Start a stand-in vendor and push the sample events.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Start a stand-in vendor and push the project's sample events "
+    "(samples/demo/ from the repository root).",
+)
 @click.option("--once", is_flag=True, help="Exit once every event has an outcome.")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--log-json/--log-console", default=None, help="Default: JSON unless on a terminal.")

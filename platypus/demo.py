@@ -1,13 +1,17 @@
-"""``platypus run --demo``: the sample project against a stand-in vendor on loopback.
+"""``platypus run --demo``: a project's flows against a stand-in vendor on loopback.
 
-The demo runs its own project, ``samples/demo/`` (``platypus.yaml``, ``flows/``
-and ``events.jsonl``), so it needs no credentials: the repository's own
-``flows/`` are the real catalog flows, which need Salesforce, Zuora and the rest.
-`demo_project` finds it (see there). The demo starts the stand-in vendor
-(`platypus.demo_vendor`), points the ``vendor`` connection at it through
-``PLATYPUS_VENDOR_URL``, posts ``events.jsonl`` to the ingress over HTTP, waits
-for every outcome and prints what happened to each event: delivered, filtered,
-retried, dead-lettered, or refused at the door.
+The demo runs the project it is started in when that folder has its own
+``platypus.yaml`` (a project of your own, such as the tutorial's): it posts the
+project's ``events.jsonl``, or else every ``samples/*.event.json`` that
+``platypus new flow`` wrote. From the repository root, and from a folder with no
+``platypus.yaml``, it runs the sample project ``samples/demo/`` instead
+(``platypus.yaml``, ``flows/`` and ``events.jsonl``), which needs no
+credentials: the repository's own ``flows/`` are the real catalog flows, which
+need Salesforce, Zuora and the rest. `demo_project` finds the project (see
+there). The demo starts the stand-in vendor (`platypus.demo_vendor`), points the
+``vendor`` connection at it through ``PLATYPUS_VENDOR_URL``, posts the events to
+the ingress over HTTP, waits for every outcome and prints what happened to each
+event: delivered, filtered, retried, dead-lettered, or refused at the door.
 """
 
 from __future__ import annotations
@@ -27,26 +31,41 @@ from platypus.records import DEAD_LETTER_TOPIC
 from platypus.runtime.embedded import Platypus
 from platypus.send import SendReport, send_lines
 
-__all__ = ["DemoSummary", "demo_project", "run_demo", "start_vendor"]
+__all__ = ["DemoSummary", "demo_events", "demo_project", "run_demo", "start_vendor"]
 
 VENDOR_URL_ENV = "PLATYPUS_VENDOR_URL"
 SAMPLES = "events.jsonl"
 DEMO_FOLDER = Path("samples") / "demo"
+# What `platypus new flow` writes beside a flow: one event on one line.
+EVENT_SAMPLES = "samples/*.event.json"
 # The sample project of the checkout this package runs from (an editable install).
 BUNDLED_DEMO = Path(__file__).resolve().parent.parent / DEMO_FOLDER
 
 
 def demo_project(root: Path) -> Path:
-    """The sample project the demo runs, for ``--project root``.
+    """The project the demo runs, for ``--project root``.
 
     ``root`` itself when it is a sample project (``--project samples/demo``: a
     ``platypus.yaml`` beside an ``events.jsonl``), else its ``samples/demo``
-    (the repository root, where ``make demo`` runs), else the one of the
-    checkout Platypus runs from.
+    (the repository root, where ``make demo`` runs), else ``root`` when it has a
+    ``platypus.yaml`` and sample events (`demo_events`: a project of your own,
+    such as the tutorial's), else the sample project of the checkout Platypus
+    runs from.
     """
-    for folder in (root, root / DEMO_FOLDER, BUNDLED_DEMO):
+    for folder in (root, root / DEMO_FOLDER):
         if (folder / CONFIG_FILE).is_file() and (folder / SAMPLES).is_file():
             return folder
+    if (root / CONFIG_FILE).is_file():
+        # A project of its own: demoing another one would show flows it does not have.
+        if not demo_events(root):
+            raise ConfigurationError(
+                f"no sample events in {root}: the demo posts the project's {SAMPLES} or "
+                f"its {EVENT_SAMPLES}; `platypus new flow` writes one, or write "
+                f"{SAMPLES} with one CloudEvent a line"
+            )
+        return root
+    if (BUNDLED_DEMO / CONFIG_FILE).is_file() and (BUNDLED_DEMO / SAMPLES).is_file():
+        return BUNDLED_DEMO
     raise ConfigurationError(
         f"no demo project in {root} or {root / DEMO_FOLDER}: the demo needs a folder "
         f"holding {CONFIG_FILE}, flows/ and {SAMPLES}; run it from the repository root "
@@ -54,12 +73,25 @@ def demo_project(root: Path) -> Path:
     )
 
 
+def demo_events(project: Path) -> list[Path]:
+    """The files the demo posts: ``events.jsonl``, else ``samples/*.event.json`` by name."""
+    if (project / SAMPLES).is_file():
+        return [project / SAMPLES]
+    return sorted(project.glob(EVENT_SAMPLES))
+
+
 class DemoSummary:
     """Counts of what happened to the sample events, from the durable outcome records."""
 
-    def __init__(self, app: Platypus, sent: SendReport, samples: str = SAMPLES) -> None:
-        self.sent = sent
-        self.samples = samples
+    def __init__(self, app: Platypus, sent: list[tuple[str, SendReport]]) -> None:
+        """``sent``: each file posted, as shown to the user, with what the ingress answered."""
+        self.sent = SendReport()
+        self.refused: list[str] = []
+        for name, report in sent:
+            self.sent.accepted += report.accepted
+            self.sent.duplicates += report.duplicates
+            self.sent.rejected += report.rejected
+            self.refused += [f"{name}:{number}: {reason}" for number, reason in report.rejected]
         outcomes = app.log.outcomes()
         by_event: dict[str, list[dict[str, Any]]] = {}
         for row in outcomes:
@@ -84,7 +116,8 @@ class DemoSummary:
     def render(self) -> str:
         """The summary as the terminal shows it."""
         lines = [
-            f"Sent {self.sent.total} sample events: {self.sent.accepted} accepted, "
+            f"Sent {self.sent.total} sample event{'' if self.sent.total == 1 else 's'}: "
+            f"{self.sent.accepted} accepted, "
             f"{len(self.sent.rejected)} refused at the door (recorded as rejected).",
             "",
             f"  delivered      {self.status['delivered']:>3}",
@@ -96,8 +129,7 @@ class DemoSummary:
             lines.append(f"  discarded      {self.status['discarded']:>3}")
         if self.sent.rejected:
             lines.append("\nRefused at the door:")
-        for number, reason in self.sent.rejected:
-            lines.append(f"  {self.samples}:{number}: {reason}")
+        lines.extend(f"  {refused}" for refused in self.refused)
         if self.dead_letters:
             lines.append("\nDead letters (original event kept for replay):")
         for letter in self.dead_letters:
@@ -135,11 +167,12 @@ async def run_demo(
     app = Platypus.from_project(project, data_dir=data_dir)
     await app.start(port=port)
     echo(f"Platypus ingress on {app.url} (data in {data_dir}, flows in {project / 'flows'})")
-    samples = project / SAMPLES
-    with samples.open(encoding="utf-8") as handle:
-        report = await send_lines(f"{app.url}/events", handle)
+    sent: list[tuple[str, SendReport]] = []
+    for samples in demo_events(project):
+        with samples.open(encoding="utf-8") as handle:
+            sent.append((_shown(samples), await send_lines(f"{app.url}/events", handle)))
     await app.drain()
-    return app, DemoSummary(app, report, _shown(samples)), vendor
+    return app, DemoSummary(app, sent), vendor
 
 
 def _shown(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,3 +183,21 @@ def test_help_describes_the_commands(args: list[str]) -> None:
     result = platypus(*args)
     assert result.returncode == 0
     assert "Usage: platypus" in result.stdout
+
+
+def test_demo_in_a_project_of_its_own_runs_that_project(tmp_path: Path) -> None:
+    demo = REPO / "samples" / "demo"
+    shutil.copy(demo / "platypus.yaml", tmp_path / "platypus.yaml")
+    (tmp_path / "flows").mkdir()
+    shutil.copy(demo / "flows" / "closed-won-to-orders.yaml", tmp_path / "flows")
+    (tmp_path / "samples").mkdir()
+    first = (demo / "events.jsonl").read_text().splitlines()[0]
+    (tmp_path / "samples" / "deal.event.json").write_text(first + "\n")
+
+    result = platypus("run", "--demo", "--once", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    # One event and one flow: this project's, not the eight of samples/demo.
+    assert "Sent 1 sample event: 1 accepted, 0 refused at the door" in result.stdout
+    assert "delivered        1" in result.stdout
+    assert "flows in flows)" in result.stdout

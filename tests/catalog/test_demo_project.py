@@ -1,4 +1,4 @@
-"""`platypus run --demo` runs samples/demo/, found from the repository root or given itself."""
+"""`platypus run --demo` runs a project of its own, else samples/demo/ (from the root or given)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from platypus.demo import BUNDLED_DEMO, demo_project
+from platypus.demo import BUNDLED_DEMO, demo_events, demo_project
 from platypus.exceptions import ConfigurationError
 from tests.catalog.conftest import REPO
 
@@ -24,6 +24,34 @@ def test_the_demo_project_itself_can_be_given() -> None:
 def test_elsewhere_the_demo_of_the_checkout_runs(tmp_path: Path) -> None:
     assert demo_project(tmp_path) == BUNDLED_DEMO
     assert BUNDLED_DEMO.resolve() == DEMO.resolve()
+
+
+def test_a_project_of_its_own_runs_itself_with_its_scaffolded_samples(tmp_path: Path) -> None:
+    (tmp_path / "platypus.yaml").write_text("connections: {}\n")
+    (tmp_path / "samples").mkdir()
+    for name in ("b.event.json", "a.event.json", "notes.json"):
+        (tmp_path / "samples" / name).write_text("{}\n")
+
+    assert demo_project(tmp_path) == tmp_path
+    assert demo_events(tmp_path) == [
+        tmp_path / "samples" / "a.event.json",
+        tmp_path / "samples" / "b.event.json",
+    ]
+
+
+def test_a_project_s_events_jsonl_comes_before_its_samples(tmp_path: Path) -> None:
+    (tmp_path / "platypus.yaml").write_text("connections: {}\n")
+    (tmp_path / "events.jsonl").write_text("{}\n")
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "a.event.json").write_text("{}\n")
+
+    assert demo_events(demo_project(tmp_path)) == [tmp_path / "events.jsonl"]
+
+
+def test_a_project_without_sample_events_says_how_to_get_some(tmp_path: Path) -> None:
+    (tmp_path / "platypus.yaml").write_text("connections: {}\n")
+    with pytest.raises(ConfigurationError, match=r"no sample events in .*platypus new flow"):
+        demo_project(tmp_path)
 
 
 def test_no_demo_anywhere_is_a_configuration_error(
