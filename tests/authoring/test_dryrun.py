@@ -143,9 +143,8 @@ def test_a_step_that_would_fail_exits_1_and_an_expression_error_is_no_traceback(
 
     assert broken.exit_code == 1, broken.output
     assert broken.exception is None or isinstance(broken.exception, SystemExit)
-    assert "step compare -> vendor.post: would FAIL: evaluating it raised TypeError" in (
-        broken.output
-    )
+    assert "step compare -> vendor.post: would FAIL" in broken.output
+    assert "compare values of one type" in broken.output
     assert "Traceback" not in broken.output
     assert unmappable[0] == 1
     assert "step total -> vendor.post: would FAIL: expression 'sum(" in unmappable[1]
