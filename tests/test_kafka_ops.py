@@ -389,3 +389,65 @@ async def test_a_copy_posted_to_another_web_replica_is_a_duplicate_and_not_produ
     finally:
         for web in webs:
             stop_worker(web)
+
+
+async def test_indexer_readyz_is_ready_for_the_holder_and_the_standby_and_metrics_scrape(
+    tmp_path: Path, fake_vendor: FakeVendor, kafka_broker: KafkaBroker, pg_url: str
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = _project(tmp_path, fake_vendor, kafka_broker, pg_url)
+    await ensure_topics(settings)
+    kafka_broker.produce(settings.topic("dead-letter"), [(b"k", b"{}", _letter("evt-r", 0, 1))])
+    ports = [free_port(), free_port()]
+    indexers = [start_indexer(tmp_path, port) for port in ports]
+    store = FailureStore(pg_url)
+    try:
+        for indexer, port in zip(indexers, ports, strict=True):
+            await wait_http(indexer, port)
+        store.create()
+        await wait_until(lambda: store.count() == 1, "the dead letter indexed")
+
+        async def ready(port: int) -> tuple[int, dict[str, Any]]:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{port}/readyz")
+            return answer.status_code, answer.json()
+
+        answers = [await ready(port) for port in ports]
+        assert [status for status, _ in answers] == [200, 200]
+        by_role = {body["role"]: body for _, body in answers}
+        assert set(by_role) == {"active", "standby"}
+        for body in by_role.values():
+            assert body["status"] == "ready"
+            assert body["checks"] == {
+                "broker": True,
+                "topics": True,
+                "data": True,
+                "store": True,
+                "indexer": True,
+            }
+            assert body["lease_holder"]
+        assert "ready and idle" in by_role["standby"]["note"]
+        assert "note" not in by_role["active"]
+
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{ports[0]}/metrics")).text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("platypus_ready", ())] == 1
+        assert samples[("platypus_broker_up", ())] == 1
+        assert samples[("platypus_dead_letters_open", ())] == 1
+        lag = {
+            labels: value
+            for (name, labels), value in samples.items()
+            if name == "platypus_indexer_lag"
+        }
+        assert lag  # both topics' partitions, as last probed
+        assert all(value == 0 for value in lag.values())  # everything on the broker is stored
+    finally:
+        for indexer in indexers:
+            stop_worker(indexer)
+        store.close()
