@@ -176,8 +176,8 @@ async def test_dead_letter_to_store_to_replay_to_resolved_with_outcomes_history(
             "the replayed entry resolved",
         )
         assert resolved.replay_offset is not None
-        history = [o.status for o in store.outcome_history(event_id=bad["id"])]
-        assert history == ["dead_lettered", "delivered"]
+        history = [(o.status, o.replay_of) for o in store.outcome_history(event_id=bad["id"])]
+        assert history == [("dead_lettered", None), ("delivered", entry.id)]
         replayed = fake_vendor.requests_to("/orders")[-1]
         assert replayed.json["external_id"] == bad["data"]["opportunity_id"]
         assert [a.action for a in store.audit_log()][:2] == ["resolve", "replay"]

@@ -315,6 +315,12 @@ def _outcome_row(outcome: Outcome, settled_at: float) -> OutcomeRow:
         appended_at=(
             datetime.fromtimestamp(outcome.appended_at, UTC) if outcome.appended_at else None
         ),
+        # Written by another tool, it might be anything: only an entry's id is kept.
+        replay_of=(
+            outcome.replay_of
+            if type(outcome.replay_of) is int and 0 < outcome.replay_of < 2**31
+            else None
+        ),
     )
 
 

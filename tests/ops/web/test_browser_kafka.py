@@ -175,7 +175,8 @@ async def test_an_operator_replays_a_dead_letter_of_a_kafka_deployment_in_the_br
         moments = await page.locator("#timeline li").all_text_contents()
         assert any("replay" in m and "by olga" in m for m in moments), moments
         assert any(m.split(" ", 2)[2].startswith("dead-lettered in orders") for m in moments)
-        assert any(m.split(" ", 2)[2].startswith("delivered in orders") for m in moments)
+        [delivered] = [m for m in moments if m.split(" ", 2)[2].startswith("delivered in orders")]
+        assert delivered.endswith(f", a replay of entry #{entry.id}")
         await context.close()
 
         resolved = store.get(entry.id)
