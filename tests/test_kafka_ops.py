@@ -451,3 +451,83 @@ async def test_indexer_readyz_is_ready_for_the_holder_and_the_standby_and_metric
         for indexer in indexers:
             stop_worker(indexer)
         store.close()
+
+
+async def test_two_indexers_post_one_failure_alert_and_a_takeover_keeps_the_cooldown(
+    tmp_path: Path,
+    fake_vendor: FakeVendor,
+    kafka_broker: KafkaBroker,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from platypus.ops.alerts import ALERTS_LEASE
+    from tests.fakes.slack import CHANNELS, FakeSlack
+
+    slack = FakeSlack()
+    slack.start()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", FakeSlack.bot_token)
+    settings = _project(tmp_path, fake_vendor, kafka_broker, pg_url)
+    config = yaml.safe_load((tmp_path / "platypus.yaml").read_text())
+    config["connections"]["team-slack"] = {
+        "adapter": "slack",
+        "settings": {"token": {"env": "SLACK_BOT_TOKEN"}, "base_url": slack.url},
+    }
+    config["ops"]["alerts"] = {
+        "connection": "team-slack",
+        "channel": "#ops-alerts",
+        "rules": [{"flow": "*", "threshold": 2, "window": 3600}],
+        "cooldown": 3600,
+        "interval": 0.2,
+    }
+    (tmp_path / "platypus.yaml").write_text(yaml.safe_dump(config))
+    await ensure_topics(settings)
+    kafka_broker.produce(
+        settings.topic("dead-letter"),
+        [(f"k{i}".encode(), b"{}", _letter(f"evt-a{i}", 0, i)) for i in range(3)],
+    )
+    ports = [free_port(), free_port()]
+    indexers = [start_indexer(tmp_path, port) for port in ports]
+    store = FailureStore(pg_url)
+
+    async def checks(count: int, other_than: str = "") -> dict[str, Any]:
+        # Every check of the rules renews the alerts lease, so its expiry moves:
+        # wait for ``count`` moves by a holder other than ``other_than``.
+        seen: list[Any] = []
+
+        def moved() -> dict[str, Any] | None:
+            now = store.lease_holder(ALERTS_LEASE)
+            if now is None or now["holder"] == other_than:
+                return None
+            if not seen or now["expires_at"] != seen[-1]:
+                seen.append(now["expires_at"])
+            return now if len(seen) > count else None
+
+        found: dict[str, Any] = await wait_until(moved, f"{count} checks of the alert rules")
+        return found
+
+    try:
+        for indexer, port in zip(indexers, ports, strict=True):
+            await wait_http(indexer, port)
+        store.create()
+        await wait_until(lambda: store.count() == 3, "the dead letters indexed")
+        [message] = await wait_until(
+            lambda: slack.posted("ops-alerts"), "the failure alert", within=30
+        )
+        assert "3 failed events in flow `orders`" in message["text"]
+        assert store.last_alerts().keys() == {"orders"}
+        # The standby cannot post without the lease; the holder checks on, cooling.
+        holder = await checks(3)
+        assert len(slack.posted("ops-alerts")) == 1
+
+        # The holder stops; the standby takes the lease over, reads the cooldown
+        # from the store and does not alert again for the same failures.
+        [active] = [p for p in indexers if f":{p.pid}:" in holder["holder"]]
+        stop_worker(active)
+        await checks(3, other_than=holder["holder"])
+        assert len(slack.posted("ops-alerts")) == 1
+        assert CHANNELS["ops-alerts"] in slack.messages
+    finally:
+        for indexer in indexers:
+            stop_worker(indexer)
+        store.close()
+        slack.stop()

@@ -484,9 +484,12 @@ def run_indexer(
     from starlette.responses import JSONResponse, Response
     from starlette.routing import BaseRoute, Mount, Route
 
+    from platypus.adapter import AdapterRegistry
     from platypus.flow.loader import load_flows
     from platypus.ops.actions import Operations
+    from platypus.ops.alerts import Alerter
     from platypus.ops.auth import Authenticator
+    from platypus.runtime.connections import Connections
     from platypus.runtime.kafka.health import KafkaHealth, metrics_allowed
     from platypus.runtime.kafka.settings import settings_for
     from platypus.runtime.kafka.topics import wait_for_broker
@@ -501,11 +504,24 @@ def run_indexer(
     node = KafkaIndexer(config, settings, store, flows)
     schemas = SchemaRegistry.default()
     operations = Operations(store, schemas, notify=node.indexer.wake, keys=config.ordering)
-
     health = KafkaHealth(
         settings,
         [settings.topic(EVENTS), settings.topic(DEAD_LETTER), settings.topic(OUTCOMES)],
     )
+    # Failure alerts: the indexer is the deployment's process beside the store. Every
+    # indexer runs the rules; the alerts lease lets one of them post.
+    connections = Connections(config, AdapterRegistry.default())
+    alerter = (
+        Alerter(
+            store,
+            connections.get(config.ops.alerts.connection),
+            config.ops.alerts,
+            metrics=health.metrics,
+        )
+        if config.ops.alerts is not None
+        else None
+    )
+
     behind = Gauge(
         "platypus_indexer_lag",
         "Records on the broker not yet in the failed-event store, by topic and partition.",
@@ -575,6 +591,10 @@ def run_indexer(
         await node.start()
         await health.probe()
         probing = asyncio.create_task(health.run(), name="platypus-health")
+        alerting: asyncio.Task[None] | None = None
+        if alerter is not None:
+            await connections.start()
+            alerting = asyncio.create_task(alerter.run_forever(), name="platypus-alerts")
         routes: list[BaseRoute] = [
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -602,9 +622,12 @@ def run_indexer(
         try:
             await server.serve()
         finally:
-            probing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probing
+            for task in (probing, alerting):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await connections.close()
             await node.stop()
             store.close()
 
