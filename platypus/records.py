@@ -40,6 +40,7 @@ __all__ = [
     "Record",
     "decode_outcome",
     "encode_outcome",
+    "replay_of",
     "topic_name",
 ]
 
@@ -91,6 +92,14 @@ def _header(headers: Headers, name: str) -> str | None:
         if key == name:
             found = value.decode("utf-8", "replace")
     return found
+
+
+def replay_of(headers: Headers) -> int | None:
+    """The failed-event entry a record is a replay of (its ``platypus.replay-of``), or None."""
+    found = _header(headers, REPLAY_OF_HEADER)
+    if found is None or not found.isascii() or not found.isdigit() or len(found) > 18:
+        return None
+    return int(found)
 
 
 # -- records -------------------------------------------------------------------
@@ -188,6 +197,8 @@ class Outcome:
     attempts: int = 0
     appended_at: float = 0.0
     """When the record was appended to its topic (epoch seconds; 0 when unknown)."""
+    replay_of: int | None = None
+    """The failed-event entry the record is a replay of (`replay_of`), if it is one."""
 
 
 def encode_outcome(outcome: Outcome, settled_at: float) -> bytes:

@@ -615,6 +615,10 @@ async def test_ops_a_dead_letter_reaches_the_store_and_its_replay_resolves_it(
             ),
             "the replay's outcome in the history",
         )
+        # Which record was a replay of which entry.
+        history = store.outcome_history(event_id=bad["id"])
+        assert [o.replay_of for o in history] == [None, entry.id]
+        assert history[0].offset != history[1].offset
         [delivered] = await _eventually(
             lambda: store.outcome_history(event_id=good["id"]), "the good event's history"
         )

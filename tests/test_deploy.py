@@ -481,7 +481,7 @@ def test_compose_runs_two_workers_two_web_replicas_and_one_indexer() -> None:
     assert services["indexer"]["command"][0] == "indexer"
     assert services["indexer"].get("deploy", {}).get("replicas", 1) == 1
     url = urlsplit(_healthcheck_url(services["indexer"]))
-    assert (url.port, url.path) == (INDEXER_PORT, "/healthz")
+    assert (url.port, url.path) == (INDEXER_PORT, "/readyz")
 
 
 def test_compose_has_postgresql_and_every_platypus_service_shares_the_ledger() -> None:
@@ -523,12 +523,12 @@ def test_indexer_deployment_is_one_replica_probed_on_its_port() -> None:
     container = _container(deployment)
     assert container["args"][0] == "indexer"
     assert _served_port(container["args"]) == INDEXER_PORT
-    for kind in ("livenessProbe", "readinessProbe"):
+    for kind, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         probe = container[kind]["httpGet"]
         assert (_container_port(container, probe["port"]), probe["path"]) == (
             INDEXER_PORT,
-            "/healthz",
-        )
+            path,
+        ), kind
     ports = _manifest("indexer-service.yaml")["spec"]["ports"]
     assert [(p["port"], _container_port(container, p["targetPort"])) for p in ports] == [
         (80, INDEXER_PORT)

@@ -176,8 +176,8 @@ async def test_dead_letter_to_store_to_replay_to_resolved_with_outcomes_history(
             "the replayed entry resolved",
         )
         assert resolved.replay_offset is not None
-        history = [o.status for o in store.outcome_history(event_id=bad["id"])]
-        assert history == ["dead_lettered", "delivered"]
+        history = [(o.status, o.replay_of) for o in store.outcome_history(event_id=bad["id"])]
+        assert history == [("dead_lettered", None), ("delivered", entry.id)]
         replayed = fake_vendor.requests_to("/orders")[-1]
         assert replayed.json["external_id"] == bad["data"]["opportunity_id"]
         assert [a.action for a in store.audit_log()][:2] == ["resolve", "replay"]
@@ -389,3 +389,145 @@ async def test_a_copy_posted_to_another_web_replica_is_a_duplicate_and_not_produ
     finally:
         for web in webs:
             stop_worker(web)
+
+
+async def test_indexer_readyz_is_ready_for_the_holder_and_the_standby_and_metrics_scrape(
+    tmp_path: Path, fake_vendor: FakeVendor, kafka_broker: KafkaBroker, pg_url: str
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = _project(tmp_path, fake_vendor, kafka_broker, pg_url)
+    await ensure_topics(settings)
+    kafka_broker.produce(settings.topic("dead-letter"), [(b"k", b"{}", _letter("evt-r", 0, 1))])
+    ports = [free_port(), free_port()]
+    indexers = [start_indexer(tmp_path, port) for port in ports]
+    store = FailureStore(pg_url)
+    try:
+        for indexer, port in zip(indexers, ports, strict=True):
+            await wait_http(indexer, port)
+        store.create()
+        await wait_until(lambda: store.count() == 1, "the dead letter indexed")
+
+        async def ready(port: int) -> tuple[int, dict[str, Any]]:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{port}/readyz")
+            return answer.status_code, answer.json()
+
+        answers = [await ready(port) for port in ports]
+        assert [status for status, _ in answers] == [200, 200]
+        by_role = {body["role"]: body for _, body in answers}
+        assert set(by_role) == {"active", "standby"}
+        for body in by_role.values():
+            assert body["status"] == "ready"
+            assert body["checks"] == {
+                "broker": True,
+                "topics": True,
+                "data": True,
+                "store": True,
+                "indexer": True,
+            }
+            assert body["lease_holder"]
+        assert "ready and idle" in by_role["standby"]["note"]
+        assert "note" not in by_role["active"]
+
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{ports[0]}/metrics")).text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("platypus_ready", ())] == 1
+        assert samples[("platypus_broker_up", ())] == 1
+        assert samples[("platypus_dead_letters_open", ())] == 1
+        lag = {
+            labels: value
+            for (name, labels), value in samples.items()
+            if name == "platypus_indexer_lag"
+        }
+        assert lag  # both topics' partitions, as last probed
+        assert all(value == 0 for value in lag.values())  # everything on the broker is stored
+    finally:
+        for indexer in indexers:
+            stop_worker(indexer)
+        store.close()
+
+
+async def test_two_indexers_post_one_failure_alert_and_a_takeover_keeps_the_cooldown(
+    tmp_path: Path,
+    fake_vendor: FakeVendor,
+    kafka_broker: KafkaBroker,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from platypus.ops.alerts import ALERTS_LEASE
+    from tests.fakes.slack import CHANNELS, FakeSlack
+
+    slack = FakeSlack()
+    slack.start()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", FakeSlack.bot_token)
+    settings = _project(tmp_path, fake_vendor, kafka_broker, pg_url)
+    config = yaml.safe_load((tmp_path / "platypus.yaml").read_text())
+    config["connections"]["team-slack"] = {
+        "adapter": "slack",
+        "settings": {"token": {"env": "SLACK_BOT_TOKEN"}, "base_url": slack.url},
+    }
+    config["ops"]["alerts"] = {
+        "connection": "team-slack",
+        "channel": "#ops-alerts",
+        "rules": [{"flow": "*", "threshold": 2, "window": 3600}],
+        "cooldown": 3600,
+        "interval": 0.2,
+    }
+    (tmp_path / "platypus.yaml").write_text(yaml.safe_dump(config))
+    await ensure_topics(settings)
+    kafka_broker.produce(
+        settings.topic("dead-letter"),
+        [(f"k{i}".encode(), b"{}", _letter(f"evt-a{i}", 0, i)) for i in range(3)],
+    )
+    ports = [free_port(), free_port()]
+    indexers = [start_indexer(tmp_path, port) for port in ports]
+    store = FailureStore(pg_url)
+
+    async def checks(count: int, other_than: str = "") -> dict[str, Any]:
+        # Every check of the rules renews the alerts lease, so its expiry moves:
+        # wait for ``count`` moves by a holder other than ``other_than``.
+        seen: list[Any] = []
+
+        def moved() -> dict[str, Any] | None:
+            now = store.lease_holder(ALERTS_LEASE)
+            if now is None or now["holder"] == other_than:
+                return None
+            if not seen or now["expires_at"] != seen[-1]:
+                seen.append(now["expires_at"])
+            return now if len(seen) > count else None
+
+        found: dict[str, Any] = await wait_until(moved, f"{count} checks of the alert rules")
+        return found
+
+    try:
+        for indexer, port in zip(indexers, ports, strict=True):
+            await wait_http(indexer, port)
+        store.create()
+        await wait_until(lambda: store.count() == 3, "the dead letters indexed")
+        [message] = await wait_until(
+            lambda: slack.posted("ops-alerts"), "the failure alert", within=30
+        )
+        assert "3 failed events in flow `orders`" in message["text"]
+        assert store.last_alerts().keys() == {"orders"}
+        # The standby cannot post without the lease; the holder checks on, cooling.
+        holder = await checks(3)
+        assert len(slack.posted("ops-alerts")) == 1
+
+        # The holder stops; the standby takes the lease over, reads the cooldown
+        # from the store and does not alert again for the same failures.
+        [active] = [p for p in indexers if f":{p.pid}:" in holder["holder"]]
+        stop_worker(active)
+        await checks(3, other_than=holder["holder"])
+        assert len(slack.posted("ops-alerts")) == 1
+        assert CHANNELS["ops-alerts"] in slack.messages
+    finally:
+        for indexer in indexers:
+            stop_worker(indexer)
+        store.close()
+        slack.stop()

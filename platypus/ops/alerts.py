@@ -13,8 +13,10 @@ when there are several machines). Only the holder counts and posts; the others
 stand by, and one of them takes over within the lease's ``ttl`` when the
 holder stops (at once when it died on the same host).
 
-The cooldown is kept in memory: a restarted process, or the one that takes the
-lease over, may alert once more.
+The cooldown is kept in the store (`FailureStore.alert_sent`, written under
+the lease): a restarted process, or the replica that takes the lease over,
+does not alert again for a flow already alerted within ``cooldown``. It is
+measured on the wall clock (``now``), which the processes of a deployment share.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from platypus.config import AlertRule, AlertSettings
 from platypus.exceptions import PlatypusError
 from platypus.ops.lease import DEFAULT_TTL, StoreLease
 from platypus.ops.metrics import Metrics
-from platypus.ops.store import FailureStore, failures
+from platypus.ops.store import FailureStore, LeaseLostError, failures
 
 __all__ = ["ALERTS_LEASE", "Alert", "Alerter"]
 
@@ -73,9 +75,9 @@ class Alerter:
         self.settings = settings
         self.metrics = metrics
         self.clock = clock
-        """Monotonic seconds, for the cooldown; replaceable in tests."""
+        """Monotonic seconds, for the schedule of checks; replaceable in tests."""
         self.now = now
-        self._last_sent: dict[str, float] = {}
+        """The wall clock, for windows and the cooldown kept in the store."""
         self.lease = (
             lease
             if lease is not None
@@ -104,13 +106,14 @@ class Alerter:
             since = self.now() - timedelta(seconds=window)
             counts[window] = await asyncio.to_thread(self._count_since, since)
         flows = {flow for per_flow in counts.values() for flow in per_flow}
+        last_sent = await asyncio.to_thread(self.store.last_alerts)
         alerts: list[Alert] = []
         for flow in sorted(flows):
             rule = self.rule_for(flow)
             if rule is None:
                 continue
             count = counts[rule.window].get(flow, 0)
-            if count < rule.threshold or self._cooling(flow):
+            if count < rule.threshold or self._cooling(last_sent.get(flow[:256])):
                 continue
             alerts.append(await self._post(flow, count, rule))
         return alerts
@@ -151,9 +154,8 @@ class Alerter:
             _log.info("another process checks the alert rules now", holder=self.lease.holder)
         return held
 
-    def _cooling(self, flow: str) -> bool:
-        last = self._last_sent.get(flow)
-        return last is not None and self.clock() - last < self.settings.cooldown
+    def _cooling(self, last: datetime | None) -> bool:
+        return last is not None and self.now() - last < timedelta(seconds=self.settings.cooldown)
 
     def _count_since(self, since: datetime) -> dict[str, int]:
         query = (
@@ -177,7 +179,13 @@ class Alerter:
         except PlatypusError as exc:
             _log.warning("failure alert not posted", flow=flow, error=str(exc))
             return Alert(flow, count, rule, text, sent=False)
-        self._last_sent[flow] = self.clock()
+        try:
+            await asyncio.to_thread(
+                self.store.alert_sent, flow, self.now(), lease=self.lease.current
+            )
+        except LeaseLostError:
+            # Posted, but another process holds the lease now: it may alert once more.
+            _log.warning("the alerts lease was lost while posting; the cooldown is not kept")
         if self.metrics is not None:
             self.metrics.alerts.labels(flow or "(none)").inc()
         _log.info("failure alert posted", flow=flow, failures=count)

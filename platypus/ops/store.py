@@ -227,6 +227,15 @@ replay_job_entries = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=False),
 )
 
+alert_cooldowns = sa.Table(
+    "alert_cooldowns",
+    metadata,
+    # When the last alert of a flow was posted: the cooldown holds across a restart
+    # and across the process that takes the alerts lease over.
+    sa.Column("flow", sa.String(256), primary_key=True),
+    sa.Column("sent_at", _UtcDateTime, nullable=False),
+)
+
 JOBS_KEPT = 500
 """Bulk-replay jobs kept in the store; older ones are forgotten as new ones start."""
 sessions = sa.Table(
@@ -1280,6 +1289,27 @@ class FailureStore:
                 )
                 .values(expires_at=_now())
             )
+
+    def last_alerts(self) -> dict[str, datetime]:
+        """When the last failure alert of each flow was posted (`platypus.ops.alerts`)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(alert_cooldowns.c.flow, alert_cooldowns.c.sent_at))
+            return {str(flow): sent_at for flow, sent_at in rows}
+
+    def alert_sent(self, flow: str, at: datetime, *, lease: Lease | None = None) -> None:
+        """Record that an alert of ``flow`` was posted at ``at``.
+
+        With ``lease``, nothing is written unless it is still held (`LeaseLostError`).
+        """
+        flow = flow[:256]
+        with self.engine.begin() as conn:
+            if lease is not None:
+                _hold(conn, lease)
+            done = conn.execute(
+                alert_cooldowns.update().where(alert_cooldowns.c.flow == flow).values(sent_at=at)
+            )
+            if done.rowcount == 0:
+                conn.execute(alert_cooldowns.insert().values(flow=flow, sent_at=at))
 
     def lease_holder(self, name: str) -> dict[str, Any] | None:
         """Who holds lease ``name`` and until when (even if expired), or None."""

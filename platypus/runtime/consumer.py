@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from platypus.records import Outcome, Record
+from platypus.records import Outcome, Record, replay_of
 from platypus.runtime.base import OutcomeSink, RecordSource, Settlement
 from platypus.runtime.ordering import KeyedExecutor, PartitionProgress
 from platypus.runtime.processor import EventResult, ProcessingObserver, Processor
@@ -261,6 +261,7 @@ class Consumer:
                     detail=outcome.detail,
                     attempts=outcome.attempts,
                     appended_at=record.timestamp,
+                    replay_of=replay_of(record.headers),
                 )
             )
             if outcome.dead_letter is not None:

@@ -74,19 +74,57 @@ async def test_two_replicas_post_one_alert_and_the_other_takes_over_when_it_stop
     assert holder is not None
     assert holder["holder"] == first.lease.holder
 
-    # The first replica stops (and gives the lease up): the second alerts from now on.
+    # The first replica stops (and gives the lease up): the second checks from now
+    # on, and keeps the first one's cooldown, which is in the store.
     first.lease.release()
-    [taken_over] = await second.check_once()
-    assert taken_over.sent
+    assert await second.check_once() == []
+    assert second.lease.current is not None  # it holds the lease, and is cooling
     assert await first.check_once() == []
+    assert len(slack.messages[CHANNELS["ops-alerts"]]) == 1
+
+
+async def test_the_replica_taking_the_lease_over_keeps_the_cooldown_and_alerts_after_it(
+    store: FailureStore, adapter: SlackAdapter, slack: FakeSlack
+) -> None:
+    record(store, new_failure(1), new_failure(2), new_failure(3))
+    later = [0.0]
+
+    def replica() -> Alerter:
+        return Alerter(
+            store,
+            adapter,
+            SETTINGS,
+            now=lambda: T0 + timedelta(minutes=30, seconds=later[0]),
+            lease=StoreLease(store, ALERTS_LEASE, ttl=30.0),
+        )
+
+    first = replica()
+    assert [a.sent for a in await first.check_once()] == [True]
+    first.lease.release()  # the replica stops; a fresh one (a restart) takes over
+    second = replica()
+    later[0] = SETTINGS.cooldown - 1
+    assert await second.check_once() == []  # still within the stored cooldown
+    assert second.lease.current is not None
+    later[0] = SETTINGS.cooldown + 1
+    [again] = await second.check_once()  # the cooldown is over: the failures still count
+    assert again.sent
     assert len(slack.messages[CHANNELS["ops-alerts"]]) == 2
+    assert store.last_alerts() == {"orders": T0 + timedelta(minutes=30, seconds=later[0])}
 
 
 async def test_a_holder_that_stops_renewing_loses_the_lease_when_it_expires(
     store: FailureStore, adapter: SlackAdapter, slack: FakeSlack
 ) -> None:
     record(store, new_failure(1), new_failure(2))
-    first, second = _replica(store, adapter, ttl=0.2), _replica(store, adapter, ttl=0.2)
+    first = _replica(store, adapter, ttl=0.2)
+    second = Alerter(
+        store,
+        adapter,
+        SETTINGS,
+        # Past the first one's cooldown, so that the takeover shows as a post.
+        now=lambda: T0 + timedelta(minutes=30, seconds=SETTINGS.cooldown + 1),
+        lease=StoreLease(store, ALERTS_LEASE, ttl=0.2),
+    )
     assert [a.sent for a in await first.check_once()] == [True]
     # ``first`` hangs and renews nothing; after the ttl the lease is free again.
     deadline = datetime.now(UTC) + timedelta(seconds=30)

@@ -301,6 +301,8 @@ def describe_outcome(outcome: OutcomeRow) -> str:
     if took is not None:
         what += f", {took:.3f} s after it was appended"
     read_at = f" [{outcome.topic} {outcome.partition}:{outcome.offset}]"
+    if outcome.replay_of is not None:
+        read_at += f", a replay of entry #{outcome.replay_of}"
     return what + read_at
 
 

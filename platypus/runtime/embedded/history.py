@@ -9,10 +9,11 @@ transaction as the rows, so no outcome is skipped or copied twice.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from platypus.ops.store import FailureStore, Lease, OutcomeRow
-from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC, OUTCOMES, topic_name
+from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC, OUTCOMES, replay_of, topic_name
 from platypus.runtime.embedded.log import EventLog
 
 __all__ = ["HISTORY_POSITION", "LogOutcomeFeed"]
@@ -72,4 +73,14 @@ def _row(partition: int, row: dict[str, object]) -> OutcomeRow:
         offset=int(str(row["offset"])),
         settled_at=datetime.fromtimestamp(float(str(row["at"])), UTC),
         appended_at=(datetime.fromtimestamp(float(str(appended)), UTC) if appended else None),
+        replay_of=_replay_of(row.get("headers")),
     )
+
+
+def _replay_of(headers: object) -> int | None:
+    # The record's headers as the log keeps them: JSON [[name, text], ...].
+    if not isinstance(headers, str) or not headers:
+        return None
+    pairs = tuple((str(k), str(v).encode()) for k, v in json.loads(headers))
+    found = replay_of(pairs)
+    return found if found is not None and found < 2**31 else None

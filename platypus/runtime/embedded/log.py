@@ -678,13 +678,14 @@ class EventLog:
         self, topic: str, partition: int, start: int, end: int, limit: int = 2000
     ) -> list[dict[str, Any]]:
         """Outcomes of records ``start <= offset < end`` of one partition, in offset order,
-        with the record's key and append time while the record is kept."""
+        with the record's key, append time and headers (JSON) while the record is kept."""
         tid = self._topics.get(topic)
         if tid is None or start >= end:
             return []
         cur = self._db.execute(
             "SELECT o.offset, o.flow, o.event_id, o.status, o.flow_version, o.step, o.detail, "
-            "o.attempts, o.at, r.key AS key, r.at AS appended_at FROM outcomes o "
+            "o.attempts, o.at, r.key AS key, r.at AS appended_at, r.headers AS headers "
+            "FROM outcomes o "
             "LEFT JOIN records r ON r.topic = o.topic AND r.partition = o.partition "
             "AND r.offset = o.offset WHERE o.topic = ? AND o.partition = ? "
             "AND o.offset >= ? AND o.offset < ? ORDER BY o.offset, o.flow LIMIT ?",

@@ -21,7 +21,12 @@ group (``<group_id>.indexer``) is committed from the store's positions after
 each pass, only ever up to what the store holds, so the lag tools of Kafka show
 how far behind the indexer is.
 
-The process also serves the operations dashboard at ``/ops`` and ``/healthz``.
+The process also serves the operations dashboard at ``/ops``, ``/healthz``,
+``/readyz`` and ``/metrics`` (`indexer_readiness`). Readiness fails, and says
+why, when the broker does not answer (or a topic is missing, or the broker lost
+data), the store does not answer, or indexing stopped. Not holding the indexer
+lease is not a failure: a standby is ready, and ``/readyz`` says ``"role":
+"standby"`` and who is indexing instead.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "KafkaIndexer",
     "KafkaReplayTarget",
     "indexer_group",
+    "indexer_readiness",
     "run_indexer",
 ]
 
@@ -309,6 +315,12 @@ def _outcome_row(outcome: Outcome, settled_at: float) -> OutcomeRow:
         appended_at=(
             datetime.fromtimestamp(outcome.appended_at, UTC) if outcome.appended_at else None
         ),
+        # Written by another tool, it might be anything: only an entry's id is kept.
+        replay_of=(
+            outcome.replay_of
+            if type(outcome.replay_of) is int and 0 < outcome.replay_of < 2**31
+            else None
+        ),
     )
 
 
@@ -419,19 +431,66 @@ class KafkaIndexer:
         await self.sink.stop()
 
 
+_STANDBY_NOTE = (
+    "another indexer holds the lease and indexes; this one is ready and idle, "
+    "and takes over within the lease's ttl if that one stops"
+)
+
+
+def indexer_readiness(
+    kafka: Mapping[str, str | None],
+    *,
+    store_error: str | None,
+    running: bool,
+    holding: bool,
+    holder: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """``/readyz`` of ``platypus indexer``: the status code and a body that says why.
+
+    ``kafka`` are the broker's checks (`KafkaHealth.readiness`); ``store_error``
+    why the store did not answer (None: it did); ``running`` whether reading and
+    indexing still go; ``holding`` whether this process holds the indexer lease,
+    ``holder`` who does. A standby (``holding`` false) is ready: it is not failing,
+    it waits its turn, and the body says so.
+    """
+    checks: dict[str, str | None] = dict(kafka)
+    checks["store"] = (
+        f"the failed-event store does not answer: {store_error}" if store_error else None
+    )
+    checks["indexer"] = None if running else "indexing stopped (see the process's log)"
+    failing = {name: reason for name, reason in checks.items() if reason is not None}
+    body: dict[str, Any] = {
+        "status": "not ready" if failing else "ready",
+        "checks": {name: reason is None for name, reason in checks.items()},
+        "role": "active" if holding else "standby",
+        "lease_holder": holder,
+    }
+    if failing:
+        body["reasons"] = failing
+    if not holding:
+        body["note"] = _STANDBY_NOTE
+    return (503 if failing else 200), body
+
+
 def run_indexer(
     project: Path, *, broker: str | None = None, host: str | None = None, port: int = 8788
 ) -> None:
     """``platypus indexer``: index dead letters and outcomes, serve ``/ops``, until stopped."""
     import uvicorn
+    from prometheus_client import Gauge
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import BaseRoute, Mount, Route
 
+    from platypus.adapter import AdapterRegistry
     from platypus.flow.loader import load_flows
     from platypus.ops.actions import Operations
+    from platypus.ops.alerts import Alerter
     from platypus.ops.auth import Authenticator
+    from platypus.runtime.connections import Connections
+    from platypus.runtime.kafka.health import KafkaHealth, metrics_allowed
     from platypus.runtime.kafka.settings import settings_for
     from platypus.runtime.kafka.topics import wait_for_broker
     from platypus.schema_registry import SchemaRegistry
@@ -445,6 +504,78 @@ def run_indexer(
     node = KafkaIndexer(config, settings, store, flows)
     schemas = SchemaRegistry.default()
     operations = Operations(store, schemas, notify=node.indexer.wake, keys=config.ordering)
+    health = KafkaHealth(
+        settings,
+        [settings.topic(EVENTS), settings.topic(DEAD_LETTER), settings.topic(OUTCOMES)],
+    )
+    # Failure alerts: the indexer is the deployment's process beside the store. Every
+    # indexer runs the rules; the alerts lease lets one of them post.
+    connections = Connections(config, AdapterRegistry.default())
+    alerter = (
+        Alerter(
+            store,
+            connections.get(config.ops.alerts.connection),
+            config.ops.alerts,
+            metrics=health.metrics,
+        )
+        if config.ops.alerts is not None
+        else None
+    )
+
+    behind = Gauge(
+        "platypus_indexer_lag",
+        "Records on the broker not yet in the failed-event store, by topic and partition.",
+        ["topic", "partition"],
+        registry=health.metrics.registry,
+    )
+    token = config.ops.metrics_token
+    metrics_token = token.resolve().get_secret_value() if token is not None else None
+
+    def look_at_store() -> tuple[str | None, str | None]:
+        # One query answers both: does the store answer, and who indexes.
+        try:
+            holder = store.lease_holder(node.indexer.lease.name) or {}
+        except Exception as exc:  # noqa: BLE001 -- any failure: the store does not answer
+            return f"{type(exc).__name__}: {exc}"[:300], None
+        return None, holder.get("holder")
+
+    async def readyz(_request: Request) -> JSONResponse:
+        try:
+            store_error, holder = await asyncio.wait_for(
+                asyncio.to_thread(look_at_store), timeout=5
+            )
+        except TimeoutError:
+            store_error, holder = "no answer within 5 s", None
+        _ready, kafka = health.readiness()
+        status, body = indexer_readiness(
+            kafka,
+            store_error=store_error,
+            running=node.running,
+            holding=node.indexer.lease.current is not None,
+            holder=holder,
+        )
+        return JSONResponse(body, status_code=status)
+
+    def lag() -> None:
+        for topic in (settings.topic(DEAD_LETTER), settings.topic(OUTCOMES)):
+            saved = store.positions(topic)
+            for partition, end in health.state.high_ends.get(topic, {}).items():
+                behind.labels(topic, str(partition)).set(max(0, end - saved.get(partition, 0)))
+
+    async def metrics(request: Request) -> Response:
+        if not metrics_allowed(metrics_token, request.headers.get("authorization", "")):
+            return Response(
+                "a bearer token is needed (ops.metrics_token)",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+        await health.metrics.refresh(store=store)
+        try:
+            await asyncio.to_thread(lag)
+        except Exception:  # noqa: BLE001 -- a scrape must answer; /readyz says why
+            _log.warning("metrics: the failed-event store did not answer", exc_info=True)
+        text = await health.render_metrics(running=node.running)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_request: Request) -> JSONResponse:
         ok = node.running
@@ -458,7 +589,17 @@ def run_indexer(
 
     async def serve() -> None:
         await node.start()
-        routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+        await health.probe()
+        probing = asyncio.create_task(health.run(), name="platypus-health")
+        alerting: asyncio.Task[None] | None = None
+        if alerter is not None:
+            await connections.start()
+            alerting = asyncio.create_task(alerter.run_forever(), name="platypus-alerts")
+        routes: list[BaseRoute] = [
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
         if config.ops.dashboard:
             from platypus.ops.web import create_dashboard
 
@@ -481,6 +622,12 @@ def run_indexer(
         try:
             await server.serve()
         finally:
+            for task in (probing, alerting):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await connections.close()
             await node.stop()
             store.close()
 

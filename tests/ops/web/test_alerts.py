@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,8 @@ async def test_a_crossed_threshold_posts_one_alert_and_the_cooldown_holds_the_ne
     overrides = _alerting(slack, fake_vendor.url)
     async with running(tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, **overrides) as app:
         assert app.alerter is not None
-        now = [1000.0]
-        app.alerter.clock = lambda: now[0]
+        start, later = datetime.now(UTC), [0.0]
+        app.alerter.now = lambda: start + timedelta(seconds=later[0])
 
         await ingest(app, closed_won())
         await failed(app, 1)
@@ -72,12 +73,12 @@ async def test_a_crossed_threshold_posts_one_alert_and_the_cooldown_holds_the_ne
         # More failures within the cooldown: no second message.
         await ingest(app, closed_won(), closed_won())
         await failed(app, 4)
-        now[0] += 600
+        later[0] += 600
         assert await app.alerter.check_once() == []
         assert len(slack.messages[CHANNELS["ops-alerts"]]) == 1
 
         # After the cooldown, still over the threshold: one more.
-        now[0] += 400
+        later[0] += 400
         [again] = await app.alerter.check_once()
         assert again.count == 4
         assert len(slack.messages[CHANNELS["ops-alerts"]]) == 2
