@@ -364,7 +364,7 @@ class QueryParams(_Params):
             "SOQL with :name placeholders bound, escaped, from the payload's fields, "
             "e.g. SELECT Id FROM Account WHERE External_Id__c = :customer_id LIMIT 1."
         ),
-        examples=["SELECT Id, Name FROM Account ORDER BY CreatedDate DESC LIMIT 1"],
+        examples=["SELECT Id, Name FROM Account WHERE External_Id__c = :customer_id LIMIT 1"],
     )
 
     @field_validator("soql")

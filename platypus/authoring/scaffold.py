@@ -44,6 +44,8 @@ __all__ = ["Scaffold", "check_target", "sample_instance", "scaffold_flow"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# A ``:name`` bind in a query parameter (SOQL's, like Apex bind variables).
+_BIND = re.compile(r"(?<![A-Za-z0-9_:]):([A-Za-z_][A-Za-z0-9_]*)")
 SAMPLE_TIME = "2026-01-15T09:00:00Z"
 
 
@@ -176,7 +178,8 @@ def _mapping(
         params = _complete(spec.params, params, params_schema, params_defs)
     data_props = schema.get("properties", {})
     if spec is None or spec.input is None:
-        return params, {key: f"data.{key}" for key in data_props if _PLAIN.match(key)}
+        whole = {key: f"data.{key}" for key in data_props if _PLAIN.match(key)}
+        return _bind_to_event(params, whole, schema, defs)
     input_schema = spec.input.model_json_schema()
     input_defs = input_schema.get("$defs", {})
     input_props = input_schema.get("properties", {})
@@ -208,6 +211,48 @@ def _mapping(
         else:
             payload[key] = _constant(value)
     return params, payload
+
+
+def _bind_to_event(
+    params: dict[str, Any],
+    payload: dict[str, Any],
+    schema: Mapping[str, Any],
+    defs: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Params whose example binds ``:name`` values (a SOQL lookup) bound to an event field.
+
+    The example names a field no event has; an example that binds a real field of
+    this event (an id, preferably) is one a person keeps, and the payload is then
+    just the bound values, since the action reads nothing else from it.
+    """
+    binds = {
+        key: names
+        for key, value in params.items()
+        if isinstance(value, str) and (names := _BIND.findall(_outside_quotes(value)))
+    }
+    if not binds:
+        return params, payload
+    required = set(schema.get("required", []))
+    strings = [
+        key
+        for key in payload
+        if key in required
+        and any(o.get("type") == "string" for o in _options(schema["properties"][key], defs))
+    ]
+    ids = [key for key in strings if key == "id" or key.endswith("_id")]
+    candidates = ids or strings or list(payload)
+    if not candidates:
+        return params, payload
+    field = candidates[0]
+    bound = dict(params)
+    for key, names in binds.items():
+        for name in set(names):
+            bound[key] = re.sub(rf"(?<![A-Za-z0-9_:]):{name}\b", f":{field}", bound[key])
+    return bound, {field: payload[field]}
+
+
+def _outside_quotes(text: str) -> str:
+    return re.sub(r"'(?:[^'\\]|\\.)*'", "''", text)
 
 
 def _action(to: str, adapters: AdapterRegistry, config: ProjectConfig) -> Action | None:

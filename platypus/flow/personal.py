@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from platypus.adapter import FREE_TEXT_KEY
-from platypus.expression import Expression, _Checker
+from platypus.expression import Expression, _Checker, _extend
 from platypus.flow.model import StepSpec
 from platypus.schema import PERSONAL_DATA_KEY
 
@@ -38,10 +38,39 @@ class _PersonalReads(_Checker):
         super().__init__(defs)
         self.found: list[str] = []
         self.conditions = 0  # inside a comparison a value is tested, not sent
+        # Nodes whose whole value is read by their parent (a function's argument,
+        # an element of a [list] or {object}): `to_string(data.billing_contact)`
+        # sends every personal field inside the object, though none is named.
+        self.consumed: set[int] = set()
 
     def note(self, path: str) -> None:
         if path not in self.found and not self.conditions:
             self.found.append(path)
+
+    def visit(self, node: Mapping[str, Any], schema: Any, path: str) -> Any:
+        result = super().visit(node, schema, path)
+        # A [list] or {object} is made of its elements, each consumed and noted already.
+        built = node["type"] in ("multi_select_list", "multi_select_dict")
+        if id(node) in self.consumed and not built and isinstance(result, Mapping):
+            for found in _personal_below(result, self.defs, _extend(path, node), 0):
+                self.note(found)
+        return result
+
+    def _consume(self, node: Mapping[str, Any]) -> None:
+        self.consumed.update(id(child) for child in node.get("children", []))
+
+    def _function_expression(self, node: Mapping[str, Any], schema: Any, path: str) -> Any:
+        self._consume(node)
+        return super()._function_expression(node, schema, path)
+
+    def _multi_select_list(self, node: Mapping[str, Any], schema: Any, path: str) -> Any:
+        self._consume(node)
+        return super()._multi_select_list(node, schema, path)
+
+    def _multi_select_dict(self, node: Mapping[str, Any], schema: Any, path: str) -> Any:
+        for pair in node["children"]:
+            self._consume(pair)
+        return super()._multi_select_dict(node, schema, path)
 
     def _field(self, node: Mapping[str, Any], schema: Any, path: str) -> Any:
         result = super()._field(node, schema, path)

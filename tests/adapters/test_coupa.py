@@ -14,6 +14,7 @@ from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus_adapters.coupa import RESULTS, CoupaAdapter, CredentialsError
 from platypus_adapters.coupa.models import CoupaSettings
+from tests.adapters import echoes
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.coupa import RESET, FakeCoupa, Reply, Slow
 from tests.fakes.proxy import TunnelProxy
@@ -454,3 +455,19 @@ async def test_the_proxy_tunnels_every_call_to_the_instance_and_its_token_endpoi
     finally:
         await adapter.close()
     assert set(tunnel_proxy.tunnels) == {urlsplit(coupa.url).netloc}
+
+
+@pytest.mark.parametrize("how", sorted(echoes.ECHOES))
+@pytest.mark.parametrize("status", [400, 422, 503])
+async def test_personal_data_coupa_echoes_changed_is_masked_everywhere(
+    coupa: FakeCoupa, adapter: CoupaAdapter, how: str, status: int
+) -> None:
+    # Coupa's errors name the field and quote the value; a 503 page may quote the request.
+    text = echoes.ECHOES[how]
+    body: Any = text if status == 503 else {"errors": {"po-email": [text]}}
+    coupa.fail_next("/api/suppliers", Reply(status, body), method="POST")
+    payload = {"number": "S-echo", "name": echoes.NAME, "po-email": echoes.EMAIL}
+
+    await echoes.assert_masked(
+        lambda: adapter.call(Request(action="upsert_supplier", payload=payload, event_id="e"))
+    )

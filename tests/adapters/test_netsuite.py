@@ -48,6 +48,7 @@ from platypus_adapters.netsuite.errors import (
     classify_status,
 )
 from platypus_adapters.netsuite.records import netsuite_datetime
+from tests.adapters import echoes
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.netsuite import (
     RESET,
@@ -895,3 +896,26 @@ def test_settings_read_from_an_empty_environment_are_unset() -> None:
         None,
     )
     assert settings.service_url == endpoint_for(CREDENTIALS.account)
+
+
+@pytest.mark.parametrize("how", sorted(echoes.ECHOES))
+@pytest.mark.parametrize("kind", ["status", "fault", "http"])
+async def test_personal_data_netsuite_echoes_changed_is_masked_everywhere(
+    netsuite: FakeNetSuite, how: str, kind: str
+) -> None:
+    # A record error quotes the field value; a fault its request; a proxy page its URL.
+    text = echoes.ECHOES[how]
+    replies = {
+        "status": StatusReply("INVALID_FLD_VALUE", text),
+        "fault": FaultReply("ExceededConcurrentRequestLimitFault", message=text),
+        "http": HttpReply(503, f"<html><body>{text}</body></html>".encode()),
+    }
+    netsuite.fail_next(replies[kind])
+    adapter = make_adapter(netsuite)
+    await adapter.start()
+    try:
+        request = customer("CUST-echo", email=echoes.EMAIL, companyName=echoes.NAME)
+        # A page that is not SOAP is not quoted: only its status is told.
+        await echoes.assert_masked(lambda: adapter.call(request), quoted=kind != "http")
+    finally:
+        await adapter.close()

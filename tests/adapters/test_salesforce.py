@@ -41,6 +41,7 @@ from platypus_adapters.salesforce import (
 )
 from platypus_adapters.salesforce.settings import QueryResult
 from tests.adapters.contract import AdapterContract, Failure
+from tests.adapters.echoes import ECHOES, EMAIL, NAME, assert_masked
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.salesforce import FakeSalesforce
 
@@ -1196,3 +1197,20 @@ def test_settings_left_empty_by_the_environment_are_unset() -> None:
     )
     assert (settings.login_url, settings.ca_bundle, settings.proxy) == (None, None, None)
     assert login_base_url(settings) == "https://acme.my.salesforce.com"
+
+
+@pytest.mark.parametrize("how", sorted(ECHOES))
+@pytest.mark.parametrize(
+    ("code", "status"), [("DUPLICATE_VALUE", 400), ("SERVER_UNAVAILABLE", 503)]
+)
+async def test_personal_data_salesforce_echoes_changed_is_masked_everywhere(
+    fake_sf: FakeSalesforce, how: str, code: str, status: int
+) -> None:
+    # Salesforce's messages quote the field value: "duplicate value found: Email__c ...".
+    fake_sf.fail_next(code, status=status, message=ECHOES[how])
+    adapter = make_adapter(fake_sf)
+    await adapter.start()
+    try:
+        await assert_masked(lambda: adapter.call(upsert("evt-echo", Email__c=EMAIL, Name=NAME)))
+    finally:
+        await adapter.close()

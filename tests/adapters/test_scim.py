@@ -13,6 +13,7 @@ from platypus.adapter import Adapter, Request
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus_adapters.scim import RESULTS, CredentialsError, ScimAdapter
 from platypus_adapters.scim.models import BasicAuth, BearerAuth, ScimSettings
+from tests.adapters import echoes
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.scim import ENTERPRISE, PATCH_OP, RESET, FakeScim, Reply, Slow, scim_error
@@ -485,3 +486,29 @@ async def test_the_proxy_tunnels_every_call_to_the_provider(
         await adapter.close()
     assert set(tunnel_proxy.tunnels) == {urlsplit(scim.base_url).netloc}
     assert scim.users_with("externalId", "W-10042")
+
+
+@pytest.mark.parametrize("how", sorted(echoes.ECHOES))
+@pytest.mark.parametrize(("status", "scim_type"), [(400, "invalidValue"), (409, "uniqueness")])
+async def test_personal_data_the_service_echoes_changed_is_masked_everywhere(
+    scim: FakeScim, adapter: ScimAdapter, how: str, status: int, scim_type: str
+) -> None:
+    # A SCIM error's detail quotes the attribute refused: the person's login, their name.
+    detail = echoes.ECHOES[how]
+    scim.fail_next("/Users", Reply(status, scim_error(status, detail, scim_type)), method="POST")
+    person = user("W-echo", echoes.EMAIL, displayName=echoes.NAME)
+
+    await echoes.assert_masked(
+        lambda: adapter.call(Request(action="upsert_user", payload=person, event_id="evt-echo"))
+    )
+
+
+async def test_personal_data_in_a_503_page_is_masked_everywhere(
+    scim: FakeScim, adapter: ScimAdapter
+) -> None:
+    scim.fail_next("/Users", Reply(503, echoes.ECHOES["url-escaped"]), method="POST")
+    person = user("W-echo", echoes.EMAIL, displayName=echoes.NAME)
+
+    await echoes.assert_masked(
+        lambda: adapter.call(Request(action="upsert_user", payload=person, event_id="evt-echo"))
+    )

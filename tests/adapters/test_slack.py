@@ -17,6 +17,7 @@ from platypus.exceptions import ConfigurationError, PermanentError, RetryableErr
 from platypus.logging import configure_logging
 from platypus_adapters.slack import SlackAdapter, SlackSettings
 from tests.adapters.contract import AdapterContract, Failure
+from tests.adapters.echoes import ECHOES, EMAIL, NAME, assert_masked
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.slack import CHANNELS, RESET, FakeSlack, Reply, Slow
 from tests.fakes.tls import TestCA
@@ -492,3 +493,18 @@ def test_ca_bundle_and_proxy_left_empty_by_the_environment_are_unset() -> None:
         SlackSettings.model_validate(
             {"token": {"env": "SLACK_BOT_TOKEN"}, "proxy": "socks5://proxy:1080"}
         )
+
+
+# -- personal data echoed changed ----------------------------------------------------
+
+
+@pytest.mark.parametrize("how", sorted(ECHOES))
+@pytest.mark.parametrize("status", [400, 503, 200])
+async def test_personal_data_slack_echoes_changed_is_masked_everywhere(
+    slack: FakeSlack, adapter: SlackAdapter, how: str, status: int
+) -> None:
+    # A proxy's error page, or Slack's own refusal whose code quotes the text.
+    body: Any = {"ok": False, "error": ECHOES[how]} if status == 200 else ECHOES[how]
+    slack.fail_next("chat.postMessage", Reply(status, body))
+
+    await assert_masked(lambda: adapter.call(post("evt-echo", text=f"Welcome {NAME} {EMAIL}")))

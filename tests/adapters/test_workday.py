@@ -26,10 +26,19 @@ from platypus.exceptions import (
 from platypus.logging import configure_logging
 from platypus_adapters.workday import WorkdayAdapter, WorkdaySettings, default_endpoint
 from platypus_adapters.workday._faults import AuthenticationFaultError, classify
+from tests.adapters import echoes
 from tests.adapters.contract import AdapterContract, Failure
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.tls import TestCA
-from tests.fakes.workday import WD, WSSE, Delay, FakeWorkday, WorkdaySchema, wsdl_path
+from tests.fakes.workday import (
+    WD,
+    WSSE,
+    Delay,
+    FakeWorkday,
+    ScriptedFault,
+    WorkdaySchema,
+    wsdl_path,
+)
 
 WSDL = wsdl_path()
 PASSWORD = "wd-isu-secret-7c41"
@@ -624,3 +633,20 @@ def test_ca_bundle_proxy_and_endpoint_left_empty_by_the_environment_are_unset() 
     assert (settings.endpoint, settings.ca_bundle, settings.proxy) == (None, None, None)
     with pytest.raises(ValueError, match="proxy URL"):
         WorkdaySettings.model_validate({**settings.model_dump(), "proxy": "socks5://p:1080"})
+
+
+@pytest.mark.parametrize("how", sorted(echoes.ECHOES))
+@pytest.mark.parametrize("kind", ["validation", "processing", 503])
+async def test_personal_data_workday_echoes_changed_is_masked_everywhere(
+    workday: FakeWorkday, how: str, kind: str | int
+) -> None:
+    # Workday's validation faults quote the value refused ("... is not a valid e-mail").
+    workday.fail_next(ScriptedFault(kind, echoes.ECHOES[how]) if isinstance(kind, str) else kind)
+    adapter = make_adapter(workday)
+    await adapter.start()
+    try:
+        request = change_email("21001", echoes.EMAIL, "evt-echo")
+        # An HTML error page is not quoted: only its status is told.
+        await echoes.assert_masked(lambda: adapter.call(request), quoted=kind != 503)
+    finally:
+        await adapter.close()

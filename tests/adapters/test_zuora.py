@@ -28,6 +28,7 @@ from platypus_adapters.zuora._idempotency import IdempotencyKeys, answered_failu
 from platypus_adapters.zuora._token import TokenCache
 from platypus_adapters.zuora.models import CreateSubscriptionResult, FindAccountResult
 from tests.adapters.contract import AdapterContract, Failure
+from tests.adapters.echoes import ECHOES, assert_masked
 from tests.fakes.proxy import TunnelProxy
 from tests.fakes.tls import TestCA
 from tests.fakes.zuora import AUTH_ERROR, RESET, FakeZuora, Reply, Slow
@@ -820,3 +821,15 @@ def test_ca_bundle_and_proxy_left_empty_by_the_environment_are_unset() -> None:
                 "proxy": "socks5://proxy:1080",
             }
         )
+
+
+@pytest.mark.parametrize("how", sorted(ECHOES))
+@pytest.mark.parametrize("status", [200, 400, 503])
+async def test_personal_data_zuora_echoes_changed_is_masked_everywhere(
+    zuora: FakeZuora, adapter: Adapter, how: str, status: int
+) -> None:
+    # Zuora's reasons quote the value refused; a gateway's 503 page may quote the request.
+    body: Any = ECHOES[how] if status == 503 else _reasons("53100020", ECHOES[how])
+    zuora.fail_next("/v1/accounts", Reply(status, body))
+
+    await assert_masked(lambda: adapter.call(account_request("evt-echo")))

@@ -423,6 +423,51 @@ CORPUS = [
         "data.billing_contact.name, data.billing_contact.email, data.billing_contact.phone",
     ),
     ("_project/personal_owner_email.yaml", (), "personal-data", 8, 13, "(data.owner_email)"),
+    # Personal data read only inside a function's argument, a list or an object.
+    (
+        "_project/personal_to_string_object.yaml",
+        (),
+        "personal-data",
+        8,
+        13,
+        "(data.billing_contact.name, data.billing_contact.email, data.billing_contact.phone)"
+        " to 'text'",
+    ),
+    (
+        "_project/personal_object_in_function_in_list.yaml",
+        (),
+        "personal-data",
+        8,
+        13,
+        "allow_personal_data: [data.billing_contact.name, data.billing_contact.email, "
+        "data.billing_contact.phone]",
+    ),
+    (
+        "_project/personal_in_projection.yaml",
+        (),
+        "personal-data",
+        8,
+        13,
+        "data.billing_contact.email",
+    ),
+    ("_project/personal_nested_functions.yaml", (), "personal-data", 8, 13, "(data.last_name)"),
+    (
+        "_project/personal_in_function_in_blocks.yaml",
+        (),
+        "personal-data",
+        8,
+        15,
+        "(data.work_email) to 'blocks'",
+    ),
+    (
+        "_project/personal_in_multiselect.yaml",
+        (),
+        "personal-data",
+        8,
+        13,
+        "sends personal data (data.billing_contact.name) to 'text'",
+    ),
+    ("_project/personal_default_of_or.yaml", (), "personal-data", 8, 13, "(data.reason) to 'text'"),
     ("_project/unclosed_double_quote.yaml", (), "yaml-syntax", 7, 15, 'unclosed " quote'),
     (
         "_project/unclosed_single_quote.yaml",

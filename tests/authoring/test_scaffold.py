@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from adapters.salesforce.soql import bind
 from platypus.adapter import AdapterRegistry
 from platypus.authoring.cli import flows_test_command, new_group
 from platypus.authoring.scaffold import sample_instance
@@ -195,3 +197,26 @@ def test_a_wrong_to_is_refused_with_a_did_you_mean_and_writes_nothing(
     assert result.exit_code == 2
     assert message in result.output
     assert not (every_connection / "flows").exists()
+
+
+@pytest.mark.parametrize("event_type", _TYPES)
+def test_the_salesforce_query_scaffold_binds_its_where_to_a_field_of_the_event(
+    every_connection: Path, event_type: str
+) -> None:
+    project = ["--project", str(every_connection)]
+    args = ["flow", "q", "--consumes", event_type, "--to", "salesforce.query", *project]
+    CliRunner().invoke(new_group, args)
+    lint = CliRunner().invoke(flows_lint, project)
+
+    step = yaml.safe_load((every_connection / "flows" / "q.yaml").read_text())["steps"][0]
+    event = json.loads((every_connection / "samples" / "q.event.json").read_text())
+    (field,) = step["payload"]
+
+    assert lint.output == "no problems found\n", lint.output
+    assert step["params"]["soql"].startswith("SELECT Id, Name FROM Account WHERE ")
+    assert step["params"]["soql"].endswith(f" = :{field} LIMIT 1")
+    assert step["payload"] == {field: f"data.{field}"}
+    assert isinstance(event["data"][field], str)
+    # The adapter binds it from the payload: a quoted literal, the query runnable as is.
+    bound = bind(step["params"]["soql"], {field: event["data"][field]})
+    assert bound.endswith(f" = '{event['data'][field]}' LIMIT 1")

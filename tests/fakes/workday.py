@@ -20,8 +20,9 @@ It serves the Human_Resources v30.0 endpoint
 Scripted failures, one per request, in order (`FakeWorkday.fail_next`):
 ``"validation"``, ``"processing"``, ``"auth"`` (an authentication fault, whatever
 the credentials), ``500``/``503`` (an HTML error page), ``"reset"`` (headers
-with a Content-Length, then the connection drops) and ``Delay(seconds)``
-(answer normally, late).
+with a Content-Length, then the connection drops), ``Delay(seconds)``
+(answer normally, late) and ``ScriptedFault(kind, message)`` (a validation or processing
+fault saying ``message``, as Workday's quote what was sent).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "Delay",
     "FakeWorkday",
     "FakeWorker",
+    "ScriptedFault",
     "WorkChange",
     "WorkdaySchema",
     "wsdl_path",
@@ -134,6 +136,14 @@ class Delay:
     """A scripted failure: answer normally, ``seconds`` late."""
 
     seconds: float
+
+
+@dataclass(frozen=True)
+class ScriptedFault:
+    """A scripted SOAP fault of ``kind`` ("validation", "processing") saying ``message``."""
+
+    kind: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -344,6 +354,8 @@ class FakeWorkday:
         if scope["method"] != "POST" or scope["path"] != self.path:
             return "404", 404, b"<html><body>Not Found</body></html>", "text/html"
         try:
+            if isinstance(failure, ScriptedFault):
+                raise _FaultError(failure.kind, failure.message)
             if failure == "auth":
                 raise _FaultError("auth", "invalid username or password")
             if failure == "validation":

@@ -6,16 +6,17 @@ the same flows, to the same fake vendor echoing each person back changed
 (lower- or upper-cased, JSON-, URL- or HTML-escaped, cut off by the excerpt,
 beside the connection's token), one person at a time. Then the scan reads every
 log line of both processes, every header of every dead-letter record on the
-broker, every refused-body record but its body, every file the worker keeps
-on disk (the delivery ledger's SQLite columns, faust's data folder), and what
-both processes answer over HTTP, and counts each person's values and every
-secret it finds. It must find nothing.
+broker, every refused-body record but its body, every file the worker and
+the indexer keep on disk (the delivery ledger's and the failed-event store's
+SQLite columns, faust's data folder), what the processes answer over HTTP, and
+the indexer's operations dashboard (every HTML page and JSON API answer, for a
+viewer logged in and for a viewer's API token), and counts each person's values
+and every secret it finds. It must find nothing.
 
 Kept in clear on purpose (docs/operations.md, "Personal data"): the events
 themselves, so a dead-letter record's value must be the event exactly as the
-events topic holds it, and no more; and the refused bodies.
-
-The Kafka runtime has no dashboard of its own yet; its pages are not scanned here.
+events topic holds it, and no more (and the store's copy of it, `_KEPT_WHOLE`);
+and the refused bodies.
 """
 
 from __future__ import annotations
@@ -34,14 +35,20 @@ import httpx
 import pytest
 import yaml
 
+from platypus.ops.auth import hash_password
+from platypus.ops.store import FailureStore
 from platypus.redaction import MASK
 from tests.fakes.vendor import FakeVendor
 from tests.faults.leakscan import BADGE, ONBOARD, PEOPLE, VENDOR_TOKEN, Scan, script_echoes
 from tests.kafka_broker import KafkaBroker
+from tests.ops.web.support import PASSWORDS, TOKENS, login
 from tests.runtimes import stop_worker, wait_worker_healthy, write_kafka_project
 from tests.support import free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
+
+# The events, kept whole on purpose in the failed-event store as on the topics.
+_KEPT_WHOLE = {("failures", "payload"), ("failures", "replay_payload")}
 
 
 def _start(root: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -51,7 +58,12 @@ def _start(root: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
             [str(command), *args, "--project", str(root), "--log-level", "debug", "--log-json"],
             stdout=stderr,
             stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "VENDOR_TOKEN": VENDOR_TOKEN},
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "VENDOR_TOKEN": VENDOR_TOKEN,
+                "GRAFANA_TOKEN": TOKENS["grafana"],
+            },
             # faust writes its data folder into the current directory: the project's.
             cwd=root,
         )
@@ -83,19 +95,33 @@ async def test_no_secret_and_no_personal_value_is_kept_or_shown_on_kafka(
         "token_env": "VENDOR_TOKEN",
     }
     config["data_dir"] = "data"
+    (project / "store").mkdir(parents=True)
+    store_url = f"sqlite:///{project / 'store' / 'failures.db'}"
+    config["failures_store"] = store_url
+    # A viewer, by password and by API token: what anyone allowed to look sees.
+    config["ops"] = {
+        "users": {"vera": {"role": "viewer", "password_hash": hash_password(PASSWORDS["vera"])}},
+        "tokens": {"grafana": {"role": "viewer", "token": {"env": "GRAFANA_TOKEN"}}},
+    }
     (project / "platypus.yaml").write_text(yaml.safe_dump(config))
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
+    ops_url = f"http://127.0.0.1:{ops_port}"
     everyone = [v for p in PEOPLE for v in p.values]
-    values = [*everyone, VENDOR_TOKEN]
+    values = [*everyone, VENDOR_TOKEN, PASSWORDS["vera"], TOKENS["grafana"]]
+    cookies: list[str] = []
     scan = Scan()
     sent: dict[str, bytes] = {}
 
     worker = _start(project, logs / "worker.log", "worker")
     web = _start(project, logs / "web.log", "web", "--port", str(port))
+    indexer = _start(
+        project, logs / "indexer.log", "indexer", "--host", "127.0.0.1", "--port", str(ops_port)
+    )
     try:
         await wait_worker_healthy(worker, settings.web_port)
         await wait_healthy(url, web)
+        await wait_healthy(ops_url, indexer)
         async with httpx.AsyncClient(timeout=30) as http:
             for n, person in enumerate(PEOPLE):
                 script_echoes(fake_vendor, n, person)
@@ -114,13 +140,18 @@ async def test_no_secret_and_no_personal_value_is_kept_or_shown_on_kafka(
             for where, address in (
                 ("web", f"{url}/healthz"),
                 ("worker", f"http://127.0.0.1:{settings.web_port}/healthz"),
+                ("indexer", f"{ops_url}/healthz"),
             ):
                 answer = await http.get(address)
                 assert answer.status_code < 500, (where, answer.status_code)
                 scan.check(f"{where} /healthz", "http answers", answer.text, values)
+        ids = await _indexed(store_url, 6, indexer)
+        await _scan_dashboard(ops_url, ids, scan, values, cookies)
     finally:
+        stop_worker(indexer)
         stop_worker(web)
         stop_worker(worker)
+    values += [c for c in cookies if c]
 
     letters = await asyncio.to_thread(kafka_broker.read, settings.topic("dead-letter"))
     events = {
@@ -157,8 +188,55 @@ async def test_no_secret_and_no_personal_value_is_kept_or_shown_on_kafka(
     assert len(letters) == 6
     assert scan.read["rejected records"] == 1
     assert cells >= 7  # a ledger row for each delivered step: six badges, one onboarding
+    assert scan.server_errors == []
+    assert scan.read["dashboard pages"] == (4 + 6) * 2 + (4 + 6)  # session: pages, API; token
     assert MASK in text
     assert scan.read["log lines"] > 20
+
+
+async def _indexed(store_url: str, count: int, indexer: subprocess.Popen[bytes]) -> list[int]:
+    """The ids of the failed-event entries, once the indexer has stored ``count``."""
+    store = FailureStore(store_url)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            assert indexer.poll() is None, f"platypus indexer exited with {indexer.returncode}"
+            found = await asyncio.to_thread(store.search, limit=None)
+            if len(found) >= count:
+                return sorted(e.id for e in found)
+            assert time.monotonic() < deadline, f"{len(found)} of {count} entries indexed"
+            await asyncio.sleep(0.2)
+    finally:
+        store.close()
+
+
+async def _scan_dashboard(
+    ops_url: str, ids: list[int], scan: Scan, values: list[str], cookies: list[str]
+) -> None:
+    """Every page and API answer of the indexer's dashboard, for a viewer, by session and token."""
+    pages = ["/ops/", "/ops/failures", "/ops/audit", "/ops/failures?q=corp-pii"]
+    pages += [f"/ops/failures/{i}" for i in ids]
+    api = ["/ops/api/overview", "/ops/api/failures", "/ops/api/audit", "/ops/api/me"]
+    api += [f"/ops/api/failures/{i}" for i in ids]
+
+    async def read(client: httpx.AsyncClient, path: str, where: str, **headers: str) -> str:
+        answer = await client.get(path, headers=headers)
+        if answer.status_code >= 500:
+            scan.server_errors.append(f"{where}: {answer.status_code}")
+        assert answer.status_code == 200, (where, answer.status_code, answer.text[:300])
+        scan.check(where, "dashboard pages", answer.text, values)
+        return answer.text
+
+    async with httpx.AsyncClient(base_url=ops_url, timeout=30) as viewer:
+        await login(viewer, "vera")
+        cookies.extend(viewer.cookies.values())
+        shown = {path: await read(viewer, path, f"vera {path}") for path in pages + api}
+    # The pages show the failures, with the vendors' echoes masked, not an empty list.
+    assert json.loads(shown["/ops/api/failures"])["total"] == len(ids)
+    assert all(MASK in shown[f"/ops/failures/{i}"] for i in ids[:1])
+    async with httpx.AsyncClient(base_url=ops_url, timeout=30) as bot:
+        for path in api:
+            await read(bot, path, f"token {path}", Authorization=f"Bearer {TOKENS['grafana']}")
 
 
 def _scan_files(project: Path, scan: Scan, values: list[str]) -> int:
@@ -174,6 +252,8 @@ def _scan_files(project: Path, scan: Scan, values: list[str]) -> int:
         raw = path.read_bytes()
         if raw.startswith(b"SQLite format 3"):
             ledger_rows += _scan_sqlite(path, scan, values)
+        if path.name.startswith("failures.db"):
+            continue  # it holds the events whole (_KEPT_WHOLE): read by column only
         scan.check(str(path.relative_to(project)), "files", raw.decode("utf-8", "replace"), values)
     return ledger_rows
 
@@ -189,7 +269,7 @@ def _scan_sqlite(path: Path, scan: Scan, values: list[str]) -> int:
                 rows += table == "ledger"
                 record: dict[str, Any] = dict(zip(names, row, strict=True))
                 for column, value in record.items():
-                    if value is None:
+                    if value is None or (table, column) in _KEPT_WHOLE:
                         continue
                     cell = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
                     scan.check(f"{path.name} {table}.{column}", "store cells", str(cell), values)
