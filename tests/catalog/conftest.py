@@ -146,6 +146,11 @@ def catalog_config(vendors: Vendors, data_dir: Path) -> ProjectConfig:
             "connections": connections,
             "data_dir": data_dir,
             "partitions": 4,
-            "retry": RetryPolicy(initial_delay=0.01, max_delay=0.05, max_attempts=4),
+            # dependency_wait in seconds, not the default 10 minutes: a test that expects
+            # a missing supplier to be dead-lettered must not wait them out (flows that
+            # set their own, such as invoice-to-netsuite's 30m, keep it).
+            "retry": RetryPolicy(
+                initial_delay=0.01, max_delay=0.05, max_attempts=4, dependency_wait=1.0
+            ),
         }
     )
