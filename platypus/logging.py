@@ -29,6 +29,7 @@ from platypus.redaction import MASK, Scrubber, is_secret_name, scrubber
 __all__ = [
     "color_allowed",
     "configure_logging",
+    "debug_enabled",
     "get_logger",
     "redaction_scope",
     "scrub_event_dict",
@@ -156,6 +157,20 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(max(numeric, logging.WARNING))
+
+
+# What a filtering bound logger's disabled methods are (one shared no-op).
+_DISABLED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug
+
+
+def debug_enabled() -> bool:
+    """Whether a debug line logged now would be written, as structlog is configured now.
+
+    A lookup in structlog's configuration: hot paths ask it before building a
+    debug line, since calling a lazy logger costs microseconds even when the
+    level drops the line. Any wrapper other than a filtering one says yes.
+    """
+    return getattr(structlog.get_config()["wrapper_class"], "debug", None) is not _DISABLED
 
 
 def get_logger(name: str = "platypus") -> Any:

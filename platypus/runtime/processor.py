@@ -27,7 +27,7 @@ from platypus.envelope import stored_form
 from platypus.exceptions import EventValidationError, FieldError, JsonTextError
 from platypus.flow.model import FlowSpec, OnError, StepSpec
 from platypus.jsontext import dumps, loads
-from platypus.logging import redaction_scope
+from platypus.logging import debug_enabled, redaction_scope
 from platypus.records import (
     EVENT_ID_HEADER,
     FLOW_DELIVERED,
@@ -213,7 +213,8 @@ class Processor:
                 if not flows:
                     detail = f"no flow consumes {event_type}"
                     result.outcomes.append(FlowOutcome(flow="", status="filtered", detail=detail))
-                    _log.debug("event filtered", reason=detail)
+                    if debug_enabled():
+                        _log.debug("event filtered", reason=detail)
                     return result
                 for flow in flows:
                     outcome = await self._run_flow(flow, record, event, delivered, values, result)
@@ -317,12 +318,14 @@ class Processor:
         if delivered.get((flow.name, FLOW_DELIVERED)) == flow.version:
             # This flow, as it is now, delivered the event before (a replay of an
             # event another flow failed, a restart): nothing to send again.
-            _log.debug("flow already delivered, not run again")
+            if debug_enabled():
+                _log.debug("flow already delivered, not run again")
             return FlowOutcome(flow.name, "delivered", flow.version, detail="delivered before")
         results: dict[str, Any] = {}
         decision = core.decide_flow(flow, core.event_context(event, results))
         if isinstance(decision, core.Filtered):
-            _log.debug("event filtered", reason=decision.reason)
+            if debug_enabled():
+                _log.debug("event filtered", reason=decision.reason)
             return FlowOutcome(flow.name, "filtered", flow.version, detail=decision.reason)
         if isinstance(decision, core.Failed):
             return self._failed(flow, None, record, event, decision, 1, time.time(), values)
@@ -337,12 +340,14 @@ class Processor:
             if done is not _NOT_DELIVERED:
                 # Delivered before (an earlier run, a replay): the vendor has it already.
                 results[step.name] = done
-                _log.debug("step already delivered, not sent again", step=step.name)
+                if debug_enabled():
+                    _log.debug("step already delivered, not sent again", step=step.name)
                 continue
             planned = core.decide_step(flow, step, core.event_context(event, results))
             if isinstance(planned, core.Filtered):
                 results[step.name] = None
-                _log.debug("step skipped", step=step.name, reason=planned.reason)
+                if debug_enabled():
+                    _log.debug("step skipped", step=step.name, reason=planned.reason)
                 continue
             adapter = self.connections.get(step.connection)
             spec = adapter.actions.get(step.action)
@@ -401,7 +406,8 @@ class Processor:
                 # Sending it again is harmless: it is settled with the outcome.
                 done_steps.append(done_row)
             results[step.name] = delivery.result
-            _log.debug("step delivered", step=step.name, to=step.to, attempts=delivery.attempts)
+            if debug_enabled():
+                _log.debug("step delivered", step=step.name, to=step.to, attempts=delivery.attempts)
         delivered[(flow.name, FLOW_DELIVERED)] = flow.version
         result.deliveries.append(
             Delivery(
