@@ -29,6 +29,7 @@ from platypus.redaction import MASK, Scrubber, is_secret_name, scrubber
 __all__ = [
     "color_allowed",
     "configure_logging",
+    "context_var",
     "debug_enabled",
     "get_logger",
     "redaction_scope",
@@ -171,6 +172,19 @@ def debug_enabled() -> bool:
     level drops the line. Any wrapper other than a filtering one says yes.
     """
     return getattr(structlog.get_config()["wrapper_class"], "debug", None) is not _DISABLED
+
+
+def context_var(name: str) -> contextvars.ContextVar[Any]:
+    """The variable behind ``structlog.contextvars.bind_contextvars(name=...)``.
+
+    Setting and resetting it is what binding and resetting ``name`` do, without
+    building a mapping of names and tokens each time: for what is bound once or
+    more per event. Log lines carry it as structlog's own bindings (``merge_contextvars``).
+    """
+    tokens = structlog.contextvars.bind_contextvars(**{name: None})
+    structlog.contextvars.reset_contextvars(**tokens)
+    var: contextvars.ContextVar[Any] = tokens[name].var
+    return var
 
 
 def get_logger(name: str = "platypus") -> Any:

@@ -13,7 +13,13 @@ import structlog
 from pydantic import SecretStr
 
 from platypus.config import ConnectionSpec
-from platypus.logging import configure_logging, debug_enabled, get_logger, redaction_scope
+from platypus.logging import (
+    configure_logging,
+    context_var,
+    debug_enabled,
+    get_logger,
+    redaction_scope,
+)
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, running
 
@@ -143,3 +149,22 @@ async def test_a_delivered_step_is_logged_at_debug_level_only(
         root.handlers, root.level = handlers, level
     assert len(found["debug"]) == 1
     assert found["info"] == []
+
+
+def test_a_context_var_set_directly_is_bound_like_bind_contextvars(
+    captured: io.StringIO,
+) -> None:
+    var = context_var("flow")
+    token = var.set("orders")
+    try:
+        assert structlog.contextvars.get_contextvars() == {"flow": "orders"}
+        get_logger("test").info("inside")
+    finally:
+        var.reset(token)
+    get_logger("test").info("outside")
+    inside, outside = lines(captured)
+    assert inside["flow"] == "orders"
+    assert "flow" not in outside
+    structlog.contextvars.bind_contextvars(flow="other")
+    structlog.contextvars.clear_contextvars()
+    assert var.get() is Ellipsis  # the same variable structlog clears
