@@ -13,12 +13,12 @@ Two things are masked in every log line, whoever wrote it:
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from types import TracebackType
 from typing import Any, TextIO, cast
 
 import structlog
@@ -43,18 +43,32 @@ _personal: contextvars.ContextVar[tuple[Values, ...]] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def redaction_scope(values: Values) -> Iterator[None]:
+class redaction_scope:  # noqa: N801 -- used as a function: ``with redaction_scope(values):``
     """Mask ``values`` (one event's personal data) in every log line written inside.
 
     ``values`` may be a callable returning them: it is called only if a line is
     actually written, so events that log nothing never pay for finding them.
+    A class rather than a generator: it is entered once per event processed.
     """
-    token = _personal.set((*_personal.get(), values))
-    try:
-        yield
-    finally:
-        _personal.reset(token)
+
+    __slots__ = ("_token", "_values")
+
+    def __init__(self, values: Values) -> None:
+        self._values = values
+        self._token: contextvars.Token[tuple[Values, ...]] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _personal.set((*_personal.get(), self._values))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _personal.reset(self._token)
+            self._token = None
 
 
 def _values_in_scope() -> Scrubber:
