@@ -327,7 +327,12 @@ class Processor:
                 _log.debug("flow already delivered, not run again")
             return FlowOutcome(flow.name, "delivered", flow.version, detail="delivered before")
         results: dict[str, Any] = {}
-        decision = core.decide_flow(flow, core.event_context(event, results))
+        # Without a condition there is nothing to evaluate: no context to build.
+        decision = (
+            core.decide_flow(flow, core.event_context(event, results))
+            if flow.when is not None
+            else None
+        )
         if isinstance(decision, core.Filtered):
             if debug_enabled():
                 _log.debug("event filtered", reason=decision.reason)
