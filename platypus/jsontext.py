@@ -147,15 +147,29 @@ def integral(value: Any) -> Any:
     if isinstance(value, dict):
         changed = None
         for key, item in value.items():
+            if type(item) in _UNCHANGED:
+                continue  # most values of an event: no call needed to know
             new = integral(item)
             if new is not item:
                 changed = changed if changed is not None else dict(value)
                 changed[key] = new
         return value if changed is None else changed
     if isinstance(value, list):
-        items = [integral(item) for item in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        items = None
+        for index, item in enumerate(value):
+            if type(item) in _UNCHANGED:
+                continue
+            new = integral(item)
+            if new is not item:
+                items = items if items is not None else list(value)
+                items[index] = new
+        return value if items is None else items
     return value
+
+
+# Exactly these types come back from `integral` as they went in (subclasses are
+# looked at, since a float subclass may change).
+_UNCHANGED = frozenset({str, int, bool, type(None)})
 
 
 def loads(data: bytes) -> Any:

@@ -13,12 +13,12 @@ Two things are masked in every log line, whoever wrote it:
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from types import TracebackType
 from typing import Any, TextIO, cast
 
 import structlog
@@ -29,6 +29,8 @@ from platypus.redaction import MASK, Scrubber, is_secret_name, scrubber
 __all__ = [
     "color_allowed",
     "configure_logging",
+    "context_var",
+    "debug_enabled",
     "get_logger",
     "redaction_scope",
     "scrub_event_dict",
@@ -41,18 +43,32 @@ _personal: contextvars.ContextVar[tuple[Values, ...]] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def redaction_scope(values: Values) -> Iterator[None]:
+class redaction_scope:  # noqa: N801 -- used as a function: ``with redaction_scope(values):``
     """Mask ``values`` (one event's personal data) in every log line written inside.
 
     ``values`` may be a callable returning them: it is called only if a line is
     actually written, so events that log nothing never pay for finding them.
+    A class rather than a generator: it is entered once per event processed.
     """
-    token = _personal.set((*_personal.get(), values))
-    try:
-        yield
-    finally:
-        _personal.reset(token)
+
+    __slots__ = ("_token", "_values")
+
+    def __init__(self, values: Values) -> None:
+        self._values = values
+        self._token: contextvars.Token[tuple[Values, ...]] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _personal.set((*_personal.get(), self._values))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _personal.reset(self._token)
+            self._token = None
 
 
 def _values_in_scope() -> Scrubber:
@@ -156,6 +172,33 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(max(numeric, logging.WARNING))
+
+
+# What a filtering bound logger's disabled methods are (one shared no-op).
+_DISABLED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug
+
+
+def debug_enabled() -> bool:
+    """Whether a debug line logged now would be written, as structlog is configured now.
+
+    A lookup in structlog's configuration: hot paths ask it before building a
+    debug line, since calling a lazy logger costs microseconds even when the
+    level drops the line. Any wrapper other than a filtering one says yes.
+    """
+    return getattr(structlog.get_config()["wrapper_class"], "debug", None) is not _DISABLED
+
+
+def context_var(name: str) -> contextvars.ContextVar[Any]:
+    """The variable behind ``structlog.contextvars.bind_contextvars(name=...)``.
+
+    Setting and resetting it is what binding and resetting ``name`` do, without
+    building a mapping of names and tokens each time: for what is bound once or
+    more per event. Log lines carry it as structlog's own bindings (``merge_contextvars``).
+    """
+    tokens = structlog.contextvars.bind_contextvars(**{name: None})
+    structlog.contextvars.reset_contextvars(**tokens)
+    var: contextvars.ContextVar[Any] = tokens[name].var
+    return var
 
 
 def get_logger(name: str = "platypus") -> Any:

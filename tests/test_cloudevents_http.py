@@ -25,6 +25,7 @@ from cloudevents.core.bindings.http import HTTPMessage, to_binary, to_structured
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from pydantic import RootModel
+from starlette.responses import JSONResponse
 
 from platypus.config import IngressSettings
 from platypus.flow.loader import load_flows
@@ -330,3 +331,20 @@ async def test_a_content_type_that_is_no_mode_still_gets_415(client: httpx.Async
     response = await client.post("/events", content=b"<x/>", headers={"content-type": "text/xml"})
     assert response.status_code == 415
     assert "binary mode" in response.json()["error"]
+
+
+async def test_the_202_body_is_what_starlette_writes_for_it(client: httpx.AsyncClient) -> None:
+    # The answer is rendered with orjson (platypus.web): byte for byte what
+    # Starlette's JSONResponse writes for the same content, non-ASCII ids too.
+    events = [closed_won(amount=4200) for _ in range(3)]
+    events[1]["id"] = "evt-ünïcödé-€"
+    answer = await client.post(
+        "/events",
+        content=json.dumps(events).encode(),
+        headers={"content-type": "application/cloudevents-batch+json"},
+    )
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == 3
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.content == JSONResponse(answer.json()).body
+    assert "evt-ünïcödé-€".encode() in answer.content

@@ -7,6 +7,8 @@ import itertools
 import time
 from pathlib import Path
 
+import pytest
+
 from platypus.config import ConnectionSpec
 from platypus.records import Delivery
 from platypus.runtime.kafka.ledger import SqliteLedger
@@ -31,6 +33,28 @@ async def test_a_limit_holds_calls_in_flight_to_its_maximum() -> None:
 
     await asyncio.gather(*(call() for _ in range(10)))
     assert most == 2
+
+
+async def test_no_limit_lets_every_call_in_and_passes_errors_on() -> None:
+    limit = ConnectionLimit()
+    inside = 0
+    gate, full = asyncio.Event(), asyncio.Event()
+
+    async def call() -> None:
+        nonlocal inside
+        async with limit.slot():
+            inside += 1
+            if inside == 20:
+                full.set()
+            await gate.wait()
+
+    calls = [asyncio.create_task(call()) for _ in range(20)]
+    await asyncio.wait_for(full.wait(), timeout=30)  # all twenty inside at once
+    gate.set()
+    await asyncio.gather(*calls)
+    with pytest.raises(LookupError, match="from the adapter"):
+        async with limit.slot():
+            raise LookupError("from the adapter")
 
 
 async def test_a_rate_limit_spaces_call_starts() -> None:

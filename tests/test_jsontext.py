@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from platypus.exceptions import JsonTextError
-from platypus.jsontext import MAX_DEPTH, dumps, from_python, loads, parse
+from platypus.jsontext import MAX_DEPTH, dumps, from_python, integral, loads, parse
 
 
 def refused(data: bytes) -> JsonTextError:
@@ -144,3 +144,52 @@ def test_python_data_is_read_as_its_json_would_be() -> None:
     with pytest.raises(JsonTextError) as caught:
         from_python({"data": {"lines": [1.0, float("inf")]}})
     assert caught.value.path == "data.lines[1]"
+
+
+def test_integral_turns_whole_floats_into_integers_at_any_depth() -> None:
+    value = {"a": [1.0, 2.5, {"b": 3.0, "c": "x"}], "d": 4.0, "e": None, "f": True, "g": 1e30}
+    assert integral(value) == {
+        "a": [1, 2.5, {"b": 3, "c": "x"}],
+        "d": 4,
+        "e": None,
+        "f": True,
+        "g": 1e30,
+    }
+    assert type(integral(value)["a"][0]) is int
+    assert type(value["a"][0]) is float  # the input is not changed
+
+
+def test_integral_returns_the_same_objects_when_nothing_changes() -> None:
+    inner = [1, "two", None, False, {"x": 2.5}]
+    value = {"list": inner, "n": 3, "s": "text"}
+    assert integral(value) is value
+    assert integral(inner) is inner
+
+
+class _Float(float):
+    pass
+
+
+def test_integral_looks_at_subclasses_of_float() -> None:
+    assert integral({"a": [_Float(2.0)]}) == {"a": [2]}
+    assert type(integral({"a": [_Float(2.0)]})["a"][0]) is int
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=30,
+    )
+)
+def test_integral_changes_only_whole_floats(value: Any) -> None:
+    def expected(v: Any) -> Any:
+        if isinstance(v, float):
+            return int(v) if v.is_integer() and -(2**63) <= v <= 2**64 - 1 else v
+        if isinstance(v, dict):
+            return {k: expected(i) for k, i in v.items()}
+        if isinstance(v, list):
+            return [expected(i) for i in v]
+        return v
+
+    assert integral(value) == expected(value)

@@ -13,7 +13,13 @@ import structlog
 from pydantic import SecretStr
 
 from platypus.config import ConnectionSpec
-from platypus.logging import configure_logging, get_logger, redaction_scope
+from platypus.logging import (
+    configure_logging,
+    context_var,
+    debug_enabled,
+    get_logger,
+    redaction_scope,
+)
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, running
 
@@ -101,3 +107,64 @@ async def test_processing_an_event_logs_no_secret_or_personal_value(
     assert dead[0]["event_id"] == event["id"]
     assert (dead[0]["flow"], dead[0]["step"]) == ("orders", "create_order")
     assert any(r["event"] == "delivery failed, will retry" for r in records)
+
+
+def test_debug_enabled_follows_the_configured_level() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(json=True, level="info", stream=io.StringIO())
+        assert not debug_enabled()
+        configure_logging(json=True, level="debug", stream=io.StringIO())
+        assert debug_enabled()
+        structlog.reset_defaults()  # structlog's defaults write every level
+        assert debug_enabled()
+    finally:
+        structlog.reset_defaults()
+        root.handlers, root.level = handlers, level
+
+
+async def test_a_delivered_step_is_logged_at_debug_level_only(
+    tmp_path: Path, fake_vendor: FakeVendor
+) -> None:
+    # The processor skips building debug lines when the level drops them: the
+    # line must still be written, bound to its event, flow and step, at debug.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    found = {}
+    try:
+        for name in ("debug", "info"):
+            stream = io.StringIO()
+            configure_logging(json=True, level=name, stream=stream)
+            event = closed_won()
+            async with running(tmp_path / name, fake_vendor.url, {"orders": ORDER_FLOW}) as app:
+                await ingest(app, event)
+                await app.drain()
+            found[name] = [r for r in lines(stream) if r["event"] == "step delivered"]
+            for record in found[name]:
+                assert record["event_id"] == event["id"]
+                assert (record["flow"], record["step"]) == ("orders", "create_order")
+    finally:
+        structlog.reset_defaults()
+        root.handlers, root.level = handlers, level
+    assert len(found["debug"]) == 1
+    assert found["info"] == []
+
+
+def test_a_context_var_set_directly_is_bound_like_bind_contextvars(
+    captured: io.StringIO,
+) -> None:
+    var = context_var("flow")
+    token = var.set("orders")
+    try:
+        assert structlog.contextvars.get_contextvars() == {"flow": "orders"}
+        get_logger("test").info("inside")
+    finally:
+        var.reset(token)
+    get_logger("test").info("outside")
+    inside, outside = lines(captured)
+    assert inside["flow"] == "orders"
+    assert "flow" not in outside
+    structlog.contextvars.bind_contextvars(flow="other")
+    structlog.contextvars.clear_contextvars()
+    assert var.get() is Ellipsis  # the same variable structlog clears

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 
 __all__ = ["ConnectionLimit"]
 
@@ -23,9 +25,15 @@ class ConnectionLimit:
         self._next_start = 0.0
         self._lock = asyncio.Lock()
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> AbstractAsyncContextManager[None]:
         """Hold one call's place: wait for a free slot, then for the rate budget."""
+        if self._slots is None and not self._interval:
+            # Nothing to wait for (most connections): no generator to drive per call.
+            return _FREE
+        return self._held()
+
+    @contextlib.asynccontextmanager
+    async def _held(self) -> AsyncIterator[None]:
         if self._slots is not None:
             await self._slots.acquire()
         try:
@@ -46,3 +54,21 @@ class ConnectionLimit:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._next_start = time.monotonic() + self._interval
+
+
+class _Free:
+    """The slot of a connection without limits: entered and left at once."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_FREE = _Free()

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 from platypus.config import RetentionSettings
 from platypus.exceptions import ConfigurationError
 from platypus.partitioning import partition_for
@@ -768,7 +770,12 @@ def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, str | Non
 def _read_headers(text: str | None, event_id: str | None) -> Headers:
     headers: Headers = () if event_id is None else ((EVENT_ID_HEADER, event_id.encode()),)
     if text:
-        headers += tuple((k, v.encode()) for k, v in json.loads(text))
+        try:
+            # orjson: twice as fast, and read for every record fetched.
+            pairs = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pairs = json.loads(text)  # what orjson refuses (a lone surrogate) json reads
+        headers += tuple((k, v.encode()) for k, v in pairs)
     return headers
 
 
