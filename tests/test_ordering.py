@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 
 from hypothesis import given, settings
@@ -109,6 +110,52 @@ async def test_a_handler_bug_is_recorded_and_stops_only_its_key() -> None:
 
     assert isinstance(executor.failure, RuntimeError)
     assert done == ["fine"]
+
+
+async def test_an_item_that_does_not_wait_is_handled_in_submit_without_a_task() -> None:
+    ran_in: list[asyncio.Task[object] | None] = []
+
+    async def handle(_item: int) -> None:
+        ran_in.append(asyncio.current_task())
+
+    executor: KeyedExecutor[int] = KeyedExecutor(handle, max_in_flight=10)
+    for key in "abc":
+        await executor.submit(key, 1)
+
+    assert ran_in == [asyncio.current_task()] * 3
+    assert executor.in_flight == 0
+
+
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
+
+
+async def test_an_item_that_waits_is_finished_in_its_own_context_and_keeps_key_order() -> None:
+    done: list[str] = []
+    gate = asyncio.Event()
+
+    async def handle(item: str) -> None:
+        token = _SEEN.set(item)  # as structlog binds an event's id
+        if item == "a1":
+            await gate.wait()
+        assert _SEEN.get() == item
+        _SEEN.reset(token)  # a ValueError if resumed in another context
+        done.append(item)
+
+    executor: KeyedExecutor[str] = KeyedExecutor(handle, max_in_flight=10)
+    await executor.submit("a", "a1")
+    await executor.submit("a", "a2")
+    await executor.submit("b", "b1")
+    assert _SEEN.get() == ""  # nothing leaked into the submitter's context
+    assert done == ["b1"]
+    gate.set()
+    for _ in range(1000):  # up to 10 s
+        if len(done) == 3:
+            break
+        await asyncio.sleep(0.01)
+
+    assert done == ["b1", "a1", "a2"]
+    assert executor.failure is None
+    assert executor.in_flight == 0
 
 
 async def test_stop_cancels_what_does_not_finish_within_the_grace() -> None:
