@@ -15,16 +15,17 @@ Topics (``kafka.topic_prefix``, default ``platypus``):
 Events are accepted in both CloudEvents Kafka bindings (`platypus.runtime.codec`).
 
 The worker is this runtime's side of the boundary (`platypus.runtime.base`):
-faust's agent feeds the shared `Consumer` (`RecordSource`), and a settlement
-(`OutcomeSink`) produces its dead letters and outcomes with ``acks=all``,
-records its deliveries in the ledger, and only then acknowledges offsets.
+its fetch loop, under faust's agent, feeds the shared `Consumer`
+(`RecordSource`), and a settlement (`OutcomeSink`) produces its dead letters
+and outcomes with ``acks=all``, records its deliveries in the ledger, and only
+then acknowledges offsets.
 
 Commits. Faust acknowledges events itself unless told not to, and its own
-commit arithmetic can pass an unacknowledged offset. So the agent reads with
-manual acknowledgement, and an offset is acknowledged only once the consumer's
-settlements say it is safe: its outcome, and every earlier one of its
-partition, is durable. Faust only ever sees a gap-free run of acknowledged
-offsets, so whatever it commits is safe.
+commit arithmetic can pass an unacknowledged offset. So the worker reads each
+fetch below faust's stream (`_drain`) and acknowledges by hand, an offset only
+once the consumer's settlements say it is safe: its outcome, and every earlier
+one of its partition, is durable. Faust only ever sees a gap-free run of
+acknowledged offsets, so whatever it commits is safe.
 """
 
 from __future__ import annotations
