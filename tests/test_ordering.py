@@ -120,3 +120,28 @@ async def test_stop_cancels_what_does_not_finish_within_the_grace() -> None:
     await asyncio.sleep(0)
     await executor.stop(grace=0.05)
     assert executor.in_flight == 1  # never finished
+
+
+async def test_a_handler_timing_out_cancels_only_itself_never_the_submitter() -> None:
+    # Adapters enter asyncio.timeout (and aiohttp its timer) before their first
+    # suspension: each item must run in a task of its own, or the timeout would
+    # cancel whatever task called submit (the consumer's loop).
+    outcomes: list[str] = []
+
+    async def handle(item: str) -> None:
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(10)
+        except TimeoutError:
+            outcomes.append(f"{item} timed out")
+
+    executor: KeyedExecutor[str] = KeyedExecutor(handle, max_in_flight=10)
+    submitter = asyncio.current_task()
+    assert submitter is not None
+    await executor.submit("a", "first")
+    await executor.submit("b", "second")
+    await executor.stop(grace=5)
+    await asyncio.sleep(0.05)  # a stray cancellation of this task would land here
+
+    assert submitter.cancelling() == 0
+    assert sorted(outcomes) == ["first timed out", "second timed out"]

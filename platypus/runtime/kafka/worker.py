@@ -15,16 +15,17 @@ Topics (``kafka.topic_prefix``, default ``platypus``):
 Events are accepted in both CloudEvents Kafka bindings (`platypus.runtime.codec`).
 
 The worker is this runtime's side of the boundary (`platypus.runtime.base`):
-faust's agent feeds the shared `Consumer` (`RecordSource`), and a settlement
-(`OutcomeSink`) produces its dead letters and outcomes with ``acks=all``,
-records its deliveries in the ledger, and only then acknowledges offsets.
+its fetch loop, under faust's agent, feeds the shared `Consumer`
+(`RecordSource`), and a settlement (`OutcomeSink`) produces its dead letters
+and outcomes with ``acks=all``, records its deliveries in the ledger, and only
+then acknowledges offsets.
 
 Commits. Faust acknowledges events itself unless told not to, and its own
-commit arithmetic can pass an unacknowledged offset. So the agent reads with
-manual acknowledgement, and an offset is acknowledged only once the consumer's
-settlements say it is safe: its outcome, and every earlier one of its
-partition, is durable. Faust only ever sees a gap-free run of acknowledged
-offsets, so whatever it commits is safe.
+commit arithmetic can pass an unacknowledged offset. So the worker reads each
+fetch below faust's stream (`_drain`) and acknowledges by hand, an offset only
+once the consumer's settlements say it is safe: its outcome, and every earlier
+one of its partition, is durable. Faust only ever sees a gap-free run of
+acknowledged offsets, so whatever it commits is safe.
 """
 
 from __future__ import annotations
@@ -148,6 +149,8 @@ class KafkaRuntime:
         self._consuming: asyncio.Task[None] | None = None
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._faust_new_consumer = self.app._new_consumer
+        self.app._new_consumer = self._new_consumer  # type: ignore[method-assign]
         self.app.agent(self.events_topic, name="platypus-events")(self._agent)
         self.app.page("/healthz")(self._health_view())
         token = config.ops.metrics_token
@@ -244,31 +247,91 @@ class KafkaRuntime:
             self._pending.pop(partition, None)
             self._marks.pop(partition, None)
         self._buffer = [r for r in self._buffer if r.partition not in partitions]
+        self._taken.set()  # a fetch held back for room may go on
 
     async def _agent(self, stream: Any) -> None:
+        # The agent keeps faust's subscription, start-up and rebalances as they are;
+        # the events themselves are read below its stream, by `_drain`.
         await self._ensure_started()
         async for event in stream.noack().events():
-            message = event.message
-            partition, offset = message.tp.partition, message.offset
-            self._pending.setdefault(partition, deque()).append((offset, event))
-            self._buffer.append(
-                Record(
-                    topic=message.topic,
-                    partition=partition,
-                    offset=offset,
-                    key=(message.key or b"").decode("utf-8", "replace"),
-                    value=message.value or b"",
-                    headers=_headers(message.headers),
-                    timestamp=message.timestamp or 0.0,
-                )
-            )
-            self._buffered.set()
-            if len(self._buffer) >= _BATCH:
-                # Hold faust back until the consumer takes the batch (it stops
-                # taking while it is full): faust keeps its own buffer, the broker
-                # the rest.
-                self._taken.clear()
-                await self._taken.wait()
+            # Not reached: `_drain` takes every record of the events topic. Left
+            # unacknowledged, such an event would hold commits back, never pass them.
+            _log.warning("an event reached faust's stream", offset=event.message.offset)
+
+    def _new_consumer(self) -> Any:
+        consumer: Any = self._faust_new_consumer()
+        # faust's Fetcher calls this per consumer; the instance attribute is ours.
+        consumer._drain_messages = self._drain
+        return consumer
+
+    async def _drain(self, fetcher: Any) -> None:
+        """faust's fetch loop (``Consumer._drain_messages``), one fetch at a time.
+
+        faust passes each record through its conductor, a queue and the agent's
+        stream, which costs more than all the worker's own work (the bare-agent
+        peer of ``bench/kafka_peers.py``). Here each record of a fetch becomes a
+        `Record` in the buffer directly. faust still fetches (``getmany``, with
+        its flow control and generation checks during rebalances), keeps its read
+        offsets and gaps, and commits what `settle` acknowledges; records of any
+        other topic go through faust's conductor as before.
+        """
+        await self._ensure_started()
+        consumer: Any = self.app.consumer  # faust's internals, untyped in its stubs
+        events = self.settings.topic(EVENTS)
+        callback = consumer.callback
+        read_offset = consumer._read_offset
+        commit_every = consumer._commit_every
+        consumer_stopped = consumer._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        pending = self._pending  # never replaced, only emptied
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                await asyncio.sleep(0)
+                if consumer.should_stop:
+                    continue
+                async for tp, message in consumer.getmany(timeout=1.0):
+                    offset = message.offset
+                    last = read_offset[tp]
+                    if last is not None and offset < last:
+                        continue  # read before: faust drops these too
+                    if last and offset - last > 1:
+                        await consumer._add_gap(tp, last + 1, offset)
+                    if commit_every is not None and consumer._n_acked >= commit_every:
+                        consumer._n_acked = 0
+                        await consumer.commit()
+                    if message.topic == events:
+                        partition = tp.partition
+                        queue = pending.get(partition)
+                        if queue is None:
+                            queue = pending[partition] = deque()
+                        queue.append((offset, message))
+                        self._buffer.append(
+                            Record(
+                                topic=message.topic,
+                                partition=partition,
+                                offset=offset,
+                                key=(message.key or b"").decode("utf-8", "replace"),
+                                value=message.value or b"",
+                                headers=_headers(message.headers),
+                                timestamp=message.timestamp or 0.0,
+                            )
+                        )
+                    else:
+                        await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
+                    read_offset[tp] = offset
+                if self._buffer:
+                    self._buffered.set()
+                    while len(self._buffer) >= _BATCH:
+                        # Hold the fetch back until the consumer takes the batch (it
+                        # stops taking while it is full): the broker keeps the rest.
+                        self._taken.clear()
+                        await self._taken.wait()
+        except consumer.consumer_stopped_errors:
+            if not self.app.should_stop:
+                raise
+        except asyncio.CancelledError:
+            if not self.app.should_stop:
+                raise
 
     # -- RecordSource --------------------------------------------------------------
 
@@ -364,10 +427,11 @@ class KafkaRuntime:
         await self.ledger.settle(
             settlement.deliveries, [(*where, event_id) for where, event_id in marks.items()]
         )
+        ack = self.app.consumer.ack
         for partition, offset in settlement.commits.items():
             pending = self._pending.get(partition)
             while pending and pending[0][0] < offset:
-                pending.popleft()[1].ack()
+                ack(pending.popleft()[1])
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
