@@ -277,6 +277,7 @@ def test_load_flows_reads_the_folder_recursively_and_skips_tests_and_drafts() ->
         "closed-won-to-billing",
         "worker-hired-to-sink",
         "deal-to-account",
+        "deal-to-chat",
         "leaver-to-chat",
     ]
     assert flows[1].source_file == str(GOOD / "sales" / "worker_hired.yml")
