@@ -547,22 +547,10 @@ def make_ops_runtime(
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database (skipped, saying why, when the server is unreachable)."""
-    import uuid
+    from tests.postgres import fresh_database
 
-    import sqlalchemy as sa
-
-    from tests.ops.conftest import ADMIN_URL, _admin
-
-    admin = _admin()
-    name = f"platypus_conf_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("platypus_conf") as url:
+        yield url
 
 
 async def _eventually(check: Callable[[], Any], what: str, within: float = 60.0) -> Any:

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +32,7 @@ from platypus.runtime.kafka.indexer import indexer_group
 from platypus.schema_registry import SchemaRegistry
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
-from tests.ops.conftest import ADMIN_URL, _admin
+from tests.postgres import fresh_database
 from tests.runtimes import (
     kafka_ingress,
     start_indexer,
@@ -51,16 +50,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the store, dropped after the test."""
-    admin = _admin()
-    name = f"platypus_kops_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("platypus_kops") as url:
+        yield url
 
 
 def _project(

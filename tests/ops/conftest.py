@@ -8,39 +8,13 @@ When the server cannot be reached, the PostgreSQL cases are skipped, saying so.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from platypus.ops.store import FailureStore
-
-ADMIN_URL = os.environ.get(
-    "PLATYPUS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-_unreachable: list[str] = []
-
-
-def _admin() -> sa.Engine:
-    if _unreachable:
-        pytest.skip(_unreachable[0])
-    engine = sa.create_engine(
-        ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        reason = f"PostgreSQL at {ADMIN_URL} is unreachable ({type(exc.orig).__name__}); "
-        reason += "set PLATYPUS_TEST_POSTGRES to a server to run these cases"
-        _unreachable.append(reason)
-        pytest.skip(reason)
-    return engine
+from tests.postgres import fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,17 +23,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'failures.db'}"
         return
-    admin = _admin()
-    name = f"platypus_ops_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("platypus_ops") as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import asyncio
 import json
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
@@ -28,13 +26,10 @@ from platypus.runtime.kafka.pollers import PollerLeaseLostError, SqlCheckpoints
 from platypus.sources.pollers.cli import backfill
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
-from tests.ops.conftest import (  # noqa: F401 -- store_url: the fixture, SQLite and PostgreSQL
-    ADMIN_URL,
-    _admin,
-    store_url,
-)
+from tests.ops.conftest import store_url  # noqa: F401 -- the fixture, SQLite and PostgreSQL
 from tests.pollers.conftest import SoqlSalesforce, salesforce_settings
 from tests.pollers.test_pollers import won
+from tests.postgres import fresh_database
 from tests.runtimes import start_worker, stop_worker, write_kafka_project
 from tests.support import free_port
 
@@ -95,16 +90,8 @@ def test_an_expired_lease_is_taken_over(store_url: str) -> None:  # noqa: F811
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database the workers share (skipped when the server is unreachable)."""
-    admin = _admin()
-    name = f"platypus_pollers_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("platypus_pollers") as url:
+        yield url
 
 
 def _project(

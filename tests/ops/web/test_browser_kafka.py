@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from platypus.ops.auth import hash_password
@@ -27,9 +25,9 @@ from platypus.ops.store import FailureFilter, FailureStatus, FailureStore
 from platypus.runtime.kafka import ensure_topics
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
-from tests.ops.conftest import ADMIN_URL, _admin
 from tests.ops.web.support import REJECT
 from tests.ops.web.test_browser import browser  # noqa: F401 -- the fixture
+from tests.postgres import fresh_database
 from tests.runtimes import (
     start_indexer,
     start_web,
@@ -47,16 +45,8 @@ OPERATOR, PASSWORD = "olga", "operator-pass-1"
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the store, dropped after the test."""
-    admin = _admin()
-    name = f"platypus_kbrowser_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database("platypus_kbrowser") as url:
+        yield url
 
 
 async def _until(check: Callable[[], Any], what: str, processes: list[Any], within: float) -> Any:
