@@ -10,6 +10,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from platypus.config import ConnectionSpec
 from platypus.deadletter import describe_headers
 from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC
 from platypus.retry import RetryPolicy
@@ -136,14 +137,32 @@ async def test_on_error_discard_records_the_event_as_discarded_without_a_dead_le
 async def test_different_keys_are_delivered_concurrently(
     tmp_path: Path, fake_vendor: FakeVendor
 ) -> None:
-    fake_vendor.delay("/orders", 0.5)
-    async with running(tmp_path, fake_vendor.url, {"orders": ORDER_FLOW}, concurrency=4) as app:
-        await ingest(app, *(closed_won() for _ in range(4)))
+    # No request is answered until all four events have one at the vendor: one
+    # key at a time, only the first event's would arrive (and its retries).
+    events = [closed_won() for _ in range(4)]
+    # A held request must not time out and let the next key go meanwhile.
+    patient = ConnectionSpec(adapter="http", settings={"base_url": fake_vendor.url, "timeout": 120})
+    fake_vendor.hold("/orders")
+    async with running(
+        tmp_path,
+        fake_vendor.url,
+        {"orders": ORDER_FLOW},
+        concurrency=4,
+        connections={"vendor": patient},
+    ) as app:
+        try:
+            await ingest(app, *events)
+            await fake_vendor.wait_until(
+                lambda log: (
+                    {r.json["external_id"] for r in log if r.path == "/orders"}
+                    == {e["data"]["opportunity_id"] for e in events}
+                ),
+                within=30,
+            )
+        finally:
+            fake_vendor.release("/orders")
         await app.drain()
-
-    arrivals = sorted(r.time for r in fake_vendor.requests_to("/orders"))
-    # One at a time, each would arrive 0.5 s after the previous one.
-    assert arrivals[-1] - arrivals[0] < 0.4
+        assert [outcome["status"] for outcome in app.log.outcomes()] == ["delivered"] * 4
 
 
 async def test_every_delivered_step_is_on_record_with_its_attempts(

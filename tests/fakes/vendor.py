@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,7 @@ class FakeVendor:
         self._log: list[RecordedRequest] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._delays: dict[str, float] = {}
+        self._held: dict[str, threading.Event] = {}
         self._ids = itertools.count(1)
         self._server = ServerThread(self._app)
 
@@ -141,13 +142,32 @@ class FakeVendor:
             else:
                 self._delays.pop(path, None)
 
+    def hold(self, path: str) -> None:
+        """Keep every later request to ``path`` unanswered until `release`.
+
+        Tests of concurrency use it instead of timings: requests that are all
+        held at once were all in flight at once, however loaded the machine is.
+        """
+        with self._lock:
+            self._held.setdefault(path, threading.Event())
+
+    def release(self, path: str) -> None:
+        """Answer the requests held for ``path``, and stop holding later ones."""
+        with self._lock:
+            gate = self._held.pop(path, None)
+        if gate is not None:
+            gate.set()
+
     def reset(self) -> None:
-        """Forget the log, scripts and delays."""
+        """Forget the log, scripts and delays; release what is held."""
         with self._lock:
             self._log.clear()
             self._scripts.clear()
             self._delays.clear()
             self._ids = itertools.count(1)
+            held, self._held = list(self._held.values()), {}
+        for gate in held:
+            gate.set()
 
     # -- inspection ---------------------------------------------------------
 
@@ -183,6 +203,22 @@ class FakeVendor:
                 )
             await asyncio.sleep(0.01)
 
+    async def wait_until(
+        self, condition: Callable[[list[RecordedRequest]], bool], *, within: float = 5.0
+    ) -> list[RecordedRequest]:
+        """Wait until ``condition`` holds for the requests received so far; return them."""
+        deadline = time.monotonic() + within
+        while True:
+            found = self.requests
+            if condition(found):
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the condition did not hold within {within}s; requests: "
+                    f"{[r.path for r in found]}"
+                )
+            await asyncio.sleep(0.01)
+
     # -- the ASGI app -------------------------------------------------------
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -195,6 +231,7 @@ class FakeVendor:
             script = self._scripts.get(path)
             reply = script.popleft() if script else None
             delay = self._delays.get(path, 0.0)
+            gate = self._held.get(path)
             default_id = f"{self.id_prefix}-{next(self._ids)}"
             if reply is None:
                 reply = Reply(201 if scope["method"] == "POST" else 200, {"id": default_id})
@@ -209,6 +246,8 @@ class FakeVendor:
                     status=reply.status,
                 )
             )
+        while gate is not None and not gate.is_set():
+            await asyncio.sleep(0.005)  # set from the test's thread, not this loop's
         if delay + reply.delay > 0:
             await asyncio.sleep(delay + reply.delay)
         await _send_reply(send, reply)
