@@ -215,7 +215,7 @@ async def test_a_key_waiting_out_a_backoff_holds_up_neither_other_keys_nor_lets_
             '"data.amount >= `1000`"', f"\"subject != '{slow_key}'\""
         ),
     }
-    fake_vendor.script("/slow", [Reply(503, headers={"Retry-After": "3"})])
+    fake_vendor.script("/slow", [Reply(503, headers={"Retry-After": "5"})])
     # One partition and one adapter slot: the strictest case for head-of-line blocking.
     async with make_runtime(flows, partitions=1, concurrency=1) as runtime:
         await runtime.ingest(closed_won(slow_key))
