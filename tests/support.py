@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import httpx
 from platypus.adapter import Adapter
 from platypus.config import ConnectionSpec, ProjectConfig
 from platypus.flow.loader import load_flows
+from platypus.records import EVENTS_TOPIC
 from platypus.retry import RetryPolicy
 from platypus.runtime.embedded import Platypus
 
@@ -170,6 +172,17 @@ async def ingest(app: Platypus, *events: Mapping[str, Any]) -> list[bytes]:
         assert result.status == 202, result.body
         raws.append(raw)
     return raws
+
+
+def stored_events(app: Platypus) -> list[bytes]:
+    """The events on disk, read through a new connection: proof of a durable append."""
+    with sqlite3.connect(app.log.path) as conn:
+        rows = conn.execute(
+            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
+            "WHERE t.name = ? ORDER BY r.id",
+            (EVENTS_TOPIC,),
+        ).fetchall()
+    return [bytes(row[0]) for row in rows]
 
 
 def outcome_of(app: Platypus, event_id: str) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +28,11 @@ from starlette.responses import JSONResponse
 
 from platypus.config import IngressSettings
 from platypus.flow.loader import load_flows
-from platypus.records import EVENTS_TOPIC
 from platypus.runtime.embedded import Platypus
 from platypus.schema import event_schema
 from platypus.schema_registry import SchemaRegistry
 from tests.fakes.vendor import FakeVendor
-from tests.support import ORDER_FLOW, closed_won, project_config, write_project
+from tests.support import ORDER_FLOW, closed_won, project_config, stored_events, write_project
 
 FORMAT = JSONFormat()
 
@@ -96,13 +94,7 @@ async def post(client: httpx.AsyncClient, message: HTTPMessage) -> httpx.Respons
 
 
 def stored(app: Platypus) -> list[dict[str, Any]]:
-    with sqlite3.connect(app.log.path) as conn:
-        rows = conn.execute(
-            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
-            "WHERE t.name = ? ORDER BY r.id",
-            (EVENTS_TOPIC,),
-        ).fetchall()
-    return [json.loads(bytes(row[0])) for row in rows]
+    return [json.loads(raw) for raw in stored_events(app)]
 
 
 def without_id(event: dict[str, Any]) -> dict[str, Any]:

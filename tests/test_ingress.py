@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import httpx
 import pytest
 
 from platypus.config import IngressSettings
-from platypus.records import EVENTS_TOPIC
 from platypus.runtime.embedded import Platypus
 from tests.fakes.vendor import FakeVendor
-from tests.support import ORDER_FLOW, closed_won, running
+from tests.support import ORDER_FLOW, closed_won, running, stored_events
 
 CE = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -33,17 +31,6 @@ async def app(tmp_path: Path, fake_vendor: FakeVendor) -> AsyncIterator[Platypus
 async def client(app: Platypus) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=app.url) as http:
         yield http
-
-
-def stored_events(app: Platypus) -> list[bytes]:
-    """What is on disk, read through a new connection: proof of a durable append."""
-    with sqlite3.connect(app.log.path) as conn:
-        rows = conn.execute(
-            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
-            "WHERE t.name = ? ORDER BY r.id",
-            (EVENTS_TOPIC,),
-        ).fetchall()
-    return [bytes(row[0]) for row in rows]
 
 
 async def test_healthz_answers(client: httpx.AsyncClient) -> None:

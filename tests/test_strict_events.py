@@ -8,7 +8,6 @@ refused with a 4xx naming the field, recorded as rejected, and never stored.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +24,7 @@ from platypus.runtime.memory import MemoryLog
 from platypus.schema import Lenient, event_schema
 from platypus.schema_registry import SchemaRegistry
 from tests.fakes.vendor import FakeVendor
-from tests.support import ORDER_FLOW, closed_won, running
+from tests.support import ORDER_FLOW, closed_won, running, stored_events
 
 CE = {"content-type": "application/cloudevents+json"}
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -46,16 +45,6 @@ async def client(app: Platypus) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def stored(app: Platypus) -> list[bytes]:
-    with sqlite3.connect(app.log.path) as conn:
-        rows = conn.execute(
-            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
-            "WHERE t.name = ? ORDER BY r.id",
-            (EVENTS_TOPIC,),
-        ).fetchall()
-    return [bytes(row[0]) for row in rows]
-
-
 def with_line(**line: Any) -> dict[str, Any]:
     event = closed_won()
     event["data"]["line_items"][0].update(line)
@@ -69,7 +58,7 @@ async def refused_at(
     assert response.status_code == status, response.text
     answer: dict[str, Any] = response.json()
     assert path in [e["path"] for e in answer["errors"]] or path in answer["error"], answer
-    assert stored(app) == []
+    assert stored_events(app) == []
     assert app.log.rejected()[-1]["id"] == answer["rejection_id"]
     return answer
 
@@ -96,7 +85,7 @@ async def test_a_whole_json_number_is_an_integer_and_stored_as_one(
     body = json.dumps(with_line(quantity="HERE")).replace('"HERE"', sent).encode()
     response = await client.post("/events", content=body, headers=CE)
     assert response.status_code == 202, response.text
-    [value] = stored(app)
+    [value] = stored_events(app)
     assert b'"quantity":10' in value.replace(b" ", b"")
     assert json.loads(value)["data"]["line_items"][0]["quantity"] == 10
 
@@ -123,7 +112,7 @@ async def test_plain_decimal_text_is_taken_and_stored_as_sent(
     event = closed_won(amount="5000.50")
     response = await client.post("/events", json=event)
     assert response.status_code == 202, response.text
-    [value] = stored(app)
+    [value] = stored_events(app)
     assert json.loads(value)["data"]["amount"] == "5000.50"
 
 
@@ -169,7 +158,7 @@ async def test_extensions_of_every_cloudevents_type_are_stored_as_sent(
     event = {**closed_won(), "sequence": 2**31 - 1, "sampled": True, "traceparent": "00-ab"}
     response = await client.post("/events", json=event)
     assert response.status_code == 202, response.text
-    assert json.loads(stored(app)[0]) == event
+    assert json.loads(stored_events(app)[0]) == event
 
 
 # -- the text ------------------------------------------------------------------------
@@ -206,7 +195,7 @@ async def test_a_utf8_byte_order_mark_is_ignored_and_not_stored(
     response = await client.post("/events", content=body, headers=CE)
 
     assert response.status_code == 202, response.text
-    [value] = stored(app)
+    [value] = stored_events(app)
     assert not value.startswith(b"\xef\xbb\xbf")
     assert json.loads(value.decode("utf-8")) == event
 
@@ -220,8 +209,8 @@ async def test_a_batch_is_stored_as_its_events_were_validated(
 
     assert response.status_code == 202, response.text
     # One compact JSON event each: numbers as every reader reads them.
-    assert [json.loads(v) for v in stored(app)] == events
-    assert all(b"\n" not in v and b"1234.50" not in v for v in stored(app))
+    assert [json.loads(v) for v in stored_events(app)] == events
+    assert all(b"\n" not in v and b"1234.50" not in v for v in stored_events(app))
 
 
 async def test_an_integer_beyond_64_bits_is_refused_naming_the_field(

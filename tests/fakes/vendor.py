@@ -98,7 +98,8 @@ class FakeVendor:
         self._log: list[RecordedRequest] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._delays: dict[str, float] = {}
-        self._held: dict[str, threading.Event] = {}
+        # Per held path, the requests waiting: their loop and the event that frees them.
+        self._held: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._ids = itertools.count(1)
         self._server = ServerThread(self._app)
 
@@ -149,14 +150,14 @@ class FakeVendor:
         held at once were all in flight at once, however loaded the machine is.
         """
         with self._lock:
-            self._held.setdefault(path, threading.Event())
+            self._held.setdefault(path, [])
 
     def release(self, path: str) -> None:
         """Answer the requests held for ``path``, and stop holding later ones."""
         with self._lock:
-            gate = self._held.pop(path, None)
-        if gate is not None:
-            gate.set()
+            waiting = self._held.pop(path, [])
+        for loop, freed in waiting:
+            loop.call_soon_threadsafe(freed.set)
 
     def reset(self) -> None:
         """Forget the log, scripts and delays; release what is held."""
@@ -165,9 +166,9 @@ class FakeVendor:
             self._scripts.clear()
             self._delays.clear()
             self._ids = itertools.count(1)
-            held, self._held = list(self._held.values()), {}
-        for gate in held:
-            gate.set()
+            held = list(self._held)
+        for path in held:
+            self.release(path)
 
     # -- inspection ---------------------------------------------------------
 
@@ -231,7 +232,10 @@ class FakeVendor:
             script = self._scripts.get(path)
             reply = script.popleft() if script else None
             delay = self._delays.get(path, 0.0)
-            gate = self._held.get(path)
+            freed = None
+            if path in self._held:
+                freed = asyncio.Event()
+                self._held[path].append((asyncio.get_running_loop(), freed))
             default_id = f"{self.id_prefix}-{next(self._ids)}"
             if reply is None:
                 reply = Reply(201 if scope["method"] == "POST" else 200, {"id": default_id})
@@ -246,8 +250,8 @@ class FakeVendor:
                     status=reply.status,
                 )
             )
-        while gate is not None and not gate.is_set():
-            await asyncio.sleep(0.005)  # set from the test's thread, not this loop's
+        if freed is not None:
+            await freed.wait()
         if delay + reply.delay > 0:
             await asyncio.sleep(delay + reply.delay)
         await _send_reply(send, reply)
