@@ -174,15 +174,21 @@ async def ingest(app: Platypus, *events: Mapping[str, Any]) -> list[bytes]:
     return raws
 
 
+def records_on_disk(database: Path, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+    """(value, headers) of each record of ``topic`` in the embedded log at ``database``,
+    in the order they were appended, read through a connection of the test's own."""
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT r.value, r.headers FROM records r JOIN topics t ON t.id = r.topic "
+            "WHERE t.name = ? ORDER BY r.id",
+            (topic,),
+        ).fetchall()
+    return [(bytes(value), dict(json.loads(headers or "[]"))) for value, headers in rows]
+
+
 def stored_events(app: Platypus) -> list[bytes]:
     """The events on disk, read through a new connection: proof of a durable append."""
-    with sqlite3.connect(app.log.path) as conn:
-        rows = conn.execute(
-            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
-            "WHERE t.name = ? ORDER BY r.id",
-            (EVENTS_TOPIC,),
-        ).fetchall()
-    return [bytes(row[0]) for row in rows]
+    return [value for value, _ in records_on_disk(app.log.path, EVENTS_TOPIC)]
 
 
 def outcome_of(app: Platypus, event_id: str) -> list[dict[str, Any]]:

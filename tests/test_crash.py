@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from platypus.records import DEAD_LETTER_TOPIC
 from tests.fakes.vendor import FakeVendor, Reply
-from tests.support import closed_won, free_port, start_platypus, wait_healthy
+from tests.support import closed_won, free_port, records_on_disk, start_platypus, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -145,15 +146,7 @@ steps:
 
 
 def _dead_letters(root: Path) -> list[bytes]:
-    """Dead-letter records on disk, read through a connection of the test's own."""
-    import sqlite3
-
-    with sqlite3.connect(root / "data" / "events.db") as conn:
-        rows = conn.execute(
-            "SELECT r.value FROM records r JOIN topics t ON t.id = r.topic "
-            "WHERE t.name = 'platypus.dead-letter'"
-        ).fetchall()
-    return [bytes(value) for (value,) in rows]
+    return [value for value, _ in records_on_disk(root / "data" / "events.db", DEAD_LETTER_TOPIC)]
 
 
 async def test_a_dead_letter_settled_ahead_of_an_event_in_flight_happens_once_across_a_kill(

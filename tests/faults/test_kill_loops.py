@@ -29,7 +29,6 @@ import asyncio
 import functools
 import json
 import signal
-import sqlite3
 import subprocess
 import textwrap
 import time
@@ -42,6 +41,7 @@ from typing import Any
 import httpx
 import pytest
 
+from platypus.records import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 from platypus.retry import RetryPolicy
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
@@ -52,7 +52,7 @@ from tests.runtimes import (
     wait_worker_healthy,
     write_kafka_project,
 )
-from tests.support import closed_won, free_port, start_platypus, wait_healthy
+from tests.support import closed_won, free_port, records_on_disk, start_platypus, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -292,7 +292,7 @@ def _assert_clean(counts: Counts, tally: Tally, total: int) -> None:
 def _order_kept(vendor: FakeVendor, stored: Sequence[bytes]) -> None:
     """Each key's events first reached the vendor in the order the log holds them.
 
-    ``stored`` is in log order (by partition, then offset). Two clients post at
+    ``stored`` is in log order (per partition, by offset). Two clients post at
     once, so the log's order, not the posting order, is the one to keep.
     """
     logged: dict[str, list[int]] = {}
@@ -346,18 +346,12 @@ def _embedded_project(root: Path, vendor_url: str) -> None:
 
 def _embedded_store(root: Path) -> tuple[list[bytes], list[tuple[str, str]]]:
     """Events stored, and (event id, flow) of each dead-letter record."""
-    with sqlite3.connect(root / "data" / "events.db") as conn:
-        rows = conn.execute(
-            "SELECT t.name, r.value, r.headers FROM records r JOIN topics t ON t.id = r.topic "
-            "WHERE t.name IN ('platypus.events', 'platypus.dead-letter') "
-            "ORDER BY r.partition, r.offset"
-        ).fetchall()
-    events = [bytes(v) for name, v, _ in rows if name == "platypus.events"]
-    letters = []
-    for name, value, headers in rows:
-        if name == "platypus.dead-letter":
-            flow = dict(json.loads(headers or "[]")).get("platypus.flow", "")
-            letters.append((str(json.loads(value)["id"]), flow))
+    database = root / "data" / "events.db"
+    events = [value for value, _ in records_on_disk(database, EVENTS_TOPIC)]
+    letters = [
+        (str(json.loads(value)["id"]), headers.get("platypus.flow", ""))
+        for value, headers in records_on_disk(database, DEAD_LETTER_TOPIC)
+    ]
     return events, letters
 
 
