@@ -53,9 +53,18 @@ _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,40}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _INT32 = (-(2**31), 2**31 - 1)
 _TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"  # CloudEvents String: no control characters
-_MEDIA_TYPE = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(?:\s*;.*)?$"
-_ABSOLUTE_URI = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$"
-_URI_REFERENCE = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+# The patterns below are checked by pydantic (Rust's regex) and published in the
+# OpenAPI document, where clients read them as ECMA-262: they avoid \s, \d, \w
+# and ".", whose meaning differs between the two (\s and U+0085, "." and CR),
+# so that the document accepts exactly what the server does.
+_SPACES = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_NO_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_MEDIA_TYPE = (
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+    rf"(?: *;[^{_NO_CONTROL}]*)?$"
+)
+_ABSOLUTE_URI = rf"^[A-Za-z][A-Za-z0-9+.-]*:[^{_SPACES}{_NO_CONTROL}]+$"
+_URI_REFERENCE = rf"^[^{_SPACES}{_NO_CONTROL}]+$"
 
 
 def _rfc3339(value: Any) -> Any:

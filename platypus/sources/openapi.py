@@ -88,7 +88,12 @@ _BINARY_HEADERS = (
 
 # A JSON media type, as `platypus.envelope.data_kind` reads one: */json or */*+json,
 # in any case, with or without parameters.
-_JSON_MEDIA = r"^[A-Za-z0-9!#$&^_.+-]+/(?:[A-Za-z0-9!#$&^_.+-]*\+)?[Jj][Ss][Oo][Nn]\s*(?:;.*)?$"
+# As the envelope's media type pattern (`platypus.envelope`), and for the same
+# reason without \s or ".": what `data_kind` reads as JSON.
+_JSON_MEDIA = (
+    r"^[A-Za-z0-9!#$&^_.+-]+/(?:[A-Za-z0-9!#$&^_.+-]*\+)?[Jj][Ss][Oo][Nn]"
+    r"(?: *;[^\x00-\x1f\x7f-\x9f]*)?$"
+)
 
 
 def _json(schema: Mapping[str, Any], description: str) -> dict[str, Any]:

@@ -146,3 +146,76 @@ def test_extension_attributes_are_published_as_the_envelope_takes_them() -> None
     }
     kinds = [kind.get("type") for kind in envelope["additionalProperties"]["anyOf"]]
     assert kinds == ["string", "boolean", "integer", "null"]
+
+
+def _patterns(value: Any, where: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        found = [(where, value["pattern"])] if isinstance(value.get("pattern"), str) else []
+        for key, item in value.items():
+            found += _patterns(item, f"{where}/{key}")
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _patterns(item, f"{where}/{i}")]
+    return []
+
+
+def _dialect_dependent(pattern: str) -> list[str]:
+    """Tokens whose meaning differs between ECMA-262 (what clients of the document
+    read) and the server's engines: class escapes and a "." outside a class."""
+    found, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            if char in "sSdDwWbB":
+                found.append("\\" + char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "." and not in_class:
+            found.append(".")
+    return found
+
+
+def test_every_published_pattern_means_the_same_to_every_regex_engine() -> None:
+    patterns = _patterns(DOCUMENT)
+    assert len(patterns) > 20
+    assert {where: _dialect_dependent(p) for where, p in patterns if _dialect_dependent(p)} == {}
+
+
+# Characters on which regex dialects disagree: whitespace and line ends.
+_TRICKY = ["\x85", "\xa0", "\u2003", "\u2028", "\ufeff", "\r", "\x1c", "\t", " "]
+
+
+@pytest.mark.parametrize("char", _TRICKY, ids=[f"U+{ord(c):04X}" for c in _TRICKY])
+@pytest.mark.parametrize(
+    ("attribute", "template"),
+    [
+        ("dataschema", "urn:schema{}x"),
+        ("source", "/salesforce{}x"),
+        ("datacontenttype", "application/json;{}charset=utf-8"),
+        ("datacontenttype", "application/json{};charset=utf-8"),
+    ],
+)
+def test_the_envelope_takes_exactly_what_its_published_pattern_allows(
+    attribute: str, template: str, char: str
+) -> None:
+    import re
+
+    from pydantic import ValidationError
+
+    from platypus.envelope import CloudEvent
+
+    value = template.format(char)
+    envelope = DOCUMENT["components"]["schemas"]["CloudEvent"]["properties"][attribute]
+    [pattern] = [p for _, p in _patterns(envelope)]
+    event = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "subject": "k"}
+    event[attribute] = value
+    try:
+        CloudEvent.model_validate(event)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == bool(re.search(pattern, value)), (value, pattern)
