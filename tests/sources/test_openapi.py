@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 from typing import Any
 
 import httpx
@@ -34,7 +35,8 @@ from tests.sources.payloads import (
 )
 from tests.support import closed_won, worker_hired
 
-EXAMPLES = 200
+# PLATYPUS_FUZZ_EXAMPLES=5000 explores further, for a run on demand.
+EXAMPLES = int(os.environ.get("PLATYPUS_FUZZ_EXAMPLES", "200"))
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
