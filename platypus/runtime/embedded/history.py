@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from platypus.ops.store import FailureStore, Lease, OutcomeRow
-from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC, OUTCOMES, replay_of, topic_name
+from platypus.records import (
+    CONSUMER_GROUP,
+    EVENTS_TOPIC,
+    OUTCOMES,
+    REPLAY_OF_HEADER,
+    replay_of,
+    topic_name,
+)
 from platypus.runtime.embedded.log import EventLog
 
 __all__ = ["HISTORY_POSITION", "LogOutcomeFeed"]
@@ -56,30 +64,33 @@ class LogOutcomeFeed:
         return total
 
 
-def _row(partition: int, row: dict[str, object]) -> OutcomeRow:
-    appended = row.get("appended_at")
+def _row(partition: int, row: dict[str, Any]) -> OutcomeRow:
+    # Runs for every outcome of the log: the columns come typed from SQLite, so no
+    # conversions beyond the two times.
+    appended = row["appended_at"]
     return OutcomeRow(
-        event_id=str(row["event_id"]),
+        event_id=row["event_id"],
         event_type="",
-        flow=str(row["flow"]),
-        flow_version=str(row["flow_version"]),
-        step=str(row["step"]),
-        status=str(row["status"]),
-        detail=str(row["detail"]),
-        attempts=int(str(row["attempts"])),
-        business_key=str(row.get("key") or ""),
+        flow=row["flow"],
+        flow_version=row["flow_version"],
+        step=row["step"],
+        status=row["status"],
+        detail=row["detail"],
+        attempts=row["attempts"],
+        business_key=row["key"] or "",
         topic=EVENTS_TOPIC,
         partition=partition,
-        offset=int(str(row["offset"])),
-        settled_at=datetime.fromtimestamp(float(str(row["at"])), UTC),
-        appended_at=(datetime.fromtimestamp(float(str(appended)), UTC) if appended else None),
-        replay_of=_replay_of(row.get("headers")),
+        offset=row["offset"],
+        settled_at=datetime.fromtimestamp(row["at"], UTC),
+        appended_at=datetime.fromtimestamp(appended, UTC) if appended else None,
+        replay_of=_replay_of(row["headers"]),
     )
 
 
-def _replay_of(headers: object) -> int | None:
-    # The record's headers as the log keeps them: JSON [[name, text], ...].
-    if not isinstance(headers, str) or not headers:
+def _replay_of(headers: str | None) -> int | None:
+    # The record's headers as the log keeps them: JSON [[name, text], ...]. Most
+    # records are no replay: the header's (plain ASCII) name is then not in the text.
+    if not headers or REPLAY_OF_HEADER not in headers:
         return None
     pairs = tuple((str(k), str(v).encode()) for k, v in json.loads(headers))
     found = replay_of(pairs)
