@@ -45,14 +45,16 @@ class LogOutcomeFeed:
         for partition, end in committed.items():
             start = saved.get(partition, 0)
             while start < end:
-                found = self.log.outcomes_between(EVENTS_TOPIC, partition, start, end, self.batch)
+                found = self.log.outcome_rows_between(
+                    EVENTS_TOPIC, partition, start, end, self.batch
+                )
                 # A batch ends at an offset boundary, so an event's flows go together.
-                if len(found) == self.batch and found[0]["offset"] != found[-1]["offset"]:
-                    last = found[-1]["offset"]
-                    found = [row for row in found if row["offset"] != last]
+                if len(found) == self.batch and found[0][0] != found[-1][0]:
+                    last = found[-1][0]
+                    found = [row for row in found if row[0] != last]
                     moved = last
                 else:
-                    moved = end if len(found) < self.batch else found[-1]["offset"] + 1
+                    moved = end if len(found) < self.batch else found[-1][0] + 1
                 store.record_outcomes(
                     [_row(partition, row) for row in found],
                     topic=HISTORY_POSITION,
@@ -64,26 +66,28 @@ class LogOutcomeFeed:
         return total
 
 
-def _row(partition: int, row: dict[str, Any]) -> OutcomeRow:
+def _row(partition: int, row: tuple[Any, ...]) -> OutcomeRow:
     # Runs for every outcome of the log: the columns come typed from SQLite, so no
     # conversions beyond the two times.
-    appended = row["appended_at"]
+    offset, flow, event_id, status, version, step, detail, attempts, at, key, appended, headers = (
+        row  # OUTCOME_ROW_COLUMNS
+    )
     return OutcomeRow(
-        event_id=row["event_id"],
+        event_id=event_id,
         event_type="",
-        flow=row["flow"],
-        flow_version=row["flow_version"],
-        step=row["step"],
-        status=row["status"],
-        detail=row["detail"],
-        attempts=row["attempts"],
-        business_key=row["key"] or "",
+        flow=flow,
+        flow_version=version,
+        step=step,
+        status=status,
+        detail=detail,
+        attempts=attempts,
+        business_key=key or "",
         topic=EVENTS_TOPIC,
         partition=partition,
-        offset=row["offset"],
-        settled_at=datetime.fromtimestamp(row["at"], UTC),
+        offset=offset,
+        settled_at=datetime.fromtimestamp(at, UTC),
         appended_at=datetime.fromtimestamp(appended, UTC) if appended else None,
-        replay_of=_replay_of(row["headers"]),
+        replay_of=_replay_of(headers),
     )
 
 
