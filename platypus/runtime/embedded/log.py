@@ -787,7 +787,15 @@ def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, str | Non
             event_id = value.decode("utf-8", "replace")
             continue
         kept.append((name, value))
-    headers = json.dumps([[k, v.decode("utf-8", "replace")] for k, v in kept]) if kept else None
+    if not kept:
+        return source, event_id, None
+    pairs = [[k, v.decode("utf-8", "replace")] for k, v in kept]
+    try:
+        # orjson: a fifth of json.dumps's time, for every record appended; readers
+        # parse either (`_read_headers`).
+        headers = orjson.dumps(pairs).decode()
+    except TypeError:  # orjson.JSONEncodeError: a name with a lone surrogate
+        headers = json.dumps(pairs)
     return source, event_id, headers
 
 
