@@ -145,3 +145,43 @@ async def test_a_handler_timing_out_cancels_only_itself_never_the_submitter() ->
 
     assert submitter.cancelling() == 0
     assert sorted(outcomes) == ["first timed out", "second timed out"]
+
+
+async def test_keys_whose_handlers_do_not_wait_share_one_task() -> None:
+    tasks: set[asyncio.Task[object] | None] = set()
+
+    async def handle(_item: int) -> None:
+        tasks.add(asyncio.current_task())
+
+    executor: KeyedExecutor[int] = KeyedExecutor(handle, max_in_flight=100)
+    for n in range(50):
+        await executor.submit(f"key-{n}", n)
+    await executor.stop(grace=5)
+
+    assert executor.in_flight == 0
+    assert len(tasks) == 1  # not a task per key
+
+
+async def test_a_key_submitted_while_every_worker_waits_is_not_held_up() -> None:
+    gate = asyncio.Event()
+    done: list[str] = []
+
+    async def handle(item: str) -> None:
+        if item == "slow":
+            await gate.wait()
+        done.append(item)
+
+    executor: KeyedExecutor[str] = KeyedExecutor(handle, max_in_flight=10)
+    await executor.submit("a", "slow")
+    await executor.submit("b", "quick-1")
+    await asyncio.sleep(0.01)  # "a" waits in its worker; "b" went on
+    await executor.submit("c", "quick-2")
+    for _ in range(100):
+        if len(done) == 2:
+            break
+        await asyncio.sleep(0.001)
+
+    assert done == ["quick-1", "quick-2"]
+    gate.set()
+    await executor.stop(grace=5)
+    assert done == ["quick-1", "quick-2", "slow"]

@@ -55,7 +55,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._consumed: dict[str, Callable[..., None]] = {}  # by event type
+        self._outcomes: dict[tuple[str, str], Callable[..., None]] = {}  # by flow, status
+        self._attempts: dict[str, Callable[..., None]] = {}  # by flow
+        self._retried: dict[str, Callable[..., None]] = {}  # by flow
         r = self.registry
         self.consumed = Counter(
             "platypus_events_consumed",
@@ -87,6 +90,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self._observe = self.latency.observe
         self.alerts = Counter(
             "platypus_alerts_sent", "Failure alerts posted, by flow.", ["flow"], registry=r
         )
@@ -121,23 +125,40 @@ class Metrics:
 
     def processed(self, result: EventResult, seconds: float) -> None:
         """Count one processed event (the runtime's observer hook)."""
-        self.latency.observe(seconds)
-        self._child(self.consumed, result.event_type or "(unknown)").inc()
+        self._observe(seconds)
+        consumed = self._consumed.get(result.event_type)
+        if consumed is None:
+            consumed = self._consumed[result.event_type] = self._inc(
+                self.consumed, result.event_type or "(unknown)"
+            )
+        consumed()
         for outcome in result.outcomes:
-            flow = outcome.flow or "(none)"
-            self._child(self.outcomes, flow, outcome.status).inc()
+            counted = self._outcomes.get((outcome.flow, outcome.status))
+            if counted is None:
+                counted = self._outcomes[(outcome.flow, outcome.status)] = self._inc(
+                    self.outcomes, outcome.flow or "(none)", outcome.status
+                )
+            counted()
             if outcome.attempts:
-                self._child(self.attempts, flow).inc(outcome.attempts)
+                self._flow_inc(self._attempts, self.attempts, outcome.flow)(outcome.attempts)
             if outcome.retried:
-                self._child(self.retried, flow).inc()
+                self._flow_inc(self._retried, self.retried, outcome.flow)()
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        # `labels()` costs more than the increment itself; this runs per event.
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
+    # This runs per event: a child's `inc` is looked up once per label value, in a
+    # dict of its own (`labels()` costs more than the increment itself).
+
+    @staticmethod
+    def _inc(metric: Any, *labels: str) -> Callable[..., None]:
+        inc: Callable[..., None] = metric.labels(*labels).inc
+        return inc
+
+    def _flow_inc(
+        self, found: dict[str, Callable[..., None]], metric: Any, flow: str
+    ) -> Callable[..., None]:
+        inc = found.get(flow)
+        if inc is None:
+            inc = found[flow] = self._inc(metric, flow or "(none)")
+        return inc
 
     # -- when scraped -------------------------------------------------------------
 

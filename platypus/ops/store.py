@@ -48,6 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -1386,7 +1387,9 @@ class FailureStore:
             if lease is not None:
                 _hold(conn, lease)
             added = 0
-            if rows:
+            if rows and conn.dialect.name == "sqlite":
+                added = _insert_outcomes_sqlite(conn, rows)
+            elif rows:
                 values = [{f.name: getattr(row, f.name) for f in fields(row)} for row in rows]
                 added = _insert_new(
                     conn, outcomes, values, ("topic", "partition", "offset", "flow")
@@ -1787,6 +1790,44 @@ def _inserted_keys(
         statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unique))
     returning = statement.returning(*[table.c[name] for name in unique])
     return {tuple(row) for row in conn.execute(returning, list(rows)).all()}
+
+
+def _insert_outcomes_sqlite(conn: Connection, rows: Sequence[OutcomeRow]) -> int:
+    """`_insert_new` for outcomes on SQLite, through the driver: how many went in.
+
+    The embedded indexer copies every outcome of the log here. Through SQLAlchemy's
+    executemany (parameters built per row, two datetime type processors, RETURNING)
+    a row cost ~20 µs of CPU, several times SQLite's own insert. The rows and the
+    stored text are the same (`_sqlite_time`), and a row already stored is skipped
+    by the same unique key.
+    """
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    unique = ", ".join(quote(name) for name in ("topic", "partition", "offset", "flow"))
+    statement = (
+        f"INSERT INTO {quote(outcomes.name)} ({', '.join(quote(n) for n in _OUTCOME_FIELDS)}) "  # noqa: S608 -- names from the table
+        f"VALUES ({', '.join('?' * len(_OUTCOME_FIELDS))}) ON CONFLICT ({unique}) DO NOTHING"
+    )
+    settled = _OUTCOME_FIELDS.index("settled_at")
+    appended = _OUTCOME_FIELDS.index("appended_at")
+    values = attrgetter(*_OUTCOME_FIELDS)
+    params = []
+    for row in rows:
+        found = list(values(row))
+        found[settled] = _sqlite_time(found[settled])
+        found[appended] = _sqlite_time(found[appended])
+        params.append(tuple(found))
+    return int(conn.exec_driver_sql(statement, params).rowcount)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """A time as `_UtcDateTime` stores it on SQLite: UTC, naive, to the microsecond
+    (SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
 
 
 def _prune_outcomes(conn: Connection, keep: int) -> None:

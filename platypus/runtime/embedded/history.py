@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from platypus.ops.store import FailureStore, Lease, OutcomeRow
-from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC, OUTCOMES, replay_of, topic_name
+from platypus.records import (
+    CONSUMER_GROUP,
+    EVENTS_TOPIC,
+    OUTCOMES,
+    REPLAY_OF_HEADER,
+    replay_of,
+    topic_name,
+)
 from platypus.runtime.embedded.log import EventLog
 
 __all__ = ["HISTORY_POSITION", "LogOutcomeFeed"]
@@ -37,14 +45,16 @@ class LogOutcomeFeed:
         for partition, end in committed.items():
             start = saved.get(partition, 0)
             while start < end:
-                found = self.log.outcomes_between(EVENTS_TOPIC, partition, start, end, self.batch)
+                found = self.log.outcome_rows_between(
+                    EVENTS_TOPIC, partition, start, end, self.batch
+                )
                 # A batch ends at an offset boundary, so an event's flows go together.
-                if len(found) == self.batch and found[0]["offset"] != found[-1]["offset"]:
-                    last = found[-1]["offset"]
-                    found = [row for row in found if row["offset"] != last]
+                if len(found) == self.batch and found[0][0] != found[-1][0]:
+                    last = found[-1][0]
+                    found = [row for row in found if row[0] != last]
                     moved = last
                 else:
-                    moved = end if len(found) < self.batch else found[-1]["offset"] + 1
+                    moved = end if len(found) < self.batch else found[-1][0] + 1
                 store.record_outcomes(
                     [_row(partition, row) for row in found],
                     topic=HISTORY_POSITION,
@@ -56,30 +66,35 @@ class LogOutcomeFeed:
         return total
 
 
-def _row(partition: int, row: dict[str, object]) -> OutcomeRow:
-    appended = row.get("appended_at")
+def _row(partition: int, row: tuple[Any, ...]) -> OutcomeRow:
+    # Runs for every outcome of the log: the columns come typed from SQLite, so no
+    # conversions beyond the two times.
+    offset, flow, event_id, status, version, step, detail, attempts, at, key, appended, headers = (
+        row  # OUTCOME_ROW_COLUMNS
+    )
     return OutcomeRow(
-        event_id=str(row["event_id"]),
+        event_id=event_id,
         event_type="",
-        flow=str(row["flow"]),
-        flow_version=str(row["flow_version"]),
-        step=str(row["step"]),
-        status=str(row["status"]),
-        detail=str(row["detail"]),
-        attempts=int(str(row["attempts"])),
-        business_key=str(row.get("key") or ""),
+        flow=flow,
+        flow_version=version,
+        step=step,
+        status=status,
+        detail=detail,
+        attempts=attempts,
+        business_key=key or "",
         topic=EVENTS_TOPIC,
         partition=partition,
-        offset=int(str(row["offset"])),
-        settled_at=datetime.fromtimestamp(float(str(row["at"])), UTC),
-        appended_at=(datetime.fromtimestamp(float(str(appended)), UTC) if appended else None),
-        replay_of=_replay_of(row.get("headers")),
+        offset=offset,
+        settled_at=datetime.fromtimestamp(at, UTC),
+        appended_at=datetime.fromtimestamp(appended, UTC) if appended else None,
+        replay_of=_replay_of(headers),
     )
 
 
-def _replay_of(headers: object) -> int | None:
-    # The record's headers as the log keeps them: JSON [[name, text], ...].
-    if not isinstance(headers, str) or not headers:
+def _replay_of(headers: str | None) -> int | None:
+    # The record's headers as the log keeps them: JSON [[name, text], ...]. Most
+    # records are no replay: the header's (plain ASCII) name is then not in the text.
+    if not headers or REPLAY_OF_HEADER not in headers:
         return None
     pairs = tuple((str(k), str(v).encode()) for k, v in json.loads(headers))
     found = replay_of(pairs)

@@ -106,6 +106,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID;
 """
 
+OUTCOME_ROW_COLUMNS = (
+    "offset",
+    "flow",
+    "event_id",
+    "status",
+    "flow_version",
+    "step",
+    "detail",
+    "attempts",
+    "at",
+    "key",
+    "appended_at",
+    "headers",
+)
+"""The columns of `EventLog.outcome_rows_between`, in order."""
+
 _DEDUPE_CHUNK = 400  # (source, id) pairs per lookup: 800 parameters, under SQLite's limit
 
 
@@ -681,10 +697,20 @@ class EventLog:
     ) -> list[dict[str, Any]]:
         """Outcomes of records ``start <= offset < end`` of one partition, in offset order,
         with the record's key, append time and headers (JSON) while the record is kept."""
+        return [
+            dict(zip(OUTCOME_ROW_COLUMNS, row, strict=True))
+            for row in self.outcome_rows_between(topic, partition, start, end, limit)
+        ]
+
+    def outcome_rows_between(
+        self, topic: str, partition: int, start: int, end: int, limit: int = 2000
+    ) -> list[tuple[Any, ...]]:
+        """`outcomes_between` as rows of `OUTCOME_ROW_COLUMNS`, without a mapping per
+        row (the indexer reads every outcome)."""
         tid = self._topics.get(topic)
         if tid is None or start >= end:
             return []
-        cur = self._db.execute(
+        return self._db.execute(
             "SELECT o.offset, o.flow, o.event_id, o.status, o.flow_version, o.step, o.detail, "
             "o.attempts, o.at, r.key AS key, r.at AS appended_at, r.headers AS headers "
             "FROM outcomes o "
@@ -692,9 +718,7 @@ class EventLog:
             "AND r.offset = o.offset WHERE o.topic = ? AND o.partition = ? "
             "AND o.offset >= ? AND o.offset < ? ORDER BY o.offset, o.flow LIMIT ?",
             (tid, partition, start, end, limit),
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        ).fetchall()
 
     def delivery_rows(self) -> list[dict[str, Any]]:
         """Every delivered step with its attempt count, oldest first."""
@@ -763,7 +787,15 @@ def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, str | Non
             event_id = value.decode("utf-8", "replace")
             continue
         kept.append((name, value))
-    headers = json.dumps([[k, v.decode("utf-8", "replace")] for k, v in kept]) if kept else None
+    if not kept:
+        return source, event_id, None
+    pairs = [[k, v.decode("utf-8", "replace")] for k, v in kept]
+    try:
+        # orjson: a fifth of json.dumps's time, for every record appended; readers
+        # parse either (`_read_headers`).
+        headers = orjson.dumps(pairs).decode()
+    except TypeError:  # orjson.JSONEncodeError: a name with a lone surrogate
+        headers = json.dumps(pairs)
     return source, event_id, headers
 
 
