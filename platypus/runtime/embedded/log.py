@@ -175,8 +175,8 @@ class EventLog:
         self._reader: sqlite3.Connection | None = None
         self._next: dict[tuple[str, int], int] = {}
         self._topics: dict[str, int] = {}
-        # Shared header sets: JSON text -> id (the writer's), id -> parsed (the reads').
-        self._header_ids: dict[str, int] = {}
+        # Shared header sets: headers -> id (the writer's), id -> headers (the reads').
+        self._header_ids: dict[Headers, int] = {}
         self._header_sets: dict[int, Headers] = {}
         self._listeners: list[Callable[[], None]] = []
         self._failure: BaseException | None = None
@@ -216,8 +216,8 @@ class EventLog:
                 self.partitions = int(row[0])
         self._topics = {name: tid for tid, name in conn.execute("SELECT id, name FROM topics")}
         for sid, text in conn.execute("SELECT id, headers FROM header_sets"):
-            self._header_ids[text] = sid
             self._header_sets[sid] = _read_headers(text, None)
+            self._header_ids[self._header_sets[sid]] = sid
         names = {tid: name for name, tid in self._topics.items()}
         for topic, partition, last in conn.execute(
             "SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition"
@@ -387,14 +387,15 @@ class EventLog:
             partition = partition_for(item.key, self.partitions)
             offset = self._next.get((topic, partition), 0)
             self._next[(topic, partition)] = offset + 1
-            source, event_id, headers, shared, tag = _stored_identity(item)
-            header_set = None
-            if shared is not None:
-                header_set = self._header_set(conn, shared)
-                if header_set is not None:
-                    headers = None
-                else:
-                    tag = None
+            source, event_id, kept = _stored_identity(item)
+            header_set = tag = headers = None
+            if kept:
+                shared = _shareable(kept)
+                if shared is not None:
+                    header_set = self._header_set(conn, shared[0])
+                    tag = shared[1] if header_set is not None else None
+                if header_set is None:
+                    headers = _headers_text(kept)
             rows.append(
                 (
                     tid,
@@ -418,16 +419,18 @@ class EventLog:
         )
         return out
 
-    def _header_set(self, conn: sqlite3.Connection, text: str) -> int | None:
-        found = self._header_ids.get(text)
+    def _header_set(self, conn: sqlite3.Connection, shared: Headers) -> int | None:
+        found = self._header_ids.get(shared)
         if found is None:
             if len(self._header_ids) >= MAX_HEADER_SETS:
                 return None
-            cur = conn.execute("INSERT INTO header_sets (headers) VALUES (?)", (text,))
+            cur = conn.execute(
+                "INSERT INTO header_sets (headers) VALUES (?)", (_headers_text(shared),)
+            )
             found = int(cur.lastrowid or 0)
-            # The parsed set first: a reader that sees the id finds its headers.
-            self._header_sets[found] = _read_headers(text, None)
-            self._header_ids[text] = found
+            # The set first: a reader that sees the id finds its headers.
+            self._header_sets[found] = shared
+            self._header_ids[shared] = found
         return found
 
     def _already_appended(
@@ -548,11 +551,11 @@ class EventLog:
                     op.loop.call_soon_threadsafe(_settle, op.future, ok, value)
         conn.close()
 
-    def _memory(self) -> tuple[dict[tuple[str, int], int], dict[str, int], dict[str, int]]:
+    def _memory(self) -> tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int]]:
         return dict(self._next), dict(self._topics), dict(self._header_ids)
 
     def _restore(
-        self, saved: tuple[dict[tuple[str, int], int], dict[str, int], dict[str, int]]
+        self, saved: tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int]]
     ) -> None:
         # A set inserted by a rolled-back op is gone from the file: forget its id
         # (the parsed copy may stay: its id is handed out again to the same text or
@@ -840,12 +843,9 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-def _stored_identity(
-    item: NewRecord,
-) -> tuple[str | None, str | None, str | None, str | None, bytes | None]:
-    """(source, event id, headers, shared headers, tag) as stored: the event-id
-    header lives in its column; headers that can all be shared are also given as
-    the shared set's text, the validation proof's tag cut off into ``tag``."""
+def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, list[tuple[str, bytes]]]:
+    """(source, event id, the other headers) as stored: the event-id header lives
+    in its column."""
     source, event_id = item.dedupe if item.dedupe is not None else (None, None)
     kept: list[tuple[str, bytes]] = []
     for name, value in item.headers:
@@ -853,29 +853,36 @@ def _stored_identity(
             event_id = value.decode("utf-8", "replace")
             continue
         kept.append((name, value))
-    if not kept:
-        return source, event_id, None, None, None
-    pairs = [[k, v.decode("utf-8", "replace")] for k, v in kept]
-    headers = json.dumps(pairs)
-    if not all(name in _SHARED_HEADERS for name, _ in kept):
-        return source, event_id, headers, None, None
+    return source, event_id, kept
+
+
+def _headers_text(headers: Iterable[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
+
+
+def _shareable(kept: Sequence[tuple[str, bytes]]) -> tuple[Headers, bytes | None] | None:
+    """(the shared set, the proof's tag) when ``kept`` can refer to a shared set."""
     tag = None
-    for pair in pairs:
-        if pair[0] == VALIDATED_HEADER:
-            kind, sep, proof = pair[1].rpartition(";")
-            if tag is not None or not sep or len(proof) != _TAG_HEX or not _is_hex(proof):
-                return source, event_id, headers, None, None
-            pair[1], tag = f"{kind};", bytes.fromhex(proof)
-    return source, event_id, headers, json.dumps(pairs), tag
+    shared: list[tuple[str, bytes]] = []
+    for name, value in kept:
+        if name not in _SHARED_HEADERS:
+            return None
+        if name == VALIDATED_HEADER:
+            kind, sep, proof = value.rpartition(b";")
+            if tag is not None or not sep or len(proof) != _TAG_HEX:
+                return None
+            try:
+                tag = bytes.fromhex(proof.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                return None
+            if tag.hex().encode() != proof:  # upper case would not read back the same
+                return None
+            value = kind + b";"
+        shared.append((name, value))
+    return tuple(shared), tag
 
 
-_TAG_HEX = 32  # the proof's tag: 16 bytes (`platypus.validated`), in lower-case hex
-_HEX = frozenset("0123456789abcdef")
-
-
-def _is_hex(text: str) -> bool:
-    # Only lower-case hex reads back the same from bytes.hex().
-    return all(c in _HEX for c in text)
+_TAG_HEX = 32  # the proof's tag: 16 bytes (`platypus.validated`), in hex
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
