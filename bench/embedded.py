@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -109,6 +110,7 @@ class Settings:
     smoke: bool
     warmup: int = WARMUP
     profile: Path | None = None  # py-spy the platypus server of each run into this folder
+    keep_data: Path | None = None  # copy each (e) platypus data dir here after the stop
 
 
 @dataclass(slots=True)
@@ -310,6 +312,10 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
         if load.watch_rss:
             extra["disk_bytes_stopped"] = dir_bytes(root / "data")
             extra["bytes_per_event"] = extra["disk_bytes_stopped"] / (load.events + s.warmup)
+            if s.keep_data is not None:
+                kept = s.keep_data / f"{peer}-{time.strftime('%H%M%S')}"
+                shutil.copytree(root / "data", kept)
+                print(f"(e) {peer} data dir kept in {kept}", file=sys.stderr)
     seconds = summary["last_at"] - sent.started_at
     events = load.events
     return Run(
@@ -678,6 +684,11 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy (the bench extra) every platypus run into this folder, and summarise it "
         "(the figures are then not comparable: use with e.g. --cases a --peers platypus --runs 1)",
     )
+    parser.add_argument(
+        "--keep-data",
+        type=Path,
+        help="copy the data dir of each (e) run here after the stop (to see where the bytes go)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "embedded.json")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -708,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         smoke=args.smoke,
         warmup=50 if args.smoke else WARMUP,
         profile=args.profile,
+        keep_data=args.keep_data,
     )
     results: dict[str, Any] = {
         "machine": machine(),

@@ -179,7 +179,8 @@ def records_on_disk(database: Path, topic: str) -> list[tuple[bytes, dict[str, s
     in the order they were appended, read through a connection of the test's own."""
     with sqlite3.connect(database) as conn:
         rows = conn.execute(
-            "SELECT r.value, r.headers FROM records r JOIN topics t ON t.id = r.topic "
+            "SELECT r.value, COALESCE(r.headers, h.headers) FROM records r "
+            "JOIN topics t ON t.id = r.topic LEFT JOIN header_sets h ON h.id = r.header_set "
             "WHERE t.name = ? ORDER BY r.id",
             (topic,),
         ).fetchall()

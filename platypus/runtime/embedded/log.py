@@ -5,6 +5,9 @@ No server to install: a WAL-mode SQLite database in the data directory holds
 * ``records``     topics as (topic, partition, offset) -> key, value, headers, in
                   append order; an event the ingress accepted also carries its
                   (source, id), which de-duplicates it;
+* ``header_sets`` headers many records share (content type, the type they were
+                  validated as), stored once and referred to by number from
+                  each record, which keeps its own validation tag in ``tag``;
 * ``offsets``     the committed next offset of each consumer group and partition;
 * ``deliveries``  the steps already delivered per event, so a replay or a restart
                   skips them (the step in flight may be repeated: at least once);
@@ -49,10 +52,12 @@ from platypus.config import RetentionSettings
 from platypus.exceptions import ConfigurationError
 from platypus.partitioning import partition_for
 from platypus.records import (
+    CONTENT_TYPE_HEADER,
     DEAD_LETTER_TOPIC,
     EVENT_ID_HEADER,
     EVENTS_TOPIC,
     FLOW_DELIVERED,
+    VALIDATED_HEADER,
     Delivery,
     DeliveryKey,
     Headers,
@@ -66,7 +71,9 @@ __all__ = ["Compaction", "Durability", "EventLog"]
 
 Durability = Literal["full", "normal"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Format 3 added header_sets, records.header_set and records.tag: a format 2 log
+# gains them on open (its records keep their headers inline, which format 3 reads too).
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -75,8 +82,9 @@ CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
     topic INTEGER NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
     key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT, at REAL NOT NULL,
-    source TEXT, event_id TEXT
+    source TEXT, event_id TEXT, header_set INTEGER, tag BLOB
 );
+CREATE TABLE IF NOT EXISTS header_sets (id INTEGER PRIMARY KEY, headers TEXT NOT NULL UNIQUE);
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_position ON records (topic, partition, offset);
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_source_id ON records (topic, source, event_id)
     WHERE source IS NOT NULL;
@@ -123,6 +131,15 @@ OUTCOME_ROW_COLUMNS = (
 """The columns of `EventLog.outcome_rows_between`, in order."""
 
 _DEDUPE_CHUNK = 400  # (source, id) pairs per lookup: 800 parameters, under SQLite's limit
+
+# Headers that repeat across events: the content type, and the event type of the
+# validation proof (`platypus.validated`: ``<type>;<tag>``). A record made only
+# of these refers to a shared set and keeps the proof's tag as 16 raw bytes,
+# instead of carrying ~140 bytes of JSON. Per-event headers (a replay's origin,
+# a dead letter's error) stay inline, so the number of sets stays small; past
+# MAX_HEADER_SETS new sets are stored inline too, which bounds those in memory.
+_SHARED_HEADERS = frozenset({CONTENT_TYPE_HEADER, VALIDATED_HEADER})
+MAX_HEADER_SETS = 4096
 
 
 @dataclass(slots=True)
@@ -174,6 +191,9 @@ class EventLog:
         self._reader: sqlite3.Connection | None = None
         self._next: dict[tuple[str, int], int] = {}
         self._topics: dict[str, int] = {}
+        # Shared header sets: headers -> id (the writer's), id -> headers (the reads').
+        self._header_ids: dict[Headers, int] = {}
+        self._header_sets: dict[int, Headers] = {}
         self._listeners: list[Callable[[], None]] = []
         self._failure: BaseException | None = None
 
@@ -197,6 +217,7 @@ class EventLog:
                 "(log format 1), which this version cannot read. Move the data directory "
                 "away (or delete it once its events are processed) and start again."
             )
+        _migrate(conn, self.path)
         with conn:
             conn.executescript(_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE name = 'partitions'").fetchone()
@@ -210,6 +231,9 @@ class EventLog:
                 # per-key order for events already in the log: the file decides.
                 self.partitions = int(row[0])
         self._topics = {name: tid for tid, name in conn.execute("SELECT id, name FROM topics")}
+        for sid, text in conn.execute("SELECT id, headers FROM header_sets"):
+            self._header_sets[sid] = _read_headers(text, None)
+            self._header_ids[self._header_sets[sid]] = sid
         names = {tid: name for name, tid in self._topics.items()}
         for topic, partition, last in conn.execute(
             "SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition"
@@ -379,17 +403,51 @@ class EventLog:
             partition = partition_for(item.key, self.partitions)
             offset = self._next.get((topic, partition), 0)
             self._next[(topic, partition)] = offset + 1
-            source, event_id, headers = _stored_identity(item)
+            source, event_id, kept = _stored_identity(item)
+            header_set = tag = headers = None
+            if kept:
+                shared = _shareable(kept)
+                if shared is not None:
+                    header_set = self._header_set(conn, shared[0])
+                    tag = shared[1] if header_set is not None else None
+                if header_set is None:
+                    headers = _headers_text(kept)
             rows.append(
-                (tid, partition, offset, item.key, item.value, headers, now, source, event_id)
+                (
+                    tid,
+                    partition,
+                    offset,
+                    item.key,
+                    item.value,
+                    headers,
+                    now,
+                    source,
+                    event_id,
+                    header_set,
+                    tag,
+                )
             )
             out.append(Placement(partition, offset))
         conn.executemany(
             "INSERT INTO records (topic, partition, offset, key, value, headers, at, source, "
-            "event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "event_id, header_set, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         return out
+
+    def _header_set(self, conn: sqlite3.Connection, shared: Headers) -> int | None:
+        found = self._header_ids.get(shared)
+        if found is None:
+            if len(self._header_ids) >= MAX_HEADER_SETS:
+                return None
+            cur = conn.execute(
+                "INSERT INTO header_sets (headers) VALUES (?)", (_headers_text(shared),)
+            )
+            found = int(cur.lastrowid or 0)
+            # The set first: a reader that sees the id finds its headers.
+            self._header_sets[found] = shared
+            self._header_ids[shared] = found
+        return found
 
     def _already_appended(
         self, conn: sqlite3.Connection, tid: int, items: Sequence[NewRecord]
@@ -509,17 +567,28 @@ class EventLog:
                     op.loop.call_soon_threadsafe(_settle, op.future, ok, value)
         conn.close()
 
+    def _memory(self) -> tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int]]:
+        return dict(self._next), dict(self._topics), dict(self._header_ids)
+
+    def _restore(
+        self, saved: tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int]]
+    ) -> None:
+        # A set inserted by a rolled-back op is gone from the file: forget its id
+        # (the parsed copy may stay: its id is handed out again to the same text or
+        # to another, and _header_set overwrites it before any record refers to it).
+        self._next, self._topics, self._header_ids = saved
+
     def _run_group(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
         # Each op in its own savepoint (when there are several): one bad op fails
         # alone, the rest commit together. Appends advance in-memory offsets and
         # topic ids; a rolled-back op must give them back.
-        saved = (dict(self._next), dict(self._topics))
+        saved = self._memory()
         results: list[tuple[bool, Any]] = []
         alone = len(ops) == 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in ops:
-                before = (dict(self._next), dict(self._topics)) if not alone else saved
+                before = self._memory() if not alone else saved
                 if not alone:
                     conn.execute("SAVEPOINT op")
                 try:
@@ -527,11 +596,11 @@ class EventLog:
                 except Exception as exc:  # noqa: BLE001 -- handed to the caller's future
                     if alone:
                         conn.execute("ROLLBACK")
-                        self._next, self._topics = saved
+                        self._restore(saved)
                         return [(False, exc)]
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    self._next, self._topics = before
+                    self._restore(before)
                     results.append((False, exc))
                 else:
                     if not alone:
@@ -541,7 +610,7 @@ class EventLog:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self._next, self._topics = saved
+            self._restore(saved)
             self._failure = exc
             return [(False, exc) for _ in ops]
         return results
@@ -565,13 +634,13 @@ class EventLog:
             if self._next.get((topic, partition), 0) <= position:
                 continue
             rows = self._db.execute(
-                "SELECT offset, key, value, headers, at, event_id FROM records "
+                "SELECT offset, key, value, headers, at, event_id, header_set, tag FROM records "
                 "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
                 (tid, partition, position, per_partition),
             ).fetchall()
             out.extend(
-                Record(topic, partition, off, key, value, _read_headers(hdrs, eid), at)
-                for off, key, value, hdrs, at, eid in rows
+                Record(topic, partition, off, key, value, self._headers(hdrs, eid, hset, tag), at)
+                for off, key, value, hdrs, at, eid, hset, tag in rows
             )
         return out
 
@@ -670,14 +739,31 @@ class EventLog:
         if tid is None:
             return []
         rows = self._db.execute(
-            "SELECT partition, offset, key, value, headers, at, event_id FROM records "
-            "WHERE topic = ? ORDER BY partition, offset",
+            "SELECT partition, offset, key, value, headers, at, event_id, header_set, tag "
+            "FROM records WHERE topic = ? ORDER BY partition, offset",
             (tid,),
         ).fetchall()
         return [
-            Record(topic, p, off, key, value, _read_headers(hdrs, eid), at)
-            for p, off, key, value, hdrs, at, eid in rows
+            Record(topic, p, off, key, value, self._headers(hdrs, eid, hset, tag), at)
+            for p, off, key, value, hdrs, at, eid, hset, tag in rows
         ]
+
+    def _headers(
+        self, text: str | None, event_id: str | None, header_set: int | None, tag: bytes | None
+    ) -> Headers:
+        if header_set is None:
+            return _read_headers(text, event_id)
+        shared = self._header_sets.get(header_set)
+        if shared is None:  # pragma: no cover -- every set is loaded or made by this log
+            row = self._db.execute(
+                "SELECT headers FROM header_sets WHERE id = ?", (header_set,)
+            ).fetchone()
+            shared = self._header_sets[header_set] = _read_headers(row[0], None)
+        own: Headers = () if event_id is None else ((EVENT_ID_HEADER, event_id.encode()),)
+        if tag is None:
+            return own + shared
+        proof = tag.hex().encode()
+        return own + tuple((k, v + proof if k == VALIDATED_HEADER else v) for k, v in shared)
 
     def outcomes(self) -> list[dict[str, Any]]:
         """Every recorded outcome, oldest first (with the event's type and key while
@@ -712,10 +798,13 @@ class EventLog:
             return []
         return self._db.execute(
             "SELECT o.offset, o.flow, o.event_id, o.status, o.flow_version, o.step, o.detail, "
-            "o.attempts, o.at, r.key AS key, r.at AS appended_at, r.headers AS headers "
-            "FROM outcomes o "
+            "o.attempts, o.at, r.key AS key, r.at AS appended_at, "
+            # A shared set's proof lacks its tag here: what is read from these
+            # headers (a replay's origin) is never in a shared set.
+            "COALESCE(r.headers, h.headers) AS headers FROM outcomes o "
             "LEFT JOIN records r ON r.topic = o.topic AND r.partition = o.partition "
-            "AND r.offset = o.offset WHERE o.topic = ? AND o.partition = ? "
+            "AND r.offset = o.offset LEFT JOIN header_sets h ON h.id = r.header_set "
+            "WHERE o.topic = ? AND o.partition = ? "
             "AND o.offset >= ? AND o.offset < ? ORDER BY o.offset, o.flow LIMIT ?",
             (tid, partition, start, end, limit),
         ).fetchall()
@@ -778,8 +867,9 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, str | None]:
-    """(source, event id, headers) as stored: the event-id header lives in its column."""
+def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, list[tuple[str, bytes]]]:
+    """(source, event id, the other headers) as stored: the event-id header lives
+    in its column."""
     source, event_id = item.dedupe if item.dedupe is not None else (None, None)
     kept: list[tuple[str, bytes]] = []
     for name, value in item.headers:
@@ -787,16 +877,69 @@ def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, str | Non
             event_id = value.decode("utf-8", "replace")
             continue
         kept.append((name, value))
-    if not kept:
-        return source, event_id, None
-    pairs = [[k, v.decode("utf-8", "replace")] for k, v in kept]
+    return source, event_id, kept
+
+
+def _headers_text(headers: Iterable[tuple[str, bytes]]) -> str:
+    pairs = [[k, v.decode("utf-8", "replace")] for k, v in headers]
     try:
         # orjson: a fifth of json.dumps's time, for every record appended; readers
         # parse either (`_read_headers`).
-        headers = orjson.dumps(pairs).decode()
+        return orjson.dumps(pairs).decode()
     except TypeError:  # orjson.JSONEncodeError: a name with a lone surrogate
-        headers = json.dumps(pairs)
-    return source, event_id, headers
+        return json.dumps(pairs)
+
+
+def _shareable(kept: Sequence[tuple[str, bytes]]) -> tuple[Headers, bytes | None] | None:
+    """(the shared set, the proof's tag) when ``kept`` can refer to a shared set."""
+    tag = None
+    shared: list[tuple[str, bytes]] = []
+    for name, value in kept:
+        if name not in _SHARED_HEADERS:
+            return None
+        if name == VALIDATED_HEADER:
+            kind, sep, proof = value.rpartition(b";")
+            if tag is not None or not sep or len(proof) != _TAG_HEX:
+                return None
+            try:
+                tag = bytes.fromhex(proof.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                return None
+            if tag.hex().encode() != proof:  # upper case would not read back the same
+                return None
+            value = kind + b";"
+        shared.append((name, value))
+    return tuple(shared), tag
+
+
+_TAG_HEX = 32  # the proof's tag: 16 bytes (`platypus.validated`), in hex
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a log of an earlier format up to `SCHEMA_VERSION`, or refuse a later one."""
+    conn.execute("BEGIN IMMEDIATE")  # one opener migrates; the others then see format 3
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        found = int(row[0]) if row is not None else SCHEMA_VERSION
+        if found > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"{path} was written by a later version of Platypus (log format {found}; "
+                f"this version reads up to {SCHEMA_VERSION}). Run that version, or move the "
+                "data directory away and start again."
+            )
+        if found == 2:
+            # Adding a column rewrites no row: old records keep their headers inline.
+            conn.execute("ALTER TABLE records ADD COLUMN header_set INTEGER")
+            conn.execute("ALTER TABLE records ADD COLUMN tag BLOB")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS header_sets "
+                "(id INTEGER PRIMARY KEY, headers TEXT NOT NULL UNIQUE)"
+            )
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _read_headers(text: str | None, event_id: str | None) -> Headers:
