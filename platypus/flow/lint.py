@@ -596,7 +596,9 @@ class _FlowChecker:
                 f"adapter {adapter_name!r} has no action {step.action!r} (it has: {actions}){hint}",
             )
             return
-        self.params(step, action, base)
+        params = self.params(step, action, base)
+        if params is not None:
+            self.binds(step, action, params, base)
         self.payload(step, action, base, wires)
 
     def unconfigured(self, adapter: type[Adapter], name: str, to: YamlPath) -> None:
@@ -612,11 +614,12 @@ class _FlowChecker:
                 "that uses it to platypus.yaml and write to that connection",
             )
 
-    def params(self, step: StepSpec, action: Action, base: YamlPath) -> None:
+    def params(self, step: StepSpec, action: Action, base: YamlPath) -> BaseModel | None:
+        """The step's params, validated; None (and findings) if they are not valid."""
         if action.params is None:
-            return
+            return None
         try:
-            action.params.model_validate(dict(step.params))
+            return action.params.model_validate(dict(step.params))
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = tuple(err["loc"])
@@ -631,6 +634,31 @@ class _FlowChecker:
                 if err["type"] != "missing":
                     message += f", got {err['input']!r}"
                 self.report("invalid-params", (*base, "params", *loc), message)
+        return None
+
+    def binds(self, step: StepSpec, action: Action, params: BaseModel, base: YamlPath) -> None:
+        """Payload keys the params refer to (a SOQL ``:name``) that the payload never maps.
+
+        The adapter reads them from the payload at run time, and fails every event
+        that lacks one: a misspelt bind or a forgotten payload key.
+        """
+        if action.binds is None:
+            return
+        mapped = [str(key) for key in step.payload]
+        reported: set[str] = set()
+        for param, key in action.binds(params):
+            if key in step.payload or key in reported:
+                continue
+            reported.add(key)
+            close = difflib.get_close_matches(key, mapped, n=1, cutoff=0.6)
+            has = f"it maps: {', '.join(mapped)}" if mapped else "it maps nothing"
+            fix = f"did you mean :{close[0]}?" if close else f"map {key} in the payload"
+            self.report(
+                "bind-missing",
+                (*base, "params", param),
+                f"params.{param} binds :{key}, but the payload has no {key!r} ({has}), so "
+                f"{step.to!r} fails on every event; {fix}",
+            )
 
     def payload(
         self,
