@@ -246,8 +246,9 @@ class FakeVendor:
                     status=reply.status,
                 )
             )
-        while gate is not None and not gate.is_set():
-            await asyncio.sleep(0.005)  # set from the test's thread, not this loop's
+        # Polled: a threading.Event, set from the test's thread, which an asyncio.Event cannot be.
+        while gate is not None and not gate.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
         if delay + reply.delay > 0:
             await asyncio.sleep(delay + reply.delay)
         await _send_reply(send, reply)
