@@ -24,7 +24,7 @@ import random
 import string
 import sys
 import types
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,17 @@ _SUFFIXES = ["Pty Ltd", "GmbH", "Inc.", "SAS", "BV", "Ltd", "AB", "KK"]
 _FIRST = ["Dana", "Jo", "Sam", "Alex", "Kim", "Lee", "Robin", "Max", "Noa", "Ari"]
 _LAST = ["Owner", "Billing", "Nguyen", "Schmidt", "Garcia", "Okafor", "Tanaka", "Rossi"]
 _CURRENCIES = ["EUR", "USD", "GBP", "AUD"]
+_CATALOGUE = [
+    ("PLAT-ENT", "Platform, enterprise seat", 2000.0),
+    ("PLAT-PRO", "Platform, professional seat", 900.0),
+    ("PLAT-STARTER", "Platform, starter", 450.0),
+    ("PLAT-SUP", "Premium support", 5000.0),
+    ("PLAT-TRAIN", "Training day", 1200.0),
+    ("PLAT-SSO", "Single sign-on add-on", 300.0),
+    ("PLAT-AUDIT", "Audit log retention, 1 year", 750.0),
+    ("PLAT-API", "API call pack, 10M", 1500.0),
+]
+"""Products with a description, for `generate`."""
 _ID_MARK = "@@id@@"
 _TIME_MARK = "@@time@@"
 
@@ -95,6 +106,75 @@ def timestamp(at: float) -> str:
 
 def _sf_id(rng: random.Random, prefix: str) -> str:
     return prefix + "".join(rng.choices(_ALNUM, k=12))  # the 15-character form
+
+
+def _long_id(rng: random.Random, prefix: str) -> str:
+    return prefix + "".join(rng.choices(_ALNUM, k=15))  # the 18-character form
+
+
+def generate(count: int, keys: int, seed: int) -> list[tuple[str, bytes]]:
+    """``count`` closed-won events over ``keys`` opportunities, as (id, JSON bytes), seeded.
+
+    Made up front (``bench/throughput.py``, ``bench/kafka.py``,
+    ``bench/ingress_codec.py``): 1 to 5 line items, some with a description, and a
+    billing contact on 6 events in 10, so the events vary the way real ones do.
+    """
+    rng = random.Random(seed)
+    accounts = [
+        (
+            _long_id(rng, "001"),
+            f"{rng.choice(_COMPANIES)} {rng.choice(_COMPANIES)} {rng.choice(_SUFFIXES)}",
+        )
+        for _ in range(max(1, keys // 3))
+    ]
+    opportunities = [(_long_id(rng, "006"), rng.choice(accounts)) for _ in range(keys)]
+    start = date(2026, 1, 1)
+    out: list[tuple[str, bytes]] = []
+    for i in range(count):
+        opportunity, (account_id, account_name) = rng.choice(opportunities)
+        currency = rng.choice(_CURRENCIES)
+        lines: list[dict[str, Any]] = []
+        for code, description, price in rng.sample(_CATALOGUE, rng.randint(1, 5)):
+            line: dict[str, Any] = {
+                "product_code": code,
+                "quantity": rng.randint(1, 50),
+                "unit_price": round(price * rng.uniform(0.8, 1.0), 2),
+                "currency": currency,
+            }
+            if rng.random() < 0.5:
+                line["description"] = description
+            lines.append(line)
+        closed = start + timedelta(days=rng.randrange(365))
+        owner = f"{rng.choice(_FIRST).lower()}.{rng.choice(_LAST).lower()}@example.com"
+        data: dict[str, Any] = {
+            "opportunity_id": opportunity,
+            "account_id": account_id,
+            "account_name": account_name,
+            "amount": round(sum(li["quantity"] * li["unit_price"] for li in lines), 2),
+            "currency": currency,
+            "close_date": closed.isoformat(),
+            "owner_email": owner,
+            "line_items": lines,
+        }
+        if rng.random() < 0.6:
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            domain = account_name.split()[0].lower()
+            data["billing_contact"] = {
+                "name": f"{first} {last}",
+                "email": f"{first.lower()}.{last.lower()}@{domain}.example",
+            }
+        event_id = f"evt-{seed}-{i:08d}"
+        event = {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "/salesforce/prod",
+            "type": EVENT_TYPE,
+            "subject": opportunity,
+            "time": f"{closed.isoformat()}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z",
+            "data": data,
+        }
+        out.append((event_id, json.dumps(event, separators=(",", ":")).encode()))
+    return out
 
 
 class Events:

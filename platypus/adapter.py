@@ -22,7 +22,7 @@ entry-point group, so a third-party package adds a vendor with no engine edit::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -98,6 +98,10 @@ class Action:
     ``steps.<name>.<field>`` (``None``: not declared, anything goes). All three
     are used by ``platypus flows lint`` before anything runs.
 
+    ``binds`` names the payload keys the (validated) params refer to, as
+    ``(param, key)`` pairs: the ``:name``s of a SOQL query. The adapter reads those
+    keys at run time; lint reports one the payload does not map.
+
     ``writes`` is False for lookups, which are safe to repeat. ``idempotent``
     says the vendor itself turns a repeated write into one record (an upsert by
     external id, an ``Idempotency-Key`` it honours). A write that is not is
@@ -108,6 +112,7 @@ class Action:
     params: type[BaseModel] | None = None
     input: type[BaseModel] | None = None
     result: type[BaseModel] | None = None
+    binds: Callable[[BaseModel], Sequence[tuple[str, str]]] | None = None
     description: str = ""
     writes: bool = True
     idempotent: bool = False

@@ -51,6 +51,15 @@ class Expression:
     _compiled: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
+    def field_path(self) -> tuple[str, ...] | None:
+        """The field names of a plain path, ``data.customer.email`` -> (data, customer, email).
+
+        None for any other expression (a projection, an index, a function call, a
+        literal): static checks that reason about one field read ask this.
+        """
+        return self._path
+
+    @property
     def ast(self) -> Mapping[str, Any]:
         """The JMESPath syntax tree, for static checks."""
         tree: Mapping[str, Any] = self._parsed.parsed

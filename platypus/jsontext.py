@@ -26,7 +26,8 @@ and refuses what cannot be stored as it was read, with the field's path:
 integers beyond the 64-bit range (I-JSON section 2.2: send them as strings),
 numbers a 64-bit float cannot hold (``1e400`` parses as infinity, which orjson
 would write as ``null``: looked for only when the output holds a ``null``), and
-nesting deeper than `MAX_DEPTH`. Every event passes through both.
+nesting deeper than `MAX_DEPTH` (`platypus.safejson` bounds nesting for both). Every
+event passes through both.
 
 Measured per 750-byte event (``bench/ingress_codec.py``): jiter (the parser
 inside pydantic) reads about twice as fast as ``json.loads`` while catching
@@ -47,23 +48,13 @@ import jiter
 import orjson
 
 from platypus.exceptions import JsonTextError
+from platypus.safejson import MAX_DEPTH, nests_deeper
 
 __all__ = ["MAX_DEPTH", "dumps", "from_python", "integral", "loads", "parse"]
 
-MAX_DEPTH = 128
-"""Deepest nesting of arrays and objects in one event (serde_json's default limit).
-
-Business events nest a handful of levels; this leaves room for any real payload
-and stays far below what recursive readers downstream (validation, masking,
-JMESPath) can walk.
-"""
 
 _BOM = b"\xef\xbb\xbf"
 _POSITION = re.compile(r"^(?P<what>.*) at line (?P<line>\d+) column (?P<column>\d+)$", re.DOTALL)
-# A JSON string with its escapes, removed before brackets are counted for nesting.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_AS_PARENS = bytes.maketrans(b"[]{}", b"()()")
 _NOT_JSON_NUMBERS = re.compile(r"-?(?:NaN|Infinity)")
 
 
@@ -106,7 +97,7 @@ def dumps(value: Any) -> bytes:
                 path=path,
             )
     # An upper bound on the nesting, at C speed; measured only when it could be too deep.
-    if out.count(b"[") + out.count(b"{") > MAX_DEPTH and _depth_exceeds(out, MAX_DEPTH):
+    if out.count(b"[") + out.count(b"{") > MAX_DEPTH and nests_deeper(out, MAX_DEPTH):
         raise JsonTextError(_too_deep(), path=_deepest(value))
     return out
 
@@ -328,18 +319,6 @@ def _not_json_number(data: bytes, line: int, column: int) -> bool:
     # jiter points at the character it could not read, or just after a sign.
     start = max(column - 2, 0)
     return bool(_NOT_JSON_NUMBERS.match(text, start) or _NOT_JSON_NUMBERS.match(text, column - 1))
-
-
-def _depth_exceeds(text: bytes, limit: int) -> bool:
-    # Keep the brackets outside strings as "(" and ")", then peel off the
-    # innermost pairs: text nested d levels deep is empty after d passes.
-    brackets = _STRING.sub(b"", text).translate(_AS_PARENS, delete=_NOT_BRACKETS)
-    for _ in range(limit):
-        peeled = brackets.replace(b"()", b"")
-        if not peeled or len(peeled) == len(brackets):
-            return False
-        brackets = peeled
-    return b"()" in brackets
 
 
 def _too_deep() -> str:

@@ -31,7 +31,7 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_DIGITS", "UnsafeJsonError", "loads"]
+__all__ = ["MAX_DEPTH", "MAX_DIGITS", "UnsafeJsonError", "loads", "nests_deeper"]
 
 MAX_DEPTH = 128
 """Deepest nesting of arrays and objects accepted (serde_json's default limit).
@@ -100,20 +100,29 @@ def loads(data: bytes | bytearray | str, *, max_depth: int = MAX_DEPTH) -> Any:
         ) from None
 
 
-def _check_depth(raw: bytes, data: bytes | bytearray | str, max_depth: int) -> None:
+def nests_deeper(text: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the arrays and objects of JSON ``text`` nest deeper than ``limit``.
+
+    With C-speed string operations, no recursion: safe on any body. Malformed text
+    (brackets that do not pair up) is not deep; the parser says where it is wrong.
+    Also what `platypus.jsontext.dumps` checks the stored form of an event with.
+    """
     # Keep only the brackets outside strings, as "(" and ")", then peel off the
     # innermost pairs: a document of depth d is empty after d passes.
-    brackets = _STRING.sub(b"", raw).translate(_OPEN, delete=_NOT_BRACKETS)
-    for _ in range(max_depth):
+    brackets = _STRING.sub(b"", text).translate(_OPEN, delete=_NOT_BRACKETS)
+    for _ in range(limit):
         if not brackets:
-            return
+            return False
         peeled = brackets.replace(b"()", b"")
         if len(peeled) == len(brackets):
-            return  # unbalanced: json.loads says where
+            return False  # unbalanced: malformed, not deep
         brackets = peeled
-    if b"()" not in brackets:
-        return  # what is left does not pair up: malformed, not deep
-    raise UnsafeJsonError(_too_deep(max_depth), _text(data), _deep_position(raw, max_depth))
+    return b"()" in brackets  # else what is left does not pair up: malformed, not deep
+
+
+def _check_depth(raw: bytes, data: bytes | bytearray | str, max_depth: int) -> None:
+    if nests_deeper(raw, max_depth):
+        raise UnsafeJsonError(_too_deep(max_depth), _text(data), _deep_position(raw, max_depth))
 
 
 def _check_surrogates(raw: bytes, data: bytes | bytearray | str) -> None:

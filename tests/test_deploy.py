@@ -605,3 +605,11 @@ def test_k8s_resources_share_app_kubernetes_io_labels_and_selectors_match() -> N
     templates = {c: d["spec"]["template"]["metadata"]["labels"] for c, d in _deployments().items()}
     assert service.items() <= templates["web"].items()
     assert not service.items() <= templates["worker"].items()
+
+
+def test_compose_requires_the_postgres_password_and_ships_no_default() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    uses = re.findall(r"\$\{POSTGRES_PASSWORD([^}]*)\}", text)
+
+    assert len(uses) == 3  # the ledger URL, the store URL and the postgres service
+    assert all(use.startswith(":?") for use in uses), uses  # refuse to start without one

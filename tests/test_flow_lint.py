@@ -15,6 +15,7 @@ from platypus.config import ConnectionSpec, ProjectConfig
 from platypus.exceptions import SourceLocation
 from platypus.flow.lint import Finding, format_findings, lint_paths
 from platypus.schema_registry import SchemaRegistry
+from platypus_adapters.salesforce import SalesforceAdapter
 from platypus_adapters.sink import SinkAdapter
 
 HERE = Path(__file__).parent
@@ -415,6 +416,43 @@ def test_required_input_never_mapped_and_unknown_input_keys(
         "action 'billing.order' needs 'amount' in its input, but the payload never maps it",
         "action 'billing.order' takes no 'amonut' in its input; did you mean 'amount'?",
     ]
+
+
+SALESFORCE = AdapterRegistry({"salesforce": SalesforceAdapter})
+SALESFORCE_CONFIG = ProjectConfig(connections={"crm": ConnectionSpec(adapter="salesforce")})
+
+
+def lint_query(schemas: SchemaRegistry, tmp_path: Path, soql: str, payload: str) -> list[str]:
+    """``str`` of each finding of a flow whose one step runs ``soql`` with ``payload``."""
+    text = HEAD + f"  - name: find\n    to: crm.query\n    params:\n      soql: {soql}\n{payload}"
+    path = write(tmp_path, "flow.yaml", text)
+    found = lint_paths([path], schemas=schemas, adapters=SALESFORCE, config=SALESFORCE_CONFIG)
+    return [str(finding).removeprefix(f"{path}:") for finding in found]
+
+
+def test_a_soql_bind_the_payload_never_maps_is_reported_at_the_soql(
+    schemas: SchemaRegistry, tmp_path: Path
+) -> None:
+    soql = '"SELECT Id FROM Account WHERE External_Id__c = :customer_id"'
+
+    assert lint_query(schemas, tmp_path, soql, "    payload: {id: data.account_id}\n") == [
+        "7:13: error[bind-missing]: params.soql binds :customer_id, but the payload has no "
+        "'customer_id' (it maps: id), so 'crm.query' fails on every event; map customer_id "
+        "in the payload"
+    ]
+    assert lint_query(schemas, tmp_path, soql, "") == [
+        "7:13: error[bind-missing]: params.soql binds :customer_id, but the payload has no "
+        "'customer_id' (it maps nothing), so 'crm.query' fails on every event; map customer_id "
+        "in the payload"
+    ]
+
+
+def test_soql_binds_the_payload_maps_and_text_in_quotes_lint_clean(
+    schemas: SchemaRegistry, tmp_path: Path
+) -> None:
+    soql = "\"SELECT Id FROM Case WHERE Subject = 'x :not_a_bind' AND Owner = :owner\""
+
+    assert lint_query(schemas, tmp_path, soql, "    payload: {owner: data.account_id}\n") == []
 
 
 def test_input_missing_without_any_payload_points_at_the_step(

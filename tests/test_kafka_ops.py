@@ -32,6 +32,12 @@ from platypus.runtime.kafka.indexer import indexer_group
 from platypus.schema_registry import SchemaRegistry
 from tests.fakes.vendor import FakeVendor
 from tests.kafka_broker import KafkaBroker
+from tests.ops.test_cli import dlq
+from tests.ops.test_to_test import (
+    TWO_STEPS,
+    assert_the_refusal_became_a_passing_case,
+    flows_test,
+)
 from tests.postgres import fresh_database
 from tests.runtimes import (
     kafka_ingress,
@@ -55,9 +61,14 @@ def pg_url() -> Iterator[str]:
 
 
 def _project(
-    root: Path, vendor: FakeVendor, broker: KafkaBroker, store_url: str, **options: Any
+    root: Path,
+    vendor: FakeVendor,
+    broker: KafkaBroker,
+    store_url: str,
+    flow: str = ORDER_FLOW,
+    **options: Any,
 ) -> KafkaSettings:
-    settings = write_kafka_project(root, vendor.url, {"orders": ORDER_FLOW}, broker, **options)
+    settings = write_kafka_project(root, vendor.url, {"orders": flow}, broker, **options)
     config = yaml.safe_load((root / "platypus.yaml").read_text())
     config["failures_store"] = store_url
     config["ops"] = {"dashboard": False}
@@ -105,10 +116,10 @@ async def wait_http(process: subprocess.Popen[bytes], port: int, within: float =
 
 @asynccontextmanager
 async def deployment(
-    root: Path, vendor: FakeVendor, broker: KafkaBroker, store_url: str
+    root: Path, vendor: FakeVendor, broker: KafkaBroker, store_url: str, flow: str = ORDER_FLOW
 ) -> AsyncIterator[tuple[KafkaSettings, Any, FailureStore]]:
     """A worker, an indexer and the ingress, all on the broker and the shared store."""
-    settings = _project(root, vendor, broker, store_url)
+    settings = _project(root, vendor, broker, store_url, flow)
     await ensure_topics(settings)
     worker = start_worker(root)
     port = free_port()
@@ -198,6 +209,31 @@ async def test_a_replay_that_fails_again_reopens_the_same_entry_and_discard_is_a
         assert gone.status is FailureStatus.DISCARDED
         [row, *_] = store.audit_log()
         assert (row.actor, row.action, row.detail["ids"]) == ("bo", "discard", [entry.id])
+
+
+async def test_dlq_to_test_turns_a_kafka_dead_letter_into_a_passing_case_with_earlier_answers(
+    tmp_path: Path, fake_vendor: FakeVendor, kafka_broker: KafkaBroker, pg_url: str
+) -> None:
+    # What tests/ops/test_to_test.py checks on the embedded runtime: on Kafka the
+    # earlier steps' answers are in the workers' ledger, not in an event log.
+    running = deployment(tmp_path, fake_vendor, kafka_broker, pg_url, TWO_STEPS)
+    async with running as (_, ingress, store):
+        fake_vendor.script(
+            "/orders", [(201, {"id": "ORD-77", "owner": "grace.hopper@example.com"})]
+        )
+        fake_vendor.script("/notify", [(400, {"error": "channel_not_found"})])
+        event = closed_won(owner_email="grace.hopper@example.com")
+        result = await ingress.accept(json.dumps(event).encode(), "application/json")
+        assert result.status == 202, result.body
+        [entry] = await wait_until(
+            lambda: store.search(FailureFilter(status=(FailureStatus.OPEN,))),
+            "the dead letter in the store",
+        )
+
+        made = await asyncio.to_thread(dlq, tmp_path, "to-test", str(entry.id))
+    tests = await asyncio.to_thread(flows_test, tmp_path, "-v")
+
+    assert_the_refusal_became_a_passing_case(tmp_path, event, made, tests)
 
 
 def _letter(event_id: str, partition: int, offset: int) -> list[tuple[str, bytes]]:

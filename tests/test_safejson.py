@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platypus.safejson import MAX_DEPTH, MAX_DIGITS, UnsafeJsonError, loads
+from platypus.safejson import MAX_DEPTH, MAX_DIGITS, UnsafeJsonError, loads, nests_deeper
 
 
 def nested(depth: int) -> str:
@@ -111,3 +111,10 @@ def test_anything_json_dumps_writes_within_the_limits_parses_as_json_loads_does(
     for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
         assert loads(text) == json.loads(text)
         assert loads(text.encode()) == json.loads(text.encode())
+
+
+def test_nests_deeper_counts_brackets_outside_strings_and_calls_malformed_text_not_deep() -> None:
+    assert not nests_deeper(nested(3).encode(), 3)
+    assert nests_deeper(nested(4).encode(), 3)
+    assert not nests_deeper(b'[["[[[[", {"a": "{{{{"}]]', 3)  # brackets in strings nest nothing
+    assert not nests_deeper(b"[[[[[[", 3)  # unbalanced: the parser says where

@@ -55,7 +55,7 @@ from .settings import (
     UpsertParams,
     login_base_url,
 )
-from .soql import bind
+from .soql import bind, bind_names
 
 __all__ = [
     "MISSING_RECORD_CODES",
@@ -77,6 +77,7 @@ __all__ = [
     "UpdateParams",
     "UpsertParams",
     "bind",
+    "bind_names",
     "classify",
     "jwt_audience",
     "login_base_url",

@@ -61,7 +61,7 @@ from .settings import (
     WriteResult,
     login_base_url,
 )
-from .soql import bind
+from .soql import bind, bind_names
 
 __all__ = ["ApiUsage", "SalesforceAdapter", "parse_limit_info"]
 
@@ -81,6 +81,12 @@ class ApiUsage(NamedTuple):
     def share(self) -> float:
         """``used / limit`` (1.0 when the limit is 0)."""
         return self.used / self.limit if self.limit > 0 else 1.0
+
+
+def _query_binds(params: BaseModel) -> list[tuple[str, str]]:
+    """The payload keys a query's SOQL binds, for lint (`Action.binds`)."""
+    assert isinstance(params, QueryParams)
+    return [("soql", name) for name in bind_names(params.soql)]
 
 
 def parse_limit_info(header: str | None) -> ApiUsage | None:
@@ -159,6 +165,7 @@ class SalesforceAdapter(Adapter):
         "query": Action(
             result=QueryResult,
             params=QueryParams,
+            binds=_query_binds,
             description="Run a SOQL lookup bound to the payload; returns {total_size, records}.",
             writes=False,
             idempotent=True,

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["bind", "literal"]
+__all__ = ["bind", "bind_names", "literal"]
 
 _BIND = re.compile(r"(?<![A-Za-z0-9_:]):([A-Za-z_][A-Za-z0-9_]*)")
 _ESCAPES = {
@@ -78,6 +78,19 @@ def bind(soql: str, values: Mapping[str, Any]) -> str:
 
         out.append(_BIND.sub(substitute, part))
     return "".join(out)
+
+
+def bind_names(soql: str) -> list[str]:
+    """The names ``soql`` binds (``:name`` outside string literals), each once, in order.
+
+    `bind` needs a value for each; ``platypus flows lint`` checks the payload maps them.
+    """
+    found: list[str] = []
+    for part in _split_strings(soql)[::2]:  # the code between string literals
+        for name in _BIND.findall(part):
+            if name not in found:
+                found.append(name)
+    return found
 
 
 def _split_strings(soql: str) -> list[str]:

@@ -5,10 +5,13 @@ schema validation, routing, the flow's and each step's ``when``, the mapping and
 the check against the action's input model. No adapter is called, so a step that
 reads an earlier step's result (``steps.create_order.id``) sees a placeholder:
 the text ``<steps.create_order.id>``, and ``<result of create_order>`` for the
-whole result. A condition on such a result is not guessed from the placeholder:
-the step is shown as depending on that step's answer, with what it would send
-if it runs. The same holds for a payload whose mapping or input check can only
-be judged with the answer.
+whole result. A value read deeper into a result (``steps.find.records[0].Id``,
+``steps.create_order.id.x``), which a placeholder text cannot hold, is shown as
+the expression that reads it, ``<steps.find.records[0].Id>``, not as null. A
+condition on such a result is not guessed from the placeholder: the step is
+shown as depending on that step's answer, with what it would send if it runs.
+The same holds for a payload whose mapping or input check can only be judged
+with the answer.
 
 A dry run never ends in a traceback: an expression that raises is a step that
 would fail, as it would at run time, and `DryRun.failed` says whether any did.
@@ -217,6 +220,7 @@ def _plan_step(
     if isinstance(planned, core.Filtered):
         return StepPlan(step.name, step.to, "skipped", detail=planned.reason)
     if isinstance(planned, core.Deliver):
+        planned = core.Deliver(_unknown_shown(step.payload, planned.payload, unknown))
         failed = core.check_payload(model, planned.payload, step)
         if failed is None:
             if not condition:
@@ -238,6 +242,29 @@ def _plan_step(
     if condition:
         detail = f"{detail} (it {condition}, which depends on {_answers(waits_on)})"
     return StepPlan(step.name, step.to, "fails", detail=detail)
+
+
+def _unknown_shown(template: Any, payload: Any, unknown: Sequence[str]) -> Any:
+    """``payload`` with each null an expression read from a step's answer as its placeholder.
+
+    A placeholder text has no fields or items, so ``steps.find.records[0].Id``
+    evaluates to null on it; the real answer may well hold a value. Shown as
+    ``<steps.find.records[0].Id>``, the payload says what the value stands for.
+    """
+    if isinstance(template, Expression):
+        if payload is None and _reads(template, unknown):
+            return f"<{template.source}>"
+        return payload
+    if isinstance(template, Mapping) and isinstance(payload, dict):
+        return {
+            key: _unknown_shown(template.get(key), value, unknown) for key, value in payload.items()
+        }
+    if isinstance(template, list) and isinstance(payload, list) and len(template) == len(payload):
+        return [
+            _unknown_shown(inner, value, unknown)
+            for inner, value in zip(template, payload, strict=True)
+        ]
+    return payload
 
 
 def _depends(waits_on: Sequence[str], reads: Sequence[str], condition: str, why: str) -> str:
@@ -265,8 +292,9 @@ def _only_placeholders(model: type[BaseModel], payload: Any) -> bool:
 
 
 def _is_placeholder(value: Any) -> bool:
+    # "<steps.a.id>" and text around it; "<data.x || steps.a.id>" from `_unknown_shown`.
     return isinstance(value, _Placeholder) or (
-        isinstance(value, str) and "<steps." in value and ">" in value
+        isinstance(value, str) and "<" in value and "steps." in value and ">" in value
     )
 
 

@@ -25,7 +25,7 @@ import datetime as dt
 import difflib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -297,6 +297,26 @@ def _finding(flow: FlowFile, problem: Problem) -> Finding:
     where = error.location or SourceLocation(str(flow.path), 1, 1)
     message = f"{error.path}: {error.message}" if error.path else error.message
     return Finding(where, problem.code, message)
+
+
+_Wires = list[tuple[str, dict[str, Any], dict[str, Any]]]  # (type, wire schema, $defs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mapped:
+    """One expression of a step's payload and the input it is mapped to.
+
+    What the checks that judge it against the events (its shape, whether it may be
+    null) need, in one place.
+    """
+
+    step: StepSpec
+    expr: Expression
+    target: Mapping[str, Any]  # the input's JSON Schema, $refs resolved by ``defs``
+    defs: Mapping[str, Any]
+    path: YamlPath  # where the expression is in the flow file
+    label: str  # the input's name in messages, e.g. ``account.name``
+    wires: _Wires
 
 
 class _FlowChecker:
@@ -576,7 +596,9 @@ class _FlowChecker:
                 f"adapter {adapter_name!r} has no action {step.action!r} (it has: {actions}){hint}",
             )
             return
-        self.params(step, action, base)
+        params = self.params(step, action, base)
+        if params is not None:
+            self.binds(step, action, params, base)
         self.payload(step, action, base, wires)
 
     def unconfigured(self, adapter: type[Adapter], name: str, to: YamlPath) -> None:
@@ -592,11 +614,12 @@ class _FlowChecker:
                 "that uses it to platypus.yaml and write to that connection",
             )
 
-    def params(self, step: StepSpec, action: Action, base: YamlPath) -> None:
+    def params(self, step: StepSpec, action: Action, base: YamlPath) -> BaseModel | None:
+        """The step's params, validated; None (and findings) if they are not valid."""
         if action.params is None:
-            return
+            return None
         try:
-            action.params.model_validate(dict(step.params))
+            return action.params.model_validate(dict(step.params))
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = tuple(err["loc"])
@@ -611,6 +634,31 @@ class _FlowChecker:
                 if err["type"] != "missing":
                     message += f", got {err['input']!r}"
                 self.report("invalid-params", (*base, "params", *loc), message)
+        return None
+
+    def binds(self, step: StepSpec, action: Action, params: BaseModel, base: YamlPath) -> None:
+        """Payload keys the params refer to (a SOQL ``:name``) that the payload never maps.
+
+        The adapter reads them from the payload at run time, and fails every event
+        that lacks one: a misspelt bind or a forgotten payload key.
+        """
+        if action.binds is None:
+            return
+        mapped = [str(key) for key in step.payload]
+        reported: set[str] = set()
+        for param, key in action.binds(params):
+            if key in step.payload or key in reported:
+                continue
+            reported.add(key)
+            close = difflib.get_close_matches(key, mapped, n=1, cutoff=0.6)
+            has = f"it maps: {', '.join(mapped)}" if mapped else "it maps nothing"
+            fix = f"did you mean :{close[0]}?" if close else f"map {key} in the payload"
+            self.report(
+                "bind-missing",
+                (*base, "params", param),
+                f"params.{param} binds :{key}, but the payload has no {key!r} ({has}), so "
+                f"{step.to!r} fails on every event; {fix}",
+            )
 
     def payload(
         self,
@@ -729,24 +777,18 @@ class _FlowChecker:
             self.report("input-type", path, f"action {step.to!r} takes {label!r} as {problem}")
             return
         if isinstance(value, Expression):
-            if len(objects) == 1 and self.shape(step, value, objects[0], defs, path, label, wires):
+            mapped = _Mapped(step, value, target, defs, path, label, wires)
+            if len(objects) == 1 and self.shape(replace(mapped, target=objects[0])):
                 return
             if required:
-                self.nullable(step, value, target, defs, path, label, wires)
+                self.nullable(mapped)
 
-    def shape(
-        self,
-        step: StepSpec,
-        expr: Expression,
-        target: Mapping[str, Any],
-        defs: Mapping[str, Any],
-        path: YamlPath,
-        label: str,
-        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
-    ) -> bool:
+    def shape(self, mapped: _Mapped) -> bool:
         """An object of the event mapped whole to a target object of another shape."""
-        for _, wire, wire_defs in wires:
-            produced = _Checker(wire_defs).resolve(_Checker(wire_defs).visit(expr.ast, wire, ""))
+        expr, target, defs, label = mapped.expr, mapped.target, mapped.defs, mapped.label
+        for _, wire, wire_defs in mapped.wires:
+            checker = _Checker(wire_defs)
+            produced = checker.resolve(checker.visit(expr.ast, wire, ""))
             if produced is None or not isinstance(produced.get("properties"), Mapping):
                 continue
             problems = _shape_problems(produced, wire_defs, target, defs, label)
@@ -754,42 +796,35 @@ class _FlowChecker:
                 has = ", ".join(produced["properties"]) or "no fields"
                 self.report(
                     "input-shape",
-                    path,
-                    f"action {step.to!r} takes {label!r} as an object of another shape than "
-                    f"{expr.source} (which has {has}): {'; '.join(problems)}. Map it field by "
-                    f"field, e.g. {label}: {_example(target, defs)}",
+                    mapped.path,
+                    f"action {mapped.step.to!r} takes {label!r} as an object of another shape "
+                    f"than {expr.source} (which has {has}): {'; '.join(problems)}. Map it field "
+                    f"by field, e.g. {label}: {_example(target, defs)}",
                 )
                 return True
         return False
 
-    def nullable(
-        self,
-        step: StepSpec,
-        expr: Expression,
-        target: Mapping[str, Any],
-        defs: Mapping[str, Any],
-        path: YamlPath,
-        label: str,
-        wires: list[tuple[str, dict[str, Any], dict[str, Any]]],
-    ) -> None:
+    def nullable(self, mapped: _Mapped) -> None:
         """An optional event field mapped to a required input, with no fallback."""
-        if expr._path is None or expr._path[0] != "data":
+        step, expr = mapped.step, mapped.expr
+        fields = expr.field_path
+        if fields is None or fields[0] != "data":
             # Only a plain event field is known to be missing from some events; what
             # a vendor answered, or a computed value, is not judged.
             return
-        accepted = _json_types(target, defs)
+        accepted = _json_types(mapped.target, mapped.defs)
         if accepted is None or "null" in accepted:
             return
-        if not any(_path_nullable(expr._path, w, d) for _, w, d in wires):
+        if not any(_path_nullable(fields, w, d) for _, w, d in mapped.wires):
             return
         guards = [step.when, self.flow.when]
         if any(guard is not None and _mentions(guard, expr) for guard in guards):
             return  # the step (or flow) runs only when the field is there
         self.report(
             "input-nullable",
-            path,
-            f"action {step.to!r} needs {label!r}, but {expr.source} may be null (the event "
-            f"need not have it), and then the call fails: give a fallback, e.g. "
+            mapped.path,
+            f"action {step.to!r} needs {mapped.label!r}, but {expr.source} may be null (the "
+            f"event need not have it), and then the call fails: give a fallback, e.g. "
             f"{expr.source} || 'unknown', or run the step only when it is there, "
             f"when: {expr.source} != `null`",
         )
@@ -926,7 +961,7 @@ def _path_nullable(path: Sequence[str], schema: Mapping[str, Any], defs: Mapping
 
 def _mentions(guard: Expression, expr: Expression) -> bool:
     """Whether a condition reads the field an expression maps (so it is tested first)."""
-    path = expr._path
+    path = expr.field_path
     if path is None:
         return False
     # `when: data.billing_contact != `null`` guards data.billing_contact.email too.

@@ -97,8 +97,8 @@ def personal_reads(
     """
     reader = _PersonalReads(defs)
     produced = reader.visit(expr.ast, schema, "")
-    if isinstance(produced, Mapping) and expr._path is not None:
-        for found in _personal_below(produced, defs, ".".join(expr._path), 0):
+    if isinstance(produced, Mapping) and expr.field_path is not None:
+        for found in _personal_below(produced, defs, ".".join(expr.field_path), 0):
             reader.note(found)
     return reader.found
 

@@ -57,7 +57,8 @@ def _common(func: F) -> F:
             "store_url",
             envvar="PLATYPUS_DLQ_STORE",
             help="Store URL, e.g. postgresql+psycopg://user@host/db "
-            "(default: failures.db in the project's data_dir).",
+            "(default: platypus.yaml's failures_store, else failures.db in the project's "
+            "data_dir).",
         ),
         click.option(
             "--actor",
@@ -147,6 +148,21 @@ def _time(text: str | None, option: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _kafka_ledger(config: ProjectConfig) -> Any:
+    """The Kafka workers' delivery ledger of the project, or None if it has none.
+
+    ``kafka.ledger_url`` (PostgreSQL, shared by every worker), else the SQLite
+    ledger a worker keeps in ``data_dir`` once it has run.
+    """
+    from platypus.runtime.kafka import SqliteLedger, SqlLedger, settings_for
+
+    settings = settings_for(config)
+    if settings.ledger_url:
+        return SqlLedger(settings.ledger_url)
+    path = config.resolve(config.data_dir) / "ledger.db"
+    return SqliteLedger(path) if path.exists() else None
+
+
 @dataclass
 class _Session:
     config: ProjectConfig
@@ -160,6 +176,9 @@ class _Session:
 async def _session(project: Path, store_url: str | None) -> AsyncIterator[_Session]:
     config = load_config(root=project)
     data_dir = config.resolve(config.data_dir)
+    # --store (PLATYPUS_DLQ_STORE), else platypus.yaml's failures_store (the shared
+    # store of a Kafka deployment), else the data_dir's own.
+    store_url = store_url or config.failures_store
     if store_url:
         store = FailureStore(store_url)
         store.create()
@@ -352,10 +371,18 @@ def to_test_command(
             folder = flow_dir or session.config.resolve(session.config.flows)
             flow_file = find_flow_file(failure.flow, folder)
             flow = load_flow(flow_file)
-            ledger = session.log  # None when a running platypus holds the log
-            case = await case_for_failure(
-                failure, flow, schemas=SchemaRegistry.default(), ledger=ledger
-            )
+            # The embedded log when this command opened it; else the Kafka workers'
+            # ledger, which they share with any reader; None when a running embedded
+            # platypus holds its log.
+            kafka_ledger = _kafka_ledger(session.config) if session.log is None else None
+            ledger = session.log if session.log is not None else kafka_ledger
+            try:
+                case = await case_for_failure(
+                    failure, flow, schemas=SchemaRegistry.default(), ledger=ledger
+                )
+            finally:
+                if kafka_ledger is not None:
+                    kafka_ledger.close()
             added = add_case(flow_file, case, schemas=SchemaRegistry.default())
             session.store.audit(actor, "to-test", {"ids": [failure_id]}, 1)
             return added, ledger is not None

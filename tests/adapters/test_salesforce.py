@@ -35,6 +35,7 @@ from platypus_adapters.salesforce import (
     SalesforceAdapter,
     SalesforceSettings,
     bind,
+    bind_names,
     jwt_audience,
     login_base_url,
     parse_limit_info,
@@ -377,6 +378,14 @@ def test_soql_binds_are_escaped_literals() -> None:
 def test_soql_bind_leaves_string_literals_and_date_literals_alone() -> None:
     soql = "SELECT Id FROM Case WHERE Subject = 'a :b' AND CreatedDate = LAST_N_DAYS:30"
     assert bind(soql, {}) == soql
+
+
+def test_bind_names_are_the_binds_outside_string_literals_each_once() -> None:
+    soql = (
+        "SELECT Id FROM Case WHERE Subject = 'a :b' AND Owner = :owner "
+        "AND CreatedDate = LAST_N_DAYS:30 AND (Owner = :owner OR Queue__c IN :queues)"
+    )
+    assert bind_names(soql) == ["owner", "queues"]
 
 
 @pytest.mark.parametrize(

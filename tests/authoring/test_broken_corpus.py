@@ -90,6 +90,15 @@ CORPUS = [
         "counts every number (0 too) as true",
     ),
     ("_project/invalid_params.yaml", (), "invalid-params", 7, 7, "did you mean 'path'?"),
+    (
+        "_project/soql_bind_missing.yaml",
+        (),
+        "bind-missing",
+        6,
+        20,
+        "params.soql binds :acount_id, but the payload has no 'acount_id' (it maps: "
+        "account_id), so 'salesforce.query' fails on every event; did you mean :account_id?",
+    ),
     # -- issue 15: what broke at run time, caught at lint time
     (
         "_project/shape_object_whole.yaml",

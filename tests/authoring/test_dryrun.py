@@ -148,3 +148,33 @@ def test_a_step_that_would_fail_exits_1_and_an_expression_error_is_no_traceback(
     assert "Traceback" not in broken.output
     assert unmappable[0] == 1
     assert "step total -> vendor.post: would FAIL: expression 'sum(" in unmappable[1]
+
+
+def test_a_value_read_deeper_into_an_answer_shows_what_it_stands_for_not_null(
+    project: Path,
+) -> None:
+    (project / "flows" / "deeper.yaml").write_text(
+        "name: deeper\nconsumes: sales.opportunity.closed_won.v1\nsteps:\n"
+        "  - name: find\n    to: vendor.post\n    payload: {id: data.account_id}\n"
+        "  - name: act\n    to: vendor.post\n"
+        "    payload:\n"
+        '      first: "steps.find.records[0].Id"\n'
+        '      deeper: "steps.find.id.x"\n'
+        '      listed: ["steps.find.owner.email", data.account_name]\n'
+        '      fallback: "data.no_such_field || steps.find.id.x"\n'
+    )
+    event = str(project / "samples" / "big.event.json")
+
+    code, as_json = dry(project, "--dry-run", event, "--flow", "deeper", "--json")
+
+    assert code == 0, as_json
+    act = json.loads(as_json)["events"][0]["flows"][0]["steps"][1]
+    assert (act["status"], act["payload"]) == (
+        "send",
+        {
+            "first": "<steps.find.records[0].Id>",
+            "deeper": "<steps.find.id.x>",
+            "listed": ["<steps.find.owner.email>", "Acme Pty Ltd"],
+            "fallback": "<data.no_such_field || steps.find.id.x>",
+        },
+    )

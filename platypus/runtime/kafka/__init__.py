@@ -8,6 +8,7 @@ docs/kafka.md has the whole picture.
 """
 
 from platypus.runtime.kafka.indexer import KafkaIndexer, run_indexer
+from platypus.runtime.kafka.ledger import SqliteLedger, SqlLedger
 from platypus.runtime.kafka.pollers import backfill_on_kafka, run_pollers
 from platypus.runtime.kafka.producer import KafkaEventSink
 from platypus.runtime.kafka.settings import BROKER_ENV, settings_for
@@ -20,6 +21,8 @@ __all__ = [
     "KafkaEventSink",
     "KafkaIndexer",
     "KafkaRuntime",
+    "SqlLedger",
+    "SqliteLedger",
     "backfill_on_kafka",
     "ensure_topics",
     "run_indexer",
