@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import httpx
 import pytest
@@ -18,9 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from platypus.config import IngressSettings
 from platypus.ingress import Ingress
-from platypus.records import EVENTS_TOPIC
+from platypus.records import EVENTS_TOPIC, Record
+from platypus.retry import RetryPolicy
+from platypus.runtime import codec
+from platypus.runtime import processor as processor_module
+from platypus.runtime.codec import read_record
+from platypus.runtime.connections import Connections
 from platypus.runtime.embedded import Platypus
-from platypus.runtime.memory import MemoryLog
+from platypus.runtime.memory import MemoryLedger, MemoryLog
+from platypus.runtime.processor import Processor
 from platypus.schema import Lenient, event_schema
 from platypus.schema_registry import SchemaRegistry
 from tests.fakes.vendor import FakeVendor
@@ -305,3 +311,56 @@ async def test_a_lenient_field_keeps_its_constraints_and_others_stay_strict() ->
         "data.quantity",
         "data.strict_count",
     ]
+
+
+def _processor(registry: SchemaRegistry) -> Processor:
+    return Processor(
+        [],
+        registry,
+        cast(Connections, None),  # no flow consumes the events: no connection is used
+        retry=RetryPolicy(),
+        concurrency=1,
+        params={},
+        ledger=MemoryLedger(),
+    )
+
+
+async def test_a_record_from_another_producer_is_read_strictly_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The batch's prepare needs the id, process needs it again, then the event is
+    # validated: one strict read serves all three.
+    registry = SchemaRegistry([])
+    registry.register_model(_Placed)
+    processor = _processor(registry)
+    reads: list[bytes] = []
+
+    def counted(value: bytes | None, headers: Any) -> Any:
+        reads.append(value or b"")
+        return read_record(value, headers)
+
+    monkeypatch.setattr(processor_module, "read_record", counted)
+    monkeypatch.setattr(codec, "read_record", counted)  # what decode_record calls
+    value = json.dumps(_placed(quantity=3)).encode()
+    record = Record(EVENTS_TOPIC, 0, 0, "O-1", value)
+
+    await processor.prepare([record])
+    result = await processor.process(record)
+
+    assert reads == [value]
+    assert (result.event_id, [o.status for o in result.outcomes]) == ("evt-lenient", ["filtered"])
+
+
+async def test_a_prepared_record_with_duplicate_names_is_still_dead_lettered() -> None:
+    registry = SchemaRegistry([])
+    registry.register_model(_Placed)
+    processor = _processor(registry)
+    value = b'{"specversion":"1.0","id":"e-1","id":"e-2","source":"/t","type":"x"}'
+    record = Record(EVENTS_TOPIC, 0, 0, "k", value)
+
+    await processor.prepare([record])
+    result = await processor.process(record)
+
+    [outcome] = result.outcomes
+    assert outcome.status == "dead_lettered"
+    assert "duplicate" in outcome.detail.lower()
