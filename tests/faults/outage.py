@@ -35,6 +35,9 @@ __all__ = ["Kind", "OutageProxy"]
 
 Kind = Literal["503", "retry-after", "refused", "timeout"]
 
+MAX_EXTENSION = 10.0
+"""Seconds an outage asked to be met by requests may run past its length."""
+
 
 class OutageProxy:
     """See the module docstring. Safe to drive from the test thread."""
@@ -50,6 +53,7 @@ class OutageProxy:
         self._until = 0.0
         self._live: set[asyncio.StreamWriter] = set()
         self._held: set[asyncio.StreamWriter] = set()
+        self._ending: asyncio.Future[None] | None = None
         self.counts: Counter[str] = Counter()
 
     # -- life ---------------------------------------------------------------
@@ -79,9 +83,16 @@ class OutageProxy:
 
     # -- outages ------------------------------------------------------------
 
-    def outage(self, kind: Kind, seconds: float) -> float:
-        """Start an outage of ``kind`` for ``seconds``; returns when it ends (monotonic)."""
-        return self._call(self._begin(kind, seconds))
+    def outage(self, kind: Kind, seconds: float, *, met_by: int = 0) -> float:
+        """Start an outage of ``kind`` for ``seconds``; returns when it is due to end
+        (monotonic).
+
+        ``met_by`` keeps it going past ``seconds`` (by up to `MAX_EXTENSION`) until
+        that many requests have met it, so a test on a slow machine still sees the
+        outage it asked for. Requests are counted for every kind but ``"refused"``,
+        where the proxy sees none.
+        """
+        return self._call(self._begin(kind, seconds, met_by))
 
     @property
     def in_outage(self) -> bool:
@@ -91,11 +102,21 @@ class OutageProxy:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
         return future.result(10)
 
-    async def _begin(self, kind: Kind, seconds: float) -> float:
+    async def _begin(self, kind: Kind, seconds: float, met_by: int) -> float:
         self._kind = kind
         self._until = time.monotonic() + seconds
+        wanted = self.counts[kind] + met_by
+        give_up = self._until + MAX_EXTENSION
         await self._close_all(listening=kind == "refused")
-        self._loop.call_later(seconds, lambda: asyncio.ensure_future(self._end()))
+
+        async def end_when_met() -> None:
+            await asyncio.sleep(seconds)
+            while self.counts[kind] < wanted and time.monotonic() < give_up:  # noqa: ASYNC110 -- a bounded poll of counts bumped in several places
+                await asyncio.sleep(0.01)
+            self._until = time.monotonic()
+            await self._end()
+
+        self._ending = asyncio.ensure_future(end_when_met())
         return self._until
 
     async def _end(self) -> None:
