@@ -192,20 +192,19 @@ class FakeVendor:
         self, count: int, *, path: str | None = None, within: float = 5.0
     ) -> list[RecordedRequest]:
         """Wait until ``count`` requests (to ``path``, if given) arrived; return them."""
-        deadline = time.monotonic() + within
-        while True:
-            found = self.requests if path is None else self.requests_to(path)
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"expected {count} requests{f' to {path}' if path else ''} "
-                    f"within {within}s, got {len(found)}: {[r.path for r in found]}"
-                )
-            await asyncio.sleep(0.01)
+        found = await self.wait_until(
+            lambda log: len([r for r in log if path is None or r.path == path]) >= count,
+            within=within,
+            what=f"{count} requests{f' to {path}' if path else ''}",
+        )
+        return found if path is None else [r for r in found if r.path == path]
 
     async def wait_until(
-        self, condition: Callable[[list[RecordedRequest]], bool], *, within: float = 5.0
+        self,
+        condition: Callable[[list[RecordedRequest]], bool],
+        *,
+        within: float = 5.0,
+        what: str = "the condition",
     ) -> list[RecordedRequest]:
         """Wait until ``condition`` holds for the requests received so far; return them."""
         deadline = time.monotonic() + within
@@ -215,7 +214,7 @@ class FakeVendor:
                 return found
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"the condition did not hold within {within}s; requests: "
+                    f"expected {what} within {within}s; got {len(found)} requests: "
                     f"{[r.path for r in found]}"
                 )
             await asyncio.sleep(0.01)
