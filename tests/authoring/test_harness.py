@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from platypus.testing import (
     run_case,
     run_flow_tests,
 )
+from tests.support import closed_won
 
 FLOW = "flows/closed-won-to-orders.yaml"
 
@@ -423,3 +425,42 @@ def test_a_patch_of_list_items_is_checked_against_the_item_schema(project: Path)
         "cases.0.patch.data.line_items.0.prodct_code: data.line_items[0] has no field "
         "'prodct_code'; did you mean 'data.line_items[0].product_code'?"
     ) in result.output
+
+
+def test_flows_test_refuses_a_soql_bind_the_payload_never_maps(tmp_path: Path) -> None:
+    # A case would pass with the query faked, while the real call fails on every event.
+    (tmp_path / "platypus.yaml").write_text(
+        "flows: flows\n"
+        "connections:\n"
+        "  crm:\n"
+        "    adapter: salesforce\n"
+        "    settings:\n"
+        "      auth: {type: session, session_id: s, instance_url: 'https://acme.my.salesforce.com'}\n"
+    )
+    (tmp_path / "flows").mkdir()
+    flow = tmp_path / "flows" / "find-account.yaml"
+    flow.write_text(
+        "name: find-account\n"
+        "consumes: sales.opportunity.closed_won.v1\n"
+        "steps:\n"
+        "  - name: find\n"
+        "    to: crm.query\n"
+        "    params:\n"
+        '      soql: "SELECT Id FROM Account WHERE External_Id__c = :customer_id"\n'
+        "    payload: {id: data.account_id}\n"
+    )
+    (tmp_path / "samples").mkdir()
+    event = closed_won("006Kd00000A1b2cAAA", amount=25000, event_id="evt-1")
+    (tmp_path / "samples" / "big.event.json").write_text(json.dumps(event), encoding="utf-8")
+    (tmp_path / "flows" / "find-account.test.yaml").write_text(
+        "cases:\n"
+        "  - name: the account is found\n"
+        "    event_file: ../samples/big.event.json\n"
+        "    results: {find: {records: [{Id: 001Kd00000A1b2cAAA}]}}\n"
+        "    delivered: true\n"
+    )
+
+    result = CliRunner().invoke(flows_test_command, ["--project", str(tmp_path)])
+
+    assert result.exit_code == 1, result.output
+    assert f"{flow}:7:13: error[bind-missing]: params.soql binds :customer_id" in result.output
