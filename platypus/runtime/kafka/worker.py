@@ -44,8 +44,16 @@ from platypus.adapter import AdapterRegistry
 from platypus.config import ProjectConfig, load_config
 from platypus.flow.loader import load_flows
 from platypus.flow.model import FlowSpec
-from platypus.records import DEAD_LETTER, EVENTS, OUTCOMES, Record, encode_outcome
+from platypus.records import (
+    DEAD_LETTER,
+    EVENTS,
+    FLOW_DELIVERED,
+    OUTCOMES,
+    Record,
+    encode_outcome,
+)
 from platypus.runtime.base import Settlement
+from platypus.runtime.connections import Connections
 from platypus.runtime.consumer import Consumer
 from platypus.runtime.kafka import health as _health
 from platypus.runtime.kafka.ledger import SqliteLedger, SqlLedger
@@ -96,6 +104,7 @@ class KafkaRuntime:
         )
         self.connections = pipeline.connections
         self.processor = pipeline.processor
+        self._sent_again = flows_sent_again(flows, self.connections)
         s = self.settings
         self.app = faust.App(
             s.group_id,
@@ -425,14 +434,37 @@ class KafkaRuntime:
             for o in settlement.outcomes
             if o.status == "dead_lettered"
         }
+        sent_again = self._sent_again
+        deliveries = [
+            d for d in settlement.deliveries if d.step != FLOW_DELIVERED or d.flow not in sent_again
+        ]
         await self.ledger.settle(
-            settlement.deliveries, [(*where, event_id) for where, event_id in marks.items()]
+            deliveries, [(*where, event_id) for where, event_id in marks.items()]
         )
         ack = self.app.consumer.ack
         for partition, offset in settlement.commits.items():
             pending = self._pending.get(partition)
             while pending and pending[0][0] < offset:
                 ack(pending.popleft()[1])
+
+
+def flows_sent_again(flows: Sequence[FlowSpec], connections: Connections) -> frozenset[str]:
+    """The flows whose every step may simply be sent again: a lookup, or a write the
+    vendor de-duplicates itself (docs/kafka.md, "The delivery ledger is a separate store").
+
+    The worker does not record that such a flow delivered an event: re-read after a
+    crash, or replayed for another flow's failure, it runs again with the same
+    idempotency keys, as each of its steps would on its own. That row cost a ledger
+    transaction per settlement. A flow with a step the ledger guards keeps it, and
+    steps delivered before a failing one are kept in every flow (a replay, and
+    ``dlq to-test``, read their answers).
+    """
+    found = []
+    for flow in flows:
+        specs = [connections.get(step.connection).actions.get(step.action) for step in flow.steps]
+        if all(spec is not None and not spec.guarded for spec in specs):
+            found.append(flow.name)
+    return frozenset(found)
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
