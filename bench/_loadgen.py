@@ -125,8 +125,13 @@ async def closed_loop(
     *,
     batch: int,
     connections: int,
+    progress: list[int] | None = None,
 ) -> Sent:
-    """Post ``indices`` of ``events`` as fast as the server answers (see the module doc)."""
+    """Post ``indices`` of ``events`` as fast as the server answers (see the module doc).
+
+    ``progress[0]``, when given, counts the events accepted so far (read by another
+    thread: the bench's RSS watcher, which measures memory per event, not per second).
+    """
     lanes: list[list[int]] = [[] for _ in range(connections)]
     for index in indices:
         lanes[events.key_of[index] % connections].append(index)
@@ -144,6 +149,8 @@ async def closed_loop(
                     body = events.raw(chunk[0], stamp)
                 status, answer = await client.post(body, content_type)
                 _check(status, answer, len(chunk))
+                if progress is not None:
+                    progress[0] += len(chunk)
         finally:
             await client.close()
 

@@ -257,12 +257,13 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
             rss_start = server.rss_mib()
             cpu0 = [p.cpu_seconds() for p in procs]
             own0 = time.process_time()
-            samples: list[tuple[float, float]] = []
+            samples: list[tuple[float, float, int]] = []
+            progress = [0]
             watching = threading.Event()
             watcher = None
             if load.watch_rss:
                 watcher = threading.Thread(
-                    target=_watch_rss, args=(server, samples, watching), daemon=True
+                    target=_watch_rss, args=(server, samples, progress, watching), daemon=True
                 )
                 watcher.start()
             profiler = None
@@ -282,6 +283,7 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
                         range(load.events),
                         batch=load.batch,
                         connections=load.connections,
+                        progress=progress,
                     )
                 )
             summary = wait_for_tally(tallies, "m", procs, s.patience)
@@ -297,10 +299,11 @@ def run_server(peer: str, load: Load, s: Settings) -> Run:
             if load.watch_rss:
                 extra["rss_start_mib"] = rss_start
                 extra["rss_end_mib"] = server.rss_mib()
-                extra["rss_half_mib"] = samples[len(samples) // 2][1] if samples else rss_start
-                extra["rss_samples_mib"] = [
-                    round(r, 1) for _, r in samples[:: max(1, len(samples) // 20)]
-                ]
+                # By events accepted, not by time: a run slowed by the machine's other
+                # load has more samples per event, not more memory.
+                half = [r for _, r, n in samples if n >= load.events // 2]
+                extra["rss_half_mib"] = half[0] if half else rss_start
+                extra["rss_samples_mib"] = _by_tenths(samples, load.events, rss_start)
                 extra["disk_bytes_live"] = dir_bytes(root / "data")
             if paced:
                 extra["latency_ms"] = summary.get("latency_ms")
@@ -336,9 +339,26 @@ def _summarise(path: Path) -> str:
     return summarise(path)
 
 
-def _watch_rss(server: Proc, samples: list[tuple[float, float]], stop: threading.Event) -> None:
+def _watch_rss(
+    server: Proc,
+    samples: list[tuple[float, float, int]],
+    progress: list[int],
+    stop: threading.Event,
+) -> None:
     while not stop.wait(0.5):
-        samples.append((time.time(), server.rss_mib()))
+        samples.append((time.time(), server.rss_mib(), progress[0]))
+
+
+def _by_tenths(
+    samples: Sequence[tuple[float, float, int]], events: int, start: float
+) -> list[list[float]]:
+    """[events accepted, RSS MiB] at the warm-up's end and at each tenth of the run."""
+    out = [[0, round(start, 1)]]
+    for tenth in range(1, 11):
+        found = next((s for s in samples if s[2] >= events * tenth // 10), None)
+        if found is not None:
+            out.append([found[2], round(found[1], 1)])
+    return out
 
 
 def _check_refuses_bad_event(url: str) -> None:
@@ -496,8 +516,9 @@ def case_e(peers: Sequence[str], s: Settings) -> dict[str, Any]:
             "rss_start_mib": e["rss_start_mib"],
             "rss_end_mib": e["rss_end_mib"],
             "rss_growth": e["rss_end_mib"] / e["rss_start_mib"] - 1,
-            # After its caches have filled: the second half of the run alone.
+            # After its caches have filled: the second half of the run alone (by events).
             "rss_growth_second_half": e["rss_end_mib"] / e["rss_half_mib"] - 1,
+            "server_cpu_us": run.server_cpu_us,
             "rss_samples_mib": e["rss_samples_mib"],
             "disk_bytes_live": e["disk_bytes_live"],
             "disk_bytes_stopped": e["disk_bytes_stopped"],
@@ -625,7 +646,12 @@ def render(results: dict[str, Any]) -> str:
             f"{f['rss_end_mib']:.0f} MiB ({f['rss_growth']:+.0%}; second half "
             f"{f['rss_growth_second_half']:+.1%}), disk "
             f"{f['bytes_per_event']:,.0f} bytes/event after stop "
-            f"({f['disk_bytes_live'] / max(f['events'], 1):,.0f} live, with the WAL)"
+            f"({f['disk_bytes_live'] / max(f['events'], 1):,.0f} live, with the WAL); "
+            f"server CPU {f['server_cpu_us']:.0f} µs/event"
+        )
+        lines.append(
+            "    RSS MiB at [events accepted]: "
+            + ", ".join(f"{n:,}: {r}" for n, r in f["rss_samples_mib"])
         )
     lines.append("targets (issue 11):")
     for v in results["verdicts"]:

@@ -1917,6 +1917,16 @@ def _failure(row: sa.RowMapping) -> Failure:
     return Failure(**values)
 
 
+SQLITE_CACHE_KIB = 1024
+"""Page cache of each SQLite connection of the store, in KiB (SQLite's default: 2,000).
+
+A connection keeps its cache for its life, and the pool keeps connections open, so an
+unbounded or large cache is memory that grows with the store's size until it is full,
+once per pooled connection. Most of what the store reads and writes is its newest
+rows; pages missed come from the OS's file cache.
+"""
+
+
 def _engine(url: str) -> Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -1928,6 +1938,7 @@ def _engine(url: str) -> Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: KiB
             cursor.close()
 
         return engine

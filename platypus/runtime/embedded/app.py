@@ -40,6 +40,7 @@ from platypus.ops.indexer import Indexer
 from platypus.ops.metrics import CONTENT_TYPE_LATEST, Metrics
 from platypus.ops.store import FailureStore, default_store_url
 from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from platypus.runtime import allocator
 from platypus.runtime.embedded.history import LogOutcomeFeed
 from platypus.runtime.embedded.log import Compaction, Durability, EventLog
 from platypus.runtime.embedded.replays import LogReplayTarget
@@ -112,6 +113,7 @@ class Platypus:
             self.alerter = Alerter(self.failures, slack, config.ops.alerts, metrics=self.metrics)
         self._alerting: asyncio.Task[None] | None = None
         self._compacting: asyncio.Task[None] | None = None
+        self._trimming: asyncio.Task[None] | None = None
         self.ingress = Ingress(
             self.log, self.schemas, config.ingress, EVENTS_TOPIC, keys=config.ordering
         )
@@ -139,6 +141,10 @@ class Platypus:
         await asyncio.to_thread(self.failures.create)
         self._indexing = asyncio.create_task(self.indexer.run_forever(1.0), name="platypus-dlq")
         self._compacting = asyncio.create_task(self._compact_forever(), name="platypus-compact")
+        # Without it, RSS creeps with the C heap's free chunks (allocator's docstring).
+        self._trimming = asyncio.create_task(
+            allocator.trim_forever(allocator.TRIM_INTERVAL), name="platypus-malloc-trim"
+        )
         if self.alerter is not None:
             self._alerting = asyncio.create_task(self.alerter.run_forever(), name="platypus-alerts")
         if self.config.pollers:
@@ -286,12 +292,12 @@ class Platypus:
         if self._pollers is not None:
             await self._pollers.stop()
             self._pollers = None
-        for task in (self._alerting, self._compacting):
+        for task in (self._alerting, self._compacting, self._trimming):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._alerting = self._compacting = None
+        self._alerting = self._compacting = self._trimming = None
         if self._indexing is not None:
             self._indexing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
