@@ -263,6 +263,7 @@ class Platypus:
                 outcomes=done.outcomes,
                 deliveries=done.deliveries,
                 rejected=done.rejected,
+                dictionaries=done.dictionaries,
             )
         return done
 
