@@ -70,7 +70,11 @@ def train(samples: Sequence[bytes]) -> bytes | None:
     if len(samples) < 8 or size < 256:  # below this nothing is learnt
         return None
     try:
-        return zstandard.train_dictionary(size, list(samples), level=LEVEL).as_bytes()
+        # f=14: the trainer's frequency table at 2^14 entries, not 2^20: the same
+        # dictionary for these samples (137 B an event either way), ~7 MiB less
+        # memory touched (and kept by the allocator) while training.
+        trained = zstandard.train_dictionary(size, list(samples), level=LEVEL, f=14)
+        return trained.as_bytes()
     except zstandard.ZstdError:
         return None  # e.g. samples all the same: raw values are fine
 
