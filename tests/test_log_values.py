@@ -9,7 +9,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -129,6 +129,24 @@ async def test_too_few_values_give_no_dictionary(tmp_path: Path) -> None:
     assert _rows(
         tmp_path / "events.db", "SELECT COUNT(*) FROM records WHERE dictionary IS NULL"
     ) == [(6,)]
+
+
+async def test_values_nothing_can_be_learnt_from_are_tried_again_later_and_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(values, "TRAIN_AFTER", 10)
+    tried: list[int] = []
+
+    def train(samples: Sequence[bytes]) -> bytes | None:
+        tried.append(len(samples))
+
+    monkeypatch.setattr(values, "train", train)
+    with EventLog(tmp_path, partitions=1) as log:
+        for _ in range(100):
+            await log.append(EVENTS_TOPIC, [NewRecord("k", b"{}")])
+            await _until(lambda: not log._training)  # the attempt is back before the next
+    # Tried after 10 values, then 20 more, then 40 more: 10, 30, 70 seen.
+    assert tried == [10, 30, 70]
 
 
 async def test_the_dictionary_is_kept_in_the_file_and_used_again_after_a_restart(

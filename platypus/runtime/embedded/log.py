@@ -225,6 +225,7 @@ class EventLog:
         self._window = (0, 0, 0)  # values, raw bytes, stored bytes of the current window
         self._baseline: float | None = None  # stored/raw of the first window
         self._training = False
+        self._failed_trainings = 0
         self._unused_dictionaries: set[int] = set()  # found unused by the last compaction
         self._values: ValueReader | None = None
         self._listeners: list[Callable[[], None]] = []
@@ -538,9 +539,15 @@ class EventLog:
     def _install(self, conn: sqlite3.Connection, data: bytes | None, samples: int) -> int | None:
         """Store a trained dictionary and compress with it from the next value on."""
         self._training = False
-        self._unencoded = 0  # no dictionary came out: try again after as many more
         if data is None:
+            # Nothing to learn from (values too few, too small or all alike): try
+            # again after twice as many as the last time, so a log of such values
+            # does not train every 2,000 of them.
+            self._failed_trainings += 1
+            self._unencoded = -(2 ** min(self._failed_trainings, 10) - 1) * values.TRAIN_AFTER
             return None
+        self._unencoded = 0
+        self._failed_trainings = 0
         # In this op's transaction: it commits before or with the first record that
         # uses it (a rolled-back op gives the previous encoder back, `_restore`).
         cur = conn.execute(
