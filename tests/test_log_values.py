@@ -149,6 +149,20 @@ async def test_values_nothing_can_be_learnt_from_are_tried_again_later_and_less_
     assert tried == [10, 30, 70]
 
 
+async def test_the_values_kept_to_train_on_are_bounded_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(values, "SAMPLE_BYTES", 10_000)
+    with EventLog(tmp_path, partitions=1) as log:
+        await log.append(EVENTS_TOPIC, [NewRecord("k", b"x" * 3000) for _ in range(5)])
+        assert len(log._samples) == 3
+        await log.append(EVENTS_TOPIC, [NewRecord("k", b"y" * 20_000)])
+        assert list(log._samples) == []
+        await log.append(EVENTS_TOPIC, _records(0, 10))
+        assert list(log._samples) == [r.value for r in _records(0, 10)]
+        assert log._sample_bytes == sum(len(r.value) for r in _records(0, 10))
+
+
 async def test_the_dictionary_is_kept_in_the_file_and_used_again_after_a_restart(
     tmp_path: Path,
 ) -> None:

@@ -220,7 +220,8 @@ class EventLog:
         # Values: the writer's dictionary (None until one is trained), the recent
         # values the next one is trained on, and how well the current one fits.
         self._encoder: ValueWriter | None = None
-        self._samples: collections.deque[bytes] = collections.deque(maxlen=values.SAMPLES)
+        self._samples: collections.deque[bytes] = collections.deque()
+        self._sample_bytes = 0  # at most values.SAMPLE_BYTES: events may be large
         self._unencoded = 0  # values appended with no dictionary since the last training
         self._window = (0, 0, 0)  # values, raw bytes, stored bytes of the current window
         self._baseline: float | None = None  # stored/raw of the first window
@@ -448,6 +449,7 @@ class EventLog:
         rows = []
         now = time.time()
         encoder = self._encoder
+        samples = self._samples
         raw_bytes = stored_bytes = 0
         for item in items:
             if item.dedupe is not None:
@@ -468,7 +470,10 @@ class EventLog:
                 if header_set is None:
                     headers = _headers_text(kept)
             value = item.value
-            self._samples.append(value)
+            samples.append(value)
+            self._sample_bytes += len(value)
+            while len(samples) > values.SAMPLES or self._sample_bytes > values.SAMPLE_BYTES:
+                self._sample_bytes -= len(samples.popleft())
             dictionary = None
             if encoder is not None:
                 raw_bytes += len(value)
@@ -531,7 +536,10 @@ class EventLog:
         samples = list(self._samples)
 
         def run() -> None:
-            data = values.train(samples)
+            try:
+                data = values.train(samples)
+            except Exception:  # noqa: BLE001 -- values stay raw; the writer must hear back
+                data = None
             self._queue.put(_Op(lambda conn: self._install(conn, data, len(samples)), None, None))
 
         threading.Thread(target=run, name="platypus-log-dictionary", daemon=True).start()

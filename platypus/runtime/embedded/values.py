@@ -41,6 +41,7 @@ __all__ = [
     "RETRAIN_RATIO",
     "RETRAIN_WINDOW",
     "SAMPLES",
+    "SAMPLE_BYTES",
     "TRAIN_AFTER",
     "ValueReader",
     "ValueWriter",
@@ -53,6 +54,8 @@ DICTIONARY_SIZE = 16 * 1024
 """Bytes of dictionary; 16 KiB holds what a few event types share (100x under the samples)."""
 SAMPLES = 2000
 """The most recent values a dictionary is trained on (~1.5 MB of 750-byte events)."""
+SAMPLE_BYTES = 4 * 1024 * 1024
+"""At most this many bytes of them are kept (fewer values when events are large)."""
 TRAIN_AFTER = 2000
 """Values appended without a dictionary before one is trained."""
 RETRAIN_WINDOW = 10_000
