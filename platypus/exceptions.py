@@ -11,6 +11,7 @@ The tree::
     │   ├── EventValidationError            envelope or data failed its schema
     │   └── JsonTextError                   not JSON an event is read from (RFC 8259)
     ├── MappingError (ValueError)           an expression failed on a real event
+    ├── StoredDataError (RuntimeError)      a stored record that cannot be read back
     └── DeliveryError                       an adapter could not deliver
         ├── RetryableError                  try again later (429, 503, timeouts, ...)
         │   └── MissingDependencyError      a record it refers to does not exist yet
@@ -43,6 +44,7 @@ __all__ = [
     "RetryableError",
     "SchemaError",
     "SourceLocation",
+    "StoredDataError",
 ]
 
 
@@ -146,6 +148,12 @@ class JsonTextError(EventError):
 
 class MappingError(PlatypusError, ValueError):
     """A mapping or condition expression failed against a real event."""
+
+
+class StoredDataError(PlatypusError, RuntimeError):
+    """A record in the data directory cannot be read back as it was written (its
+    compression dictionary is missing or damaged): the file was changed or broken
+    outside Platypus."""
 
 
 @dataclass

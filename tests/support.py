@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from platypus.flow.loader import load_flows
 from platypus.records import EVENTS_TOPIC
 from platypus.retry import RetryPolicy
 from platypus.runtime.embedded import Platypus
+from platypus.runtime.embedded.values import ValueReader
 
 _ids = itertools.count(1)
 
@@ -177,14 +178,23 @@ async def ingest(app: Platypus, *events: Mapping[str, Any]) -> list[bytes]:
 def records_on_disk(database: Path, topic: str) -> list[tuple[bytes, dict[str, str]]]:
     """(value, headers) of each record of ``topic`` in the embedded log at ``database``,
     in the order they were appended, read through a connection of the test's own."""
-    with sqlite3.connect(database) as conn:
+    with closing(sqlite3.connect(database)) as conn:
         rows = conn.execute(
-            "SELECT r.value, COALESCE(r.headers, h.headers) FROM records r "
+            "SELECT r.value, r.dictionary, r.partition, r.offset, "
+            "COALESCE(r.headers, h.headers) FROM records r "
             "JOIN topics t ON t.id = r.topic LEFT JOIN header_sets h ON h.id = r.header_set "
             "WHERE t.name = ? ORDER BY r.id",
             (topic,),
         ).fetchall()
-    return [(bytes(value), dict(json.loads(headers or "[]"))) for value, headers in rows]
+        # Values compressed with a dictionary read back as the log reads them.
+        stored = ValueReader(conn, str(database))
+        return [
+            (
+                stored.decode(bytes(value), dictionary, f"{topic}/{partition}@{offset}"),
+                dict(json.loads(headers or "[]")),
+            )
+            for value, dictionary, partition, offset, headers in rows
+        ]
 
 
 def stored_events(app: Platypus) -> list[bytes]:

@@ -269,6 +269,7 @@ class Platypus:
                 outcomes=done.outcomes,
                 deliveries=done.deliveries,
                 rejected=done.rejected,
+                dictionaries=done.dictionaries,
             )
         return done
 

@@ -8,6 +8,9 @@ No server to install: a WAL-mode SQLite database in the data directory holds
 * ``header_sets`` headers many records share (content type, the type they were
                   validated as), stored once and referred to by number from
                   each record, which keeps its own validation tag in ``tag``;
+* ``dictionaries`` zstd dictionaries trained on the log's own values; a record's
+                  ``dictionary`` says which one its value is compressed with, or
+                  NULL for a value stored as it came (`platypus.runtime.embedded.values`);
 * ``offsets``     the committed next offset of each consumer group and partition;
 * ``deliveries``  the steps already delivered per event, so a replay or a restart
                   skips them (the step in flight may be repeated: at least once);
@@ -35,6 +38,7 @@ and, with `settle`, where the consumer's settlements go.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import queue
@@ -66,14 +70,18 @@ from platypus.records import (
     Record,
 )
 from platypus.runtime.base import Settlement
+from platypus.runtime.embedded import values
+from platypus.runtime.embedded.values import ValueReader, ValueWriter
 
 __all__ = ["Compaction", "Durability", "EventLog"]
 
 Durability = Literal["full", "normal"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Format 3 added header_sets, records.header_set and records.tag: a format 2 log
 # gains them on open (its records keep their headers inline, which format 3 reads too).
+# Format 4 added dictionaries and records.dictionary: a format 3 log gains them on
+# open, and its records read as stored raw (a NULL dictionary), which they are.
 
 CACHE_KIB = 1024
 """Page cache of each of the log's connections (the writer's and the reader's), in KiB.
@@ -93,9 +101,13 @@ CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
     topic INTEGER NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
     key TEXT NOT NULL, value BLOB NOT NULL, headers TEXT, at REAL NOT NULL,
-    source TEXT, event_id TEXT, header_set INTEGER, tag BLOB
+    source TEXT, event_id TEXT, header_set INTEGER, tag BLOB, dictionary INTEGER
 );
 CREATE TABLE IF NOT EXISTS header_sets (id INTEGER PRIMARY KEY, headers TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS dictionaries (
+    id INTEGER PRIMARY KEY, data BLOB NOT NULL, samples INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_position ON records (topic, partition, offset);
 CREATE UNIQUE INDEX IF NOT EXISTS records_by_source_id ON records (topic, source, event_id)
     WHERE source IS NOT NULL;
@@ -185,14 +197,25 @@ class Compaction:
     outcomes: int = 0
     deliveries: int = 0
     rejected: int = 0
+    dictionaries: int = 0
 
     @property
     def total(self) -> int:
         """Rows deleted in all."""
-        return self.records + self.dead_letters + self.outcomes + self.deliveries + self.rejected
+        return (
+            self.records
+            + self.dead_letters
+            + self.outcomes
+            + self.deliveries
+            + self.rejected
+            + self.dictionaries
+        )
 
 
 _STOP = object()
+
+# What the writer keeps in memory that a rolled-back op must give back.
+_Memory = tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int], ValueWriter | None]
 
 
 class EventLog:
@@ -220,6 +243,18 @@ class EventLog:
         # Shared header sets: headers -> id (the writer's), id -> headers (the reads').
         self._header_ids: dict[Headers, int] = {}
         self._header_sets: dict[int, Headers] = {}
+        # Values: the writer's dictionary (None until one is trained), the recent
+        # values the next one is trained on, and how well the current one fits.
+        self._encoder: ValueWriter | None = None
+        self._samples: collections.deque[bytes] = collections.deque()
+        self._sample_bytes = 0  # at most values.SAMPLE_BYTES: events may be large
+        self._unencoded = 0  # values appended with no dictionary since the last training
+        self._window = (0, 0, 0)  # values, raw bytes, stored bytes of the current window
+        self._baseline: float | None = None  # stored/raw of the first window
+        self._training = False
+        self._failed_trainings = 0
+        self._unused_dictionaries: set[int] = set()  # found unused by the last compaction
+        self._values: ValueReader | None = None
         self._listeners: list[Callable[[], None]] = []
         self._failure: BaseException | None = None
 
@@ -260,6 +295,11 @@ class EventLog:
         for sid, text in conn.execute("SELECT id, headers FROM header_sets"):
             self._header_sets[sid] = _read_headers(text, None)
             self._header_ids[self._header_sets[sid]] = sid
+        latest = conn.execute(
+            "SELECT id, data FROM dictionaries ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if latest is not None:
+            self._encoder = ValueWriter(int(latest[0]), bytes(latest[1]))
         names = {tid: name for name, tid in self._topics.items()}
         for topic, partition, last in conn.execute(
             "SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition"
@@ -277,6 +317,7 @@ class EventLog:
         )
         self._writer.start()
         self._reader = self._connect()
+        self._values = ValueReader(self._reader, str(self.path))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer and close the database."""
@@ -287,6 +328,7 @@ class EventLog:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+            self._values = None
 
     def __enter__(self) -> EventLog:
         self.open()
@@ -394,6 +436,18 @@ class EventLog:
         done: Compaction = await self._submit(run)
         return done
 
+    async def train_dictionary(self) -> int | None:
+        """Train a dictionary on the recent values now and compress with it from then
+        on; its id, or None when the values are too few to learn from.
+
+        The log does this by itself once enough values are appended
+        (`platypus.runtime.embedded.values.TRAIN_AFTER`); this is for tools and tests.
+        """
+        samples: list[bytes] = await self._submit(lambda conn: list(self._samples))
+        data = await asyncio.to_thread(values.train, samples)
+        made: int | None = await self._submit(lambda conn: self._install(conn, data, len(samples)))
+        return made
+
     def _submit(self, run: Callable[[sqlite3.Connection], Any], notify: bool = False) -> Any:
         if self._writer is None:
             raise RuntimeError("the event log is not open")
@@ -421,6 +475,9 @@ class EventLog:
         out: list[Placement | None] = []
         rows = []
         now = time.time()
+        encoder = self._encoder
+        samples = self._samples
+        raw_bytes = stored_bytes = 0
         for item in items:
             if item.dedupe is not None:
                 if item.dedupe in seen:
@@ -439,28 +496,103 @@ class EventLog:
                     tag = shared[1] if header_set is not None else None
                 if header_set is None:
                     headers = _headers_text(kept)
+            value = item.value
+            samples.append(value)
+            self._sample_bytes += len(value)
+            while len(samples) > values.SAMPLES or self._sample_bytes > values.SAMPLE_BYTES:
+                self._sample_bytes -= len(samples.popleft())
+            dictionary = None
+            if encoder is not None:
+                raw_bytes += len(value)
+                value, dictionary = encoder.encode(value)
+                stored_bytes += len(value)
             rows.append(
                 (
                     tid,
                     partition,
                     offset,
                     item.key,
-                    item.value,
+                    value,
                     headers,
                     now,
                     source,
                     event_id,
                     header_set,
                     tag,
+                    dictionary,
                 )
             )
             out.append(Placement(partition, offset))
         conn.executemany(
             "INSERT INTO records (topic, partition, offset, key, value, headers, at, source, "
-            "event_id, header_set, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "event_id, header_set, tag, dictionary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        self._fit(len(rows), raw_bytes, stored_bytes)
         return out
+
+    # -- value dictionaries (on the writer thread) ----------------------------------
+
+    def _fit(self, count: int, raw_bytes: int, stored_bytes: int) -> None:
+        """Count what was appended; train a dictionary when there is none yet or
+        the current one stopped fitting."""
+        if self._encoder is None:
+            self._unencoded += count
+            if self._unencoded >= values.TRAIN_AFTER:
+                self._train_in_background()
+            return
+        seen, raw, stored = self._window
+        seen, raw, stored = seen + count, raw + raw_bytes, stored + stored_bytes
+        if seen < values.RETRAIN_WINDOW:
+            self._window = (seen, raw, stored)
+            return
+        self._window = (0, 0, 0)
+        ratio = stored / max(1, raw)
+        if self._baseline is None:
+            self._baseline = ratio
+        elif ratio > self._baseline * values.RETRAIN_RATIO:
+            self._train_in_background()
+
+    def _train_in_background(self) -> None:
+        # Training takes ~0.1 s of CPU for 2,000 events: on its own thread (zstd
+        # releases the GIL), so the writer keeps committing meanwhile. The result
+        # comes back as an op, so only the writer ever writes or swaps the dictionary.
+        if self._training:
+            return
+        self._training = True
+        samples = list(self._samples)
+
+        def run() -> None:
+            try:
+                data = values.train(samples)
+            except Exception:  # noqa: BLE001 -- values stay raw; the writer must hear back
+                data = None
+            self._queue.put(_Op(lambda conn: self._install(conn, data, len(samples)), None, None))
+
+        threading.Thread(target=run, name="platypus-log-dictionary", daemon=True).start()
+
+    def _install(self, conn: sqlite3.Connection, data: bytes | None, samples: int) -> int | None:
+        """Store a trained dictionary and compress with it from the next value on."""
+        self._training = False
+        if data is None:
+            # Nothing to learn from (values too few, too small or all alike): try
+            # again after twice as many as the last time, so a log of such values
+            # does not train every 2,000 of them.
+            self._failed_trainings += 1
+            self._unencoded = -(2 ** min(self._failed_trainings, 10) - 1) * values.TRAIN_AFTER
+            return None
+        self._unencoded = 0
+        self._failed_trainings = 0
+        # In this op's transaction: it commits before or with the first record that
+        # uses it (a rolled-back op gives the previous encoder back, `_restore`).
+        cur = conn.execute(
+            "INSERT INTO dictionaries (data, samples, created_at) VALUES (?, ?, ?)",
+            (data, samples, time.time()),
+        )
+        self._encoder = ValueWriter(int(cur.lastrowid or 0), data)
+        self._window = (0, 0, 0)
+        self._baseline = None
+        return self._encoder.dictionary_id
 
     def _header_set(self, conn: sqlite3.Connection, shared: Headers) -> int | None:
         found = self._header_ids.get(shared)
@@ -565,9 +697,36 @@ class EventLog:
                     f"DELETE FROM {table} WHERE {column} < ?",  # noqa: S608 -- names from the list above
                     (now - keep,),
                 ).rowcount
+        counts["dictionaries"] = self._drop_unused_dictionaries(conn)
         # Hand some freed pages back to the file system; the rest are reused.
         conn.execute("PRAGMA incremental_vacuum(2000)")
         return Compaction(**counts)
+
+    def _drop_unused_dictionaries(self, conn: sqlite3.Connection) -> int:
+        # A dictionary goes once no record refers to it, never the one in use, and
+        # only when it was unused at the pass before too: a reader that has just
+        # read an old record (in one statement) and loads its dictionary (in the
+        # next) finds it still there, though this pass deleted the record.
+        # The check scans records (an index on the column would cost every record
+        # ~10 bytes), and only when there is an older dictionary; a used one is
+        # found among the oldest records, where the scan starts.
+        (kept,) = conn.execute("SELECT COUNT(*) FROM dictionaries").fetchone()
+        if kept <= 1:
+            self._unused_dictionaries = set()
+            return 0
+        current = -1 if self._encoder is None else self._encoder.dictionary_id
+        unused = {
+            int(did)
+            for (did,) in conn.execute(
+                "SELECT id FROM dictionaries d WHERE id != ? AND NOT EXISTS "
+                "(SELECT 1 FROM records r WHERE r.dictionary = d.id)",
+                (current,),
+            )
+        }
+        gone = sorted(unused & self._unused_dictionaries)
+        conn.executemany("DELETE FROM dictionaries WHERE id = ?", [(did,) for did in gone])
+        self._unused_dictionaries = unused - set(gone)
+        return len(gone)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         stopping = False
@@ -594,16 +753,15 @@ class EventLog:
                     op.loop.call_soon_threadsafe(_settle, op.future, ok, value)
         conn.close()
 
-    def _memory(self) -> tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int]]:
-        return dict(self._next), dict(self._topics), dict(self._header_ids)
+    def _memory(self) -> _Memory:
+        return dict(self._next), dict(self._topics), dict(self._header_ids), self._encoder
 
-    def _restore(
-        self, saved: tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int]]
-    ) -> None:
+    def _restore(self, saved: _Memory) -> None:
         # A set inserted by a rolled-back op is gone from the file: forget its id
         # (the parsed copy may stay: its id is handed out again to the same text or
         # to another, and _header_set overwrites it before any record refers to it).
-        self._next, self._topics, self._header_ids = saved
+        # So is a dictionary: values go on with the one before.
+        self._next, self._topics, self._header_ids, self._encoder = saved
 
     def _run_group(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
         # Each op in its own savepoint (when there are several): one bad op fails
@@ -660,16 +818,37 @@ class EventLog:
         for partition, position in positions.items():
             if self._next.get((topic, partition), 0) <= position:
                 continue
+            # What is read from a position on is not committed (or not yet in the
+            # failed-event store), so compaction deletes neither it nor its dictionary.
             rows = self._db.execute(
-                "SELECT offset, key, value, headers, at, event_id, header_set, tag FROM records "
+                "SELECT offset, key, value, headers, at, event_id, header_set, tag, dictionary "
+                "FROM records "
                 "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
                 (tid, partition, position, per_partition),
             ).fetchall()
             out.extend(
-                Record(topic, partition, off, key, value, self._headers(hdrs, eid, hset, tag), at)
-                for off, key, value, hdrs, at, eid, hset, tag in rows
+                Record(
+                    topic,
+                    partition,
+                    off,
+                    key,
+                    self._value(value, dictionary, topic, partition, off),
+                    self._headers(hdrs, eid, hset, tag),
+                    at,
+                )
+                for off, key, value, hdrs, at, eid, hset, tag, dictionary in rows
             )
         return out
+
+    def _value(
+        self, stored: bytes, dictionary: int | None, topic: str, partition: int, offset: int
+    ) -> bytes:
+        """A record's value as it was appended: every read of one comes here."""
+        if dictionary is None:
+            return stored
+        if self._values is None:
+            raise RuntimeError("the event log is not open")
+        return self._values.decode(stored, dictionary, f"{topic}/{partition}@{offset}")
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """The next offset to be written in each partition of ``topic``."""
@@ -766,13 +945,21 @@ class EventLog:
         if tid is None:
             return []
         rows = self._db.execute(
-            "SELECT partition, offset, key, value, headers, at, event_id, header_set, tag "
-            "FROM records WHERE topic = ? ORDER BY partition, offset",
+            "SELECT partition, offset, key, value, headers, at, event_id, header_set, tag, "
+            "dictionary FROM records WHERE topic = ? ORDER BY partition, offset",
             (tid,),
         ).fetchall()
         return [
-            Record(topic, p, off, key, value, self._headers(hdrs, eid, hset, tag), at)
-            for p, off, key, value, hdrs, at, eid, hset, tag in rows
+            Record(
+                topic,
+                p,
+                off,
+                key,
+                self._value(value, dictionary, topic, p, off),
+                self._headers(hdrs, eid, hset, tag),
+                at,
+            )
+            for p, off, key, value, hdrs, at, eid, hset, tag, dictionary in rows
         ]
 
     def _headers(
@@ -944,7 +1131,7 @@ _TAG_HEX = 32  # the proof's tag: 16 bytes (`platypus.validated`), in hex
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Bring a log of an earlier format up to `SCHEMA_VERSION`, or refuse a later one."""
-    conn.execute("BEGIN IMMEDIATE")  # one opener migrates; the others then see format 3
+    conn.execute("BEGIN IMMEDIATE")  # one opener migrates; the others then see the new format
     try:
         row = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
         found = int(row[0]) if row is not None else SCHEMA_VERSION
@@ -961,6 +1148,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS header_sets "
                 "(id INTEGER PRIMARY KEY, headers TEXT NOT NULL UNIQUE)"
+            )
+            found = 3
+        if found == 3:
+            # No row rewritten either: a NULL dictionary is a value stored raw.
+            conn.execute("ALTER TABLE records ADD COLUMN dictionary INTEGER")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS dictionaries (id INTEGER PRIMARY KEY, "
+                "data BLOB NOT NULL, samples INTEGER NOT NULL, created_at REAL NOT NULL)"
             )
             conn.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
