@@ -118,6 +118,22 @@ async def test_path_is_appended_to_a_base_url_that_has_a_path(
     assert fake_vendor.last.path == "/api/v2/orders"
 
 
+async def test_each_step_path_goes_to_its_own_url_call_after_call(
+    fake_vendor: FakeVendor, make_adapter: MakeAdapter
+) -> None:
+    adapter = await make_adapter(base_url=f"{fake_vendor.url}/api")
+
+    for path in ("/orders", "/invoices?draft=1", "/orders", "/invoices?draft=1"):
+        await adapter.call(request(path=path))
+
+    assert [(r.path, r.query) for r in fake_vendor.requests] == [
+        ("/api/orders", ""),
+        ("/api/invoices", "draft=1"),
+        ("/api/orders", ""),
+        ("/api/invoices", "draft=1"),
+    ]
+
+
 async def test_payload_types_beyond_plain_json_are_serialised(
     fake_vendor: FakeVendor, make_adapter: MakeAdapter
 ) -> None:

@@ -176,6 +176,18 @@ async def test_vendor_clients_use_aiohttps_pool_and_keep_httpxs_answers() -> Non
         assert vendor.cookies == ["s=1"]
 
 
+async def test_vendor_clients_keep_a_cookie_across_answers_that_set_none() -> None:
+    plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with _Loopback(plain) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=4)
+        async with client:
+            client.cookies = {"s": "1"}  # type: ignore[assignment]
+            await client.get("/x")
+            await client.get("/x")
+            assert dict(client.cookies) == {"s": "1"}
+        assert vendor.cookies == ["s=1", "s=1"]
+
+
 async def test_the_pool_opens_no_more_connections_than_max_connections() -> None:
     async with _Loopback(_OK, delay=0.05) as vendor:
         client = async_client(base_url=vendor.url, timeout=10, max_connections=3)

@@ -54,6 +54,7 @@ __all__ = [
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _BODY_EXCERPT = 300
+_URLS_KEPT = 1024  # paths whose joined URL is kept (one per step, usually)
 
 
 _USER_AGENT = USER_AGENT
@@ -178,6 +179,7 @@ class HttpAdapter(Adapter):
         self._secrets: dict[str, SecretStr] = {}
         self._raw_secrets: list[SecretStr] = []
         self._client: httpx.AsyncClient | None = None
+        self._urls: dict[str, httpx.URL] = {}  # by a step's path
 
     async def start(self) -> None:
         """Read the auth secrets from the environment and open the connection pool."""
@@ -255,32 +257,50 @@ class HttpAdapter(Adapter):
         if self._config.idempotency_header and self.actions[request.action].writes:
             headers[self._config.idempotency_header] = request.idempotency_key
         method = request.action.upper()
-        http_request = client.build_request(method, params.path, content=content, headers=headers)
-        where = f"{method} {_safe_url(http_request.url)}"
+        http_request = client.build_request(
+            method, self._url(client, params.path), content=content, headers=headers
+        )
         try:
             response = await client.send(http_request)
         except httpx.TimeoutException as exc:
+            where = _where(http_request)
             raise RetryableError(
                 f"{where} timed out ({type(exc).__name__}) after {self._config.timeout:g}s; "
                 "retryable (the idempotency key makes a repeated write safe). "
                 "Raise the connection's timeout if the vendor is just slow"
             ) from None
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            where = _where(http_request)
             raise PermanentError(
                 f"{where} could not be sent: {self._scrub(str(exc))}; "
                 "check the connection's base_url and the step's path and headers"
             ) from None
         except httpx.TransportError as exc:
+            where = _where(http_request)
             raise RetryableError(
                 f"{where} failed: {type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}; "
                 "retryable. Check that the vendor is reachable at base_url"
             ) from None
-        return self._outcome(where, response)
+        return self._outcome(response)
 
-    def _outcome(self, where: str, response: httpx.Response) -> Any:
+    def _url(self, client: httpx.AsyncClient, path: str) -> httpx.URL:
+        """``path`` below base_url, as the client joins them, parsed once per path.
+
+        Joining and parsing the URL again for every request cost ~15% of a call's CPU.
+        """
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            url = self._urls[path] = client.build_request("GET", path).url
+        return url
+
+    def _outcome(self, response: httpx.Response) -> Any:
         status = response.status_code
         if 200 <= status < 300:
             return _json_body(response) if _is_json(response) else {"status": status}
+
+        where = _where(response.request)
 
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         code = _vendor_code(response)
@@ -307,6 +327,11 @@ class HttpAdapter(Adapter):
             f"HttpAdapter(connection={self.connection!r}, "
             f"base_url={_safe_url(httpx.URL(self._config.base_url))!r})"
         )
+
+
+def _where(request: httpx.Request) -> str:
+    """``METHOD url`` for a message, made only when one is (a safe URL costs ~20 us)."""
+    return f"{request.method} {_safe_url(request.url)}"
 
 
 def _safe_url(url: httpx.URL) -> str:
