@@ -243,7 +243,9 @@ async def test_compaction_keeps_every_dictionary_a_record_uses(tmp_path: Path) -
         assert (await log.compact(week, now=time.time() + 8 * DAY)).dictionaries == 0
         read = log.read(EVENTS_TOPIC)
     assert [r.value for r in read] == [r.value for r in _records(315, 5)]
-    assert _rows(path, "SELECT id FROM dictionaries") == [(2,)]
+    # 3: the first pass at +8 days replaced dictionary 2, older than half the
+    # retention; 2 stays while records 315-319 use it.
+    assert _rows(path, "SELECT id FROM dictionaries") == [(2,), (3,)]
 
 
 async def test_the_dictionary_in_use_is_kept_when_no_record_uses_it(tmp_path: Path) -> None:
@@ -258,9 +260,53 @@ async def test_the_dictionary_in_use_is_kept_when_no_record_uses_it(tmp_path: Pa
             await log.compact(week, now=time.time() + 8 * DAY)
         await log.append(EVENTS_TOPIC, _records(310, 3))
         read = log.read(EVENTS_TOPIC)
-    # Record 309, the last of its partition, is kept and so is its dictionary.
+    # Record 309, the last of its partition, is kept and so is its dictionary. The
+    # first pass replaced dictionary 2 (older than half the retention) with 3, kept
+    # in use by the next two passes though no record had it yet; 2 went.
     assert [r.value for r in read] == [r.value for r in _records(309, 4)]
-    assert _rows(tmp_path / "events.db", "SELECT id FROM dictionaries") == [(1,), (2,)]
+    assert _rows(tmp_path / "events.db", "SELECT id FROM dictionaries") == [(1,), (3,)]
+    assert _rows(tmp_path / "events.db", "SELECT DISTINCT dictionary FROM records") == [
+        (1,),
+        (3,),
+    ]
+
+
+async def test_a_dictionary_older_than_half_the_events_retention_is_replaced(
+    tmp_path: Path,
+) -> None:
+    # Its fragments of old events (names, addresses) must not outlive the events.
+    week = RetentionSettings(events=7 * DAY)
+    path = tmp_path / "events.db"
+    with EventLog(tmp_path, partitions=1) as log:
+        await log.append(EVENTS_TOPIC, _records(0, 300))
+        assert await log.train_dictionary() == 1
+        await log.append(EVENTS_TOPIC, _records(300, 10))
+        await log.compact(week, now=time.time() + 3 * DAY)  # younger than half: kept
+        assert _rows(path, "SELECT id FROM dictionaries") == [(1,)]
+        await log.compact(week, now=time.time() + 4 * DAY)
+        assert _rows(path, "SELECT id FROM dictionaries") == [(1,), (2,)]
+        await log.append(EVENTS_TOPIC, _records(310, 10))
+        await log.settle(Settlement(commits={0: 319}), group=CONSUMER_GROUP, topic=EVENTS_TOPIC)
+        # Once the records written with it are past the retention, the old one goes
+        # (two passes: a reader may just have read one of its records).
+        for _ in range(2):
+            await log.compact(week, now=time.time() + 12 * DAY)
+        read = log.read(EVENTS_TOPIC)
+    assert [r.value for r in read] == [r.value for r in _records(319, 1)]
+    assert (1,) not in _rows(path, "SELECT id FROM dictionaries")
+
+
+async def test_a_dictionary_without_recent_values_to_learn_from_is_kept(tmp_path: Path) -> None:
+    week = RetentionSettings(events=7 * DAY)
+    with EventLog(tmp_path, partitions=1) as log:
+        await log.append(EVENTS_TOPIC, _records(0, 300))
+        await log.train_dictionary()
+    with EventLog(tmp_path, partitions=1) as log:  # no value appended since it opened
+        await log.compact(week, now=time.time() + 8 * DAY)
+        await log.append(EVENTS_TOPIC, _records(300, 1))
+        read = log.read(EVENTS_TOPIC)
+    assert read[-1].value == _records(300, 1)[0].value
+    assert _rows(tmp_path / "events.db", "SELECT id FROM dictionaries") == [(1,)]
 
 
 async def _one_compressed(tmp_path: Path) -> None:

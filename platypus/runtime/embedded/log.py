@@ -571,7 +571,14 @@ class EventLog:
 
         threading.Thread(target=run, name="platypus-log-dictionary", daemon=True).start()
 
-    def _install(self, conn: sqlite3.Connection, data: bytes | None, samples: int) -> int | None:
+    def _install(
+        self,
+        conn: sqlite3.Connection,
+        data: bytes | None,
+        samples: int,
+        *,
+        created_at: float | None = None,
+    ) -> int | None:
         """Store a trained dictionary and compress with it from the next value on."""
         self._training = False
         if data is None:
@@ -587,7 +594,7 @@ class EventLog:
         # uses it (a rolled-back op gives the previous encoder back, `_restore`).
         cur = conn.execute(
             "INSERT INTO dictionaries (data, samples, created_at) VALUES (?, ?, ?)",
-            (data, samples, time.time()),
+            (data, samples, time.time() if created_at is None else created_at),
         )
         self._encoder = ValueWriter(int(cur.lastrowid or 0), data)
         self._window = (0, 0, 0)
@@ -697,10 +704,32 @@ class EventLog:
                     f"DELETE FROM {table} WHERE {column} < ?",  # noqa: S608 -- names from the list above
                     (now - keep,),
                 ).rowcount
+        self._renew_old_dictionary(conn, retention, now)
         counts["dictionaries"] = self._drop_unused_dictionaries(conn)
         # Hand some freed pages back to the file system; the rest are reused.
         conn.execute("PRAGMA incremental_vacuum(2000)")
         return Compaction(**counts)
+
+    def _renew_old_dictionary(
+        self, conn: sqlite3.Connection, retention: RetentionSettings, now: float
+    ) -> None:
+        # A dictionary is made of fragments of the events it was trained on (names,
+        # e-mail addresses that recur), and the one in use is never deleted: left
+        # alone, those fragments would outlive the events' retention for good. So
+        # one older than half that retention is replaced by one trained on recent
+        # values; the old one goes with the last record that uses it, so fragments
+        # live at most ~1.5 times the retention. On the writer thread, in this
+        # pass's transaction (~0.1 s of CPU, once per half retention).
+        if self._encoder is None or self._training or not retention.events:
+            return
+        row = conn.execute(
+            "SELECT created_at FROM dictionaries WHERE id = ?", (self._encoder.dictionary_id,)
+        ).fetchone()
+        if row is None or now - float(row[0]) <= retention.events / 2:
+            return
+        data = values.train(list(self._samples))
+        if data is not None:  # nothing recent to learn from: kept, tried at the next pass
+            self._install(conn, data, len(self._samples), created_at=now)
 
     def _drop_unused_dictionaries(self, conn: sqlite3.Connection) -> int:
         # A dictionary goes once no record refers to it, never the one in use, and
