@@ -171,12 +171,13 @@ def response_extensions(response: aiohttp.ClientResponse) -> dict[str, Any]:
 def _headers(headers: httpx.Headers) -> Mapping[str, str] | list[tuple[str, str]]:
     """The request's headers as aiohttp takes them: what httpx's mapping would give, cheaper.
 
-    The ASCII headers of an API call, each name once, are passed as they are;
-    anything else as httpx's ``items()`` (its encoding, repeated names joined).
+    The ASCII headers of an API call, each name once, are passed as pairs, names
+    lower-cased as ``items()`` gives them; anything else as httpx's ``items()``
+    (its encoding, repeated names joined).
     """
     raw = headers.raw
     try:
-        pairs = [(name.decode("ascii"), value.decode("ascii")) for name, value in raw]
+        pairs = [(name.decode("ascii").lower(), value.decode("ascii")) for name, value in raw]
     except UnicodeDecodeError:
         return headers
     if len({name.lower() for name, _ in pairs}) != len(pairs):

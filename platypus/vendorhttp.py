@@ -272,13 +272,14 @@ class SecretHeaders(httpx.Auth):
         yield request
 
     def apply(self, headers: list[tuple[str, str]]) -> None:
-        """What `auth_flow` does to a request's headers, on a list of them (in place)."""
+        """What `auth_flow` does to a request's headers, on a list of (lower-cased
+        name, value) pairs as the aiohttp transport sends them (in place)."""
         for name, secret in self._headers.items():
             lower = name.lower()
-            found = [i for i, (key, _) in enumerate(headers) if key.lower() == lower]
+            found = [i for i, (key, _) in enumerate(headers) if key == lower]
             value = secret.get_secret_value()
             if not found:
-                headers.append((name, value))
+                headers.append((lower, value))
                 continue
             headers[found[0]] = (headers[found[0]][0], value)
             for i in reversed(found[1:]):
@@ -418,7 +419,8 @@ def _template(
     if probe.url != url:  # the client's params
         return None
     try:
-        sent = [(k.decode("ascii"), v.decode("ascii")) for k, v in probe.headers.raw]
+        # Names lower-cased, as the transport hands httpx's headers to aiohttp.
+        sent = [(k.decode("ascii").lower(), v.decode("ascii")) for k, v in probe.headers.raw]
     except UnicodeDecodeError:
         return None
     lowered = [k.lower() for k, _ in sent]

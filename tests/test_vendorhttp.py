@@ -288,7 +288,7 @@ async def test_send_content_sends_what_httpx_would_and_reads_the_answer_the_same
         # Byte for byte the request httpx sent, with this request's length and key.
         assert vendor.requests[1] == vendor.requests[0]
         assert vendor.requests[2] == vendor.requests[0].replace(
-            b"Content-Length: 7", b"Content-Length: 8"
+            b"content-length: 7", b"content-length: 8"
         ).replace(b"e1:f:s", b"e2:f:s").replace(b'{"n":1}', b'{"n":22}')
         for response in (by_httpx, direct):
             assert (response.status_code, response.reason_phrase) == (201, "Created")
@@ -315,7 +315,7 @@ async def test_send_content_adds_secret_headers_at_send_time_and_keeps_none(
             await send_content(client, "POST", url, content=b"{}", headers={})
             assert "s3cret" not in repr(client._templates)  # type: ignore[attr-defined]
         assert vendor.requests[1] == vendor.requests[0]
-        assert b"Authorization: Bearer s3cret-token" in vendor.requests[1]
+        assert b"authorization: Bearer s3cret-token" in vendor.requests[1]
 
 
 async def test_send_content_keeps_a_vendors_cookie_and_then_sends_it_through_httpx() -> None:
@@ -394,3 +394,14 @@ async def test_send_content_goes_through_httpx_when_its_client_has_something_to_
             plain, "POST", httpx.URL("http://v/x"), content=b"{}", headers={}
         )
     assert response.status_code == 204
+
+
+async def test_the_transport_hands_aiohttp_httpxs_headers_joined_and_decoded() -> None:
+    async with _Loopback(_OK) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            await client.post("/x", headers=[("X-A", "1"), ("X-A", "2")], content=b"{}")
+            await client.post("/x", headers={"X-Name": "Zoë".encode()}, content=b"{}")
+        # As httpx-aiohttp's transport sent them: httpx's items(), names lower-cased.
+        assert b"\r\nx-a: 1, 2\r\n" in vendor.requests[0]
+        assert "\r\nx-name: Zoë\r\n".encode() in vendor.requests[1]
