@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from platypus.ops.store import SQLITE_CACHE_KIB, FailureStore
+from platypus.partitioning import partition_for
 from platypus.records import EVENTS_TOPIC, Delivery, NewRecord
 from platypus.runtime import allocator
+from platypus.runtime.embedded import log as log_module
 from platypus.runtime.embedded.log import CACHE_KIB, EventLog, _padded
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, running
@@ -97,3 +99,17 @@ async def test_padded_lookups_find_exactly_what_was_stored(tmp_path: Path) -> No
     assert again == [None] * 5
     assert delivered == {(i, "f", "step"): {"n": i} for i in ids[:3]}
     assert found == dict(zip(ids, placed, strict=True))
+
+
+async def test_the_writer_remembers_the_partition_of_a_bounded_number_of_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keys are remembered so that murmur2 (in Python) runs once per key, not per
+    # event; past the bound they are forgotten, and every key still lands where
+    # Kafka's partitioner puts it.
+    monkeypatch.setattr(log_module, "_KEYS_REMEMBERED", 8)
+    keys = [f"key-{n}" for n in range(30)] * 2
+    with EventLog(tmp_path, partitions=4) as log:
+        placed = await log.append(EVENTS_TOPIC, [NewRecord(key, b"{}", ()) for key in keys])
+        assert 0 < len(log._key_partitions) <= 8
+    assert [p.partition for p in placed if p is not None] == [partition_for(k, 4) for k in keys]
