@@ -5,6 +5,7 @@ Every runtime (embedded, Kafka) asks the same questions here, in this order::
     route(flows, event_type)            -> the flows that consume it
     decide_flow(flow, ctx)              -> Filtered, or None to run its steps
     decide_step(flow, step, ctx)        -> Filtered | Deliver | Failed
+                                           (`renderer` makes its payload one function)
     classify(error)                     -> Failed(retryable=...)
     retry_policy(default, flow, step) -> the RetryPolicy (tenacity) of the step
 
@@ -16,7 +17,7 @@ a socket or a file, so it is tested exhaustively and shared by the runtimes.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "event_context",
     "on_error",
     "render",
+    "renderer",
     "retry_policy",
     "route",
 ]
@@ -103,8 +105,14 @@ def decide_flow(flow: FlowSpec, ctx: Mapping[str, Any]) -> Filtered | Failed | N
     return None if ok else Filtered(f"flow condition is false: {flow.when.source}")
 
 
-def decide_step(flow: FlowSpec, step: StepSpec, ctx: Mapping[str, Any]) -> StepDecision:
-    """Whether to run ``step`` for this event, and with which payload."""
+def decide_step(
+    flow: FlowSpec, step: StepSpec, ctx: Mapping[str, Any], payload: Renderer | None = None
+) -> StepDecision:
+    """Whether to run ``step`` for this event, and with which payload.
+
+    ``payload`` is ``renderer(step.payload)``, for a caller that renders the step
+    for every event; by default the template is walked (`render`).
+    """
     if step.when is not None:
         try:
             if not truthy(step.when.evaluate(ctx)):
@@ -112,7 +120,7 @@ def decide_step(flow: FlowSpec, step: StepSpec, ctx: Mapping[str, Any]) -> StepD
         except MappingError as exc:
             return _mapping_failure(exc)
     try:
-        return Deliver(render(step.payload, ctx))
+        return Deliver(payload(ctx) if payload is not None else render(step.payload, ctx))
     except MappingError as exc:
         return _mapping_failure(exc)
 
@@ -126,6 +134,61 @@ def render(template: Any, ctx: Mapping[str, Any]) -> Any:
     if isinstance(template, Sequence) and not isinstance(template, str | bytes):
         return [render(value, ctx) for value in template]
     return template
+
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+"""A payload template as one function of ``ctx`` (`renderer`)."""
+
+
+def renderer(template: Any) -> Renderer:
+    """``template`` made into a function doing what ``render(template, ctx)`` does.
+
+    The template's shape is looked at once, not for every event: each object
+    and list is a comprehension over its parts, each plain path (the usual
+    mapping) reads its fields directly, constants are returned as they are.
+    The template must not change afterwards (flow templates are frozen).
+    """
+    if isinstance(template, Expression):
+        path = template.field_path
+        if path is not None and len(path) <= 3:
+            return _path_reader(path)
+        return template.evaluate
+    if isinstance(template, Mapping):
+        items = [(key, renderer(value)) for key, value in template.items()]
+        return lambda ctx: {key: part(ctx) for key, part in items}
+    if isinstance(template, Sequence) and not isinstance(template, str | bytes):
+        parts = [renderer(value) for value in template]
+        return lambda ctx: [part(ctx) for part in parts]
+    return lambda _ctx: template
+
+
+def _path_reader(path: tuple[str, ...]) -> Renderer:
+    """`Expression.evaluate` of a plain path of one to three fields, unrolled."""
+    if len(path) == 1:
+        (first,) = path
+        return lambda ctx: ctx.get(first) if isinstance(ctx, dict) else None
+    if len(path) == 2:
+        first, second = path
+
+        def two(ctx: Any) -> Any:
+            if not isinstance(ctx, dict):
+                return None
+            value = ctx.get(first)
+            return value.get(second) if isinstance(value, dict) else None
+
+        return two
+    first, second, third = path
+
+    def three(ctx: Any) -> Any:
+        if not isinstance(ctx, dict):
+            return None
+        value = ctx.get(first)
+        if not isinstance(value, dict):
+            return None
+        value = value.get(second)
+        return value.get(third) if isinstance(value, dict) else None
+
+    return three
 
 
 def _mapping_failure(exc: MappingError) -> Failed:

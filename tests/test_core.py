@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
 from platypus.core import (
@@ -18,6 +20,7 @@ from platypus.core import (
     event_context,
     on_error,
     render,
+    renderer,
     retry_policy,
     route,
 )
@@ -217,6 +220,73 @@ def test_render_keeps_non_expression_scalars(value: Any) -> None:
 def test_render_evaluates_expressions_inside_dicts_lists_and_tuples() -> None:
     template = {"a": [compile_expression("subject"), (1, compile_expression("id"))]}
     assert render(template, ctx()) == {"a": ["0065g00000ABCDE", [1, "evt-1"]]}
+
+
+def test_a_renderer_gives_what_render_gives_for_every_kind_of_template() -> None:
+    spec = one_step(
+        payload={
+            "opportunity": "data.opportunity_id",
+            "deep": "data.customer.name",
+            "deeper": "data.customer.address.city",
+            "missing": "data.nothing.here",
+            "top": "subject",
+            "constant": "'EUR'",
+            "count": 3,
+            "nothing": None,
+            "nested": {"key": "subject", "tags": ["'a'", 1, "data.currency", ["id"]]},
+            "lines": "data.line_items[*].{sku: product_code, qty: quantity}",
+            "total_qty": "sum(data.line_items[*].quantity)",
+            "earlier": 'steps."create-account".id',
+        }
+    )
+    step = spec.steps[0]
+    for context in (ctx(), ctx({"create-account": {"id": "acc-9"}}), {"data": {"line_items": []}}):
+        assert renderer(step.payload)(context) == render(step.payload, context)
+    for context in (ctx(), {}, {"data": 5}):  # the last two fail to sum: the same failure
+        assert decide_step(spec, step, context, renderer(step.payload)) == decide_step(
+            spec, step, context
+        )
+
+
+def test_a_renderer_makes_new_objects_and_lists_for_every_event() -> None:
+    template = {"a": [compile_expression("subject")], "b": {"c": 1}}
+    render_one = renderer(template)
+    first, second = render_one(ctx()), render_one(ctx())
+    assert first == second == render(template, ctx())
+    assert first is not second
+    assert first["a"] is not second["a"]
+    assert first["b"] is not second["b"]
+
+
+def test_a_renderer_fails_as_render_does() -> None:
+    spec = one_step(payload={"n": "abs(subject)"})
+    step = spec.steps[0]
+    failed = decide_step(spec, step, ctx(), renderer(step.payload))
+    assert isinstance(failed, Failed)
+    assert failed == decide_step(spec, step, ctx())
+
+
+_names = st.sampled_from(["a", "b", "data", "x-y"])
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_names, children, max_size=3),
+    max_leaves=12,
+)
+_paths = st.lists(_names, min_size=1, max_size=4).map(
+    lambda names: compile_expression(".".join(f'"{n}"' for n in names))
+)
+_templates = st.recursive(
+    _paths | st.none() | st.integers() | st.text(max_size=3).map(lambda t: (t,)),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(_templates, st.dictionaries(_names, _values, max_size=4))
+def test_any_template_renders_the_same_both_ways(template: Any, context: dict[str, Any]) -> None:
+    assert renderer(template)(context) == render(template, context)
 
 
 # -- classification --------------------------------------------------------------------

@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from platypus.exceptions import JsonTextError
-from platypus.jsontext import MAX_DEPTH, dumps, from_python, integral, loads, parse
+from platypus.jsontext import (
+    MAX_DEPTH,
+    NOT_CANONICAL,
+    canonical,
+    dumps,
+    from_python,
+    integral,
+    loads,
+    parse,
+)
 
 
 def refused(data: bytes) -> JsonTextError:
@@ -193,3 +202,128 @@ def test_integral_changes_only_whole_floats(value: Any) -> None:
         return v
 
     assert integral(value) == expected(value)
+
+
+# -- canonical: the fast read of text already in the stored form ----------------------
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of the same types all the way down (0.0 and -0.0 differ, 1 and 1.0 too)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    return bool(a == b)
+
+
+def agrees_with_parse(data: bytes) -> bool:
+    """`canonical` either declines ``data`` or reads it exactly as parse + dumps would.
+
+    True when it read it (so a test can say that the fast path was taken).
+    """
+    fast = canonical(data)
+    if fast is NOT_CANONICAL:
+        return False
+    strict = parse(data)  # raises if canonical took what parse refuses
+    assert same(fast, strict)
+    assert dumps(strict) == data  # and the text is the stored form, byte for byte
+    return True
+
+
+_wide_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _wide_json, min_size=1, max_size=5), st.data())
+def test_canonical_reads_only_what_parse_reads_the_same(value: Any, data: st.DataObject) -> None:
+    texts = [
+        json.dumps(value).encode(),
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
+        json.dumps(value, ensure_ascii=False, indent=1).encode(),
+    ]
+    try:
+        texts.append(dumps(value))
+    except JsonTextError:
+        pass  # an integer beyond 64 bits: not storable, so never canonical
+    else:
+        assert agrees_with_parse(texts[-1])  # the stored form is always read fast
+        first = next(iter(value))
+        # The same name twice: orjson would keep the last silently; parse refuses it.
+        texts.append(texts[-1][:-1] + b"," + json.dumps(first).encode() + b":1}")
+        texts.append(b"\xef\xbb\xbf" + texts[-2])  # a BOM before the stored form
+    for text in texts:
+        agrees_with_parse(text)
+    assert agrees_with_parse(data.draw(st.sampled_from(texts))) in (True, False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Other spellings of numbers than the stored form's.
+        b'{"a":1E5}',
+        b'{"a":1e5}',
+        b'{"a":1.0e2}',
+        b'{"a":1e20}',
+        b'{"a":100000000000000000000.0}',
+        b'{"a":-0}',
+        b'{"a":0.10}',
+        b'{"a":5.00}',
+        # Integers past 64 bits (orjson reads them as floats), and far past them.
+        b'{"a":18446744073709551616}',
+        b'{"a":-9223372036854775809}',
+        b'{"a":' + b"9" * 5000 + b"}",
+        # Numbers JSON or a 64-bit float cannot hold.
+        b'{"a":1e400}',
+        b'{"a":NaN}',
+        b'{"a":-Infinity}',
+        # Escapes that need not be, or cannot be.
+        b'{"a":"\\u00e9"}',
+        b'{"a":"\\/"}',
+        b'{"a":"\\u2028"}',
+        b'{"a":"\\ud83d\\ude00"}',
+        b'{"a":"\\ud800"}',
+        b'{"a":"\\udc00x"}',
+        b'{"a":"\xed\xa0\x80"}',  # a surrogate written as UTF-8
+        b'{"a":"\xff"}',
+        # A BOM, whitespace, duplicate names, trailing commas, leading zeros.
+        b'\xef\xbb\xbf{"a":1}',
+        b'{"a": 1}',
+        b'{"a":1}\n',
+        b'{"a":1,"a":1}',
+        b'{"a":{"b":1,"b":2}}',
+        b'{"a":[1,],"b":1}',
+        b'{"a":01}',
+        # Deeper than the limit: parse says so.
+        nested(MAX_DEPTH + 1),
+    ],
+)
+def test_canonical_declines_what_is_not_the_stored_form(text: bytes) -> None:
+    assert canonical(text) is NOT_CANONICAL
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 18446744073709551615, "b": -(2**63)},  # the ends of the range
+        {"a": 1e20, "b": 1.5e-7, "c": -0.0, "d": 0.1, "e": 5.0, "f": 2.5e-308},
+        {"a": 'é\u2028\x7f"\\\n\x00', "b": "😀"},
+        {"a": None, "b": [True, False, None], "c": {}},
+        {"a": [[[[1]]]]},
+    ],
+)
+def test_the_stored_form_reads_fast_and_the_same(value: Any) -> None:
+    assert agrees_with_parse(dumps(value))
+    assert agrees_with_parse(nested(MAX_DEPTH))

@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import httpx
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
 from platypus.config import IngressSettings
+from platypus.exceptions import EventValidationError, JsonTextError
 from platypus.ingress import Ingress
+from platypus.jsontext import NOT_CANONICAL
 from platypus.records import EVENTS_TOPIC, Record
 from platypus.retry import RetryPolicy
 from platypus.runtime import codec
@@ -364,3 +369,94 @@ async def test_a_prepared_record_with_duplicate_names_is_still_dead_lettered() -
     [outcome] = result.outcomes
     assert outcome.status == "dead_lettered"
     assert "duplicate" in outcome.detail.lower()
+
+
+# -- records already in the stored form are read fast, and exactly as strictly -----------
+
+
+def _read_both(value: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """`read_record` of ``value`` as it is, and with the fast read of the stored form off."""
+
+    def outcome() -> Any:
+        try:
+            return read_record(value, ())
+        except (JsonTextError, EventValidationError) as exc:
+            return type(exc), str(exc)
+
+    fast = outcome()
+    with monkeypatch.context() as patched:
+        patched.setattr(codec, "canonical", lambda _data: NOT_CANONICAL)
+        strict = outcome()
+    return fast, strict
+
+
+def _stored(event: dict[str, Any]) -> bytes:
+    return orjson.dumps(event)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _stored(closed_won()),
+        _stored(closed_won() | {"dataschema": None, "extra1": 7}),  # a null attribute
+        _stored(closed_won() | {"datacontenttype": "application/json"}),
+        _stored({k: v for k, v in closed_won().items() if k != "data"} | {"data": None}),
+        _stored(
+            {k: v for k, v in closed_won().items() if k != "data"}
+            | {"datacontenttype": "text/plain", "data_base64": "aGk="}
+        ),
+        _stored(
+            {k: v for k, v in closed_won().items() if k != "data"}
+            | {"datacontenttype": "application/json", "data_base64": "e30x"}  # not JSON
+        ),
+        _stored(closed_won() | {"data": "x", "datacontenttype": "application/xml"}),
+        _stored(closed_won() | {"data": {"n": 1}, "datacontenttype": "text/plain"}),
+        json.dumps(closed_won()).encode(),
+        b"\xef\xbb\xbf" + _stored(closed_won()),
+        _stored(closed_won())[:-1] + b',"id":"again"}',
+        _stored(closed_won(amount=1e20)),
+        _stored(closed_won(amount=18446744073709551615)),
+        _stored(closed_won())[:-2] + b',"big":18446744073709551616}}',
+        _stored(closed_won())[:-2] + b',"e":"\\u00e9\\/"}}',
+        _stored(closed_won())[:-2] + b',"n":1E5}}',
+        b'{"specversion":"1.0"}',
+        b'{"a":[1,2]}',
+    ],
+)
+def test_a_record_in_the_stored_form_is_read_as_the_strict_reader_reads_it(
+    value: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, strict = _read_both(value, monkeypatch)
+    assert fast == strict
+    if isinstance(fast, tuple) and isinstance(fast[0], dict):
+        assert [type(v) for v in fast[0].values()] == [type(v) for v in strict[0].values()]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=200)
+@given(
+    data=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=6), children, max_size=3)
+        ),
+        max_leaves=20,
+    )
+)
+def test_any_data_in_the_stored_form_is_read_as_the_strict_reader_reads_it(
+    data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = closed_won() | {"data": data}
+    for value in (
+        json.dumps(event).encode(),
+        json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode(),
+    ):
+        fast, strict = _read_both(value, monkeypatch)
+        assert fast == strict
+        if isinstance(fast, tuple) and isinstance(fast[0], dict):
+            # the same bytes, so the same values of the same types
+            assert fast[1] == strict[1]

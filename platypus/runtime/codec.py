@@ -16,7 +16,7 @@ from typing import Any
 
 from platypus.envelope import from_binary, stored_form
 from platypus.exceptions import EventValidationError, JsonTextError
-from platypus.jsontext import dumps, parse
+from platypus.jsontext import NOT_CANONICAL, canonical, dumps, parse
 
 __all__ = ["decode_record", "read_record"]
 
@@ -37,7 +37,14 @@ def read_record(
     for name, raw in headers:
         found[name.lower()] = raw
     if _CE_PREFIX + "specversion" not in found:
-        event = parse(value or b"")
+        value = value or b""
+        # Records Platypus wrote hold the canonical stored form: read at orjson's
+        # speed, proven the same as `parse` would read them (`canonical`).
+        event = canonical(value)
+        if event is NOT_CANONICAL:
+            event = parse(value)
+        elif _stored(event):
+            return event, value  # already the stored form: its bytes are these
         if not isinstance(event, dict):
             raise JsonTextError("a CloudEvent is a JSON object")
         stored_form(event)
@@ -56,6 +63,11 @@ def read_record(
         raise JsonTextError(f"{_MODE}: header content-type is not UTF-8 text") from None
     event = from_binary(attributes, media, value or b"", where="the record's data")
     return event, dumps(event)
+
+
+def _stored(event: dict[str, Any]) -> bool:
+    """Whether `stored_form` would leave ``event`` as it is, without looking further."""
+    return not ("data_base64" in event or "datacontenttype" in event or None in event.values())
 
 
 def decode_record(

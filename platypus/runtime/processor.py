@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
+from pydantic import BaseModel
 
 from platypus import core
 from platypus.adapter import Adapter, Request
@@ -40,6 +41,7 @@ from platypus.retry import RetryPolicy
 from platypus.runtime.base import DeliveryLedger
 from platypus.runtime.codec import decode_record, read_record
 from platypus.runtime.connections import Connections
+from platypus.runtime.limits import ConnectionLimit
 from platypus.schema_registry import SchemaRegistry
 from platypus.validated import proven
 
@@ -132,6 +134,7 @@ class Processor:
         self._stopping = asyncio.Event()
         self._routes: dict[str, list[FlowSpec]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
+        self._plans: dict[tuple[str, str], _StepPlan] = {}
         # Deliveries of events being processed, by event id: (flow, step) -> result,
         # with how many records of that event hold the entry.
         self._delivered: dict[str, dict[tuple[str, str], Any]] = {}
@@ -387,25 +390,25 @@ class Processor:
                 if debug_enabled():
                     _log.debug("step already delivered, not sent again", step=step.name)
                 continue
-            planned = core.decide_step(flow, step, core.event_context(event, results))
+            plan = self._plan(flow, step)
+            planned = core.decide_step(flow, step, core.event_context(event, results), plan.payload)
             if isinstance(planned, core.Filtered):
                 results[step.name] = None
                 if debug_enabled():
                     _log.debug("step skipped", step=step.name, reason=planned.reason)
                 continue
-            adapter = self.connections.get(step.connection)
-            spec = adapter.actions.get(step.action)
-            if isinstance(planned, core.Deliver):
-                problem = core.check_payload(spec.input if spec else None, planned.payload, step)
+            adapter = plan.adapter
+            if isinstance(planned, core.Deliver) and plan.input is not None:
+                problem = core.check_payload(plan.input, planned.payload, step)
                 if problem is not None:
                     planned = problem
             if isinstance(planned, core.Failed):
                 result.deliveries.extend(done_steps)
                 return self._failed(flow, step, record, event, planned, 1, time.time(), values)
             request = Request(
-                action=step.action,
+                action=plan.action,
                 payload=planned.payload,
-                params=self._params.get((flow.name, step.name), step.params),
+                params=plan.params,
                 event_id=event_id,
                 event_type=result.event_type,
                 key=record.key,
@@ -414,7 +417,7 @@ class Processor:
             )
             bound = _STEP.set(step.name)
             try:
-                delivery = await self._deliver(adapter, request, self._policy(flow, step))
+                delivery = await self._deliver(adapter, request, plan.policy, plan.limit)
             finally:
                 _STEP.reset(bound)
             attempts_total += delivery.attempts
@@ -437,7 +440,7 @@ class Processor:
             done_row = Delivery(
                 event_id, flow.name, step.name, flow.version, delivery.result, delivery.attempts
             )
-            if spec is not None and spec.guarded:
+            if plan.guarded:
                 # The vendor would take this write twice: remember it before going on.
                 # A final step's answer is never read back (no later step uses it), so
                 # it is kept with the event's personal values masked; an earlier one
@@ -470,12 +473,32 @@ class Processor:
             )
         return found
 
-    async def _deliver(self, adapter: Adapter, request: Request, policy: RetryPolicy) -> _Delivery:
+    def _plan(self, flow: FlowSpec, step: StepSpec) -> _StepPlan:
+        """What running ``step`` of ``flow`` needs that is the same for every event."""
+        found = self._plans.get((flow.name, step.name))
+        if found is None or found.step is not step:
+            adapter = self.connections.get(step.connection)
+            spec = adapter.actions.get(step.action)
+            found = self._plans[(flow.name, step.name)] = _StepPlan(
+                step=step,
+                adapter=adapter,
+                action=step.action,
+                input=spec.input if spec is not None else None,
+                guarded=spec is not None and spec.guarded,
+                params=self._params.get((flow.name, step.name), step.params),
+                policy=self._policy(flow, step),
+                limit=self.connections.limit(adapter.connection),
+                payload=core.renderer(step.payload),
+            )
+        return found
+
+    async def _deliver(
+        self, adapter: Adapter, request: Request, policy: RetryPolicy, limit: ConnectionLimit
+    ) -> _Delivery:
         out = _Delivery(attempts=1)
         started = time.monotonic()
         # The first attempt is made directly: most deliveries succeed at once, and
         # the retry machinery is only set up when one does not.
-        limit = self.connections.limit(adapter.connection)
         try:
             async with self._slots, limit.slot():
                 out.result = await adapter.call(request)
@@ -590,6 +613,21 @@ class _PersonalValues:
                 else frozenset()
             )
         return self._found
+
+
+@dataclass(frozen=True, slots=True)
+class _StepPlan:
+    """A step's adapter, action, checks, policy and payload renderer, found once."""
+
+    step: StepSpec  # what it was made for: a flow reloaded under the same names gets its own
+    adapter: Adapter
+    action: str
+    input: type[BaseModel] | None
+    guarded: bool
+    params: Mapping[str, Any]
+    policy: RetryPolicy
+    limit: ConnectionLimit
+    payload: core.Renderer
 
 
 @dataclass(slots=True)

@@ -507,11 +507,17 @@ def run_worker(
     # no longer walks it. Those ran about once per 6,000 events in flight and cost
     # ~8 us an event (bench/kafka_peers.py's worker; docs/benchmarks.md).
     gc.freeze()
-    # Thousands of events in flight keep many young objects alive: with the default
-    # 700 allocations a young pass ran every ~50 events and walked them again each
-    # time. 10,000 keeps the passes (and what they hold back) small: ~12 -> ~5 us an
-    # event in the collector.
-    gc.set_threshold(10_000, 10, 10)
+    # Thousands of events in flight keep many young objects alive, and a batch of
+    # 1,000 allocates ~100,000 that live until it settles: with the default 700
+    # allocations a young pass ran every ~50 events, and with 10,000 still ten times
+    # a batch, each walking what was in flight, and every tenth pass (the middle
+    # generation) took 40-70 ms. None of them found garbage: the worker's objects
+    # form no cycles in the normal course (a failure's traceback does). At 100,000
+    # a young pass runs about once per several batches and the middle one almost
+    # never: the collector's CPU over 30,000 bench events 480-500 -> 150-200 ms
+    # (~16 -> ~6 us an event; docs/benchmarks.md), while cyclic garbage still waits
+    # for at most 100,000 allocations (a few MB) before it is freed.
+    gc.set_threshold(100_000, 10, 10)
     worker.execute_from_commandline()
 
 
