@@ -99,8 +99,9 @@ class Action:
     are used by ``platypus flows lint`` before anything runs.
 
     ``binds`` names the payload keys the (validated) params refer to, as
-    ``(param, key)`` pairs: the ``:name``s of a SOQL query. The adapter reads those
-    keys at run time; lint reports one the payload does not map.
+    ``(param, key)`` pairs: the ``:name``s of a SOQL query, or the payload key a
+    param names (an upsert's external id field). The adapter reads those keys at
+    run time; lint reports one the payload does not map.
 
     ``writes`` is False for lookups, which are safe to repeat. ``idempotent``
     says the vendor itself turns a repeated write into one record (an upsert by

@@ -200,11 +200,13 @@ async def start_runtime(
     ordering: Mapping[str, str] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
     failures_store: str | None = None,
+    pollers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[Any]:
     """A started runtime of ``kind`` over ``flows``, stopped on exit.
 
     ``ordering`` is the project's ``ordering:``; ``connections`` adds connections
-    (as in platypus.yaml: ``{adapter, settings}``) beside the ``vendor`` one.
+    (as in platypus.yaml: ``{adapter, settings}``) beside the ``vendor`` one;
+    ``pollers`` is the project's ``pollers:``.
     ``failures_store`` (Kafka) also runs ``platypus indexer`` on that store, and
     the driver is an `OpsRuntime`; the embedded one always is.
     """
@@ -224,6 +226,7 @@ async def start_runtime(
             retry=retry,
             ordering=OrderingKeys.model_validate(dict(ordering or {})),
             connections=specs,
+            pollers=dict(pollers or {}),
         ) as app:
             yield EmbeddedDriver(app)
         return
@@ -239,6 +242,7 @@ async def start_runtime(
         ordering=ordering,
         connections=connections,
         failures_store=failures_store,
+        pollers=pollers,
     ) as driver:
         yield driver
 
@@ -256,6 +260,7 @@ def write_kafka_project(
     ordering: Mapping[str, str] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
     failures_store: str | None = None,
+    pollers: Mapping[str, Mapping[str, Any]] | None = None,
     **kafka_options: Any,
 ) -> KafkaSettings:
     """Write ``platypus.yaml`` and flows for a worker with its own topics and group."""
@@ -286,6 +291,8 @@ def write_kafka_project(
         },
         "ordering": dict(ordering or {}),
     }
+    if pollers:
+        config["pollers"] = {name: dict(spec) for name, spec in pollers.items()}
     if failures_store is not None:
         config["failures_store"] = failures_store
         config["ops"] = {"dashboard": False}
@@ -391,6 +398,7 @@ async def _kafka_runtime(
     ordering: Mapping[str, str] | None = None,
     connections: Mapping[str, Mapping[str, Any]] | None = None,
     failures_store: str | None = None,
+    pollers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[KafkaDriver]:
     settings = write_kafka_project(
         root,
@@ -403,6 +411,7 @@ async def _kafka_runtime(
         ordering=ordering,
         connections=connections,
         failures_store=failures_store,
+        pollers=pollers,
     )
     if failures_store is not None:
         await ensure_topics(settings)  # the indexer reads topics a worker creates

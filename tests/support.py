@@ -90,6 +90,25 @@ def worker_hired(worker_id: str = "W-1", **data: Any) -> dict[str, Any]:
     }
 
 
+# The crash tests' "settled ahead" case, on both runtimes: an event of amount 1
+# waits at /slow while a later one (amount 2) is refused at /refused and
+# dead-lettered; a kill then must not run the refused one again.
+SETTLED_AHEAD_FLOW = """
+name: settled-ahead
+consumes: sales.opportunity.closed_won.v1
+steps:
+  - name: slow
+    to: vendor.post
+    when: data.amount == `1`
+    params: {path: /slow}
+    payload: {event: id}
+  - name: refused
+    to: vendor.post
+    when: data.amount == `2`
+    params: {path: /refused}
+    payload: {event: id}
+"""
+
 ORDER_FLOW = """
 name: orders
 consumes: sales.opportunity.closed_won.v1

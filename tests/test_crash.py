@@ -19,7 +19,14 @@ import pytest
 
 from platypus.records import DEAD_LETTER_TOPIC
 from tests.fakes.vendor import FakeVendor, Reply
-from tests.support import closed_won, free_port, records_on_disk, start_platypus, wait_healthy
+from tests.support import (
+    SETTLED_AHEAD_FLOW,
+    closed_won,
+    free_port,
+    records_on_disk,
+    start_platypus,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -126,23 +133,6 @@ async def test_sigkill_mid_stream_then_restart_delivers_every_accepted_event_in_
         # At least once: a repeat is allowed, going back to an earlier event is not.
         assert arrivals == sorted(arrivals), f"events of {key} arrived out of order: {arrivals}"
         assert set(arrivals) == set(range(1, PER_KEY + 1))
-
-
-SETTLED_AHEAD_FLOW = """
-name: settled-ahead
-consumes: sales.opportunity.closed_won.v1
-steps:
-  - name: slow
-    to: vendor.post
-    when: data.amount == `1`
-    params: {path: /slow}
-    payload: {event: id}
-  - name: refused
-    to: vendor.post
-    when: data.amount == `2`
-    params: {path: /refused}
-    payload: {event: id}
-"""
 
 
 def _dead_letters(root: Path) -> list[bytes]:

@@ -455,6 +455,45 @@ def test_soql_binds_the_payload_maps_and_text_in_quotes_lint_clean(
     assert lint_query(schemas, tmp_path, soql, "    payload: {owner: data.account_id}\n") == []
 
 
+def lint_step(schemas: SchemaRegistry, tmp_path: Path, step: str) -> list[str]:
+    """``str`` of each finding of a flow whose one step (after ``- name: s``) is ``step``."""
+    path = write(tmp_path, "flow.yaml", HEAD + "  - name: s\n" + step)
+    found = lint_paths([path], schemas=schemas, adapters=SALESFORCE, config=SALESFORCE_CONFIG)
+    return [str(finding).removeprefix(f"{path}:") for finding in found]
+
+
+def test_a_salesforce_key_field_the_payload_never_maps_is_reported_at_the_param(
+    schemas: SchemaRegistry, tmp_path: Path
+) -> None:
+    upsert = (
+        "    to: crm.upsert\n"
+        "    params: {sobject: Contact, external_id_field: Worker_Id__c}\n"
+        "    payload: {Worker_Id: data.account_id, LastName: data.account_id}\n"
+    )
+    update = (
+        "    to: crm.update\n    params: {sobject: Contact}\n    payload: {Title: data.amount}\n"
+    )
+    freeze = "    to: crm.freeze_user\n    payload: {FederationIdentifier: data.account_id}\n"
+
+    assert lint_step(schemas, tmp_path, upsert) == [
+        "6:51: error[bind-missing]: params.external_id_field is 'Worker_Id__c', but the "
+        "payload has no 'Worker_Id__c' (it maps: Worker_Id, LastName), so 'crm.upsert' fails "
+        "on every event; rename 'Worker_Id' to Worker_Id__c"
+    ]
+    assert lint_step(schemas, tmp_path, update) == [
+        "6:13: error[bind-missing]: params.id_field is 'Id', but the payload has no 'Id' (it "
+        "maps: Title), so 'crm.update' fails on every event; map Id in the payload"
+    ]
+    # A param left at its default is reported at the step's params, which it lacks: the step.
+    assert [f.split(": ", 1)[1] for f in lint_step(schemas, tmp_path, freeze)] == [
+        "error[bind-missing]: params.match_field is 'Username', but the payload has no "
+        "'Username' (it maps: FederationIdentifier), so 'crm.freeze_user' fails on every "
+        "event; map Username in the payload"
+    ]
+    fixed = upsert.replace("Worker_Id:", "Worker_Id__c:")
+    assert lint_step(schemas, tmp_path, fixed) == []
+
+
 def test_input_missing_without_any_payload_points_at_the_step(
     schemas: SchemaRegistry, tmp_path: Path
 ) -> None:

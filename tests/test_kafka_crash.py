@@ -20,7 +20,7 @@ import pytest
 from tests.fakes.vendor import FakeVendor, Reply
 from tests.kafka_broker import KafkaBroker
 from tests.runtimes import start_worker, stop_worker, wait_worker_healthy, write_kafka_project
-from tests.support import closed_won, free_port
+from tests.support import SETTLED_AHEAD_FLOW, closed_won, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -115,23 +115,6 @@ def _runs(values: list[int]) -> list[list[int]]:
         else:
             runs[-1].append(value)
     return runs
-
-
-SETTLED_AHEAD_FLOW = """
-name: settled-ahead
-consumes: sales.opportunity.closed_won.v1
-steps:
-  - name: slow
-    to: vendor.post
-    when: data.amount == `1`
-    params: {path: /slow}
-    payload: {event: id}
-  - name: refused
-    to: vendor.post
-    when: data.amount == `2`
-    params: {path: /refused}
-    payload: {event: id}
-"""
 
 
 def _settled_marks(root: Path) -> int:

@@ -11,8 +11,10 @@ import orjson
 import pytest
 
 from platypus.ops.store import SQLITE_CACHE_KIB, FailureStore
+from platypus.partitioning import partition_for
 from platypus.records import EVENTS_TOPIC, Delivery, NewRecord
 from platypus.runtime import allocator
+from platypus.runtime.embedded import log as log_module
 from platypus.runtime.embedded.log import CACHE_KIB, EventLog, _padded
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, running
@@ -116,3 +118,17 @@ async def test_the_values_kept_to_train_on_take_no_more_memory_than_their_length
         (kept,) = log._samples
     assert kept == value
     assert usable(ctypes.c_void_p(id(kept))) < len(value) + 128  # header and rounding
+
+
+async def test_the_writer_remembers_the_partition_of_a_bounded_number_of_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keys are remembered so that murmur2 (in Python) runs once per key, not per
+    # event; past the bound they are forgotten, and every key still lands where
+    # Kafka's partitioner puts it.
+    monkeypatch.setattr(log_module, "_KEYS_REMEMBERED", 8)
+    keys = [f"key-{n}" for n in range(30)] * 2
+    with EventLog(tmp_path, partitions=4) as log:
+        placed = await log.append(EVENTS_TOPIC, [NewRecord(key, b"{}", ()) for key in keys])
+        assert 0 < len(log._key_partitions) <= 8
+    assert [p.partition for p in placed if p is not None] == [partition_for(k, 4) for k in keys]

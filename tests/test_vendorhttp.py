@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 
 import httpx
@@ -14,12 +15,14 @@ from platypus.exceptions import PermanentError
 from platypus.vendorhttp import (
     TRANSPORT_ENV,
     USER_AGENT,
+    SecretHeaders,
     _aiohttp_can_serve,
     async_client,
     https_root,
     json_or_none,
     mask_secrets_in,
     parse_input,
+    send_content,
     transport_failure,
 )
 
@@ -124,6 +127,7 @@ class _Loopback:
         self.open_now = 0
         self.most_open = 0
         self.cookies: list[str] = []
+        self.requests: list[bytes] = []  # each request's head and body, as received
         self.server: asyncio.Server | None = None
         self.url = ""
 
@@ -142,6 +146,13 @@ class _Loopback:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                length = [
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ]
+                body = await reader.readexactly(length[0]) if length else b""
+                self.requests.append(head + body)
                 self.cookies += [
                     line.split(b":", 1)[1].strip().decode()
                     for line in head.split(b"\r\n")
@@ -233,3 +244,164 @@ def test_a_socks_proxy_or_the_switch_falls_back_to_httpxs_pool(
     monkeypatch.setenv(TRANSPORT_ENV, "httpx")
     switched = async_client(base_url="https://example.com", timeout=1, max_connections=1)
     assert isinstance(switched._transport, httpx.AsyncHTTPTransport)
+
+
+# -- send_content: straight through aiohttp when httpx's client has nothing to add ----
+
+
+def _refuse_httpx_send(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(*args: object, **kwargs: object) -> httpx.Response:
+        raise AssertionError("went through httpx's send")
+
+    monkeypatch.setattr(client, "send", refused)
+
+
+async def test_send_content_sends_what_httpx_would_and_reads_the_answer_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+    async with _Loopback(answer + b'{"id":7}') as vendor:
+        client = async_client(
+            base_url=vendor.url, timeout=5, max_connections=2, headers={"X-Tenant": "t1"}
+        )
+        async with client:
+            url = client.build_request("POST", "/orders").url
+            headers = {"X-Step": "a", "Content-Type": "application/json"}
+            keyed = {**headers, "Idempotency-Key": "e1:f:s"}
+            by_httpx = await client.send(
+                client.build_request("POST", url, content=b'{"n":1}', headers=keyed)
+            )
+            real_send = client.send
+            _refuse_httpx_send(client, monkeypatch)
+            direct = await send_content(
+                client, "POST", url, content=b'{"n":1}', headers=keyed, varying=["Idempotency-Key"]
+            )
+            again = await send_content(
+                client,
+                "POST",
+                url,
+                content=b'{"n":22}',
+                headers={**headers, "Idempotency-Key": "e2:f:s"},
+                varying=["Idempotency-Key"],
+            )
+            monkeypatch.setattr(client, "send", real_send)
+        # Byte for byte the request httpx sent, with this request's length and key.
+        assert vendor.requests[1] == vendor.requests[0]
+        assert vendor.requests[2] == vendor.requests[0].replace(
+            b"content-length: 7", b"content-length: 8"
+        ).replace(b"e1:f:s", b"e2:f:s").replace(b'{"n":1}', b'{"n":22}')
+        for response in (by_httpx, direct):
+            assert (response.status_code, response.reason_phrase) == (201, "Created")
+            assert response.json() == {"id": 7}
+            assert response.headers["content-type"] == "application/json"
+            assert response.request.headers["Idempotency-Key"] == "e1:f:s"
+            assert response.request.url == url
+            assert response.is_closed
+        assert direct.http_version == by_httpx.http_version
+        assert direct.elapsed.total_seconds() >= 0
+        assert again.request.headers["Idempotency-Key"] == "e2:f:s"
+
+
+async def test_send_content_adds_secret_headers_at_send_time_and_keeps_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with _Loopback(_OK.replace(b"Set-Cookie: s=1\r\n", b"")) as vendor:
+        auth = SecretHeaders({"Authorization": SecretStr("Bearer s3cret-token")})
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1, auth=auth)
+        async with client:
+            url = client.build_request("POST", "/x").url
+            await client.send(client.build_request("POST", url, content=b"{}"))
+            _refuse_httpx_send(client, monkeypatch)
+            await send_content(client, "POST", url, content=b"{}", headers={})
+            assert "s3cret" not in repr(client._templates)  # type: ignore[attr-defined]
+        assert vendor.requests[1] == vendor.requests[0]
+        assert b"authorization: Bearer s3cret-token" in vendor.requests[1]
+
+
+async def test_send_content_keeps_a_vendors_cookie_and_then_sends_it_through_httpx() -> None:
+    async with _Loopback(_OK) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            url = client.build_request("POST", "/x").url
+            first = await send_content(client, "POST", url, content=b"{}", headers={})
+            second = await send_content(client, "POST", url, content=b"{}", headers={})
+            assert dict(client.cookies) == {"s": "1"}
+        assert first.text == second.text == "ok"
+        assert vendor.cookies == ["s=1"]  # sent once, with the second request
+
+
+async def test_send_content_decodes_a_compressed_answer() -> None:
+    body = gzip.compress(b'{"ok": true}')
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    async with _Loopback(head + body) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            url = client.build_request("POST", "/x").url
+            response = await send_content(client, "POST", url, content=b"{}", headers={})
+        assert response.json() == {"ok": True}
+
+
+async def test_send_content_failures_are_httpxs_own_types() -> None:
+    async with _Loopback(None) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            url = client.build_request("POST", "/x").url
+            with pytest.raises(httpx.RemoteProtocolError) as hung_up:
+                await send_content(client, "POST", url, content=b"{}", headers={})
+        assert hung_up.value.request.url == url
+    async with _Loopback(_OK, delay=5) as vendor:
+        client = async_client(base_url=vendor.url, timeout=0.2, max_connections=1)
+        async with client:
+            url = client.build_request("POST", "/x").url
+            with pytest.raises(httpx.ReadTimeout):
+                await send_content(client, "POST", url, content=b"{}", headers={})
+
+
+async def test_send_content_goes_through_httpx_when_its_client_has_something_to_add(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with _Loopback(_OK.replace(b"Set-Cookie: s=1\r\n", b"")) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            url = client.build_request("POST", "/x").url
+            sent: list[httpx.Request] = []
+            real_send = client.send
+
+            async def counting(request: httpx.Request, **kwargs: object) -> httpx.Response:
+                sent.append(request)
+                return await real_send(request)
+
+            monkeypatch.setattr(client, "send", counting)
+            await send_content(client, "POST", url, content=b"{}", headers={})
+            assert sent == []
+            client.cookies = {"s": "2"}  # type: ignore[assignment]
+            await send_content(client, "POST", url, content=b"{}", headers={})
+            client.cookies = {}  # type: ignore[assignment]
+            # A header named twice, or a varying value httpx could not encode.
+            await send_content(client, "POST", url, content=b"{}", headers={"a": "1", "A": "2"})
+            with pytest.raises(UnicodeEncodeError):
+                await send_content(
+                    client, "POST", url, content=b"{}", headers={"K": "\u00e9"}, varying=["K"]
+                )
+            assert len(sent) == 2  # the last one fails building httpx's request, as it would
+        assert vendor.cookies == ["s=2"]
+    plain = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+    async with plain:
+        response = await send_content(
+            plain, "POST", httpx.URL("http://v/x"), content=b"{}", headers={}
+        )
+    assert response.status_code == 204
+
+
+async def test_the_transport_hands_aiohttp_httpxs_headers_joined_and_decoded() -> None:
+    async with _Loopback(_OK) as vendor:
+        client = async_client(base_url=vendor.url, timeout=5, max_connections=1)
+        async with client:
+            await client.post("/x", headers=[("X-A", "1"), ("X-A", "2")], content=b"{}")
+            await client.post("/x", headers={"X-Name": "Zoë".encode()}, content=b"{}")
+        # As httpx-aiohttp's transport sent them: httpx's items(), names lower-cased.
+        assert b"\r\nx-a: 1, 2\r\n" in vendor.requests[0]
+        assert "\r\nx-name: Zoë\r\n".encode() in vendor.requests[1]

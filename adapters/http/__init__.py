@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Generator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -36,10 +35,12 @@ from platypus.exceptions import ConfigurationError, PermanentError, RetryableErr
 from platypus.retry import Duration
 from platypus.vendorhttp import (
     USER_AGENT,
+    SecretHeaders,
     async_client,
     mask_secrets_in,
     mask_secrets_in_code,
     parse_retry_after,
+    send_content,
 )
 
 __all__ = [
@@ -146,21 +147,6 @@ class HttpParams(BaseModel):
     )
 
 
-class _SecretHeaders(httpx.Auth):
-    """Adds secret headers at send time, so they live only in `SecretStr` until then."""
-
-    def __init__(self, headers: Mapping[str, SecretStr]) -> None:
-        self._headers = dict(headers)
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        for name, value in self._headers.items():
-            request.headers[name] = value.get_secret_value()
-        yield request
-
-    def __repr__(self) -> str:
-        return f"_SecretHeaders({sorted(self._headers)})"
-
-
 class HttpAdapter(Adapter):
     """Sends payloads as JSON to an HTTP API and classifies the answer."""
 
@@ -194,7 +180,7 @@ class HttpAdapter(Adapter):
             timeout=config.timeout,
             max_connections=config.max_connections,
             verify=config.verify_tls,
-            auth=_SecretHeaders(self._secrets) if self._secrets else None,
+            auth=SecretHeaders(self._secrets) if self._secrets else None,
         )
 
     async def close(self) -> None:
@@ -254,29 +240,31 @@ class HttpAdapter(Adapter):
             ) from None
 
         headers = {**params.headers, "Content-Type": "application/json"}
+        varying: tuple[str, ...] = ()
         if self._config.idempotency_header and self.actions[request.action].writes:
             headers[self._config.idempotency_header] = request.idempotency_key
+            varying = (self._config.idempotency_header,)
         method = request.action.upper()
-        http_request = client.build_request(
-            method, self._url(client, params.path), content=content, headers=headers
-        )
+        url = self._url(client, params.path)
         try:
-            response = await client.send(http_request)
+            response = await send_content(
+                client, method, url, content=content, headers=headers, varying=varying
+            )
         except httpx.TimeoutException as exc:
-            where = _where(http_request)
+            where = _where(method, url)
             raise RetryableError(
                 f"{where} timed out ({type(exc).__name__}) after {self._config.timeout:g}s; "
                 "retryable (the idempotency key makes a repeated write safe). "
                 "Raise the connection's timeout if the vendor is just slow"
             ) from None
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-            where = _where(http_request)
+            where = _where(method, url)
             raise PermanentError(
                 f"{where} could not be sent: {self._scrub(str(exc))}; "
                 "check the connection's base_url and the step's path and headers"
             ) from None
         except httpx.TransportError as exc:
-            where = _where(http_request)
+            where = _where(method, url)
             raise RetryableError(
                 f"{where} failed: {type(exc).__name__}: {self._scrub(str(exc)) or 'no detail'}; "
                 "retryable. Check that the vendor is reachable at base_url"
@@ -300,7 +288,7 @@ class HttpAdapter(Adapter):
         if 200 <= status < 300:
             return _json_body(response) if _is_json(response) else {"status": status}
 
-        where = _where(response.request)
+        where = _where(response.request.method, response.request.url)
 
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         code = _vendor_code(response)
@@ -329,9 +317,9 @@ class HttpAdapter(Adapter):
         )
 
 
-def _where(request: httpx.Request) -> str:
+def _where(method: str, url: httpx.URL) -> str:
     """``METHOD url`` for a message, made only when one is (a safe URL costs ~20 us)."""
-    return f"{request.method} {_safe_url(request.url)}"
+    return f"{method} {_safe_url(url)}"
 
 
 def _safe_url(url: httpx.URL) -> str:

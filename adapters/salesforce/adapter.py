@@ -89,6 +89,24 @@ def _query_binds(params: BaseModel) -> list[tuple[str, str]]:
     return [("soql", name) for name in bind_names(params.soql)]
 
 
+def _upsert_binds(params: BaseModel) -> list[tuple[str, str]]:
+    """The payload key holding the external id value, for lint (`Action.binds`)."""
+    assert isinstance(params, UpsertParams)
+    return [("external_id_field", params.external_id_field)]
+
+
+def _update_binds(params: BaseModel) -> list[tuple[str, str]]:
+    """The payload key holding the record id, for lint (`Action.binds`)."""
+    assert isinstance(params, UpdateParams)
+    return [("id_field", params.id_field)]
+
+
+def _freeze_user_binds(params: BaseModel) -> list[tuple[str, str]]:
+    """The payload key holding the user's matching value, for lint (`Action.binds`)."""
+    assert isinstance(params, FreezeUserParams)
+    return [("match_field", params.match_field)]
+
+
 def parse_limit_info(header: str | None) -> ApiUsage | None:
     """`ApiUsage` from a ``Sforce-Limit-Info`` header such as ``api-usage=18/15000``."""
     match = _LIMIT_INFO.search(header or "")
@@ -149,6 +167,7 @@ class SalesforceAdapter(Adapter):
                 "Create or update the record whose external id field holds the payload's "
                 "value; returns {id, created}."
             ),
+            binds=_upsert_binds,
             idempotent=True,
         ),
         "create": Action(
@@ -160,6 +179,7 @@ class SalesforceAdapter(Adapter):
             result=WriteResult,
             params=UpdateParams,
             description="Set the payload's fields on the record with the payload's id.",
+            binds=_update_binds,
             idempotent=True,
         ),
         "query": Action(
@@ -177,6 +197,7 @@ class SalesforceAdapter(Adapter):
                 "Freeze (or unfreeze) the login of the user a User field names "
                 "(UserLogin.IsFrozen); returns {found, user_id, user_login_id, frozen, changed}."
             ),
+            binds=_freeze_user_binds,
             idempotent=True,
         ),
     }

@@ -11,6 +11,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from platypus.adapter import Action, Adapter, Request
 from platypus.exceptions import MissingDependencyError, PermanentError, RetryableError
 from platypus.logging import get_logger
+from platypus.oauth import AccessToken, TokenCache
 from platypus.vendorhttp import (
     USER_AGENT,
     async_client,
@@ -22,7 +23,6 @@ from platypus.vendorhttp import (
 
 from ._errors import Outcome, Verdict, classify, retry_after
 from ._idempotency import IdempotencyKeys, answered_failure
-from ._token import Token, TokenCache
 from .models import (
     CreateAccountInput,
     CreateAccountResult,
@@ -185,7 +185,7 @@ class ZuoraAdapter(Adapter):
         path: str,
         body: Mapping[str, Any],
         headers: Mapping[str, str],
-        token: Token,
+        token: AccessToken,
     ) -> httpx.Response:
         client = self._client
         if client is None:

@@ -179,7 +179,8 @@ def _mapping(
     data_props = schema.get("properties", {})
     if spec is None or spec.input is None:
         whole = {key: f"data.{key}" for key in data_props if _PLAIN.match(key)}
-        return _bind_to_event(params, whole, schema, defs)
+        params, whole = _bind_to_event(params, whole, schema, defs)
+        return params, _map_named_keys(spec, params, whole, schema, defs)
     input_schema = spec.input.model_json_schema()
     input_defs = input_schema.get("$defs", {})
     input_props = input_schema.get("properties", {})
@@ -213,6 +214,50 @@ def _mapping(
     return params, payload
 
 
+def _map_named_keys(
+    spec: Action | None,
+    params: dict[str, Any],
+    payload: dict[str, Any],
+    schema: Mapping[str, Any],
+    defs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The payload with each key a param names (an upsert's external id field, the
+    user field ``freeze_user`` matches on) mapped from an event field, an id
+    preferably: the adapter reads that key, and lint's ``bind-missing`` wants it."""
+    if spec is None or spec.binds is None or spec.params is None:
+        return payload
+    try:
+        model = spec.params.model_validate(params)
+    except ValidationError:
+        return payload
+    named = [
+        key
+        for param, key in spec.binds(model)
+        if getattr(model, param, None) == key and key not in payload
+    ]
+    field = _id_field(payload, schema, defs)
+    if not named or field is None:
+        return payload
+    return {**dict.fromkeys(named, f"data.{field}"), **payload}
+
+
+def _id_field(
+    payload: Mapping[str, Any], schema: Mapping[str, Any], defs: Mapping[str, Any]
+) -> str | None:
+    """The payload key most likely to be an id: a required string called ``id`` or
+    ``*_id``, else a required string, else any."""
+    required = set(schema.get("required", []))
+    strings = [
+        key
+        for key in payload
+        if key in required
+        and any(o.get("type") == "string" for o in _options(schema["properties"][key], defs))
+    ]
+    ids = [key for key in strings if key == "id" or key.endswith("_id")]
+    candidates = ids or strings or list(payload)
+    return candidates[0] if candidates else None
+
+
 def _bind_to_event(
     params: dict[str, Any],
     payload: dict[str, Any],
@@ -232,18 +277,9 @@ def _bind_to_event(
     }
     if not binds:
         return params, payload
-    required = set(schema.get("required", []))
-    strings = [
-        key
-        for key in payload
-        if key in required
-        and any(o.get("type") == "string" for o in _options(schema["properties"][key], defs))
-    ]
-    ids = [key for key in strings if key == "id" or key.endswith("_id")]
-    candidates = ids or strings or list(payload)
-    if not candidates:
+    field = _id_field(payload, schema, defs)
+    if field is None:
         return params, payload
-    field = candidates[0]
     bound = dict(params)
     for key, names in binds.items():
         for name in set(names):

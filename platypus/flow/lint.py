@@ -637,7 +637,8 @@ class _FlowChecker:
         return None
 
     def binds(self, step: StepSpec, action: Action, params: BaseModel, base: YamlPath) -> None:
-        """Payload keys the params refer to (a SOQL ``:name``) that the payload never maps.
+        """Payload keys the params refer to that the payload never maps: a SOQL
+        ``:name``, or a param naming a payload key (an upsert's external id field).
 
         The adapter reads them from the payload at run time, and fails every event
         that lacks one: a misspelt bind or a forgotten payload key.
@@ -652,13 +653,15 @@ class _FlowChecker:
             reported.add(key)
             close = difflib.get_close_matches(key, mapped, n=1, cutoff=0.6)
             has = f"it maps: {', '.join(mapped)}" if mapped else "it maps nothing"
-            fix = f"did you mean :{close[0]}?" if close else f"map {key} in the payload"
-            self.report(
-                "bind-missing",
-                (*base, "params", param),
-                f"params.{param} binds :{key}, but the payload has no {key!r} ({has}), so "
-                f"{step.to!r} fails on every event; {fix}",
-            )
+            consequence = f"the payload has no {key!r} ({has}), so {step.to!r} fails on every event"
+            if getattr(params, param, None) == key:
+                # The param is the key itself: the payload must hold it under that name.
+                fix = f"rename {close[0]!r} to {key}" if close else f"map {key} in the payload"
+                said = f"params.{param} is {key!r}, but {consequence}; {fix}"
+            else:
+                fix = f"did you mean :{close[0]}?" if close else f"map {key} in the payload"
+                said = f"params.{param} binds :{key}, but {consequence}; {fix}"
+            self.report("bind-missing", (*base, "params", param), said)
 
     def payload(
         self,

@@ -106,10 +106,11 @@ class OutcomeFeed(Protocol):
 class IndexReport:
     """What one pass did; ``standby`` when another indexer holds the store's lease."""
 
-    __slots__ = ("created", "dispatched", "read", "settled", "standby", "updated")
+    __slots__ = ("created", "dispatched", "outcomes", "read", "settled", "standby", "updated")
 
     def __init__(self) -> None:
         self.read = 0
+        self.outcomes = 0  # of ``read``: outcomes the `OutcomeFeed` stored
         self.created = 0
         self.updated = 0
         self.dispatched = 0
@@ -119,13 +120,19 @@ class IndexReport:
     def __repr__(self) -> str:
         return (
             f"IndexReport(read={self.read}, created={self.created}, updated={self.updated}, "
-            f"dispatched={self.dispatched}, settled={self.settled}, standby={self.standby})"
+            f"dispatched={self.dispatched}, settled={self.settled}, outcomes={self.outcomes}, "
+            f"standby={self.standby})"
         )
 
     @property
     def busy(self) -> bool:
-        """Whether the pass found anything to do (another pass may find more)."""
-        return bool(self.read or self.dispatched or self.settled)
+        """Whether the pass found anything to do (another pass may find more).
+
+        Outcomes do not count: the feed stores everything there is when called,
+        so a pass at once would find only the few settled meanwhile. Under load
+        that made a pass (and its store transactions) every few milliseconds.
+        """
+        return bool(self.read - self.outcomes or self.dispatched or self.settled)
 
 
 class Indexer:
@@ -216,7 +223,8 @@ class Indexer:
                     if read == 0:
                         break
                 if self.outcomes is not None:
-                    report.read += self.outcomes.index(self.store, lease)
+                    report.outcomes = self.outcomes.index(self.store, lease)
+                    report.read += report.outcomes
                 report.settled = self._settle(lease)
             finally:
                 if self._wake is None:  # a one-off pass: let others have the store

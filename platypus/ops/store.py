@@ -1811,13 +1811,23 @@ def _insert_outcomes_sqlite(conn: Connection, rows: Sequence[OutcomeRow]) -> int
     settled = _OUTCOME_FIELDS.index("settled_at")
     appended = _OUTCOME_FIELDS.index("appended_at")
     values = attrgetter(*_OUTCOME_FIELDS)
+    # Rows copied together share few times (those of a settlement, of an append):
+    # each distinct one is written as text once.
+    texts: dict[datetime | None, str | None] = {None: None}
     params = []
     for row in rows:
         found = list(values(row))
-        found[settled] = _sqlite_time(found[settled])
-        found[appended] = _sqlite_time(found[appended])
+        for column in (settled, appended):
+            moment = found[column]
+            text = texts.get(moment, _NO_TEXT)
+            if text is _NO_TEXT:
+                text = texts[moment] = _sqlite_time(moment)
+            found[column] = text
         params.append(tuple(found))
     return int(conn.exec_driver_sql(statement, params).rowcount)
+
+
+_NO_TEXT = "\0not written yet"
 
 
 def _sqlite_time(value: datetime | None) -> str | None:

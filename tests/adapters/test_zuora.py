@@ -22,10 +22,10 @@ from platypus.exceptions import (
     RetryableError,
 )
 from platypus.logging import configure_logging
+from platypus.oauth import TokenCache
 from platypus_adapters.zuora import ZuoraAdapter, ZuoraSettings
 from platypus_adapters.zuora._errors import Verdict, classify
 from platypus_adapters.zuora._idempotency import IdempotencyKeys, answered_failure
-from platypus_adapters.zuora._token import TokenCache
 from platypus_adapters.zuora.models import CreateSubscriptionResult, FindAccountResult
 from tests.adapters.contract import AdapterContract, Failure
 from tests.adapters.echoes import ECHOES, assert_masked

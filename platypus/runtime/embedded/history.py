@@ -38,35 +38,52 @@ class LogOutcomeFeed:
         self.batch = batch
 
     def index(self, store: FailureStore, lease: Lease) -> int:
-        """Copy what was committed since the last call; how many outcomes."""
+        """Copy what was committed since the last call; how many outcomes.
+
+        Every partition's new outcomes go into one store transaction, up to
+        ``batch`` rows a transaction: a transaction costs the store ~0.3 ms of
+        CPU on the event loop (lease check, positions, commit), whatever it holds.
+        """
         total = 0
         committed = self.log.committed(CONSUMER_GROUP, EVENTS_TOPIC)
         saved = store.positions(HISTORY_POSITION)
-        for partition, end in committed.items():
-            start = saved.get(partition, 0)
-            while start < end:
-                found = self.log.outcome_rows_between(
-                    EVENTS_TOPIC, partition, start, end, self.batch
-                )
+        starts = {p: saved.get(p, 0) for p in committed}
+        # The outcomes of one settlement share their time, the records of one append
+        # theirs: each distinct time is made a datetime once.
+        times: dict[float, datetime] = {}
+        while True:
+            rows: list[OutcomeRow] = []
+            moved: dict[int, int] = {}
+            for partition, end in committed.items():
+                start = starts[partition]
+                room = self.batch - len(rows)
+                if start >= end or room <= 0:
+                    continue
+                found = self.log.outcome_rows_between(EVENTS_TOPIC, partition, start, end, room)
                 # A batch ends at an offset boundary, so an event's flows go together.
-                if len(found) == self.batch and found[0][0] != found[-1][0]:
+                if len(found) == room and found[0][0] != found[-1][0]:
                     last = found[-1][0]
                     found = [row for row in found if row[0] != last]
-                    moved = last
+                    moved[partition] = last
+                elif len(found) == room:
+                    # One event with more flows than there is room: it goes alone, whole.
+                    if rows:
+                        break
+                    found = self.log.outcome_rows_between(
+                        EVENTS_TOPIC, partition, start, found[0][0] + 1, 2**31
+                    )
+                    moved[partition] = found[0][0] + 1
                 else:
-                    moved = end if len(found) < self.batch else found[-1][0] + 1
-                store.record_outcomes(
-                    [_row(partition, row) for row in found],
-                    topic=HISTORY_POSITION,
-                    positions={partition: moved},
-                    lease=lease,
-                )
-                total += len(found)
-                start = moved
-        return total
+                    moved[partition] = end
+                rows.extend(_row(partition, row, times) for row in found)
+            if not moved:
+                return total
+            store.record_outcomes(rows, topic=HISTORY_POSITION, positions=moved, lease=lease)
+            starts.update(moved)
+            total += len(rows)
 
 
-def _row(partition: int, row: tuple[Any, ...]) -> OutcomeRow:
+def _row(partition: int, row: tuple[Any, ...], times: dict[float, datetime]) -> OutcomeRow:
     # Runs for every outcome of the log: the columns come typed from SQLite, so no
     # conversions beyond the two times.
     offset, flow, event_id, status, version, step, detail, attempts, at, key, appended, headers = (
@@ -85,10 +102,17 @@ def _row(partition: int, row: tuple[Any, ...]) -> OutcomeRow:
         topic=EVENTS_TOPIC,
         partition=partition,
         offset=offset,
-        settled_at=datetime.fromtimestamp(at, UTC),
-        appended_at=datetime.fromtimestamp(appended, UTC) if appended else None,
+        settled_at=_time(at, times),
+        appended_at=_time(appended, times) if appended else None,
         replay_of=_replay_of(headers),
     )
+
+
+def _time(at: float, times: dict[float, datetime]) -> datetime:
+    found = times.get(at)
+    if found is None:
+        found = times[at] = datetime.fromtimestamp(at, UTC)
+    return found
 
 
 def _replay_of(headers: str | None) -> int | None:
