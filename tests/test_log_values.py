@@ -8,11 +8,14 @@ import json
 import os
 import random
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+import zstandard
+from structlog.testing import capture_logs
 
 from platypus.config import RetentionSettings
 from platypus.exceptions import PlatypusError, StoredDataError
@@ -393,3 +396,59 @@ async def test_a_log_of_format_3_is_upgraded_on_open_and_its_records_read_as_the
     assert _rows(
         path, "SELECT COUNT(*) FROM records WHERE offset < 300 AND dictionary IS NULL"
     ) == [(300,)]
+
+
+def test_the_trainer_runs_in_a_process_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What zstd's trainer touches (several MiB the allocator would keep) goes with it.
+    def here(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained in the log's own process")
+
+    monkeypatch.setattr(zstandard, "train_dictionary", here)
+    samples = [_value(n) for n in range(300)]
+    data = values.train(samples)
+    assert data is not None
+    writer = values.ValueWriter(1, data)
+    assert len(writer.encode(samples[0])[0]) < len(samples[0]) / 2
+
+
+@pytest.mark.parametrize(
+    ("trainer", "said"),
+    [
+        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "status -9"),
+        ("raise SystemExit('out of memory')", "out of memory"),
+        ("import sys; sys.stdout.buffer.write(b'not a dictionary')", "not a zstd dictionary"),
+    ],
+)
+async def test_a_trainer_that_fails_leaves_the_values_raw_and_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trainer: str, said: str
+) -> None:
+    working = values._TRAINER
+    monkeypatch.setattr(values, "_TRAINER", trainer)
+    monkeypatch.setattr(values, "TRAIN_AFTER", 200)
+    path = tmp_path / "events.db"
+    with EventLog(tmp_path, partitions=1) as log, capture_logs() as logs:
+        await log.append(EVENTS_TOPIC, _records(0, 200))
+        await _until(lambda: log._failed_trainings == 1)
+        assert log._encoder is None
+        await log.append(EVENTS_TOPIC, _records(200, 100))
+        monkeypatch.setattr(values, "_TRAINER", working)
+        # Tried again after twice as many values as the first time.
+        await log.append(EVENTS_TOPIC, _records(300, 300))
+        await _until(lambda: log._encoder is not None)
+        await log.append(EVENTS_TOPIC, _records(600, 10))
+        read = log.read(EVENTS_TOPIC)
+    assert [r.value for r in read] == [r.value for r in _records(0, 610)]
+    assert _rows(path, "SELECT COUNT(*) FROM records WHERE dictionary IS NULL") == [(600,)]
+    assert _rows(path, "SELECT COUNT(*) FROM records WHERE dictionary = 1") == [(10,)]
+    failed = [e for e in logs if e["event"] == "log_dictionary_training_failed"]
+    assert len(failed) == 1
+    assert said in failed[0]["error"]
+    assert failed[0]["log_level"] == "warning"
+
+
+def test_without_an_interpreter_to_start_the_dictionary_is_trained_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "")  # embedded in another program
+    monkeypatch.setattr(values, "_TRAINER", "raise SystemExit(1)")
+    assert values.train([_value(n) for n in range(300)]) is not None

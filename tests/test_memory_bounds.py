@@ -4,8 +4,10 @@ heap's free memory handed back (docs/benchmarks.md, RSS over 500,000 events)."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 from pathlib import Path
 
+import orjson
 import pytest
 
 from platypus.ops.store import SQLITE_CACHE_KIB, FailureStore
@@ -99,6 +101,23 @@ async def test_padded_lookups_find_exactly_what_was_stored(tmp_path: Path) -> No
     assert again == [None] * 5
     assert delivered == {(i, "f", "step"): {"n": i} for i in ids[:3]}
     assert found == dict(zip(ids, placed, strict=True))
+
+
+@glibc
+async def test_the_values_kept_to_train_on_take_no_more_memory_than_their_length(
+    tmp_path: Path,
+) -> None:
+    # The ingress's values are orjson's bytes: ~750 bytes in a 4 KiB allocation each.
+    # The log keeps the last 2,000 for the next dictionary: as they came, ~8 MiB.
+    usable = ctypes.CDLL(None).malloc_usable_size
+    usable.restype = ctypes.c_size_t
+    value = orjson.dumps({"specversion": "1.0", "data": {"note": "x" * 700}})
+    assert usable(ctypes.c_void_p(id(value))) > 3 * len(value)  # what is being guarded against
+    with EventLog(tmp_path) as log:
+        await log.append(EVENTS_TOPIC, [NewRecord(key="k", value=value)])
+        (kept,) = log._samples
+    assert kept == value
+    assert usable(ctypes.c_void_p(id(kept))) < len(value) + 128  # header and rounding
 
 
 async def test_the_writer_remembers_the_partition_of_a_bounded_number_of_keys(

@@ -508,7 +508,10 @@ class EventLog:
                 if header_set is None:
                     headers = _headers_text(kept)
             value = item.value
-            samples.append(value)
+            # A copy of its own size: the ingress's values come from orjson, whose
+            # bytes objects sit in a 4 KiB allocation whatever their length, and
+            # 2,000 kept as they came held ~8 MiB for ~1.5 MB of values.
+            samples.append(_compact(value))
             self._sample_bytes += len(value)
             while len(samples) > values.SAMPLES or self._sample_bytes > values.SAMPLE_BYTES:
                 self._sample_bytes -= len(samples.popleft())
@@ -1119,6 +1122,15 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
     return row is not None
+
+
+def _compact(value: bytes) -> bytes:
+    """A copy of ``value`` in an allocation of its own length (~0.2 us for 750 bytes).
+
+    ``bytes(value)`` and slices of the whole give back ``value`` itself; copying
+    through a memoryview does not.
+    """
+    return bytes(memoryview(value))
 
 
 def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, list[tuple[str, bytes]]]:

@@ -7,7 +7,9 @@ gets it to ~140, in ~3-5 us of CPU to compress and ~2 us to read back.
 
 * A dictionary is trained from a sample of the most recent values once
   `TRAIN_AFTER` have been appended with none (`EventLog` does it off the writer
-  thread) and kept in the log's ``dictionaries`` table under an id; each record
+  thread; `train` runs zstd's trainer in a short-lived child process, so the
+  memory it touches goes back to the system with it) and kept in the log's
+  ``dictionaries`` table under an id; each record
   says in ``records.dictionary`` which one its value was compressed with, or
   NULL for a value stored as it came (records from before the first dictionary,
   and any value the dictionary does not make smaller).
@@ -28,9 +30,14 @@ letters see.
 from __future__ import annotations
 
 import sqlite3
+import struct
+import subprocess
+import sys
 import threading
+from array import array
 from collections.abc import Sequence
 
+import structlog
 import zstandard
 
 from platypus.exceptions import StoredDataError
@@ -43,6 +50,7 @@ __all__ = [
     "SAMPLES",
     "SAMPLE_BYTES",
     "TRAIN_AFTER",
+    "TRAIN_TIMEOUT",
     "ValueReader",
     "ValueWriter",
     "train",
@@ -65,21 +73,123 @@ RETRAIN_RATIO = 1.5
 window after the dictionary was made has another dictionary trained."""
 
 
+TRAIN_TIMEOUT = 60.0
+"""Seconds the trainer's process may take (it takes ~0.2 s for 2,000 values)."""
+
+_log = structlog.get_logger("platypus.runtime")
+
+# The trainer's process: the samples on stdin (their count, their lengths, then
+# their bytes), the dictionary on stdout; exit status 3 when nothing was learnt.
+# It imports only zstandard (not Platypus), in ~50 ms. f=14: the trainer's
+# frequency table at 2^14 entries, not 2^20: the same dictionary for these
+# samples (137 B an event either way) for ~7 MiB less memory touched.
+_TRAINER = """
+import struct, sys
+from array import array
+import zstandard
+size, level = int(sys.argv[1]), int(sys.argv[2])
+stream = sys.stdin.buffer
+(count,) = struct.unpack("<I", stream.read(4))
+lengths = array("I")
+lengths.frombytes(stream.read(lengths.itemsize * count))
+data = memoryview(stream.read())
+samples, at = [], 0
+for length in lengths:
+    samples.append(bytes(data[at : at + length]))
+    at += length
+try:
+    trained = zstandard.train_dictionary(size, samples, level=level, f=14)
+except zstandard.ZstdError:
+    sys.exit(3)
+sys.stdout.buffer.write(trained.as_bytes())
+"""
+_NOTHING_LEARNT = 3
+
+
 def train(samples: Sequence[bytes]) -> bytes | None:
-    """A dictionary trained on ``samples``, or None when they are too few or too alike."""
+    """A dictionary trained on ``samples``, or None when they are too few or too alike,
+    or the trainer failed (then logged; values stay raw and the log tries again later).
+
+    zstd's trainer touches several MiB for 2,000 values that the allocator would
+    keep (holes in the C heap that ``malloc_trim`` cannot hand back), so it runs in
+    a child process of its own; where there is no interpreter to start, here.
+    """
     total = sum(len(s) for s in samples)
     # zstd's trainer wants some 100 times the dictionary's size in samples.
     size = min(DICTIONARY_SIZE, total // 100)
     if len(samples) < 8 or size < 256:  # below this nothing is learnt
         return None
+    if not sys.executable:  # embedded in another program: no interpreter to start
+        return _train_here(size, samples)
     try:
-        # f=14: the trainer's frequency table at 2^14 entries, not 2^20: the same
-        # dictionary for these samples (137 B an event either way), ~7 MiB less
-        # memory touched (and kept by the allocator) while training.
+        data = _train_in_child(size, samples)
+        if data is not None:
+            _check(data, samples[-1])
+    except (OSError, subprocess.SubprocessError, _TrainerError) as exc:
+        _log.warning(
+            "log_dictionary_training_failed",
+            error=str(exc) or type(exc).__name__,
+            samples=len(samples),
+            next="values are stored uncompressed; training is tried again later",
+        )
+        return None
+    return data
+
+
+class _TrainerError(Exception):
+    """The trainer's process failed or gave back something that is not a dictionary."""
+
+
+def _train_here(size: int, samples: Sequence[bytes]) -> bytes | None:
+    try:
         trained = zstandard.train_dictionary(size, list(samples), level=LEVEL, f=14)
         return trained.as_bytes()
     except zstandard.ZstdError:
         return None  # e.g. samples all the same: raw values are fine
+
+
+def _train_in_child(size: int, samples: Sequence[bytes]) -> bytes | None:
+    lengths = array("I", [len(s) for s in samples])
+    # -P: not the working directory on sys.path (a zstandard.py there is not imported).
+    with subprocess.Popen(
+        [sys.executable, "-P", "-c", _TRAINER, str(size), str(LEVEL)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdin is not None  # for mypy: PIPE was asked for
+        try:
+            # Written one by one: no joined copy of the samples in this process.
+            child.stdin.write(struct.pack("<I", len(lengths)))
+            child.stdin.write(lengths.tobytes())
+            for sample in samples:
+                child.stdin.write(sample)
+        except BrokenPipeError:
+            pass  # it died early: its exit status says how
+        try:  # flushes and closes stdin, then reads both pipes
+            out, err = child.communicate(timeout=TRAIN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise
+    if child.returncode == _NOTHING_LEARNT:
+        return None
+    if child.returncode != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise _TrainerError(f"the trainer exited with status {child.returncode}: {last[0]}")
+    return out
+
+
+def _check(data: bytes, sample: bytes) -> None:
+    """Raise `_TrainerError` unless ``data`` is a dictionary that gives ``sample`` back."""
+    try:
+        made = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        packed = zstandard.ZstdCompressor(level=LEVEL, dict_data=made).compress(sample)
+        if zstandard.ZstdDecompressor(dict_data=made).decompress(packed) == sample:
+            return
+    except zstandard.ZstdError:
+        pass
+    raise _TrainerError("the trainer gave back something that is not a zstd dictionary")
 
 
 class ValueWriter:
