@@ -87,7 +87,9 @@ def make_adapter(fake: FakeWorkday, **settings: Any) -> WorkdayAdapter:
         "password": {"env": PASSWORD_ENV},
         "wsdl": str(WSDL),
         "endpoint": fake.endpoint,
-        "timeout": 0.5,
+        # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+        # fake's thread for longer than a tight timeout. Timeout tests set their own.
+        "timeout": 5.0,
         **settings,
     }
     adapter = WorkdayAdapter.from_config(config, connection="hr")
@@ -125,7 +127,7 @@ class TestContract(AdapterContract):
         return workday
 
     def make_adapter(self, vendor: FakeWorkday) -> Adapter:
-        return make_adapter(vendor)
+        return make_adapter(vendor, timeout=1.0)  # the "timeout" failure delays 3 s
 
     def write(self, event_id: str) -> Request:
         return change_email("21001", f"{event_id}@acme.example", event_id)
@@ -138,7 +140,7 @@ class TestContract(AdapterContract):
         scripted: dict[str, Any] = {
             "permanent": "validation",
             "retryable": "processing",
-            "timeout": Delay(2.0),
+            "timeout": Delay(3.0),
             "reset": "reset",
             "expired_credential": "auth",
         }
@@ -306,7 +308,7 @@ async def test_change_work_email_rejects_a_non_address_before_sending(
         (500, RetryableError, 500, None, "HTTP 500"),
         (503, RetryableError, 503, None, "HTTP 503"),
         ("reset", RetryableError, None, None, "retryable"),
-        (Delay(1.5), RetryableError, None, None, "timed out after 0.5s"),
+        (Delay(3.0), RetryableError, None, None, "timed out after 1s"),
     ],
     ids=["validation", "processing", "http-500", "http-503", "reset", "timeout"],
 )
@@ -320,7 +322,7 @@ async def test_faults_are_classified(
 ) -> None:
     workday.fail_next(failure)
     with pytest.raises(error) as caught:
-        await run(make_adapter(workday), lookup({"employee_ids": ["21001"]}))
+        await run(make_adapter(workday, timeout=1.0), lookup({"employee_ids": ["21001"]}))
 
     assert isinstance(caught.value, PermanentError | RetryableError)
     assert caught.value.status_code == status
@@ -383,7 +385,7 @@ async def test_a_password_refused_twice_is_permanent_and_not_echoed(
 ) -> None:
     workday.password = "the-tenant-wants-another"
     with pytest.raises(PermanentError) as caught:
-        await run(make_adapter(workday), lookup({"employee_ids": ["21001"]}))
+        await run(make_adapter(workday, timeout=1.0), lookup({"employee_ids": ["21001"]}))
 
     error = caught.value
     assert error.vendor_code == "SOAP-ENV:Client.authenticationError"
