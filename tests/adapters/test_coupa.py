@@ -43,7 +43,9 @@ def make_adapter(fake: FakeCoupa, **extra: Any) -> CoupaAdapter:
             "client_id": {"env": "COUPA_CLIENT_ID"},
             "client_secret": {"env": "COUPA_CLIENT_SECRET"},
             "ca_bundle": str(fake.ca_path),
-            "timeout": 0.5,
+            # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+            # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+            "timeout": 5.0,
             "token_warmup": 0,
             **extra,
         },
@@ -82,7 +84,7 @@ class TestContract(AdapterContract):
         return coupa
 
     def make_adapter(self, vendor: FakeCoupa) -> Adapter:
-        return make_adapter(vendor)
+        return make_adapter(vendor, timeout=1.0)  # the "timeout" failure answers after 2 s
 
     def write(self, event_id: str) -> Request:
         return Request(
@@ -104,7 +106,7 @@ class TestContract(AdapterContract):
         elif failure == "retryable":
             vendor.fail_next(path, Reply(503, "<html>Service Unavailable</html>"), method="POST")
         elif failure == "timeout":
-            vendor.fail_next(path, Slow(1.0), method="POST")
+            vendor.fail_next(path, Slow(2.0), method="POST")
         elif failure == "reset":
             vendor.fail_next(path, RESET, method="POST")
         else:

@@ -29,7 +29,7 @@ class TestContract(AdapterContract):
         return HttpAdapter.from_config(
             {
                 "base_url": vendor.url,
-                "timeout": 0.5,
+                "timeout": 1.0,  # the "timeout" failure answers after 2 s
                 "auth": {"type": "bearer", "token_env": "CONTRACT_HTTP_TOKEN"},
             },
             connection="billing",

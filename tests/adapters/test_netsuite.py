@@ -120,7 +120,9 @@ def make_adapter(fake: FakeNetSuite, **overrides: Any) -> NetSuiteAdapter:
         "token_secret": {"env": "NS_TOKEN_SECRET"},
         "wsdl": str(wsdl_path()),
         "endpoint": fake.endpoint,
-        "timeout": 0.5,
+        # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+        # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+        "timeout": 5.0,
         **overrides,
     }
     adapter = NetSuiteAdapter.from_config(config, connection="erp")
@@ -156,7 +158,7 @@ class TestContract(AdapterContract):
         return netsuite
 
     def make_adapter(self, vendor: FakeNetSuite) -> NetSuiteAdapter:
-        return make_adapter(vendor)
+        return make_adapter(vendor, timeout=1.0)  # the "timeout" failure answers after 2 s
 
     def write(self, event_id: str) -> Request:
         return customer(f"CUST-{event_id}")
@@ -168,7 +170,7 @@ class TestContract(AdapterContract):
         replies = {
             "permanent": StatusReply("INVALID_FLD_VALUE", "Invalid email reference key."),
             "retryable": FaultReply("ExceededConcurrentRequestLimitFault"),
-            # Applied, then answered after the adapter's 0.5 s timeout.
+            # Applied, then answered after the adapter's 1 s timeout.
             "timeout": Delay(2.0),
             "reset": RESET,
             # NetSuite's answer for a timed-out session; TBA re-signs and retries once.
@@ -283,7 +285,7 @@ async def test_a_wrong_token_secret_is_refused_by_the_fake_as_invalid_credential
 async def test_each_fault_status_and_transport_failure_is_classified(
     netsuite: FakeNetSuite, reply: Any, error: type[Exception], vendor_code: str | None
 ) -> None:
-    adapter = make_adapter(netsuite)
+    adapter = make_adapter(netsuite, timeout=1.0)  # Delay(2.0) must time out
     await adapter.start()
     try:
         netsuite.fail_next(reply)

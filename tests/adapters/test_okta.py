@@ -55,7 +55,9 @@ def settings(fake: FakeOkta, auth: str = "private_key_jwt", **extra: Any) -> dic
         "org_url": fake.url,
         "auth": credentials,
         "ca_bundle": str(fake.ca_path),
-        "timeout": 0.5,
+        # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+        # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+        "timeout": 5.0,
         **extra,
     }
 
@@ -113,7 +115,7 @@ class _Contract(AdapterContract):
         return okta
 
     def make_adapter(self, vendor: FakeOkta) -> Adapter:
-        return make_adapter(vendor, self.auth)
+        return make_adapter(vendor, self.auth, timeout=1.0)  # "timeout" answers after 2 s
 
     def write(self, event_id: str) -> Request:
         return create(f"{event_id}@example.com", event_id)
@@ -132,7 +134,7 @@ class _Contract(AdapterContract):
                 "/api/v1/users", Reply(503, okta_error("E0000010", "Service is in read only mode"))
             )
         elif failure == "timeout":
-            vendor.fail_next("/api/v1/users", Slow(1.0))
+            vendor.fail_next("/api/v1/users", Slow(2.0))
         elif failure == "reset":
             vendor.fail_next("/api/v1/users", RESET)
         else:

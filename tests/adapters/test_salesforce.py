@@ -167,7 +167,9 @@ def make_adapter(fake: FakeSalesforce, auth: dict[str, Any] | None = None, **set
         "auth": auth or password_auth(),
         "login_url": fake.url,
         "ca_bundle": str(fake.ca_path),
-        "timeout": 0.5,
+        # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+        # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+        "timeout": 5.0,
         **settings,
     }
     return SalesforceAdapter.from_config(config, connection="crm")
@@ -209,7 +211,7 @@ class TestContract(AdapterContract):
         return fake_sf
 
     def make_adapter(self, vendor: FakeSalesforce) -> Any:
-        return make_adapter(vendor)
+        return make_adapter(vendor, timeout=1.0)  # the "timeout" failure answers after 2 s
 
     def write(self, event_id: str) -> Request:
         return upsert(event_id)
@@ -224,7 +226,7 @@ class TestContract(AdapterContract):
         elif failure == "retryable":
             vendor.fail_next("SERVER_UNAVAILABLE")
         elif failure == "timeout":
-            vendor.delay_next(1.5)
+            vendor.delay_next(2.0)  # past the contract adapters' 1 s timeout
         elif failure == "reset":
             vendor.reset_next()
         else:
@@ -244,7 +246,7 @@ class TestClientCredentialsContract(TestContract):
     secret: ClassVar[str] = CC_SECRET
 
     def make_adapter(self, vendor: FakeSalesforce) -> Any:
-        return make_adapter(vendor, client_credentials_auth())
+        return make_adapter(vendor, client_credentials_auth(), timeout=1.0)
 
 
 class TestJwtContract(TestContract):
@@ -257,7 +259,7 @@ class TestJwtContract(TestContract):
         return fake_sf
 
     def make_adapter(self, vendor: FakeSalesforce) -> Any:
-        return make_adapter(vendor, jwt_auth(self.key_file, "acme.my"))
+        return make_adapter(vendor, jwt_auth(self.key_file, "acme.my"), timeout=1.0)
 
 
 class TestRefreshTokenContract(TestContract):
@@ -270,7 +272,7 @@ class TestRefreshTokenContract(TestContract):
         return fake_sf
 
     def make_adapter(self, vendor: FakeSalesforce) -> Any:
-        return make_adapter(vendor, refresh_token_auth(self.token_file))
+        return make_adapter(vendor, refresh_token_auth(self.token_file), timeout=1.0)
 
 
 # -- settings and unit-level pieces -------------------------------------------------
@@ -1138,10 +1140,10 @@ async def test_bad_requests_are_permanent_before_reaching_salesforce(
 
 
 async def test_a_timed_out_create_says_it_may_have_been_applied(fake_sf: FakeSalesforce) -> None:
-    adapter = make_adapter(fake_sf)
+    adapter = make_adapter(fake_sf, timeout=1.0)
     await adapter.start()
     try:
-        fake_sf.delay_next(1.0)
+        fake_sf.delay_next(2.0)
         with pytest.raises(RetryableError, match=r"timed out.*may have been applied"):
             await adapter.call(create("evt-slow"))
     finally:

@@ -42,7 +42,9 @@ def make_adapter(fake: FakeScim, **extra: Any) -> ScimAdapter:
             "base_url": fake.base_url,
             "auth": {"type": "bearer", "token": {"env": "SCIM_TOKEN"}},
             "ca_bundle": str(fake.ca_path),
-            "timeout": 0.5,
+            # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+            # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+            "timeout": 5.0,
             **extra,
         },
         connection="wiki",
@@ -95,7 +97,7 @@ class TestContract(AdapterContract):
         return scim
 
     def make_adapter(self, vendor: FakeScim) -> Adapter:
-        return make_adapter(vendor)
+        return make_adapter(vendor, timeout=1.0)  # the "timeout" failure answers after 2 s
 
     def write(self, event_id: str) -> Request:
         return Request(
@@ -121,7 +123,7 @@ class TestContract(AdapterContract):
                 "/Users", Reply(503, scim_error(503, "Try again later")), method="POST"
             )
         elif failure == "timeout":
-            vendor.fail_next("/Users", Slow(1.0), method="POST")
+            vendor.fail_next("/Users", Slow(2.0), method="POST")
         elif failure == "reset":
             vendor.fail_next("/Users", RESET, method="POST")
         else:

@@ -53,7 +53,9 @@ def make_adapter(fake: FakeSlack, **settings: Any) -> SlackAdapter:
     config: dict[str, Any] = {
         "token": {"env": "SLACK_BOT_TOKEN"},
         "base_url": fake.url,
-        "timeout": 0.5,
+        # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+        # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+        "timeout": 5.0,
         **settings,
     }
     adapter = SlackAdapter.from_config(
@@ -90,7 +92,8 @@ class TestContract(AdapterContract):
 
     def make_adapter(self, vendor: FakeSlack) -> Adapter:
         # With token rotation set up, so an expired token can be refreshed.
-        return make_adapter(vendor, **ROTATION)
+        # 1 s: the "timeout" failure answers after 2 s.
+        return make_adapter(vendor, timeout=1.0, **ROTATION)
 
     def write(self, event_id: str) -> Request:
         return post(event_id)
@@ -241,11 +244,16 @@ async def test_error_codes_are_classified(
     ],
 )
 async def test_http_failures_are_classified(
-    slack: FakeSlack, adapter: SlackAdapter, reply: Reply | Slow, error: type[Exception]
+    slack: FakeSlack, reply: Reply | Slow, error: type[Exception]
 ) -> None:
-    slack.fail_next("chat.postMessage", reply)
-    with pytest.raises(error):
-        await adapter.call(post("evt-http"))
+    adapter = make_adapter(slack, timeout=1.0)  # Slow(2.0) must time out
+    await adapter.start()
+    try:
+        slack.fail_next("chat.postMessage", reply)
+        with pytest.raises(error):
+            await adapter.call(post("evt-http"))
+    finally:
+        await adapter.close()
 
 
 async def test_a_wrong_token_is_a_permanent_error(

@@ -59,7 +59,9 @@ def make_adapter(fake: FakeZuora, **settings: Any) -> ZuoraAdapter:
             "base_url": fake.url,
             "client_id": {"env": "ZUORA_CLIENT_ID"},
             "client_secret": {"env": "ZUORA_CLIENT_SECRET"},
-            "timeout": 0.5,
+            # Generous: a loopback call takes ~5 ms, but a busy CI machine can stall the
+            # fake for longer than a tight timeout. Timeout cases set their own (1 s).
+            "timeout": 5.0,
             **settings,
         },
         connection="billing",
@@ -131,7 +133,7 @@ class TestContract(AdapterContract):
         return zuora
 
     def make_adapter(self, vendor: FakeZuora) -> Adapter:
-        return make_adapter(vendor)
+        return make_adapter(vendor, timeout=1.0)  # the "timeout" failure answers after 2 s
 
     def write(self, event_id: str) -> Request:
         return account_request(event_id)
@@ -472,10 +474,10 @@ async def test_a_stored_retryable_failure_is_retried_with_the_next_key(
 async def test_after_a_timeout_the_retry_keeps_the_key_and_reads_the_stored_answer(
     zuora: FakeZuora,
 ) -> None:
-    adapter = make_adapter(zuora, timeout=0.2)
+    adapter = make_adapter(zuora, timeout=1.0)
     await adapter.start()
     try:
-        zuora.fail_next("/v1/accounts", Slow(0.5))
+        zuora.fail_next("/v1/accounts", Slow(2.0))
         request = account_request("evt-slow-key")
         with pytest.raises(RetryableError, match="timed out"):
             await adapter.call(request)  # Zuora applied it; only its answer was late
