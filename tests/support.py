@@ -109,6 +109,18 @@ steps:
     payload: {event: id}
 """
 
+# The crash and kill tests' flow, on both runtimes: one order a event, carrying
+# its key and its place in the key's sequence, so the vendor's log shows order.
+SEQUENCE_FLOW = """
+name: orders
+consumes: sales.opportunity.closed_won.v1
+steps:
+  - name: create_order
+    to: vendor.post
+    params: {path: /orders}
+    payload: {event: id, key: subject, seq: data.amount}
+"""
+
 ORDER_FLOW = """
 name: orders
 consumes: sales.opportunity.closed_won.v1
@@ -132,6 +144,38 @@ def write_project(root: Path, flows: Mapping[str, str]) -> Path:
     for name, text in flows.items():
         (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
     return folder
+
+
+def write_embedded_project(
+    root: Path,
+    vendor_url: str,
+    flows: Mapping[str, str],
+    *,
+    partitions: int = 4,
+    timeout: float | None = None,
+) -> None:
+    """A project for the ``platypus run`` subprocess tests (crash, kill loops).
+
+    The flows, and a ``platypus.yaml`` whose ``vendor`` connection is the http
+    adapter at ``vendor_url``; retries are quick and many, so a kill, not the
+    retry budget, decides what happens to an event.
+    """
+    write_project(root, flows)
+    vendor = f'base_url: "{vendor_url}"' + (f", timeout: {timeout:g}" if timeout else "")
+    (root / "platypus.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            data_dir: data
+            partitions: {partitions}
+            concurrency: 8
+            retry: {{initial_delay: 10ms, max_delay: 100ms, max_attempts: 50}}
+            connections:
+              vendor:
+                adapter: http
+                settings: {{{vendor}}}
+            """
+        )
+    )
 
 
 def project_config(root: Path, vendor_url: str, **overrides: Any) -> ProjectConfig:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -20,50 +19,20 @@ import pytest
 from platypus.records import DEAD_LETTER_TOPIC
 from tests.fakes.vendor import FakeVendor, Reply
 from tests.support import (
+    SEQUENCE_FLOW,
     SETTLED_AHEAD_FLOW,
     closed_won,
     free_port,
     records_on_disk,
     start_platypus,
     wait_healthy,
+    write_embedded_project,
 )
 
 pytestmark = pytest.mark.slow
 
 KEYS = 40
 PER_KEY = 15
-
-FLOW = """
-name: orders
-consumes: sales.opportunity.closed_won.v1
-steps:
-  - name: create_order
-    to: vendor.post
-    params: {path: /orders}
-    payload:
-      event: id
-      key: subject
-      seq: data.amount
-"""
-
-
-def _project(root: Path, vendor_url: str) -> None:
-    (root / "flows").mkdir()
-    (root / "flows" / "orders.yaml").write_text(textwrap.dedent(FLOW))
-    (root / "platypus.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            data_dir: data
-            partitions: 4
-            concurrency: 8
-            retry: {{initial_delay: 10ms, max_delay: 100ms, max_attempts: 50}}
-            connections:
-              vendor:
-                adapter: http
-                settings: {{base_url: "{vendor_url}"}}
-            """
-        )
-    )
 
 
 def _bodies(vendor: FakeVendor) -> list[dict[str, Any]]:
@@ -83,7 +52,7 @@ async def _post(client: httpx.AsyncClient, url: str, batch: list[dict[str, objec
 async def test_sigkill_mid_stream_then_restart_delivers_every_accepted_event_in_key_order(
     tmp_path: Path, fake_vendor: FakeVendor
 ) -> None:
-    _project(tmp_path, fake_vendor.url)
+    write_embedded_project(tmp_path, fake_vendor.url, {"orders": SEQUENCE_FLOW})
     fake_vendor.delay("/orders", 0.02)
     # Some deliveries fail at first, so retries are under way when the process dies.
     fake_vendor.script("/orders", [(503,), (201,), (201,), (503,), (201,)] * 10)
@@ -145,11 +114,7 @@ async def test_a_dead_letter_settled_ahead_of_an_event_in_flight_happens_once_ac
     # One partition: the refused event (offset 1) settles while the slow one
     # (offset 0) holds the commit back. A kill -9 there, then a restart, must not
     # run the refused event again: one request, one dead letter.
-    _project(tmp_path, fake_vendor.url)
-    flow = tmp_path / "flows" / "orders.yaml"
-    flow.write_text(textwrap.dedent(SETTLED_AHEAD_FLOW))
-    config = tmp_path / "platypus.yaml"
-    config.write_text(config.read_text().replace("partitions: 4", "partitions: 1"))
+    write_embedded_project(tmp_path, fake_vendor.url, {"orders": SETTLED_AHEAD_FLOW}, partitions=1)
     fake_vendor.script("/slow", [Reply(201, delay=30)])
     fake_vendor.script("/refused", [(400,)])
     slow, refused = closed_won(amount=1), closed_won(amount=2)

@@ -20,22 +20,12 @@ import pytest
 from tests.fakes.vendor import FakeVendor, Reply
 from tests.kafka_broker import KafkaBroker
 from tests.runtimes import start_worker, stop_worker, wait_worker_healthy, write_kafka_project
-from tests.support import SETTLED_AHEAD_FLOW, closed_won, free_port
+from tests.support import SEQUENCE_FLOW, SETTLED_AHEAD_FLOW, closed_won, free_port
 
 pytestmark = pytest.mark.slow
 
 KEYS = 40
 PER_KEY = 10
-
-FLOW = """
-name: orders
-consumes: sales.opportunity.closed_won.v1
-steps:
-  - name: create_order
-    to: vendor.post
-    params: {path: /orders}
-    payload: {event: id, key: subject, seq: data.amount}
-"""
 
 
 def _bodies(vendor: FakeVendor) -> list[dict[str, Any]]:
@@ -47,7 +37,12 @@ async def test_killing_one_of_two_workers_loses_nothing_and_keeps_key_order(
     tmp_path: Path, fake_vendor: FakeVendor, kafka_broker: KafkaBroker
 ) -> None:
     settings = write_kafka_project(
-        tmp_path, fake_vendor.url, {"orders": FLOW}, kafka_broker, name="crash", max_in_flight=50
+        tmp_path,
+        fake_vendor.url,
+        {"orders": SEQUENCE_FLOW},
+        kafka_broker,
+        name="crash",
+        max_in_flight=50,
     )
     fake_vendor.delay("/orders", 0.02)
     keys = [f"006{k:015d}" for k in range(KEYS)]

@@ -30,7 +30,6 @@ import functools
 import json
 import signal
 import subprocess
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,7 +51,15 @@ from tests.runtimes import (
     wait_worker_healthy,
     write_kafka_project,
 )
-from tests.support import closed_won, free_port, records_on_disk, start_platypus, wait_healthy
+from tests.support import (
+    SEQUENCE_FLOW,
+    closed_won,
+    free_port,
+    records_on_disk,
+    start_platypus,
+    wait_healthy,
+    write_embedded_project,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -61,16 +68,6 @@ PER_KEY = 25
 BATCH = 10
 REFUSED_EVERY = 7  # every 7th event goes through a flow the vendor refuses: one dead letter
 PHASES = ("posting", "delivery", "posting", "delivery")
-
-ORDERS = """
-name: orders
-consumes: sales.opportunity.closed_won.v1
-steps:
-  - name: create_order
-    to: vendor.post
-    params: {path: /orders}
-    payload: {event: id, key: subject, seq: data.amount}
-"""
 
 REFUSALS = """
 name: refusals
@@ -83,7 +80,7 @@ steps:
     payload: {event: id}
 """
 
-FLOWS = {"orders": ORDERS, "refusals": REFUSALS}
+FLOWS = {"orders": SEQUENCE_FLOW, "refusals": REFUSALS}
 
 
 def _invalid_events(cycle: int) -> list[dict[str, Any]]:
@@ -328,26 +325,6 @@ def _share(cycles: int, batches: int) -> int:
 # -- embedded -----------------------------------------------------------------
 
 
-def _embedded_project(root: Path, vendor_url: str) -> None:
-    (root / "flows").mkdir()
-    for name, text in FLOWS.items():
-        (root / "flows" / f"{name}.yaml").write_text(textwrap.dedent(text))
-    (root / "platypus.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            data_dir: data
-            partitions: 4
-            concurrency: 8
-            retry: {{initial_delay: 10ms, max_delay: 100ms, max_attempts: 50}}
-            connections:
-              vendor:
-                adapter: http
-                settings: {{base_url: "{vendor_url}", timeout: 5}}
-            """
-        )
-    )
-
-
 def _embedded_store(root: Path) -> tuple[list[bytes], list[tuple[str, str]]]:
     """Events stored, and (event id, flow) of each dead-letter record."""
     database = root / "data" / "events.db"
@@ -439,7 +416,7 @@ async def _kill_loop(
 async def test_embedded_kill_loop_loses_nothing_and_dead_letters_once(
     tmp_path: Path, fake_vendor: FakeVendor
 ) -> None:
-    _embedded_project(tmp_path, fake_vendor.url)
+    write_embedded_project(tmp_path, fake_vendor.url, FLOWS, timeout=5)
     _script_vendor(fake_vendor)
     events = _events()
     batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]

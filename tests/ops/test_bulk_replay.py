@@ -47,7 +47,7 @@ from platypus.records import EVENTS_TOPIC, REPLAY_OF_HEADER
 from platypus.runtime.embedded import EventLog, LogReplayTarget, Platypus
 from tests.fakes.vendor import FakeVendor
 from tests.ops.test_store import new_failure, record
-from tests.support import closed_won, opportunity_id, running
+from tests.support import SEQUENCE_FLOW, closed_won, opportunity_id, running
 
 KEYS = 12
 PER_KEY = 5
@@ -55,19 +55,6 @@ REJECT = (400, {"error": "ACCOUNT_CLOSED", "message": "the account is closed"})
 ANA = Actor.operator("ana")
 BEN = Actor.operator("ben")
 ROOT = Path(__file__).resolve().parents[2]
-
-FLOW = """
-name: orders
-consumes: sales.opportunity.closed_won.v1
-steps:
-  - name: create_order
-    to: vendor.post
-    params: {path: /orders}
-    payload:
-      event: id
-      key: subject
-      seq: data.amount
-"""
 
 
 class _HonoursIdempotencyKey(HttpAdapter):
@@ -94,7 +81,11 @@ async def _app(root: Path, vendor: FakeVendor, store_url: str) -> AsyncIterator[
         HttpSettings(base_url=vendor.url, timeout=5), connection="vendor"
     )
     async with running(
-        root, vendor.url, {"orders": FLOW}, adapters={"vendor": adapter}, failures_store=store_url
+        root,
+        vendor.url,
+        {"orders": SEQUENCE_FLOW},
+        adapters={"vendor": adapter},
+        failures_store=store_url,
     ) as app:
         yield app
 
