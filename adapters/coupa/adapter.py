@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -12,7 +12,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from platypus.adapter import Action, Adapter, Request
+from platypus.adapter import Action
+from platypus.apiadapter import ApiAdapter
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.oauth import AccessToken, TokenCache
@@ -20,7 +21,6 @@ from platypus.vendorhttp import (
     async_client,
     json_or_none,
     mask_secrets_in,
-    parse_input,
     parse_retry_after,
     transport_failure,
 )
@@ -110,7 +110,7 @@ _ORDER_FIELDS: list[Any] = [
 ]
 
 
-class CoupaAdapter(Adapter):
+class CoupaAdapter(ApiAdapter):
     """Reads and writes Coupa records with an OAuth 2.0 client (client credentials, scopes).
 
     The access token (Coupa's last 24 hours) is cached and fetched again
@@ -177,7 +177,6 @@ class CoupaAdapter(Adapter):
             raise TypeError(f"CoupaAdapter needs CoupaSettings, got {type(settings).__name__}")
         super().__init__(settings, connection=connection)
         self._config = settings
-        self._client: httpx.AsyncClient | None = None
         self._client_id = SecretStr("")
         self._client_secret = SecretStr("")
         self._issued: list[SecretStr] = []  # the latest tokens, scrubbed from messages
@@ -185,18 +184,16 @@ class CoupaAdapter(Adapter):
 
     # -- life -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Read the OAuth client's secrets and open the connection pool.
+    def open_client(self) -> httpx.AsyncClient:
+        """Read the OAuth client's secrets and build the connection pool.
 
         The first token is fetched by the first call, so a Coupa outage at start-up
         is a retryable delivery failure, not a crash.
         """
-        if self._client is not None:
-            return
         config = self._config
         self._client_id = config.client_id.resolve()
         self._client_secret = config.client_secret.resolve()
-        self._client = async_client(
+        return async_client(
             base_url=config.base_url,
             # Coupa answers in the format of Accept (XML by default) and reads bodies
             # in the format of Content-Type: both must be JSON.
@@ -207,26 +204,11 @@ class CoupaAdapter(Adapter):
             proxy=config.proxy,
         )
 
-    async def close(self) -> None:
-        """Close the connection pool and forget the token."""
-        client, self._client = self._client, None
+    def forget(self) -> None:
+        """Forget the token (on close)."""
         self.tokens.clear()
-        if client is not None:
-            await client.aclose()
 
-    # -- actions --------------------------------------------------------------
-
-    async def call(self, request: Request) -> Any:
-        """Perform one action; return what its model in `RESULTS` describes."""
-        self.check_request(request)
-        spec = self.actions[request.action]
-        assert spec.input is not None
-        payload = parse_input(
-            spec.input, request.payload, connection=self.connection, action=request.action
-        )
-        handler: Callable[[Any], Any] = getattr(self, f"_{request.action}")
-        result: BaseModel = await handler(payload)
-        return result.model_dump(mode="json")
+    # -- actions (run by ApiAdapter.call: one method per action) ---------------
 
     async def _find_supplier(self, data: FindSupplierInput) -> FindSupplierResult:
         where = "find_supplier"
@@ -447,7 +429,7 @@ class CoupaAdapter(Adapter):
         token: AccessToken,
         personal: tuple[str, ...],
     ) -> httpx.Response:
-        client = self._require_client()
+        client = self.client
         headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
         content = None
         if body is not None:
@@ -490,16 +472,11 @@ class CoupaAdapter(Adapter):
         assert isinstance(error, PermanentError | RetryableError)
         return error
 
-    def _require_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
-        return self._client
-
     # -- OAuth 2.0 ------------------------------------------------------------
 
     async def _fetch_token(self) -> tuple[SecretStr, float]:
         """Client credentials at /oauth2/token: (access token, expires_in)."""
-        client = self._require_client()
+        client = self.client
         where = f"POST {_TOKEN_PATH}"
         form = {
             "grant_type": "client_credentials",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -13,7 +13,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, SecretStr
 
-from platypus.adapter import Action, Adapter, Request
+from platypus.adapter import Action
+from platypus.apiadapter import ApiAdapter
 from platypus.exceptions import ConfigurationError, PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.oauth import AccessToken, TokenCache
@@ -21,7 +22,6 @@ from platypus.vendorhttp import (
     async_client,
     json_or_none,
     mask_secrets_in,
-    parse_input,
     transport_failure,
 )
 
@@ -78,7 +78,7 @@ RESULTS: dict[str, type[BaseModel]] = {
 """The model of what each action returns, by action."""
 
 
-class OktaAdapter(Adapter):
+class OktaAdapter(ApiAdapter):
     """Creates, activates, suspends and deactivates Okta users, and manages group membership.
 
     Authenticates with an API token (``SSWS``) or as an API service app (OAuth 2.0
@@ -166,7 +166,6 @@ class OktaAdapter(Adapter):
             raise TypeError(f"OktaAdapter needs OktaSettings, got {type(settings).__name__}")
         super().__init__(settings, connection=connection)
         self._config = settings
-        self._client: httpx.AsyncClient | None = None
         self._api_token = SecretStr("")
         self._private_key: Any = None
         self._secrets: list[SecretStr] = []  # the latest tokens and assertions, scrubbed
@@ -176,21 +175,19 @@ class OktaAdapter(Adapter):
 
     # -- life -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Read the credentials and open the connection pool.
+    def open_client(self) -> httpx.AsyncClient:
+        """Read the credentials and build the connection pool.
 
         An access token is fetched by the first call, so an Okta outage at start-up
         is a retryable delivery failure, not a crash.
         """
-        if self._client is not None:
-            return
         config = self._config
         auth = config.auth
         if isinstance(auth, ApiTokenAuth):
             self._api_token = auth.token.resolve()
         else:
             self._private_key = _load_private_key(auth)
-        self._client = async_client(
+        return async_client(
             base_url=config.org_url,
             headers={"Accept": "application/json"},
             timeout=config.timeout,
@@ -199,12 +196,9 @@ class OktaAdapter(Adapter):
             proxy=config.proxy,
         )
 
-    async def close(self) -> None:
-        """Close the connection pool and forget the access token."""
-        client, self._client = self._client, None
+    def forget(self) -> None:
+        """Forget the access token (on close)."""
         self.tokens.clear()
-        if client is not None:
-            await client.aclose()
 
     def metrics(self) -> dict[str, float | int | None]:
         """Gauges for monitoring: the tightest rate-limit bucket, and tokens fetched."""
@@ -215,19 +209,7 @@ class OktaAdapter(Adapter):
             "token_fetches": self.tokens.fetches,
         }
 
-    # -- actions --------------------------------------------------------------
-
-    async def call(self, request: Request) -> Any:
-        """Perform one action; return what its model in `RESULTS` describes."""
-        self.check_request(request)
-        spec = self.actions[request.action]
-        assert spec.input is not None
-        payload = parse_input(
-            spec.input, request.payload, connection=self.connection, action=request.action
-        )
-        handler: Callable[[Any], Any] = getattr(self, f"_{request.action}")
-        result: BaseModel = await handler(payload)
-        return result.model_dump(mode="json")
+    # -- actions (run by ApiAdapter.call: one method per action) ---------------
 
     async def _create_user(self, data: CreateUserInput) -> CreateUserResult:
         profile = data.profile
@@ -522,9 +504,7 @@ class OktaAdapter(Adapter):
         token: AccessToken | None,
         personal: tuple[str, ...],
     ) -> httpx.Response:
-        client = self._client
-        if client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
+        client = self.client
         if token is None:
             authorization = f"SSWS {self._api_token.get_secret_value()}"
         else:
@@ -583,10 +563,8 @@ class OktaAdapter(Adapter):
 
     async def _fetch_token(self) -> tuple[SecretStr, float]:
         """Client credentials with a signed client assertion: (access token, expires_in)."""
-        client = self._client
+        client = self.client
         auth = self._config.auth
-        if client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
         assert isinstance(auth, PrivateKeyJwtAuth)
         where = f"POST {_TOKEN_PATH}"
         now = int(time.time())

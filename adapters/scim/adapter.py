@@ -12,7 +12,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from platypus.adapter import Action, Adapter, Request
+from platypus.adapter import Action, Request
+from platypus.apiadapter import ApiAdapter
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.vendorhttp import (
@@ -93,7 +94,7 @@ class Capabilities:
     filter: bool | None = None
 
 
-class ScimAdapter(Adapter):
+class ScimAdapter(ApiAdapter):
     """Provisions users and groups at a SCIM 2.0 service provider, idempotently.
 
     A user is found by ``externalId`` (or ``userName``) with a filter before it is
@@ -176,7 +177,6 @@ class ScimAdapter(Adapter):
             raise TypeError(f"ScimAdapter needs ScimSettings, got {type(settings).__name__}")
         super().__init__(settings, connection=connection)
         self._config = settings
-        self._client: httpx.AsyncClient | None = None
         self._secret = SecretStr("")
         self._authorization = SecretStr("")
         self.capabilities: Capabilities | None = None
@@ -184,10 +184,8 @@ class ScimAdapter(Adapter):
 
     # -- life -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Read the credential and open the connection pool."""
-        if self._client is not None:
-            return
+    def open_client(self) -> httpx.AsyncClient:
+        """Read the credential and build the connection pool."""
         config = self._config
         auth = config.auth
         if isinstance(auth, BearerAuth):
@@ -197,7 +195,7 @@ class ScimAdapter(Adapter):
             self._secret = auth.password.resolve()
             pair = f"{auth.username}:{self._secret.get_secret_value()}".encode()
             self._authorization = SecretStr(f"Basic {base64.b64encode(pair).decode('ascii')}")
-        self._client = async_client(
+        return async_client(
             base_url=config.base_url + "/",
             headers={"Accept": _MEDIA_TYPE},
             timeout=config.timeout,
@@ -205,12 +203,6 @@ class ScimAdapter(Adapter):
             ca_bundle=config.ca_bundle,
             proxy=config.proxy,
         )
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
 
     # -- actions --------------------------------------------------------------
 
@@ -574,9 +566,7 @@ class ScimAdapter(Adapter):
         personal: tuple[str, ...] = (),
     ) -> httpx.Response:
         """One request; failures no action can answer (credentials, outages) raised here."""
-        client = self._client
-        if client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
+        client = self.client
         headers = {"Authorization": self._authorization.get_secret_value()}
         content = None
         if body is not None:

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 
-from platypus.adapter import Action, Adapter, Request
+from platypus.adapter import Action, Request
+from platypus.apiadapter import ApiAdapter
 from platypus.exceptions import PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.vendorhttp import (
@@ -20,6 +21,7 @@ from platypus.vendorhttp import (
     json_or_none,
     mask_secrets_in,
     mask_secrets_in_code,
+    parse_input,
     parse_retry_after,
     untrusted_certificate,
     verify_with,
@@ -34,7 +36,7 @@ _log = get_logger("platypus.adapters.slack")
 _BODY_EXCERPT = 300
 
 
-class SlackAdapter(Adapter):
+class SlackAdapter(ApiAdapter):
     """Posts messages to Slack channels as the app's bot.
 
     Slack has no idempotency key, so ``post_message`` is not idempotent: the
@@ -58,7 +60,6 @@ class SlackAdapter(Adapter):
             raise TypeError(f"SlackAdapter needs SlackSettings, got {type(settings).__name__}")
         super().__init__(settings, connection=connection)
         self._config = settings
-        self._client: httpx.AsyncClient | None = None
         self._token: SecretStr | None = None
         self._expires_at: float | None = None  # monotonic; None: does not expire
         self._refresh_token: SecretStr | None = None
@@ -73,10 +74,8 @@ class SlackAdapter(Adapter):
 
     # -- life ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Read the token (and rotation secrets) and open the connection pool."""
-        if self._client is not None:
-            return
+    def open_client(self) -> httpx.AsyncClient:
+        """Read the token (and rotation secrets) and build the connection pool."""
         config = self._config
         if config.token is not None:
             self._token = self._remember(config.token.resolve())
@@ -86,7 +85,7 @@ class SlackAdapter(Adapter):
             self._refresh_token = self._remember(config.refresh_token.resolve())
             self._client_id = config.client_id.resolve()
             self._client_secret = config.client_secret.resolve()
-        self._client = async_client(
+        return async_client(
             base_url=config.base_url + "/",
             headers={"User-Agent": USER_AGENT},
             timeout=config.timeout,
@@ -95,26 +94,14 @@ class SlackAdapter(Adapter):
             proxy=config.proxy,
         )
 
-    async def close(self) -> None:
-        """Close the connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-
     # -- calls --------------------------------------------------------------
 
     async def call(self, request: Request) -> Any:
         """Post the message; return ``{"channel", "ts"}`` (and ``thread_ts`` for a reply)."""
         self.check_request(request)
-        try:
-            message = PostMessageInput.model_validate(request.payload)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            raise PermanentError(
-                f"connection {self.connection!r}: the payload of {request.action!r} is "
-                f"invalid at {where}: {first['msg']}; fix the step's mapping"
-            ) from None
+        message = parse_input(
+            PostMessageInput, request.payload, connection=self.connection, action=request.action
+        )
         channel = message.channel or self._config.default_channel
         if not channel:
             raise PermanentError(
@@ -147,7 +134,7 @@ class SlackAdapter(Adapter):
         self._fail(method, response, code)
 
     async def _post(self, method: str, body: Mapping[str, Any], token: SecretStr) -> httpx.Response:
-        client = self._require_client()
+        client = self.client
         headers = {
             "Authorization": f"Bearer {token.get_secret_value()}",
             "Content-Type": "application/json; charset=utf-8",
@@ -233,7 +220,7 @@ class SlackAdapter(Adapter):
             await self._exchange()
 
     async def _exchange(self) -> None:
-        client = self._require_client()
+        client = self.client
         assert self._refresh_token is not None
         method = "oauth.v2.access"
         form = {
@@ -295,11 +282,6 @@ class SlackAdapter(Adapter):
             )
 
     # -- helpers ----------------------------------------------------------------
-
-    def _require_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
-        return self._client
 
     def _remember(self, secret: SecretStr) -> SecretStr:
         self._secrets = [*self._secrets[-7:], secret]

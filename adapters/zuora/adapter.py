@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 
-from platypus.adapter import Action, Adapter, Request
+from platypus.adapter import Action, Request
+from platypus.apiadapter import ApiAdapter
 from platypus.exceptions import MissingDependencyError, PermanentError, RetryableError
 from platypus.logging import get_logger
 from platypus.oauth import AccessToken, TokenCache
@@ -17,6 +18,7 @@ from platypus.vendorhttp import (
     async_client,
     json_or_none,
     mask_secrets_in,
+    parse_input,
     untrusted_certificate,
     verify_with,
 )
@@ -39,7 +41,7 @@ _log = get_logger("platypus.adapters.zuora")
 _BODY_EXCERPT = 300
 
 
-class ZuoraAdapter(Adapter):
+class ZuoraAdapter(ApiAdapter):
     """Creates accounts and subscriptions (Orders API) and finds accounts by CRM id.
 
     Authenticates with an OAuth client (client credentials); the token is cached
@@ -76,7 +78,6 @@ class ZuoraAdapter(Adapter):
             raise TypeError(f"ZuoraAdapter needs ZuoraSettings, got {type(settings).__name__}")
         super().__init__(settings, connection=connection)
         self._config = settings
-        self._client: httpx.AsyncClient | None = None
         self._client_id = SecretStr("")
         self._client_secret = SecretStr("")
         self._issued: list[SecretStr] = []  # the latest tokens, scrubbed from messages
@@ -86,14 +87,12 @@ class ZuoraAdapter(Adapter):
 
     # -- life ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Read the OAuth client's secrets and open the connection pool.
+    def open_client(self) -> httpx.AsyncClient:
+        """Read the OAuth client's secrets and build the connection pool.
 
         The first token is fetched by the first call, so a Zuora outage at start-up
         is a retryable delivery failure, not a crash.
         """
-        if self._client is not None:
-            return
         config = self._config
         self._client_id = config.client_id.resolve()
         self._client_secret = config.client_secret.resolve()
@@ -102,7 +101,7 @@ class ZuoraAdapter(Adapter):
             headers["Zuora-Version"] = config.zuora_version
         if config.entity_ids:
             headers["Zuora-Entity-Ids"] = config.entity_ids
-        self._client = async_client(
+        return async_client(
             base_url=config.base_url,
             headers=headers,
             timeout=config.timeout,
@@ -111,12 +110,9 @@ class ZuoraAdapter(Adapter):
             proxy=config.proxy,
         )
 
-    async def close(self) -> None:
-        """Close the connection pool and forget the token."""
-        client, self._client = self._client, None
+    def forget(self) -> None:
+        """Forget the token (on close)."""
         self.tokens.clear()
-        if client is not None:
-            await client.aclose()
 
     # -- calls --------------------------------------------------------------
 
@@ -125,15 +121,9 @@ class ZuoraAdapter(Adapter):
         self.check_request(request)
         spec = self.actions[request.action]
         assert spec.input is not None
-        try:
-            payload = spec.input.model_validate(request.payload)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            raise PermanentError(
-                f"connection {self.connection!r}: the payload of {request.action!r} is "
-                f"invalid at {where}: {first['msg']}; fix the step's mapping"
-            ) from None
+        payload = parse_input(
+            spec.input, request.payload, connection=self.connection, action=request.action
+        )
 
         if isinstance(payload, CreateAccountInput):
             body = await self._send("/v1/accounts", payload.wire(), request)
@@ -187,9 +177,7 @@ class ZuoraAdapter(Adapter):
         headers: Mapping[str, str],
         token: AccessToken,
     ) -> httpx.Response:
-        client = self._client
-        if client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
+        client = self.client
         auth = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
         try:
             return await client.post(path, json=body, headers={**headers, **auth})
@@ -269,9 +257,7 @@ class ZuoraAdapter(Adapter):
 
     async def _fetch_token(self) -> tuple[SecretStr, float]:
         """POST /oauth/token with the client credentials: (access token, expires_in)."""
-        client = self._client
-        if client is None:
-            raise RuntimeError(f"connection {self.connection!r} is not started; call start()")
+        client = self.client
         where = "POST /oauth/token"
         form = {
             "grant_type": "client_credentials",
