@@ -342,9 +342,17 @@ async def send_content(
         auth.apply(sent)
     started = time.perf_counter()
     answer, body = await template.transport.fetch(method, url, sent, content, template.timeout)
+    # The template holds every header httpx would add (Host and Content-Length
+    # included), so the request is built from the stream: `content=` would run
+    # httpx's body encoding and header defaults again (~18 against ~7 µs).
     request = httpx.Request(
-        method, url, headers=sent, content=content, extensions={"timeout": template.timeout}
+        method,
+        url,
+        headers=sent,
+        stream=httpx.ByteStream(content),
+        extensions={"timeout": template.timeout},
     )
+    request._content = content  # as Request.read() keeps it, for `request.content`
     response = httpx.Response(
         answer.status,
         headers=answer.raw_headers,
@@ -424,7 +432,7 @@ def _template(
     except UnicodeDecodeError:
         return None
     lowered = [k.lower() for k, _ in sent]
-    wanted = ["content-length", *(name.lower() for name in varying)]
+    wanted = ["host", "content-length", *(name.lower() for name in varying)]
     if len(set(lowered)) != len(lowered) or not all(name in lowered for name in wanted):
         return None  # a name sent twice, or not where it is looked for
     if "cookie" in lowered or "transfer-encoding" in lowered:

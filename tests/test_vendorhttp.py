@@ -298,6 +298,10 @@ async def test_send_content_sends_what_httpx_would_and_reads_the_answer_the_same
             assert response.request.url == url
             assert response.is_closed
         assert direct.http_version == by_httpx.http_version
+        # The request an adapter reads back is the one httpx would have built.
+        assert direct.request.headers == by_httpx.request.headers
+        assert direct.request.content == by_httpx.request.content == b'{"n":1}'
+        assert direct.request.method == by_httpx.request.method
         assert direct.elapsed.total_seconds() >= 0
         assert again.request.headers["Idempotency-Key"] == "e2:f:s"
 
