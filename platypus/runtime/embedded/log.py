@@ -214,6 +214,8 @@ class Compaction:
 
 
 _STOP = object()
+# An op's future, whether it succeeded, and its result or exception.
+_Settled = tuple["asyncio.Future[Any]", bool, Any]
 
 # What the writer keeps in memory that a rolled-back op must give back.
 _Memory = tuple[dict[tuple[str, int], int], dict[str, int], dict[Headers, int], ValueWriter | None]
@@ -791,9 +793,15 @@ class EventLog:
             if any(op.notify for op in ops):
                 for listener in self._listeners:
                     listener()
+            # One wake-up per loop for the whole group: each call_soon_threadsafe
+            # writes to the loop's self-pipe, a syscall on this thread and a wake
+            # and read on the loop's.
+            settled: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
             for op, (ok, value) in zip(ops, results, strict=True):
                 if op.future is not None and op.loop is not None:
-                    op.loop.call_soon_threadsafe(_settle, op.future, ok, value)
+                    settled.setdefault(op.loop, []).append((op.future, ok, value))
+            for loop, batch in settled.items():
+                loop.call_soon_threadsafe(_settle_all, batch)
         conn.close()
 
     def _memory(self) -> _Memory:
@@ -1257,10 +1265,11 @@ def _commit(conn: sqlite3.Connection, commit: tuple[str, str, int, int]) -> None
     )
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(batch: list[_Settled]) -> None:
+    for future, ok, value in batch:
+        if future.done():  # its waiter was cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
