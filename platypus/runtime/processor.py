@@ -88,10 +88,14 @@ class EventResult:
 
 
 class ProcessingObserver(Protocol):
-    """Told about every processed event, for metrics; must be quick and never raise."""
+    """Told about the events of every settlement, for metrics; must be quick and never raise."""
 
-    def processed(self, result: EventResult, seconds: float) -> None:
-        """``result`` is the event's outcomes; ``seconds`` how long processing took."""
+    def settled(self, done: Sequence[tuple[EventResult, float]]) -> None:
+        """Each event's outcomes, and how long processing it took, in seconds.
+
+        Called once per settlement once it is durable, not per event: an
+        observer adds up what it counts over the lot.
+        """
         ...
 
 
