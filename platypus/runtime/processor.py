@@ -22,6 +22,7 @@ import structlog
 from pydantic import BaseModel
 
 from platypus import core
+from platypus._frozen import quick_init
 from platypus.adapter import Adapter, Request
 from platypus.deadletter import DeadLetter, dead_letter
 from platypus.envelope import stored_form
@@ -62,6 +63,7 @@ _EVENT_ID, _EVENT_TYPE = context_var("event_id"), context_var("event_type")
 _FLOW, _STEP = context_var("flow"), context_var("step")
 
 
+@quick_init  # one per flow an event runs (platypus._frozen)
 @dataclass(frozen=True, slots=True)
 class FlowOutcome:
     """How an event ended in one flow."""
