@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from platypus._frozen import quick_init
 from platypus.exceptions import ConfigurationError, PermanentError
 from platypus.plugins import PluginRegistry
 
@@ -125,6 +126,7 @@ class Action:
         return self.writes and not self.idempotent
 
 
+@quick_init  # one per step run (platypus._frozen)
 @dataclass(frozen=True, slots=True)
 class Request:
     """What a step asks an adapter to do, once.

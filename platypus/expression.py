@@ -193,6 +193,9 @@ def _compile(node: Mapping[str, Any]) -> Compiled | None:
         return chain
     if kind == "projection":
         left, right = parts
+        picked = _picked_fields(node["children"][1])
+        if picked is not None:
+            return _project_fields(left, picked)
 
         def project(value: Any) -> Any:
             base = left(value)
@@ -209,6 +212,9 @@ def _compile(node: Mapping[str, Any]) -> Compiled | None:
     if kind == "key_val_pair":
         return parts[0]
     if kind == "multi_select_dict":
+        picked = _picked_fields(node)
+        if picked is not None:
+            return _select_fields(picked)
         pairs = [
             (child["value"], part) for child, part in zip(node["children"], parts, strict=True)
         ]
@@ -216,6 +222,52 @@ def _compile(node: Mapping[str, Any]) -> Compiled | None:
     if kind == "multi_select_list":
         return lambda value: None if value is None else [f(value) for f in parts]
     return None
+
+
+def _picked_fields(node: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """``{x: a, y: b}`` as ((x, a), (y, b)): a multi-select of plain fields, else None."""
+    if node["type"] != "multi_select_dict":
+        return None
+    picked = []
+    for pair in node["children"]:
+        (value,) = pair["children"]
+        if value["type"] != "field":
+            return None
+        picked.append((pair["value"], value["value"]))
+    return tuple(picked)
+
+
+# The usual mapping of a list (``data.line_items[*].{sku: product_code, ...}``), done
+# without a function call per field of each element: a multi-select of fields is
+# null for null, its fields' values for an object, and null for each on anything
+# else (a field of a non-object is null); a projection leaves out what is null.
+
+
+def _select_fields(picked: tuple[tuple[str, str], ...]) -> Compiled:
+    def select(value: Any) -> Any:
+        if isinstance(value, dict):
+            get = value.get
+            return {key: get(name) for key, name in picked}
+        return None if value is None else {key: None for key, _ in picked}
+
+    return select
+
+
+def _project_fields(left: Compiled, picked: tuple[tuple[str, str], ...]) -> Compiled:
+    def project(value: Any) -> Any:
+        base = left(value)
+        if not isinstance(base, list):
+            return None
+        collected = []
+        for element in base:
+            if isinstance(element, dict):
+                get = element.get
+                collected.append({key: get(name) for key, name in picked})
+            elif element is not None:
+                collected.append({key: None for key, _ in picked})
+        return collected
+
+    return project
 
 
 def _field_path(node: Mapping[str, Any]) -> tuple[str, ...] | None:

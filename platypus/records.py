@@ -20,6 +20,8 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from platypus._frozen import quick_init
+
 __all__ = [
     "CONSUMER_GROUP",
     "CONTENT_TYPE_HEADER",
@@ -133,6 +135,7 @@ class Placement(NamedTuple):
     offset: int
 
 
+@quick_init  # one per event read (platypus._frozen)
 @dataclass(frozen=True, slots=True)
 class Record:
     """A record read from a topic, with where it was read from."""
@@ -178,6 +181,7 @@ class Delivery(NamedTuple):
         return (self.event_id, self.flow, self.step)
 
 
+@quick_init  # one per outcome settled (platypus._frozen)
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How the event in one record ended in one flow.

@@ -29,6 +29,7 @@ CHECKED = {
     "replay.py": "per-key order at the vendor: ok; each event delivered once",
     "kafka.py": "every event committed; (c) each delivered exactly once",
     "ingress_codec.py": "every event accepted and read back as stored",
+    "kafka_inprocess.py": "every event delivered, acknowledged and counted",
 }
 
 

@@ -1,7 +1,7 @@
 """Prometheus metrics of a Platypus process, served at ``GET /metrics``.
 
-Counted as events are processed (`Metrics.processed`, the runtime's
-`platypus.runtime.processor.ProcessingObserver`):
+Counted as events are settled (`Metrics.settled`, the runtime's
+`platypus.runtime.processor.ProcessingObserver`, once per settlement):
 
 ==========================================  ==========================================
 ``platypus_events_consumed_total``          events read from the events topic, by type
@@ -33,7 +33,7 @@ not share counters.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -123,29 +123,51 @@ class Metrics:
 
     # -- as events are processed ------------------------------------------------
 
-    def processed(self, result: EventResult, seconds: float) -> None:
-        """Count one processed event (the runtime's observer hook)."""
-        self._observe(seconds)
-        consumed = self._consumed.get(result.event_type)
-        if consumed is None:
-            consumed = self._consumed[result.event_type] = self._inc(
-                self.consumed, result.event_type or "(unknown)"
-            )
-        consumed()
-        for outcome in result.outcomes:
-            counted = self._outcomes.get((outcome.flow, outcome.status))
-            if counted is None:
-                counted = self._outcomes[(outcome.flow, outcome.status)] = self._inc(
-                    self.outcomes, outcome.flow or "(none)", outcome.status
-                )
-            counted()
-            if outcome.attempts:
-                self._flow_inc(self._attempts, self.attempts, outcome.flow)(outcome.attempts)
-            if outcome.retried:
-                self._flow_inc(self._retried, self.retried, outcome.flow)()
+    def settled(self, done: Sequence[tuple[EventResult, float]]) -> None:
+        """Count the events of one settlement (the runtime's observer hook).
 
-    # This runs per event: a child's `inc` is looked up once per label value, in a
-    # dict of its own (`labels()` costs more than the increment itself).
+        Each event's latency is observed; the counters are added up over the
+        settlement and each is increased once per label value: an increment costs
+        about as much as an observation, and a settlement holds up to a thousand
+        events of a few label values. The totals are those of counting one by one.
+        """
+        consumed: dict[str, int] = {}
+        outcomes: dict[tuple[str, str], int] = {}
+        attempts: dict[str, int] = {}
+        retried: dict[str, int] = {}
+        observe = self._observe
+        for result, seconds in done:
+            observe(seconds)
+            consumed[result.event_type] = consumed.get(result.event_type, 0) + 1
+            for outcome in result.outcomes:
+                flow = outcome.flow
+                key = (flow, outcome.status)
+                outcomes[key] = outcomes.get(key, 0) + 1
+                if outcome.attempts:
+                    attempts[flow] = attempts.get(flow, 0) + outcome.attempts
+                if outcome.retried:
+                    retried[flow] = retried.get(flow, 0) + 1
+        for event_type, count in consumed.items():
+            inc = self._consumed.get(event_type)
+            if inc is None:
+                inc = self._consumed[event_type] = self._inc(
+                    self.consumed, event_type or "(unknown)"
+                )
+            inc(count)
+        for (flow, status), count in outcomes.items():
+            inc = self._outcomes.get((flow, status))
+            if inc is None:
+                inc = self._outcomes[(flow, status)] = self._inc(
+                    self.outcomes, flow or "(none)", status
+                )
+            inc(count)
+        for flow, count in attempts.items():
+            self._flow_inc(self._attempts, self.attempts, flow)(count)
+        for flow, count in retried.items():
+            self._flow_inc(self._retried, self.retried, flow)(count)
+
+    # A child's `inc` is looked up once per label value, in a dict of its own
+    # (`labels()` costs more than the increment itself).
 
     @staticmethod
     def _inc(metric: Any, *labels: str) -> Callable[..., None]:

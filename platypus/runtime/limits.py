@@ -24,10 +24,12 @@ class ConnectionLimit:
         self._interval = 1.0 / rate if rate else 0.0
         self._next_start = 0.0
         self._lock = asyncio.Lock()
+        self.unlimited = self._slots is None and not self._interval
+        """Neither limit is set (most connections): a call need not hold a `slot`."""
 
     def slot(self) -> AbstractAsyncContextManager[None]:
         """Hold one call's place: wait for a free slot, then for the rate budget."""
-        if self._slots is None and not self._interval:
+        if self.unlimited:
             # Nothing to wait for (most connections): no generator to drive per call.
             return _FREE
         return self._held()

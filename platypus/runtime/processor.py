@@ -22,6 +22,7 @@ import structlog
 from pydantic import BaseModel
 
 from platypus import core
+from platypus._frozen import quick_init
 from platypus.adapter import Adapter, Request
 from platypus.deadletter import DeadLetter, dead_letter
 from platypus.envelope import stored_form
@@ -62,6 +63,7 @@ _EVENT_ID, _EVENT_TYPE = context_var("event_id"), context_var("event_type")
 _FLOW, _STEP = context_var("flow"), context_var("step")
 
 
+@quick_init  # one per flow an event runs (platypus._frozen)
 @dataclass(frozen=True, slots=True)
 class FlowOutcome:
     """How an event ended in one flow."""
@@ -88,10 +90,14 @@ class EventResult:
 
 
 class ProcessingObserver(Protocol):
-    """Told about every processed event, for metrics; must be quick and never raise."""
+    """Told about the events of every settlement, for metrics; must be quick and never raise."""
 
-    def processed(self, result: EventResult, seconds: float) -> None:
-        """``result`` is the event's outcomes; ``seconds`` how long processing took."""
+    def settled(self, done: Sequence[tuple[EventResult, float]]) -> None:
+        """Each event's outcomes, and how long processing it took, in seconds.
+
+        Called once per settlement once it is durable, not per event: an
+        observer adds up what it counts over the lot.
+        """
         ...
 
 
@@ -135,6 +141,7 @@ class Processor:
         self._routes: dict[str, list[FlowSpec]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
         self._plans: dict[tuple[str, str], _StepPlan] = {}
+        self._flow_plans: dict[str, _FlowPlan] = {}
         # Deliveries of events being processed, by event id: (flow, step) -> result,
         # with how many records of that event hold the entry.
         self._delivered: dict[str, dict[tuple[str, str], Any]] = {}
@@ -185,7 +192,7 @@ class Processor:
 
     def _event_id(self, record: Record) -> str:
         """`record_event_id`, keeping the strict read of a record without the header."""
-        found = record.header(EVENT_ID_HEADER)
+        found = record.header(EVENT_ID_HEADER) if record.headers else None
         if found is not None:
             return found
         entry = self._reads.get(id(record))
@@ -218,45 +225,47 @@ class Processor:
         held = self._event_id(record)
         if held not in self._holds:
             await self.prepare([record])
+        # One coroutine for the event and one per flow (`_run_flow`): each level of
+        # `await` between the consumer and the adapter costs a frame and a send per
+        # event, so reading the event and routing it are done here, in line.
         try:
-            return await self._process(record, event, self._delivered[held])
+            read = self._read(record, event)
+            if isinstance(read, EventResult):
+                return read
+            delivered = self._delivered[held]
+            event_id = str(read.get("id", ""))
+            event_type = str(read.get("type", ""))
+            values = _PersonalValues(read.get("data"), self.schemas.personal_paths(event_type))
+            result = EventResult(event_id, event_type)
+            flows = self._routes.get(event_type)
+            if flows is None:
+                flows = self.route(event_type)
+            bound_id, bound_type = _EVENT_ID.set(event_id), _EVENT_TYPE.set(event_type)
+            try:
+                with redaction_scope(values):
+                    if not flows:
+                        detail = f"no flow consumes {event_type}"
+                        result.outcomes.append(
+                            FlowOutcome(flow="", status="filtered", detail=detail)
+                        )
+                        if debug_enabled():
+                            _log.debug("event filtered", reason=detail)
+                        return result
+                    outcomes = result.outcomes
+                    for flow in flows:
+                        outcomes.append(
+                            await self._run_flow(flow, record, read, delivered, values, result)
+                        )
+            finally:
+                _EVENT_TYPE.reset(bound_type)
+                _EVENT_ID.reset(bound_id)
+            return result
         finally:
-            entry = self._reads.get(id(record))
+            key = id(record)
+            entry = self._reads.get(key)
             if entry is not None and entry[0] is record:
-                del self._reads[id(record)]
+                del self._reads[key]
             self._release(held)
-
-    async def _process(
-        self,
-        record: Record,
-        event: dict[str, Any] | None,
-        delivered: dict[tuple[str, str], Any],
-    ) -> EventResult:
-        read = self._read(record, event)
-        if isinstance(read, EventResult):
-            return read
-        event = read
-        event_id = str(event.get("id", ""))
-        event_type = str(event.get("type", ""))
-        values = _PersonalValues(event.get("data"), self.schemas.personal_paths(event_type))
-        result = EventResult(event_id, event_type)
-        flows = self.route(event_type)
-        bound = _EVENT_ID.set(event_id), _EVENT_TYPE.set(event_type)
-        try:
-            with redaction_scope(values):
-                if not flows:
-                    detail = f"no flow consumes {event_type}"
-                    result.outcomes.append(FlowOutcome(flow="", status="filtered", detail=detail))
-                    if debug_enabled():
-                        _log.debug("event filtered", reason=detail)
-                    return result
-                for flow in flows:
-                    outcome = await self._run_flow(flow, record, event, delivered, values, result)
-                    result.outcomes.append(outcome)
-        finally:
-            _EVENT_TYPE.reset(bound[1])
-            _EVENT_ID.reset(bound[0])
-        return result
 
     def _read(self, record: Record, event: dict[str, Any] | None) -> dict[str, Any] | EventResult:
         """The record's event as flows read it, or its dead letter if it is not a valid one.
@@ -265,7 +274,7 @@ class Processor:
         read strictly (`platypus.runtime.codec`) and validated, envelope and
         data, from its canonical bytes, as the ingress does.
         """
-        if proven(record.header(VALIDATED_HEADER), record.value):
+        if record.headers and proven(record.header(VALIDATED_HEADER), record.value):
             trusted: dict[str, Any] = loads(record.value) if event is None else event
             return trusted
         parsed: dict[str, Any] | None = None
@@ -341,129 +350,166 @@ class Processor:
         values: _PersonalValues,
         result: EventResult,
     ) -> FlowOutcome:
+        plan = self._flow_plans.get(flow.name)
+        if plan is None or plan.flow is not flow:
+            plan = self._flow_plans[flow.name] = _FlowPlan.of(flow)
         bound = _FLOW.set(flow.name)
         try:
-            return await self._run_steps(flow, record, event, delivered, values, result)
+            event_id = result.event_id
+            if delivered.get(plan.delivered) == flow.version:
+                # This flow, as it is now, delivered the event before (a replay of an
+                # event another flow failed, a restart): nothing to send again.
+                if debug_enabled():
+                    _log.debug("flow already delivered, not run again")
+                return FlowOutcome(flow.name, "delivered", flow.version, detail="delivered before")
+            results: dict[str, Any] = {}
+            # Without a condition there is nothing to evaluate: no context to build.
+            decision = (
+                core.decide_flow(flow, core.event_context(event, results))
+                if flow.when is not None
+                else None
+            )
+            if isinstance(decision, core.Filtered):
+                if debug_enabled():
+                    _log.debug("event filtered", reason=decision.reason)
+                return FlowOutcome(flow.name, "filtered", flow.version, detail=decision.reason)
+            if isinstance(decision, core.Failed):
+                return self._failed(flow, None, record, event, decision, 1, time.time(), values)
+            attempts_total = 0
+            retried = False
+            # Steps delivered so far: kept for a replay if a later step fails; once the
+            # flow is delivered, one row says so for all of them.
+            done_steps: list[Delivery] = []
+            last = plan.last
+            # Asked once per flow run, not per step: what the level is when the run starts.
+            debug = debug_enabled()
+            plans = plan.plans
+            for index, (step, key) in enumerate(plan.steps):
+                done = delivered.get(key, _NOT_DELIVERED)
+                if done is not _NOT_DELIVERED:
+                    # Delivered before (an earlier run, a replay): the vendor has it already.
+                    results[step.name] = done
+                    if debug:
+                        _log.debug("step already delivered, not sent again", step=step.name)
+                    continue
+                step_plan = plans[index]
+                if step_plan is None:
+                    step_plan = plans[index] = self._plan(flow, step)
+                planned = core.decide_step(
+                    flow, step, core.event_context(event, results), step_plan.payload
+                )
+                if isinstance(planned, core.Filtered):
+                    results[step.name] = None
+                    if debug:
+                        _log.debug("step skipped", step=step.name, reason=planned.reason)
+                    continue
+                adapter = step_plan.adapter
+                if isinstance(planned, core.Deliver) and step_plan.input is not None:
+                    problem = core.check_payload(step_plan.input, planned.payload, step)
+                    if problem is not None:
+                        planned = problem
+                if isinstance(planned, core.Failed):
+                    result.deliveries.extend(done_steps)
+                    return self._failed(flow, step, record, event, planned, 1, time.time(), values)
+                request = Request(
+                    action=step_plan.action,
+                    payload=planned.payload,
+                    params=step_plan.params,
+                    event_id=event_id,
+                    event_type=result.event_type,
+                    key=record.key,
+                    flow=flow.name,
+                    step=step.name,
+                )
+                bound_step = _STEP.set(step.name)
+                try:
+                    # The first attempt is made here, in line: most deliveries succeed at
+                    # once, and the retry machinery (`_retry`) is only set up when one
+                    # does not.
+                    started = time.monotonic()
+                    slots = self._slots
+                    limit = step_plan.limit
+                    try:
+                        await slots.acquire()
+                        try:
+                            if limit.unlimited:
+                                answer = await adapter.call(request)
+                            else:
+                                async with limit.slot():
+                                    answer = await adapter.call(request)
+                        finally:
+                            slots.release()
+                    except Exception as exc:  # noqa: BLE001 -- classified in `_retry`
+                        delivery = await self._retry(
+                            adapter, request, step_plan.policy, limit, exc, started
+                        )
+                    else:
+                        delivery = _Delivery(1, answer)
+                finally:
+                    _STEP.reset(bound_step)
+                attempts_total += delivery.attempts
+                retried = retried or delivery.attempts > 1
+                if delivery.failure is not None:
+                    result.deliveries.extend(done_steps)
+                    return self._failed(
+                        flow,
+                        step,
+                        record,
+                        event,
+                        delivery.failure,
+                        delivery.attempts,
+                        delivery.first_failure,
+                        values,
+                        last=delivery.last_failure,
+                        retried=retried,
+                    )
+                delivered[key] = delivery.result
+                if step_plan.guarded:
+                    done_row = Delivery(
+                        event_id,
+                        flow.name,
+                        step.name,
+                        flow.version,
+                        delivery.result,
+                        delivery.attempts,
+                    )
+                    # The vendor would take this write twice: remember it before going on.
+                    # A final step's answer is never read back (no later step uses it), so
+                    # it is kept with the event's personal values masked; an earlier one
+                    # stays whole, since a later step may read it after a restart
+                    # (docs/operations.md, "Personal data").
+                    if step is last:
+                        done_row = done_row._replace(result=scrub_data(delivery.result, values()))
+                    await self.ledger.record([done_row])
+                elif step is not last:
+                    # Sending it again is harmless: it is settled with the outcome, and only
+                    # kept in case a later step fails (the last one has no later step).
+                    done_steps.append(
+                        Delivery(
+                            event_id,
+                            flow.name,
+                            step.name,
+                            flow.version,
+                            delivery.result,
+                            delivery.attempts,
+                        )
+                    )
+                results[step.name] = delivery.result
+                if debug:
+                    _log.debug(
+                        "step delivered", step=step.name, to=step.to, attempts=delivery.attempts
+                    )
+            delivered[plan.delivered] = flow.version
+            result.deliveries.append(
+                Delivery(
+                    event_id, flow.name, FLOW_DELIVERED, flow.version, flow.version, attempts_total
+                )
+            )
+            return FlowOutcome(
+                flow.name, "delivered", flow.version, attempts=attempts_total, retried=retried
+            )
         finally:
             _FLOW.reset(bound)
-
-    async def _run_steps(
-        self,
-        flow: FlowSpec,
-        record: Record,
-        event: Mapping[str, Any],
-        delivered: dict[tuple[str, str], Any],
-        values: _PersonalValues,
-        result: EventResult,
-    ) -> FlowOutcome:
-        event_id = result.event_id
-        if delivered.get((flow.name, FLOW_DELIVERED)) == flow.version:
-            # This flow, as it is now, delivered the event before (a replay of an
-            # event another flow failed, a restart): nothing to send again.
-            if debug_enabled():
-                _log.debug("flow already delivered, not run again")
-            return FlowOutcome(flow.name, "delivered", flow.version, detail="delivered before")
-        results: dict[str, Any] = {}
-        # Without a condition there is nothing to evaluate: no context to build.
-        decision = (
-            core.decide_flow(flow, core.event_context(event, results))
-            if flow.when is not None
-            else None
-        )
-        if isinstance(decision, core.Filtered):
-            if debug_enabled():
-                _log.debug("event filtered", reason=decision.reason)
-            return FlowOutcome(flow.name, "filtered", flow.version, detail=decision.reason)
-        if isinstance(decision, core.Failed):
-            return self._failed(flow, None, record, event, decision, 1, time.time(), values)
-        attempts_total = 0
-        retried = False
-        # Steps delivered so far: kept for a replay if a later step fails; once the
-        # flow is delivered, one row says so for all of them.
-        done_steps: list[Delivery] = []
-        last = flow.steps[-1]
-        for step in flow.steps:
-            done = delivered.get((flow.name, step.name), _NOT_DELIVERED)
-            if done is not _NOT_DELIVERED:
-                # Delivered before (an earlier run, a replay): the vendor has it already.
-                results[step.name] = done
-                if debug_enabled():
-                    _log.debug("step already delivered, not sent again", step=step.name)
-                continue
-            plan = self._plan(flow, step)
-            planned = core.decide_step(flow, step, core.event_context(event, results), plan.payload)
-            if isinstance(planned, core.Filtered):
-                results[step.name] = None
-                if debug_enabled():
-                    _log.debug("step skipped", step=step.name, reason=planned.reason)
-                continue
-            adapter = plan.adapter
-            if isinstance(planned, core.Deliver) and plan.input is not None:
-                problem = core.check_payload(plan.input, planned.payload, step)
-                if problem is not None:
-                    planned = problem
-            if isinstance(planned, core.Failed):
-                result.deliveries.extend(done_steps)
-                return self._failed(flow, step, record, event, planned, 1, time.time(), values)
-            request = Request(
-                action=plan.action,
-                payload=planned.payload,
-                params=plan.params,
-                event_id=event_id,
-                event_type=result.event_type,
-                key=record.key,
-                flow=flow.name,
-                step=step.name,
-            )
-            bound = _STEP.set(step.name)
-            try:
-                delivery = await self._deliver(adapter, request, plan.policy, plan.limit)
-            finally:
-                _STEP.reset(bound)
-            attempts_total += delivery.attempts
-            retried = retried or delivery.attempts > 1
-            if delivery.failure is not None:
-                result.deliveries.extend(done_steps)
-                return self._failed(
-                    flow,
-                    step,
-                    record,
-                    event,
-                    delivery.failure,
-                    delivery.attempts,
-                    delivery.first_failure,
-                    values,
-                    last=delivery.last_failure,
-                    retried=retried,
-                )
-            delivered[(flow.name, step.name)] = delivery.result
-            done_row = Delivery(
-                event_id, flow.name, step.name, flow.version, delivery.result, delivery.attempts
-            )
-            if plan.guarded:
-                # The vendor would take this write twice: remember it before going on.
-                # A final step's answer is never read back (no later step uses it), so
-                # it is kept with the event's personal values masked; an earlier one
-                # stays whole, since a later step may read it after a restart
-                # (docs/operations.md, "Personal data").
-                if step is last:
-                    done_row = done_row._replace(result=scrub_data(delivery.result, values()))
-                await self.ledger.record([done_row])
-            else:
-                # Sending it again is harmless: it is settled with the outcome.
-                done_steps.append(done_row)
-            results[step.name] = delivery.result
-            if debug_enabled():
-                _log.debug("step delivered", step=step.name, to=step.to, attempts=delivery.attempts)
-        delivered[(flow.name, FLOW_DELIVERED)] = flow.version
-        result.deliveries.append(
-            Delivery(
-                event_id, flow.name, FLOW_DELIVERED, flow.version, flow.version, attempts_total
-            )
-        )
-        return FlowOutcome(
-            flow.name, "delivered", flow.version, attempts=attempts_total, retried=retried
-        )
 
     def _policy(self, flow: FlowSpec, step: StepSpec) -> RetryPolicy:
         found = self._policies.get((flow.name, step.name))
@@ -492,27 +538,26 @@ class Processor:
             )
         return found
 
-    async def _deliver(
-        self, adapter: Adapter, request: Request, policy: RetryPolicy, limit: ConnectionLimit
+    async def _retry(
+        self,
+        adapter: Adapter,
+        request: Request,
+        policy: RetryPolicy,
+        limit: ConnectionLimit,
+        error: Exception,
+        started: float,
     ) -> _Delivery:
+        """After a first attempt (begun at ``started``) that raised ``error``: the
+        attempts ``policy`` allows, until one succeeds or it gives up."""
         out = _Delivery(attempts=1)
-        started = time.monotonic()
-        # The first attempt is made directly: most deliveries succeed at once, and
-        # the retry machinery is only set up when one does not.
-        try:
-            async with self._slots, limit.slot():
-                out.result = await adapter.call(request)
-        except Exception as exc:  # noqa: BLE001 -- every failure is classified, none escapes
-            out.first_failure = out.last_failure = time.time()
-            failure = core.classify(exc)
-            elapsed = time.monotonic() - started
-            if not policy.should_retry(exc, 1, elapsed):
-                out.failure = failure
-                return out
-            _log.info("delivery failed, will retry", attempt=1, error=failure.message)
-            await self._backoff(policy.delay(1, failure.retry_after))
-        else:
+        out.first_failure = out.last_failure = time.time()
+        failure = core.classify(error)
+        elapsed = time.monotonic() - started
+        if not policy.should_retry(error, 1, elapsed):
+            out.failure = failure
             return out
+        _log.info("delivery failed, will retry", attempt=1, error=failure.message)
+        await self._backoff(policy.delay(1, failure.retry_after))
         try:
             retrying = policy.retrying(
                 after_attempts=1,
@@ -628,6 +673,22 @@ class _StepPlan:
     policy: RetryPolicy
     limit: ConnectionLimit
     payload: core.Renderer
+
+
+@dataclass(frozen=True, slots=True)
+class _FlowPlan:
+    """A flow's steps with the keys their deliveries are remembered by, made once."""
+
+    flow: FlowSpec  # what it was made for: a flow reloaded under the same name gets its own
+    delivered: tuple[str, str]  # (flow, FLOW_DELIVERED)
+    steps: tuple[tuple[StepSpec, tuple[str, str]], ...]  # each step and (flow, step)
+    last: StepSpec
+    plans: list[_StepPlan | None]  # each step's plan, made when the step first runs
+
+    @classmethod
+    def of(cls, flow: FlowSpec) -> _FlowPlan:
+        steps = tuple((step, (flow.name, step.name)) for step in flow.steps)
+        return cls(flow, (flow.name, FLOW_DELIVERED), steps, flow.steps[-1], [None] * len(steps))
 
 
 @dataclass(slots=True)
