@@ -12,7 +12,7 @@ import pytest
 from platypus.config import ConnectionSpec
 from platypus.records import Delivery
 from platypus.runtime.kafka.ledger import SqliteLedger
-from platypus.runtime.limits import ConnectionLimit
+from platypus.runtime.limits import ConnectionLimit, Slots
 from platypus.runtime.memory import MemoryLedger
 from tests.fakes.vendor import FakeVendor
 from tests.support import ORDER_FLOW, closed_won, ingest, running
@@ -33,6 +33,58 @@ async def test_a_limit_holds_calls_in_flight_to_its_maximum() -> None:
 
     await asyncio.gather(*(call() for _ in range(10)))
     assert most == 2
+
+
+async def test_slots_are_taken_in_the_order_callers_came_and_never_beyond_their_size() -> None:
+    slots = Slots(2)
+    order: list[int] = []
+    inside = most = 0
+
+    async def call(number: int) -> None:
+        nonlocal inside, most
+        async with slots:
+            order.append(number)
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.001)
+            inside -= 1
+
+    await asyncio.gather(*(call(n) for n in range(12)))
+    assert order == list(range(12))
+    assert most == 2
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() -> None:
+    slots = Slots(1)
+    await slots.acquire()
+    got: list[str] = []
+
+    async def wait(name: str) -> None:
+        async with slots:
+            got.append(name)
+
+    first = asyncio.create_task(wait("first"))
+    second = asyncio.create_task(wait("second"))
+    await asyncio.sleep(0)  # both waiting
+    slots.release()  # handed to the first, which has not run yet...
+    first.cancel()  # ...and is cancelled before it does
+    await asyncio.wait_for(second, timeout=5)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert got == ["second"]
+    await asyncio.wait_for(slots.acquire(), timeout=5)  # and the slot came back after
+
+
+async def test_a_waiter_cancelled_while_waiting_takes_no_slot() -> None:
+    slots = Slots(1)
+    await slots.acquire()
+    waiting = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    slots.release()
+    await asyncio.wait_for(slots.acquire(), timeout=5)
 
 
 async def test_no_limit_lets_every_call_in_and_passes_errors_on() -> None:

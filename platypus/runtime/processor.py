@@ -42,7 +42,7 @@ from platypus.retry import RetryPolicy
 from platypus.runtime.base import DeliveryLedger
 from platypus.runtime.codec import decode_record, read_record
 from platypus.runtime.connections import Connections
-from platypus.runtime.limits import ConnectionLimit
+from platypus.runtime.limits import ConnectionLimit, Slots
 from platypus.schema_registry import SchemaRegistry
 from platypus.validated import proven
 
@@ -135,7 +135,7 @@ class Processor:
         self.connections = connections
         self.retry = retry
         self.ledger = ledger
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._params = params
         self._stopping = asyncio.Event()
         self._routes: dict[str, list[FlowSpec]] = {}
