@@ -87,6 +87,18 @@ async def test_a_waiter_cancelled_while_waiting_takes_no_slot() -> None:
     await asyncio.wait_for(slots.acquire(), timeout=5)
 
 
+async def test_a_waiter_cancelled_and_dropped_by_a_release_before_it_runs_goes_quietly() -> None:
+    slots = Slots(1)
+    await slots.acquire()
+    waiting = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()  # its future is cancelled now; the task runs its handler later
+    slots.release()  # finds the cancelled waiter first and drops it
+    with pytest.raises(asyncio.CancelledError):
+        await waiting  # a CancelledError, not a ValueError from the waiters' queue
+    await asyncio.wait_for(slots.acquire(), timeout=5)
+
+
 async def test_no_limit_lets_every_call_in_and_passes_errors_on() -> None:
     limit = ConnectionLimit()
     inside = 0

@@ -48,7 +48,9 @@ class Slots:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed a slot just as it was cancelled: pass it on
             else:
-                self._waiters.remove(waiter)
+                # A release() between the cancel and this line may have dropped it.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
     def release(self) -> None:
