@@ -4,12 +4,14 @@ heap's free memory handed back (docs/benchmarks.md, RSS over 500,000 events)."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import tracemalloc
 from pathlib import Path
 
 import orjson
 import pytest
 
+from platypus.jsontext import dumps
 from platypus.ops.store import SQLITE_CACHE_KIB, FailureStore
 from platypus.partitioning import partition_for
 from platypus.records import EVENTS_TOPIC, Delivery, NewRecord
@@ -137,3 +139,17 @@ async def test_the_writer_remembers_the_partition_of_a_bounded_number_of_keys(
         placed = await log.append(EVENTS_TOPIC, [NewRecord(key, b"{}", ()) for key in keys])
         assert 0 < len(log._key_partitions) <= 8
     assert [p.partition for p in placed if p is not None] == [partition_for(k, 4) for k in keys]
+
+
+@glibc
+def test_the_stored_form_of_an_event_takes_no_more_memory_than_its_length() -> None:
+    # orjson's bytes sit in a ~4 KiB allocation whatever their length: every event
+    # the ingress holds until it is appended would take five times its size.
+    usable = ctypes.CDLL(None).malloc_usable_size
+    usable.restype = ctypes.c_size_t
+    event = {"specversion": "1.0", "data": {"note": "x" * 700}}
+    raw = orjson.dumps(event)
+    assert usable(ctypes.c_void_p(id(raw))) > 3 * len(raw)  # what is being guarded against
+    stored = dumps(event)
+    assert stored == raw
+    assert usable(ctypes.c_void_p(id(stored))) < len(stored) + 128  # header and rounding
