@@ -139,7 +139,10 @@ def dumps(value: Any) -> bytes:
     # An upper bound on the nesting, at C speed; measured only when it could be too deep.
     if out.count(b"[") + out.count(b"{") > MAX_DEPTH and nests_deeper(out, MAX_DEPTH):
         raise JsonTextError(_too_deep(), path=_deepest(value))
-    return out
+    # A copy of its own size (through a memoryview: ``bytes(out)`` is ``out``):
+    # orjson leaves its output in a ~4 KiB allocation whatever its length, so a
+    # 760-byte event held until it is appended takes 5 times its size (~0.2 us).
+    return bytes(memoryview(out))
 
 
 def from_python(value: Any) -> Any:

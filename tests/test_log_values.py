@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from platypus.config import RetentionSettings
 from platypus.exceptions import PlatypusError, StoredDataError
-from platypus.records import CONSUMER_GROUP, EVENTS_TOPIC, NewRecord
+from platypus.records import CONSUMER_GROUP, DEAD_LETTER_TOPIC, EVENTS_TOPIC, NewRecord
 from platypus.runtime.base import Settlement
 from platypus.runtime.embedded import values
 from platypus.runtime.embedded.log import SCHEMA_VERSION, EventLog
@@ -152,18 +152,42 @@ async def test_values_nothing_can_be_learnt_from_are_tried_again_later_and_less_
     assert tried == [10, 30, 70]
 
 
-async def test_the_values_kept_to_train_on_are_bounded_in_bytes(
+async def test_the_values_trained_on_are_bounded_in_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(values, "SAMPLE_BYTES", 10_000)
     with EventLog(tmp_path, partitions=1) as log:
         await log.append(EVENTS_TOPIC, [NewRecord("k", b"x" * 3000) for _ in range(5)])
-        assert len(log._samples) == 3
+        assert len(await log._submit(log._recent_values)) == 3
         await log.append(EVENTS_TOPIC, [NewRecord("k", b"y" * 20_000)])
-        assert list(log._samples) == []
+        assert await log._submit(log._recent_values) == []
         await log.append(EVENTS_TOPIC, _records(0, 10))
-        assert list(log._samples) == [r.value for r in _records(0, 10)]
-        assert log._sample_bytes == sum(len(r.value) for r in _records(0, 10))
+        assert await log._submit(log._recent_values) == [r.value for r in _records(0, 10)]
+
+
+async def test_the_values_trained_on_are_read_back_from_the_file_as_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not kept in memory: the most recent values in the log, compressed or not,
+    # from before a restart too, and the dead letters' as well.
+    monkeypatch.setattr(values, "SAMPLES", 400)
+    trained: list[list[bytes]] = []
+    train = values.train
+
+    def spy(samples: Sequence[bytes]) -> bytes | None:
+        trained.append(list(samples))
+        return train(samples)
+
+    monkeypatch.setattr(values, "train", spy)
+    with EventLog(tmp_path, partitions=1) as log:
+        await log.append(EVENTS_TOPIC, _records(0, 300))
+        assert await log.train_dictionary() == 1
+        await log.append(EVENTS_TOPIC, _records(300, 50))  # compressed with 1
+    with EventLog(tmp_path, partitions=1) as log:
+        await log.append(DEAD_LETTER_TOPIC, _records(350, 10))
+        assert await log.train_dictionary() == 2
+    assert trained[0] == [r.value for r in _records(0, 300)]
+    assert trained[1] == [r.value for r in _records(0, 360)][-400:]
 
 
 async def test_the_dictionary_is_kept_in_the_file_and_used_again_after_a_restart(
@@ -246,9 +270,9 @@ async def test_compaction_keeps_every_dictionary_a_record_uses(tmp_path: Path) -
         assert (await log.compact(week, now=time.time() + 8 * DAY)).dictionaries == 0
         read = log.read(EVENTS_TOPIC)
     assert [r.value for r in read] == [r.value for r in _records(315, 5)]
-    # 3: the first pass at +8 days replaced dictionary 2, older than half the
-    # retention; 2 stays while records 315-319 use it.
-    assert _rows(path, "SELECT id FROM dictionaries") == [(2,), (3,)]
+    # Dictionary 2 is older than half the retention, but the 5 values left in the
+    # log are too few to train its replacement on: it stays, in use and used.
+    assert _rows(path, "SELECT id FROM dictionaries") == [(2,)]
 
 
 async def test_the_dictionary_in_use_is_kept_when_no_record_uses_it(tmp_path: Path) -> None:
@@ -263,14 +287,15 @@ async def test_the_dictionary_in_use_is_kept_when_no_record_uses_it(tmp_path: Pa
             await log.compact(week, now=time.time() + 8 * DAY)
         await log.append(EVENTS_TOPIC, _records(310, 3))
         read = log.read(EVENTS_TOPIC)
-    # Record 309, the last of its partition, is kept and so is its dictionary. The
-    # first pass replaced dictionary 2 (older than half the retention) with 3, kept
-    # in use by the next two passes though no record had it yet; 2 went.
+    # Record 309, the last of its partition, is kept and so is its dictionary.
+    # Dictionary 2, older than half the retention, has one value left in the log to
+    # train a replacement on, too few: it stays in use through the three passes
+    # though no record had it yet.
     assert [r.value for r in read] == [r.value for r in _records(309, 4)]
-    assert _rows(tmp_path / "events.db", "SELECT id FROM dictionaries") == [(1,), (3,)]
+    assert _rows(tmp_path / "events.db", "SELECT id FROM dictionaries") == [(1,), (2,)]
     assert _rows(tmp_path / "events.db", "SELECT DISTINCT dictionary FROM records") == [
         (1,),
-        (3,),
+        (2,),
     ]
 
 
@@ -304,8 +329,10 @@ async def test_a_dictionary_without_recent_values_to_learn_from_is_kept(tmp_path
     with EventLog(tmp_path, partitions=1) as log:
         await log.append(EVENTS_TOPIC, _records(0, 300))
         await log.train_dictionary()
-    with EventLog(tmp_path, partitions=1) as log:  # no value appended since it opened
-        await log.compact(week, now=time.time() + 8 * DAY)
+        await log.settle(Settlement(commits={0: 300}), group=CONSUMER_GROUP, topic=EVENTS_TOPIC)
+        # The values go first, past the retention (all but the last of the
+        # partition): what is left is too little to train a replacement on.
+        assert (await log.compact(week, now=time.time() + 8 * DAY)).records == 299
         await log.append(EVENTS_TOPIC, _records(300, 1))
         read = log.read(EVENTS_TOPIC)
     assert read[-1].value == _records(300, 1)[0].value
@@ -383,11 +410,9 @@ async def test_a_log_of_format_3_is_upgraded_on_open_and_its_records_read_as_the
             [(n, r.key, r.value) for n, r in enumerate(old)],
         )
     with EventLog(tmp_path) as log:
-        # Trained on what it appends: nothing yet.
-        assert await log.train_dictionary() is None
-        await log.append(EVENTS_TOPIC, _records(300, 300))
+        # Trained on the values in the file, the old records' too.
         assert await log.train_dictionary() == 1
-        await log.append(EVENTS_TOPIC, _records(600, 5))
+        await log.append(EVENTS_TOPIC, _records(300, 305))
         read = log.read(EVENTS_TOPIC)
     assert [r.value for r in read] == [r.value for r in _records(0, 605)]
     assert _rows(path, "SELECT value FROM meta WHERE name = 'schema'") == [(str(SCHEMA_VERSION),)]

@@ -1927,13 +1927,15 @@ def _failure(row: sa.RowMapping) -> Failure:
     return Failure(**values)
 
 
-SQLITE_CACHE_KIB = 1024
+SQLITE_CACHE_KIB = 512
 """Page cache of each SQLite connection of the store, in KiB (SQLite's default: 2,000).
 
 A connection keeps its cache for its life, and the pool keeps connections open, so an
 unbounded or large cache is memory that grows with the store's size until it is full,
 once per pooled connection. Most of what the store reads and writes is its newest
-rows; pages missed come from the OS's file cache.
+rows (the outcome history's right edge, a dashboard page); pages missed come from the
+OS's file cache. Half the log's writer's: the embedded runtime's process holds the log's
+two connections and at least one of these.
 """
 
 

@@ -38,7 +38,6 @@ and, with `settle`, where the consumer's settlements go.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import queue
@@ -83,15 +82,23 @@ SCHEMA_VERSION = 4
 # Format 4 added dictionaries and records.dictionary: a format 3 log gains them on
 # open, and its records read as stored raw (a NULL dictionary), which they are.
 
-CACHE_KIB = 1024
-"""Page cache of each of the log's connections (the writer's and the reader's), in KiB.
+CACHE_KIB = 512
+"""Page cache of the log's writer connection, in KiB.
 
 Each SQLite connection caches pages up to its ``cache_size`` and keeps them for its
 life, so a long run's memory grows until every cache is full. The log's hot pages are
 few (each table's and index's right edge, where appends land and the consumer reads),
-so 128 pages of 8 KiB hold them, and the reader's cache is emptied anyway whenever
+so 64 pages of 8 KiB hold them, and the reader's cache is emptied anyway whenever
 the writer has committed since its last read (WAL). Pages missed are read from the
-OS's file cache. (SQLite's own default is 2,000 KiB a connection.)
+OS's file cache. (SQLite's own default is 2,000 KiB a connection; 1,024 KiB here
+held ~0.7 MiB more over 500,000 events, bench (e), for no CPU measured.)
+"""
+READER_CACHE_KIB = 256
+"""Page cache of the log's reader connection, in KiB: half the writer's.
+
+Under a steady load the writer commits between nearly every two reads, and in WAL
+mode each such commit empties the reader's cache at its next read, so a larger one
+mostly holds pages that are thrown away unread.
 """
 
 _SCHEMA = """
@@ -250,11 +257,10 @@ class EventLog:
         # Shared header sets: headers -> id (the writer's), id -> headers (the reads').
         self._header_ids: dict[Headers, int] = {}
         self._header_sets: dict[int, Headers] = {}
-        # Values: the writer's dictionary (None until one is trained), the recent
-        # values the next one is trained on, and how well the current one fits.
+        # Values: the writer's dictionary (None until one is trained) and how well
+        # it fits. The values a dictionary is trained on are read back from the
+        # file when a training is due (`_recent_values`), not kept in memory.
         self._encoder: ValueWriter | None = None
-        self._samples: collections.deque[bytes] = collections.deque()
-        self._sample_bytes = 0  # at most values.SAMPLE_BYTES: events may be large
         self._unencoded = 0  # values appended with no dictionary since the last training
         self._window = (0, 0, 0)  # values, raw bytes, stored bytes of the current window
         self._baseline: float | None = None  # stored/raw of the first window
@@ -324,7 +330,7 @@ class EventLog:
             target=self._write_loop, args=(conn,), name="platypus-log-writer", daemon=True
         )
         self._writer.start()
-        self._reader = self._connect()
+        self._reader = self._connect(READER_CACHE_KIB)
         self._values = ValueReader(self._reader, str(self.path))
 
     def close(self) -> None:
@@ -345,12 +351,12 @@ class EventLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int = CACHE_KIB) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self._durability == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # negative: KiB, not pages
+        conn.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
         return conn
 
     def subscribe(self, listener: Callable[[], None]) -> None:
@@ -451,7 +457,7 @@ class EventLog:
         The log does this by itself once enough values are appended
         (`platypus.runtime.embedded.values.TRAIN_AFTER`); this is for tools and tests.
         """
-        samples: list[bytes] = await self._submit(lambda conn: list(self._samples))
+        samples: list[bytes] = await self._submit(self._recent_values)
         data = await asyncio.to_thread(values.train, samples)
         made: int | None = await self._submit(lambda conn: self._install(conn, data, len(samples)))
         return made
@@ -484,7 +490,6 @@ class EventLog:
         rows = []
         now = time.time()
         encoder = self._encoder
-        samples = self._samples
         partitions = self._key_partitions
         raw_bytes = stored_bytes = 0
         for item in items:
@@ -510,13 +515,6 @@ class EventLog:
                 if header_set is None:
                     headers = _headers_text(kept)
             value = item.value
-            # A copy of its own size: the ingress's values come from orjson, whose
-            # bytes objects sit in a 4 KiB allocation whatever their length, and
-            # 2,000 kept as they came held ~8 MiB for ~1.5 MB of values.
-            samples.append(_compact(value))
-            self._sample_bytes += len(value)
-            while len(samples) > values.SAMPLES or self._sample_bytes > values.SAMPLE_BYTES:
-                self._sample_bytes -= len(samples.popleft())
             dictionary = None
             if encoder is not None:
                 raw_bytes += len(value)
@@ -544,18 +542,44 @@ class EventLog:
             "event_id, header_set, tag, dictionary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        self._fit(len(rows), raw_bytes, stored_bytes)
+        self._fit(conn, len(rows), raw_bytes, stored_bytes)
         return out
 
     # -- value dictionaries (on the writer thread) ----------------------------------
 
-    def _fit(self, count: int, raw_bytes: int, stored_bytes: int) -> None:
+    def _recent_values(self, conn: sqlite3.Connection) -> list[bytes]:
+        """The most recent values in the log, oldest first, to train a dictionary on:
+        at most `values.SAMPLES` of them and `values.SAMPLE_BYTES` in all.
+
+        Read back from the file (the writer's connection: this transaction's records
+        too) rather than kept: 2,000 values held in memory all run long cost ~1.6 MiB
+        of RSS, and a copy per append; this read takes ~10 ms, once per training.
+        The readers' decompressors are on the reader's connection, which may not see
+        a dictionary this transaction has just stored: a reader of its own, dropped
+        after, so its contexts are not kept either.
+        """
+        reader = ValueReader(conn, str(self.path))
+        found: list[bytes] = []
+        total = 0
+        for rid, value, dictionary in conn.execute(
+            "SELECT id, value, dictionary FROM records ORDER BY id DESC LIMIT ?",
+            (values.SAMPLES,),
+        ):
+            raw = reader.decode(value, dictionary, f"#{rid}")
+            total += len(raw)
+            if total > values.SAMPLE_BYTES:  # events may be large
+                break
+            found.append(raw)
+        found.reverse()
+        return found
+
+    def _fit(self, conn: sqlite3.Connection, count: int, raw_bytes: int, stored_bytes: int) -> None:
         """Count what was appended; train a dictionary when there is none yet or
         the current one stopped fitting."""
         if self._encoder is None:
             self._unencoded += count
             if self._unencoded >= values.TRAIN_AFTER:
-                self._train_in_background()
+                self._train_in_background(conn)
             return
         seen, raw, stored = self._window
         seen, raw, stored = seen + count, raw + raw_bytes, stored + stored_bytes
@@ -567,16 +591,16 @@ class EventLog:
         if self._baseline is None:
             self._baseline = ratio
         elif ratio > self._baseline * values.RETRAIN_RATIO:
-            self._train_in_background()
+            self._train_in_background(conn)
 
-    def _train_in_background(self) -> None:
+    def _train_in_background(self, conn: sqlite3.Connection) -> None:
         # Training takes ~0.1 s of CPU for 2,000 events: on its own thread (zstd
         # releases the GIL), so the writer keeps committing meanwhile. The result
         # comes back as an op, so only the writer ever writes or swaps the dictionary.
         if self._training:
             return
         self._training = True
-        samples = list(self._samples)
+        samples = self._recent_values(conn)
 
         def run() -> None:
             try:
@@ -743,9 +767,12 @@ class EventLog:
         ).fetchone()
         if row is None or now - float(row[0]) <= retention.events / 2:
             return
-        data = values.train(list(self._samples))
+        # Trained on the values still in the log: none left (all past the retention)
+        # leaves nothing to learn from, and the old one is kept until there are.
+        samples = self._recent_values(conn)
+        data = values.train(samples)
         if data is not None:  # nothing recent to learn from: kept, tried at the next pass
-            self._install(conn, data, len(self._samples), created_at=now)
+            self._install(conn, data, len(samples), created_at=now)
 
     def _drop_unused_dictionaries(self, conn: sqlite3.Connection) -> int:
         # A dictionary goes once no record refers to it, never the one in use, and
@@ -1130,15 +1157,6 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
     return row is not None
-
-
-def _compact(value: bytes) -> bytes:
-    """A copy of ``value`` in an allocation of its own length (~0.2 us for 750 bytes).
-
-    ``bytes(value)`` and slices of the whole give back ``value`` itself; copying
-    through a memoryview does not.
-    """
-    return bytes(memoryview(value))
 
 
 def _stored_identity(item: NewRecord) -> tuple[str | None, str | None, list[tuple[str, bytes]]]:

@@ -5,7 +5,8 @@ names, types, sources), but not with itself: zstd alone gets it to ~430 bytes,
 while zstd with a 16 KiB dictionary trained on a few thousand earlier events
 gets it to ~140, in ~3-5 us of CPU to compress and ~2 us to read back.
 
-* A dictionary is trained from a sample of the most recent values once
+* A dictionary is trained from the most recent values in the log, read back
+  from the file when a training is due (not kept in memory), once
   `TRAIN_AFTER` have been appended with none (`EventLog` does it off the writer
   thread; `train` runs zstd's trainer in a short-lived child process, so the
   memory it touches goes back to the system with it) and kept in the log's
@@ -61,9 +62,10 @@ LEVEL = 3
 DICTIONARY_SIZE = 16 * 1024
 """Bytes of dictionary; 16 KiB holds what a few event types share (100x under the samples)."""
 SAMPLES = 2000
-"""The most recent values a dictionary is trained on (~1.5 MB of 750-byte events)."""
+"""The most recent values a dictionary is trained on (~1.5 MB of 750-byte events),
+read back from the log when a training is due."""
 SAMPLE_BYTES = 4 * 1024 * 1024
-"""At most this many bytes of them are kept (fewer values when events are large)."""
+"""At most this many bytes of them are read (fewer values when events are large)."""
 TRAIN_AFTER = 2000
 """Values appended without a dictionary before one is trained."""
 RETRAIN_WINDOW = 10_000
