@@ -464,7 +464,9 @@ class Processor:
                         retried=retried,
                     )
                 delivered[key] = delivery.result
-                if step_plan.guarded:
+                # A row for a guarded step, or for one a later step may fail after; the
+                # last unguarded step's is never read (nothing after it can fail).
+                if step_plan.guarded or step is not last:
                     done_row = Delivery(
                         event_id,
                         flow.name,
@@ -473,27 +475,20 @@ class Processor:
                         delivery.result,
                         delivery.attempts,
                     )
-                    # The vendor would take this write twice: remember it before going on.
-                    # A final step's answer is never read back (no later step uses it), so
-                    # it is kept with the event's personal values masked; an earlier one
-                    # stays whole, since a later step may read it after a restart
-                    # (docs/operations.md, "Personal data").
-                    if step is last:
-                        done_row = done_row._replace(result=scrub_data(delivery.result, values()))
-                    await self.ledger.record([done_row])
-                elif step is not last:
-                    # Sending it again is harmless: it is settled with the outcome, and only
-                    # kept in case a later step fails (the last one has no later step).
-                    done_steps.append(
-                        Delivery(
-                            event_id,
-                            flow.name,
-                            step.name,
-                            flow.version,
-                            delivery.result,
-                            delivery.attempts,
-                        )
-                    )
+                    if step_plan.guarded:
+                        # The vendor would take this write twice: remember it before going
+                        # on. A final step's answer is never read back (no later step uses
+                        # it), so it is kept with the event's personal values masked; an
+                        # earlier one stays whole, since a later step may read it after a
+                        # restart (docs/operations.md, "Personal data").
+                        if step is last:
+                            done_row = done_row._replace(
+                                result=scrub_data(delivery.result, values())
+                            )
+                        await self.ledger.record([done_row])
+                    else:
+                        # Sending it again is harmless: it is settled with the outcome.
+                        done_steps.append(done_row)
                 results[step.name] = delivery.result
                 if debug:
                     _log.debug(
