@@ -193,9 +193,6 @@ def _compile(node: Mapping[str, Any]) -> Compiled | None:
         return chain
     if kind == "projection":
         left, right = parts
-        picked = _picked_fields(node["children"][1])
-        if picked is not None:
-            return _project_fields(left, picked)
 
         def project(value: Any) -> Any:
             base = left(value)
@@ -237,10 +234,10 @@ def _picked_fields(node: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | Non
     return tuple(picked)
 
 
-# The usual mapping of a list (``data.line_items[*].{sku: product_code, ...}``), done
-# without a function call per field of each element: a multi-select of fields is
-# null for null, its fields' values for an object, and null for each on anything
-# else (a field of a non-object is null); a projection leaves out what is null.
+# The usual mapping of a list (``data.line_items[*].{sku: product_code, ...}``) is a
+# projection onto a multi-select of fields: done without a function call per field
+# of each element. Such a multi-select is null for null, its fields' values for an
+# object, and null for each on anything else (a field of a non-object is null).
 
 
 def _select_fields(picked: tuple[tuple[str, str], ...]) -> Compiled:
@@ -251,23 +248,6 @@ def _select_fields(picked: tuple[tuple[str, str], ...]) -> Compiled:
         return None if value is None else {key: None for key, _ in picked}
 
     return select
-
-
-def _project_fields(left: Compiled, picked: tuple[tuple[str, str], ...]) -> Compiled:
-    def project(value: Any) -> Any:
-        base = left(value)
-        if not isinstance(base, list):
-            return None
-        collected = []
-        for element in base:
-            if isinstance(element, dict):
-                get = element.get
-                collected.append({key: get(name) for key, name in picked})
-            elif element is not None:
-                collected.append({key: None for key, _ in picked})
-        return collected
-
-    return project
 
 
 def _field_path(node: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -243,7 +243,7 @@ class Consumer:
     @staticmethod
     def _add(settlement: Settlement, record: Record, result: EventResult) -> None:
         settlement.deliveries.extend(result.deliveries)
-        replayed = replay_of(record.headers) if record.headers else None
+        replayed = replay_of(record.headers)
         for outcome in result.outcomes:
             settlement.outcomes.append(
                 Outcome(

@@ -192,7 +192,7 @@ class Processor:
 
     def _event_id(self, record: Record) -> str:
         """`record_event_id`, keeping the strict read of a record without the header."""
-        found = record.header(EVENT_ID_HEADER) if record.headers else None
+        found = record.header(EVENT_ID_HEADER)
         if found is not None:
             return found
         entry = self._reads.get(id(record))
@@ -274,7 +274,7 @@ class Processor:
         read strictly (`platypus.runtime.codec`) and validated, envelope and
         data, from its canonical bytes, as the ingress does.
         """
-        if record.headers and proven(record.header(VALIDATED_HEADER), record.value):
+        if proven(record.header(VALIDATED_HEADER), record.value):
             trusted: dict[str, Any] = loads(record.value) if event is None else event
             return trusted
         parsed: dict[str, Any] | None = None
